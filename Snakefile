@@ -1,0 +1,33 @@
+# lottery-mia: membership inference on lottery-ticket networks vs their dense parents.
+# The DAG: membership split -> dense training -> masks -> ticket retraining -> confidences
+#          -> attack samples -> MLP attacks / transfer -> summaries -> Table 1, figures, report.
+# Run:  snakemake --cores all            (see README.md)
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/attack.smk"
+include: "rules/report.smk"
+
+
+localrules:
+    all,
+    summarize_training,
+    summarize_attacks,
+    summarize_transfer,
+    table1,
+    figure_test_accuracy,
+    figure_attack_vs_sparsity,
+    figure_attack_vs_sample_size,
+    figure_transfer,
+    figure_roc,
+    report,
+
+
+rule all:
+    input:
+        REPORT,
+        rules.table1.output,

@@ -1,0 +1,83 @@
+rule train_dense:
+    input:
+        membership=f"{R}/{{dataset}}/membership.parquet",
+    output:
+        model=f"{R}/{{dataset}}/{{arch}}/dense/model.pt",
+        init=f"{R}/{{dataset}}/{{arch}}/dense/init.pt",
+        rewind=f"{R}/{{dataset}}/{{arch}}/dense/rewind.pt",
+        metrics=f"{R}/{{dataset}}/{{arch}}/dense/metrics.json",
+    params:
+        data=lambda w: data_params(w.dataset),
+        recipe=lambda w: recipe(w.dataset, w.arch),
+        recipe_key=lambda w: f"training.{w.dataset}.{w.arch}",
+        seed=config["seed"],
+        rewind_epoch=config["pruning"]["rewind_epoch"],
+        device=config["device"],
+    threads: THREADS.get("train", 1)
+    resources:
+        gpu=GPU,
+    log:
+        "logs/{dataset}/{arch}/train_dense.log",
+    script:
+        "../workflow/scripts/train_dense.py"
+
+
+rule prune_mask:
+    input:
+        model=f"{R}/{{dataset}}/{{arch}}/dense/model.pt",
+    output:
+        mask=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/mask.pt",
+        report=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/mask.json",
+    params:
+        sparsity=lambda w: float(w.sparsity),
+        prune_fc=config["pruning"]["prune_fc"],
+    log:
+        "logs/{dataset}/{arch}/sparsity-{sparsity}/prune_mask.log",
+    script:
+        "../workflow/scripts/prune_mask.py"
+
+
+rule train_ticket:
+    input:
+        membership=f"{R}/{{dataset}}/membership.parquet",
+        mask=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/mask.pt",
+        rewind=f"{R}/{{dataset}}/{{arch}}/dense/rewind.pt",
+    output:
+        model=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/model.pt",
+        metrics=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/metrics.json",
+    params:
+        data=lambda w: data_params(w.dataset),
+        recipe=lambda w: recipe(w.dataset, w.arch),
+        recipe_key=lambda w: f"training.{w.dataset}.{w.arch}",
+        seed=config["seed"],
+        rewind_epoch=config["pruning"]["rewind_epoch"],
+        sparsity=lambda w: float(w.sparsity),
+        device=config["device"],
+    threads: THREADS.get("train", 1)
+    resources:
+        gpu=GPU,
+    log:
+        "logs/{dataset}/{arch}/sparsity-{sparsity}/train_ticket.log",
+    script:
+        "../workflow/scripts/train_ticket.py"
+
+
+rule extract_confidences:
+    input:
+        membership=f"{R}/{{dataset}}/membership.parquet",
+        model=trained_model,
+    output:
+        f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/confidences.parquet",
+    params:
+        data=lambda w: data_params(w.dataset),
+        sparsity=lambda w: float(w.sparsity),
+        batch_size=config["confidences"].get("batch_size", 512),
+        num_workers=lambda w: recipe(w.dataset, w.arch).get("num_workers", 4),
+        device=config["device"],
+    threads: THREADS.get("confidences", 1)
+    resources:
+        gpu=GPU,
+    log:
+        "logs/{dataset}/{arch}/sparsity-{sparsity}/extract_confidences.log",
+    script:
+        "../workflow/scripts/extract_confidences.py"

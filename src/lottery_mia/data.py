@@ -1,0 +1,231 @@
+"""Reading the images of a source and serving them to training and inference.
+
+Small sources (digits, CIFAR) are held in memory as one uint8 tensor and, on CUDA, moved to
+the device once; augmentation (random crop with zero padding, horizontal flip) then runs
+batched on the device. ImageNet is read from an ImageFolder layout through a DataLoader.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .sources import CIFAR_FILES, check_root, source_info
+
+
+@dataclass(frozen=True)
+class Augment:
+    crop_padding: int = 0
+    hflip: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Augment":
+        d = dict(d or {})
+        return cls(crop_padding=int(d.get("crop_padding", 0)), hflip=bool(d.get("hflip", False)))
+
+
+# --------------------------------------------------------------------------- pool access
+def pool_labels(source: str, root: str | Path | None, *, key: str, download: bool = False
+                ) -> dict[str, np.ndarray]:
+    """Labels of every image in each pool of ``source`` (pool name -> int64 array)."""
+    if source == "digits":
+        from sklearn.datasets import load_digits
+
+        return {"all": load_digits().target.astype(np.int64)}
+    root = _ensure(source, root, key, download)
+    if source in CIFAR_FILES:
+        return {pool: _read_cifar(source, root, pool)[1] for pool in ("train", "test")}
+    return {pool: np.asarray(_image_folder(root, pool).targets, dtype=np.int64)
+            for pool in ("train", "val")}
+
+
+def _ensure(source: str, root, key: str, download: bool) -> Path:
+    if download and source in CIFAR_FILES:
+        import torchvision
+
+        cls = torchvision.datasets.CIFAR10 if source == "cifar10" else torchvision.datasets.CIFAR100
+        Path(root).mkdir(parents=True, exist_ok=True)
+        cls(str(root), train=True, download=True)
+        cls(str(root), train=False, download=True)
+    return check_root(source, root, key)  # type: ignore[return-value]
+
+
+def _read_cifar(source: str, root: Path, pool: str) -> tuple[np.ndarray, np.ndarray]:
+    """Read CIFAR's python-format batches: (uint8 N x 3 x 32 x 32, int64 labels)."""
+    folder, train_files, test_files = CIFAR_FILES[source]
+    files = train_files if pool == "train" else test_files
+    xs, ys = [], []
+    label_key = "labels" if source == "cifar10" else "fine_labels"
+    for name in files:
+        with open(Path(root) / folder / name, "rb") as fh:
+            entry = pickle.load(fh, encoding="latin1")
+        xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        ys.append(np.asarray(entry[label_key], dtype=np.int64))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _image_folder(root: Path, pool: str):
+    import torchvision
+
+    return torchvision.datasets.ImageFolder(str(Path(root) / pool))
+
+
+def load_in_memory(source: str, root, pool: str, indices: np.ndarray, *, key: str
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (N x C x H x W) and labels of ``indices`` of one pool of a small source."""
+    if source == "digits":
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        x = np.rint(d.images * (255.0 / 16.0)).astype(np.uint8)[:, None, :, :]
+        y = d.target.astype(np.int64)
+    else:
+        x, y = _read_cifar(source, check_root(source, root, key), pool)  # type: ignore[arg-type]
+    return x[indices], y[indices]
+
+
+# --------------------------------------------------------------------------- image sets
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Training steps per epoch: full batches only (one short batch if n < batch_size)."""
+    return max(n // batch_size, 1)
+
+
+class TensorImageSet:
+    """A labelled image set held as one uint8 tensor, optionally on the GPU."""
+
+    def __init__(self, x_uint8, y, mean, std, device="cpu", channels_last=False):
+        import torch
+
+        self.device = torch.device(device)
+        self.x = torch.as_tensor(x_uint8).to(self.device)
+        self.y = torch.as_tensor(y, dtype=torch.long).to(self.device)
+        c = self.x.shape[1]
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, c, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, c, 1, 1)
+        self.channels_last = channels_last
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def _prep(self, xb):
+        import torch
+
+        xb = (xb.float() / 255.0 - self.mean) / self.std
+        return xb.contiguous(memory_format=torch.channels_last) if self.channels_last else xb
+
+    def train_batches(self, batch_size: int, order_seed: int, augment: Augment) -> Iterator:
+        import torch
+
+        g = torch.Generator().manual_seed(order_seed)
+        perm = torch.randperm(len(self), generator=g).to(self.device)
+        # drop the last incomplete batch: a batch of 2 makes BatchNorm's statistics (over 1x1
+        # maps in the last stage for small images) pure noise and destabilises training
+        for start in range(0, steps_per_epoch(len(self), batch_size) * batch_size, batch_size):
+            idx = perm[start:start + batch_size]
+            xb = self.x[idx]
+            xb = _augment(xb, augment, g)
+            yield self._prep(xb), self.y[idx]
+
+    def eval_batches(self, batch_size: int) -> Iterator:
+        for start in range(0, len(self), batch_size):
+            yield self._prep(self.x[start:start + batch_size]), self.y[start:start + batch_size]
+
+
+def _augment(xb, augment: Augment, g):
+    """Batched random crop (zero padding) and horizontal flip, drawn from generator ``g``."""
+    import torch
+    import torch.nn.functional as F
+
+    n, c, h, w = xb.shape
+    if augment.crop_padding > 0:
+        p = augment.crop_padding
+        padded = F.pad(xb, (p, p, p, p))
+        oy = torch.randint(0, 2 * p + 1, (n,), generator=g).to(xb.device)
+        ox = torch.randint(0, 2 * p + 1, (n,), generator=g).to(xb.device)
+        rows = (oy[:, None] + torch.arange(h, device=xb.device)[None, :])  # n x h
+        cols = (ox[:, None] + torch.arange(w, device=xb.device)[None, :])  # n x w
+        bidx = torch.arange(n, device=xb.device)[:, None, None, None]
+        cidx = torch.arange(c, device=xb.device)[None, :, None, None]
+        xb = padded[bidx, cidx, rows[:, None, :, None], cols[:, None, None, :]]
+    if augment.hflip:
+        flip = (torch.rand(n, generator=g) < 0.5).to(xb.device)
+        xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
+    return xb
+
+
+class FolderImageSet:
+    """ImageNet-style images read from disk through a DataLoader (standard 224px recipe)."""
+
+    def __init__(self, root, pool: str, indices: np.ndarray, mean, std, device="cpu",
+                 num_workers: int = 4, channels_last=False, image_size: int = 224):
+        import torch
+
+        self.root, self.pool = Path(root), pool
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.mean, self.std = mean, std
+        self.device = torch.device(device)
+        self.num_workers = num_workers
+        self.channels_last = channels_last
+        self.image_size = image_size
+        folder = _image_folder(self.root, pool)
+        self.y = torch.as_tensor(np.asarray(folder.targets)[self.indices], dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _loader(self, transform, batch_size, shuffle_seed=None):
+        import torch
+        import torchvision
+
+        folder = torchvision.datasets.ImageFolder(str(self.root / self.pool), transform=transform)
+        subset = torch.utils.data.Subset(folder, self.indices.tolist())
+        gen = torch.Generator().manual_seed(shuffle_seed) if shuffle_seed is not None else None
+        return torch.utils.data.DataLoader(
+            subset, batch_size=batch_size, shuffle=shuffle_seed is not None, generator=gen,
+            num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
+            persistent_workers=False, drop_last=shuffle_seed is not None and
+            len(subset) >= batch_size,
+        )
+
+    def _move(self, xb, yb):
+        import torch
+
+        xb = xb.to(self.device, non_blocking=True)
+        if self.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        return xb, yb.to(self.device, non_blocking=True)
+
+    def train_batches(self, batch_size: int, order_seed: int, augment: Augment) -> Iterator:
+        from torchvision import transforms as T
+
+        steps = [T.RandomResizedCrop(self.image_size)]
+        if augment.hflip:
+            steps.append(T.RandomHorizontalFlip())
+        steps += [T.ToTensor(), T.Normalize(self.mean, self.std)]
+        for xb, yb in self._loader(T.Compose(steps), batch_size, shuffle_seed=order_seed):
+            yield self._move(xb, yb)
+
+    def eval_batches(self, batch_size: int) -> Iterator:
+        from torchvision import transforms as T
+
+        tf = T.Compose([T.Resize(int(self.image_size * 256 / 224)), T.CenterCrop(self.image_size),
+                        T.ToTensor(), T.Normalize(self.mean, self.std)])
+        for xb, yb in self._loader(tf, batch_size):
+            yield self._move(xb, yb)
+
+
+def image_set(source: str, root, pool: str, indices, *, key: str, device="cpu",
+              num_workers: int = 4, channels_last: bool = False):
+    """The image set of ``indices`` of ``pool``, in memory when the source is small."""
+    info = source_info(source)
+    indices = np.asarray(indices, dtype=np.int64)
+    if source == "imagenet":
+        return FolderImageSet(check_root(source, root, key), pool, indices, info.mean, info.std,
+                              device=device, num_workers=num_workers,
+                              channels_last=channels_last, image_size=info.image_size)
+    x, y = load_in_memory(source, root, pool, indices, key=key)
+    return TensorImageSet(x, y, info.mean, info.std, device=device, channels_last=channels_last)

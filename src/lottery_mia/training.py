@@ -1,0 +1,366 @@
+"""Dense training and lottery-ticket retraining (the paper's Algorithm 1).
+
+Dense run (sparsity 0):
+  1. seed, build the network, save its initial state w0 (``init.pt``) before the first step;
+  2. train for ``epochs`` with SGD + momentum + weight decay and the LR schedule, saving the
+     whole state at the start of epoch ``rewind_epoch`` (``rewind.pt``; = w0 when it is 0);
+  3. save the final state (``model.pt``) and the metrics.
+
+Ticket run (sparsity p > 0), given the dense model's global magnitude mask (``masks``):
+  4. restore the *whole* rewind state (weights, biases, BatchNorm affine and running stats),
+     apply the mask;
+  5. retrain from epoch ``rewind_epoch`` to ``epochs`` with the identical recipe and data
+     order, zeroing pruned weights (and their gradients) after every optimizer step, so they
+     are exactly zero at every step and in every saved file.
+
+The checkpoint used is always the final one: test accuracy (measured on the held-out
+non-members) is recorded, never used to choose anything.
+
+Long runs are resumable: each epoch's state goes to ``resume.pt`` beside the outputs, and a
+rerun with the same recipe, seed and mask continues from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import Augment, image_set, steps_per_epoch
+from .io import log, write_json
+from .masks import Mask, model_sparsity
+from .membership import read_membership
+from .models import build_model
+from .sources import source_info
+
+SCHEDULES = ("cosine", "step", "constant")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Training hyper-parameters of one (dataset, architecture) pair."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    schedule: str = "cosine"
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+    warmup_epochs: int = 0
+    width: int = 64
+    augment: Augment = field(default_factory=Augment)
+    eval_batch_size: int = 512
+    eval_every: int = 1
+    num_workers: int = 4
+
+    @classmethod
+    def from_dict(cls, d: dict, key: str = "training") -> "Recipe":
+        d = dict(d)
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"config key {key}: unknown setting(s) {unknown}; "
+                             f"known: {sorted(known)}")
+        for required in ("epochs", "batch_size", "lr"):
+            if required not in d:
+                raise ValueError(f"config key {key}.{required} is missing")
+        d["augment"] = Augment.from_dict(d.get("augment"))
+        d["milestones"] = tuple(int(m) for m in d.get("milestones", ()))
+        r = cls(**d)
+        if r.schedule not in SCHEDULES:
+            raise ValueError(f"config key {key}.schedule: {r.schedule!r} is not one of {SCHEDULES}")
+        if r.epochs < 1 or r.batch_size < 1 or r.lr <= 0:
+            raise ValueError(f"config key {key}: epochs, batch_size and lr must be positive")
+        return r
+
+    def lr_at(self, epoch_float: float) -> float:
+        if self.warmup_epochs > 0 and epoch_float < self.warmup_epochs:
+            return self.lr * (epoch_float + 1e-8) / self.warmup_epochs
+        if self.schedule == "cosine":
+            span = max(self.epochs - self.warmup_epochs, 1e-8)
+            t = (epoch_float - self.warmup_epochs) / span
+            return 0.5 * self.lr * (1.0 + math.cos(math.pi * min(max(t, 0.0), 1.0)))
+        if self.schedule == "step":
+            return self.lr * self.gamma ** sum(epoch_float >= m for m in self.milestones)
+        return self.lr
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=str)
+                              .encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- checkpoints
+def save_checkpoint(path, model: nn.Module, spec: dict, **extra) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"model": spec, "state_dict": state, **extra}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, device="cpu") -> tuple[nn.Module, dict]:
+    obj = torch.load(path, map_location="cpu", weights_only=False)
+    model = build_model(**obj["model"])
+    model.load_state_dict(obj["state_dict"])
+    return model.to(device), obj
+
+
+def model_spec(arch: str, source: str, width: int) -> dict:
+    info = source_info(source)
+    return {"arch": arch, "num_classes": info.num_classes, "width": width,
+            "in_channels": info.channels, "small_input": info.small_images}
+
+
+# --------------------------------------------------------------------------- the loop
+def _evaluate(model: nn.Module, dataset, batch_size: int, use_amp: bool) -> tuple[float, float]:
+    model.eval()
+    correct, loss_sum, n = 0, 0.0, 0
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+        for xb, yb in dataset.eval_batches(batch_size):
+            out = model(xb).float()
+            loss_sum += float(F.cross_entropy(out, yb, reduction="sum"))
+            correct += int((out.argmax(1) == yb).sum())
+            n += int(yb.shape[0])
+    return correct / max(n, 1), loss_sum / max(n, 1)
+
+
+def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed: int,
+                 device: torch.device, mask: Mask | None = None, start_epoch: int = 0,
+                 capture_epoch: int | None = None, resume_path: Path | None = None,
+                 resume_key: str = "") -> dict:
+    """Train ``model`` from ``start_epoch`` to ``recipe.epochs``.
+
+    With ``mask``, pruned weights are zeroed after every optimizer step. With
+    ``capture_epoch`` k, the whole state at the start of epoch k is returned as
+    ``result["captured_state"]`` (the rewind point). Returns the history and final metrics.
+    """
+    use_amp = device.type == "cuda"
+    model.to(device)
+    if use_amp:
+        model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                          weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
+    if mask is not None:
+        mask = mask.to(device)
+        mask.apply_(model)
+    history: list[dict] = []
+    captured = None
+    n_steps = steps_per_epoch(len(train_set), recipe.batch_size)
+    fingerprint = f"{recipe.fingerprint()}:{seed}:{start_epoch}:{resume_key}"
+
+    epoch0 = start_epoch
+    if resume_path is not None and Path(resume_path).exists():
+        saved = torch.load(resume_path, map_location="cpu", weights_only=False)
+        if saved.get("fingerprint") == fingerprint:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            history, captured, epoch0 = saved["history"], saved["captured"], saved["next_epoch"]
+            log(f"resuming from {resume_path} at epoch {epoch0}")
+        else:
+            log(f"ignoring {resume_path}: it belongs to another recipe, seed or mask")
+
+    t_start = time.time()
+    for epoch in range(epoch0, recipe.epochs):
+        if capture_epoch is not None and epoch == capture_epoch and captured is None:
+            captured = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        model.train()
+        t0 = time.time()
+        loss_sum, correct, seen = 0.0, 0, 0
+        order_seed = seed * 1_000_003 + epoch  # same order for the dense run and its tickets
+        for step, (xb, yb) in enumerate(train_set.train_batches(recipe.batch_size, order_seed,
+                                                                 recipe.augment)):
+            lr = recipe.lr_at(epoch + step / n_steps)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                out = model(xb)
+                loss = F.cross_entropy(out.float(), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if mask is not None:
+                mask.mask_grads_(model)
+            opt.step()
+            if mask is not None:
+                mask.apply_(model)
+            loss_sum += float(loss.detach()) * int(yb.shape[0])
+            correct += int((out.argmax(1) == yb).sum())
+            seen += int(yb.shape[0])
+        if not math.isfinite(loss_sum):
+            raise FloatingPointError(f"training diverged at epoch {epoch + 1}: loss is "
+                                     f"{loss_sum}; lower the learning rate")
+        row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / seen,
+               "train_acc_running": correct / seen, "seconds": time.time() - t0}
+        last = epoch + 1 == recipe.epochs
+        if last or (recipe.eval_every > 0 and (epoch + 1) % recipe.eval_every == 0):
+            row["test_acc"], row["test_loss"] = _evaluate(model, test_set,
+                                                          recipe.eval_batch_size, use_amp)
+        history.append(row)
+        log(f"epoch {epoch + 1}/{recipe.epochs} lr={lr:.4g} loss={row['train_loss']:.4f} "
+            f"train_acc={row['train_acc_running']:.4f}"
+            + (f" test_acc={row['test_acc']:.4f}" if "test_acc" in row else "")
+            + f" ({row['seconds']:.1f}s)")
+        if resume_path is not None and not last:
+            tmp = Path(str(resume_path) + ".tmp")
+            torch.save({"fingerprint": fingerprint, "model": model.state_dict(),
+                        "optimizer": opt.state_dict(), "history": history,
+                        "captured": captured, "next_epoch": epoch + 1}, tmp)
+            os.replace(tmp, resume_path)
+    if capture_epoch is not None and captured is None:  # capture_epoch == epochs
+        captured = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    train_acc, train_loss = _evaluate(model, train_set, recipe.eval_batch_size, use_amp)
+    test_acc, test_loss = _evaluate(model, test_set, recipe.eval_batch_size, use_amp)
+    model.to(memory_format=torch.contiguous_format)
+    if resume_path is not None and Path(resume_path).exists():
+        Path(resume_path).unlink()
+    return {"history": history, "captured_state": captured, "train_acc": train_acc,
+            "train_loss": train_loss, "test_acc": test_acc, "test_loss": test_loss,
+            "train_seconds": time.time() - t_start}
+
+
+# --------------------------------------------------------------------------- entry points
+@dataclass
+class DataSpec:
+    """Where a job finds its data: the dataset's source, root and membership table."""
+
+    dataset: str  # the config's name for it
+    source: str
+    root: str | None
+    membership: str
+
+    @property
+    def key(self) -> str:
+        return f"datasets.{self.dataset}.root"
+
+
+def member_and_test_sets(data: DataSpec, recipe: Recipe, device) -> tuple:
+    table = read_membership(data.membership)
+    info = source_info(data.source)
+    mem = table[table["member"]]
+    non = table[~table["member"]]
+    channels_last = torch.device(device).type == "cuda"
+    kw = dict(key=data.key, device=device, num_workers=recipe.num_workers,
+              channels_last=channels_last)
+    train_set = image_set(data.source, data.root, info.member_pool,
+                          mem["pool_index"].to_numpy(), **kw)
+    test_set = image_set(data.source, data.root, info.nonmember_pool,
+                         non["pool_index"].to_numpy(), **kw)
+    return train_set, test_set
+
+
+def _setup(threads: int | None, seed: int) -> None:
+    if threads:
+        torch.set_num_threads(int(threads))
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+
+
+def train_dense(*, data: DataSpec, arch: str, recipe: dict, seed: int, rewind_epoch: int,
+                device: str, out_model, out_init, out_rewind, out_metrics,
+                threads: int | None = None, recipe_key: str = "training") -> dict:
+    from .devices import claim_device
+
+    rec = Recipe.from_dict(recipe, recipe_key)
+    if not 0 <= rewind_epoch <= rec.epochs:
+        raise ValueError(f"config key pruning.rewind_epoch={rewind_epoch} must be within "
+                         f"[0, epochs={rec.epochs}]")
+    _setup(threads, seed)
+    with claim_device(device) as claim:
+        dev = torch.device(claim.device)
+        log(f"dense {arch} on {data.dataset}: device {dev}, recipe {asdict(rec)}")
+        spec = model_spec(arch, data.source, rec.width)
+        model = build_model(**spec)  # seeded: w0 is a function of the seed alone
+        save_checkpoint(out_init, model, spec, epoch=0, sparsity=0.0)
+        train_set, test_set = member_and_test_sets(data, rec, dev)
+        log(f"{len(train_set)} members (training set), {len(test_set)} non-members (test set)")
+        resume = Path(out_model).with_name("resume.pt")
+        res = run_training(model, train_set, test_set, rec, seed=seed, device=dev,
+                           capture_epoch=rewind_epoch, resume_path=resume,
+                           resume_key=f"dense:{arch}:{rewind_epoch}")
+        rewind_model = build_model(**spec)
+        rewind_model.load_state_dict(res["captured_state"])
+        save_checkpoint(out_rewind, rewind_model, spec, epoch=rewind_epoch, sparsity=0.0)
+        save_checkpoint(out_model, model.cpu(), spec, epoch=rec.epochs, sparsity=0.0)
+    metrics = _metrics(arch, data, 0.0, rec, seed, rewind_epoch, res, str(dev))
+    write_json(metrics, out_metrics)
+    log(f"done: test_acc={res['test_acc']:.4f} train_acc={res['train_acc']:.4f}")
+    return metrics
+
+
+def prune_mask(*, dense_model, sparsity: float, prune_fc: bool, out_mask, out_report) -> dict:
+    """Step 3 of Algorithm 1: global magnitude mask of the trained dense network."""
+    model, _ = load_checkpoint(dense_model)
+    mask = Mask.global_magnitude(model, sparsity, prune_fc=prune_fc)
+    Path(out_mask).parent.mkdir(parents=True, exist_ok=True)
+    mask.save(out_mask)
+    report = mask.report(model)
+    report["requested_sparsity"] = sparsity
+    write_json(report, out_report)
+    log(f"mask at sparsity {sparsity}: pruned {report['pruned_weights']} of "
+        f"{report['prunable_weights']} prunable weights "
+        f"({report['sparsity_all_parameters']:.4f} of all parameters)")
+    return report
+
+
+def train_ticket(*, data: DataSpec, arch: str, recipe: dict, seed: int, rewind_epoch: int,
+                 sparsity: float, device: str, mask_path, rewind_path, out_model, out_metrics,
+                 threads: int | None = None, recipe_key: str = "training") -> dict:
+    """Steps 4-5 of Algorithm 1: rewind the whole state, apply the mask, retrain."""
+    from .devices import claim_device
+
+    rec = Recipe.from_dict(recipe, recipe_key)
+    _setup(threads, seed)
+    with claim_device(device) as claim:
+        dev = torch.device(claim.device)
+        model, ckpt = load_checkpoint(rewind_path)
+        if ckpt.get("epoch") != rewind_epoch:
+            raise ValueError(f"{rewind_path} holds the state of epoch {ckpt.get('epoch')}, "
+                             f"the config asks to rewind to {rewind_epoch}")
+        mask = Mask.load(mask_path)
+        mask.validate(model)
+        mask.apply_(model)
+        log(f"ticket {arch} on {data.dataset} at sparsity {sparsity} "
+            f"(mask: {mask.sparsity():.4f} of prunable weights), rewound to epoch "
+            f"{rewind_epoch}, device {dev}")
+        train_set, test_set = member_and_test_sets(data, rec, dev)
+        resume = Path(out_model).with_name("resume.pt")
+        res = run_training(model, train_set, test_set, rec, seed=seed, device=dev, mask=mask,
+                           start_epoch=rewind_epoch, resume_path=resume,
+                           resume_key=f"ticket:{arch}:{sparsity}:{mask.n_pruned()}")
+        model = model.cpu()
+        measured = model_sparsity(model, mask.prune_fc)
+        for name, t in mask.tensors.items():
+            p = dict(model.named_parameters())[name]
+            if torch.any(p.detach()[t == 0] != 0):
+                raise AssertionError(f"pruned weights of {name} are not zero after retraining")
+        save_checkpoint(out_model, model, ckpt["model"], epoch=rec.epochs, sparsity=sparsity)
+    metrics = _metrics(arch, data, sparsity, rec, seed, rewind_epoch, res, str(dev))
+    metrics["mask"] = mask.report(model)
+    metrics["measured_sparsity_prunable"] = measured["sparsity_prunable"]
+    write_json(metrics, out_metrics)
+    log(f"done: test_acc={res['test_acc']:.4f} train_acc={res['train_acc']:.4f} "
+        f"sparsity={measured['sparsity_prunable']:.4f}")
+    return metrics
+
+
+def _metrics(arch, data: DataSpec, sparsity, rec: Recipe, seed, rewind_epoch, res, device):
+    return {
+        "dataset": data.dataset, "arch": arch, "sparsity": sparsity, "seed": seed,
+        "rewind_epoch": rewind_epoch, "device": device, "recipe": asdict(rec),
+        "train_acc": res["train_acc"], "train_loss": res["train_loss"],
+        "test_acc": res["test_acc"], "test_loss": res["test_loss"],
+        "generalization_gap": res["train_acc"] - res["test_acc"],
+        "train_seconds": res["train_seconds"], "history": res["history"],
+    }

@@ -1,0 +1,9 @@
+from lottery_mia.attacks import build_attack_sample
+from lottery_mia.workflow import logged
+
+p = snakemake.params
+with logged(snakemake.log[0], snakemake.rule):
+    build_attack_sample(
+        membership_path=snakemake.input.membership, n=p.n, seed=p.seed,
+        test_fraction=p.test_fraction, output=snakemake.output[0],
+    )

@@ -1,0 +1,5 @@
+from lottery_mia.figures import figure_roc_from_scores
+from lottery_mia.workflow import logged
+
+with logged(snakemake.log[0], snakemake.rule):
+    figure_roc_from_scores(list(snakemake.input), snakemake.params.models, snakemake.output[0])

@@ -1,0 +1,10 @@
+from lottery_mia.membership import build_membership_split
+from lottery_mia.workflow import logged
+
+p = snakemake.params
+with logged(snakemake.log[0], snakemake.rule):
+    build_membership_split(
+        p.data["source"], p.data["root"], key=f"datasets.{p.data['dataset']}.root",
+        download=p.download, members=p.members, nonmembers=p.nonmembers,
+        scored_members=p.scored_members, seed=p.split_seed, output=snakemake.output[0],
+    )

@@ -1,0 +1,5 @@
+from lottery_mia.report import summarize_attacks
+from lottery_mia.workflow import logged
+
+with logged(snakemake.log[0], snakemake.rule):
+    summarize_attacks(list(snakemake.input), snakemake.output[0])

@@ -1,0 +1,5 @@
+from lottery_mia.report import summarize_training
+from lottery_mia.workflow import logged
+
+with logged(snakemake.log[0], snakemake.rule):
+    summarize_training(list(snakemake.input), snakemake.output[0])

@@ -1,0 +1,5 @@
+from lottery_mia.report import summarize_transfer
+from lottery_mia.workflow import logged
+
+with logged(snakemake.log[0], snakemake.rule):
+    summarize_transfer(list(snakemake.input), snakemake.params.dataset, snakemake.output[0])

@@ -1,0 +1,11 @@
+from lottery_mia.training import train_ticket
+from lottery_mia.workflow import dataspec, logged
+
+p, inp, out = snakemake.params, snakemake.input, snakemake.output
+with logged(snakemake.log[0], snakemake.rule):
+    train_ticket(
+        data=dataspec(snakemake), arch=snakemake.wildcards.arch, recipe=p.recipe,
+        recipe_key=p.recipe_key, seed=p.seed, rewind_epoch=p.rewind_epoch,
+        sparsity=p.sparsity, device=p.device, mask_path=inp.mask, rewind_path=inp.rewind,
+        out_model=out.model, out_metrics=out.metrics, threads=snakemake.threads,
+    )
