@@ -3,7 +3,11 @@
 #          -> attack samples -> MLP attacks / transfer -> summaries -> Table 1, figures, report.
 # Run:  snakemake --cores all            (see README.md)
 
-configfile: "config/config.yaml"
+# A --configfile given on the command line is complete by itself (config/paper.yaml, say):
+# it replaces the default rather than being merged into it, so no default dataset leaks in.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"

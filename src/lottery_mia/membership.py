@@ -46,8 +46,12 @@ def make_membership_split(labels_by_pool: dict[str, np.ndarray], source: str, *,
         n = len(labels)
         n_mem = members if members is not None else n // 2
         n_non = nonmembers if nonmembers is not None else n - n_mem
-        _check_count("members", n_mem, n - n_non if nonmembers is not None else n)
-        _check_count("nonmembers", n_non, n - n_mem)
+        _check_count("members", n_mem, n)
+        _check_count("nonmembers", n_non, n)
+        if n_mem + n_non > n:
+            raise ValueError(f"membership split: members + nonmembers = {n_mem + n_non} "
+                             f"exceed the {n} samples of {source}; lower the dataset's "
+                             "'members' or 'nonmembers' in the config")
         from sklearn.model_selection import train_test_split
 
         mem_idx, non_idx = train_test_split(

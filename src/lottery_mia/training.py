@@ -314,6 +314,19 @@ def prune_mask(*, dense_model, sparsity: float, prune_fc: bool, out_mask, out_re
     return report
 
 
+def rewound_ticket(rewind_path, mask_path, rewind_epoch: int) -> tuple[nn.Module, dict, Mask]:
+    """Step 4 of Algorithm 1: the whole rewind state (weights, biases, BatchNorm affine and
+    running statistics) with the mask applied: survivors equal the rewind state exactly."""
+    model, ckpt = load_checkpoint(rewind_path)
+    if ckpt.get("epoch") != rewind_epoch:
+        raise ValueError(f"{rewind_path} holds the state of epoch {ckpt.get('epoch')}, "
+                         f"the config asks to rewind to {rewind_epoch} (pruning.rewind_epoch)")
+    mask = Mask.load(mask_path)
+    mask.validate(model)
+    mask.apply_(model)
+    return model, ckpt, mask
+
+
 def train_ticket(*, data: DataSpec, arch: str, recipe: dict, seed: int, rewind_epoch: int,
                  sparsity: float, device: str, mask_path, rewind_path, out_model, out_metrics,
                  threads: int | None = None, recipe_key: str = "training") -> dict:
@@ -324,13 +337,7 @@ def train_ticket(*, data: DataSpec, arch: str, recipe: dict, seed: int, rewind_e
     _setup(threads, seed)
     with claim_device(device) as claim:
         dev = torch.device(claim.device)
-        model, ckpt = load_checkpoint(rewind_path)
-        if ckpt.get("epoch") != rewind_epoch:
-            raise ValueError(f"{rewind_path} holds the state of epoch {ckpt.get('epoch')}, "
-                             f"the config asks to rewind to {rewind_epoch}")
-        mask = Mask.load(mask_path)
-        mask.validate(model)
-        mask.apply_(model)
+        model, ckpt, mask = rewound_ticket(rewind_path, mask_path, rewind_epoch)
         log(f"ticket {arch} on {data.dataset} at sparsity {sparsity} "
             f"(mask: {mask.sparsity():.4f} of prunable weights), rewound to epoch "
             f"{rewind_epoch}, device {dev}")

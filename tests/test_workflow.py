@@ -1,0 +1,138 @@
+"""The workflow for real: a full run on a tiny config, config errors, incremental reruns."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import re
+
+import pandas as pd
+import pytest
+
+from conftest import planned_jobs, run_snakemake, tiny_config, write_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("run")
+    write_config(work, tiny_config())
+    proc = run_snakemake(work, "--cores", "2")
+    return work, proc
+
+
+def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
+    work, proc = finished_run
+    report = (work / "results" / "report.html").read_text()
+    assert "Table 1" in report
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', report)
+    assert len(images) == 5
+    for img in images:
+        assert base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n"
+    t1 = pd.read_csv(work / "results" / "report" / "table1.csv")
+    assert list(t1.sample_size) == [100, 200]
+    assert t1[["accuracy_baseline", "accuracy_ticket"]].apply(lambda c: c.between(0, 1)).all().all()
+    training = pd.read_csv(work / "results" / "summary" / "training.csv")
+    assert len(training) == 6 and training.test_acc.between(0, 1).all()
+    ticket = training[training.sparsity == 0.8]
+    assert (ticket.measured_sparsity_prunable - 0.8).abs().max() < 1e-4
+    attacks = pd.read_csv(work / "results" / "summary" / "attacks.csv")
+    assert len(attacks) == 12
+    transfer = pd.read_csv(work / "results" / "summary" / "transfer.csv")
+    assert len(transfer) == 16  # 4 models, every ordered pair, diagonal included
+    for n in range(1, 6):
+        assert list((work / "results" / "report").glob(f"figure{n}_*.png"))
+    # every job left a log, with per-epoch progress for training
+    log = (work / "logs" / "digits" / "resnet18" / "train_dense.log").read_text()
+    assert "epoch 2/2" in log and "test_acc=" in log
+
+
+def test_unchanged_config_reruns_nothing(finished_run):
+    work, _ = finished_run
+    proc = run_snakemake(work, "-n", "--cores", "2")
+    assert planned_jobs(proc.stdout + proc.stderr) == {}
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def dry_run_with(work, cfg) -> dict[str, int]:
+    write_config(work, cfg)
+    try:
+        proc = run_snakemake(work, "-n", "--cores", "2")
+    finally:
+        write_config(work, tiny_config())
+    return planned_jobs(proc.stdout + proc.stderr)
+
+
+def test_changing_one_sparsity_reruns_only_that_ticket_branch(finished_run):
+    work, _ = finished_run
+    cfg = copy.deepcopy(tiny_config())
+    cfg["sparsities"] = [0.0, 0.6, 0.8]
+    jobs = dry_run_with(work, cfg)
+    assert "train_dense" not in jobs and "membership_split" not in jobs
+    assert jobs["train_ticket"] == 2 and jobs["prune_mask"] == 2  # 0.6 for both archs
+    assert jobs["extract_confidences"] == 2 and jobs["fit_attack"] == 4
+    assert "transfer_attack" not in jobs  # 0.5/0.6 are not in the transfer set
+    assert jobs["report"] == 1 and jobs["summarize_attacks"] == 1
+
+
+def test_changing_an_attack_setting_reruns_attacks_and_aggregates_only(finished_run):
+    work, _ = finished_run
+    cfg = copy.deepcopy(tiny_config())
+    cfg["attack"]["mlp"]["hidden_layer_sizes"] = [16]
+    jobs = dry_run_with(work, cfg)
+    assert jobs["fit_attack"] == 12 and jobs["transfer_attack"] == 4
+    for rule in ("membership_split", "train_dense", "prune_mask", "train_ticket",
+                 "extract_confidences", "attack_sample", "summarize_training",
+                 "figure_test_accuracy"):
+        assert rule not in jobs, rule
+
+
+def test_changing_one_architectures_recipe_reruns_that_architecture_only(finished_run):
+    work, _ = finished_run
+    cfg = copy.deepcopy(tiny_config())
+    cfg["training"]["digits"]["resnet50"]["lr"] = 0.02
+    jobs = dry_run_with(work, cfg)
+    assert jobs["train_dense"] == 1 and jobs["train_ticket"] == 2
+    assert jobs["extract_confidences"] == 3 and jobs["fit_attack"] == 6
+    assert "membership_split" not in jobs and "attack_sample" not in jobs
+    proc = run_snakemake(work, "-n", "--cores", "2", "--forcerun", "train_dense")
+    assert "resnet50" in proc.stdout  # sanity: the dry run names jobs
+
+
+@pytest.mark.parametrize("change, key", [
+    (lambda c: c.update(architectures=["resnet18", "resnet34"]), "architectures"),
+    (lambda c: c.update(sparsities=[0.0, 1.0]), "sparsities"),
+    (lambda c: c["attack"].update(sample_sizes=[101]), "sample_sizes"),
+    (lambda c: c["attack"].update(sample_sizes=[-4]), "sample_sizes"),
+    (lambda c: c["attack"].update(sample_sizes=[2000]), "attack.sample_sizes"),
+    (lambda c: c["datasets"]["digits"].update(source="mnist"), "source"),
+    (lambda c: c["training"]["digits"].pop("resnet50"), "training.digits.resnet50"),
+    (lambda c: c["report"].update(table1_sparsity=0.3), "report.table1_sparsity"),
+])
+def test_invalid_config_fails_at_dag_build_naming_the_key(tmp_path, change, key):
+    cfg = copy.deepcopy(tiny_config())
+    change(cfg)
+    write_config(tmp_path, cfg)
+    proc = run_snakemake(tmp_path, "-n", "--cores", "1", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert key in out, out[-2000:]
+    assert not (tmp_path / "results").exists()
+
+
+def test_missing_dataset_root_names_the_path(tmp_path):
+    cfg = copy.deepcopy(tiny_config())
+    missing = tmp_path / "no-cifar-here"
+    cfg["datasets"] = {"cifar10": {"source": "cifar10", "root": str(missing), "members": 100,
+                                   "nonmembers": 100}}
+    cfg["training"] = {"cifar10": cfg["training"]["digits"]}
+    cfg["transfer"]["dataset"] = "cifar10"
+    write_config(tmp_path, cfg)
+    dry = run_snakemake(tmp_path, "-n", "--cores", "1")  # the DAG needs no data
+    assert planned_jobs(dry.stdout + dry.stderr)["train_dense"] == 2
+    proc = run_snakemake(tmp_path, "--cores", "1", "results/cifar10/membership.parquet",
+                         check=False)
+    assert proc.returncode != 0
+    log = (tmp_path / "logs" / "cifar10" / "membership_split.log").read_text()
+    assert str(missing / "cifar-10-batches-py") in log and "download: true" in log
