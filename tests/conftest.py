@@ -30,7 +30,8 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 
                   env: dict | None = None) -> subprocess.CompletedProcess:
     cmd = snakemake_cmd() + ["-s", str(ROOT / "Snakefile"), "-d", str(workdir),
                              "--configfile", str(workdir / "config.yaml"), *args]
-    full_env = dict(os.environ, PYTHONPATH=str(SRC), **(env or {}))
+    full_env = dict(env if env is not None else os.environ)  # env: a complete environment
+    full_env["PYTHONPATH"] = str(SRC)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n"
