@@ -9,6 +9,8 @@ rule attack_sample:
         test_fraction=config["attack"].get("test_fraction", 0.5),
     log:
         "logs/{dataset}/attack_sample_n{n}.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow/scripts/attack_sample.py"
 
@@ -27,6 +29,8 @@ rule fit_attack:
         seed=config["attack"].get("seed", 0),
     log:
         "logs/{dataset}/{arch}/sparsity-{sparsity}/fit_attack_n{n}.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow/scripts/fit_attack.py"
 
@@ -44,5 +48,7 @@ rule transfer_attack:
         targets=[{"arch": a, "sparsity": float(s)} for a, s in TRANSFER_MODELS],
     log:
         "logs/{dataset}/transfer/n{n}/{arch}_sparsity-{sparsity}.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow/scripts/transfer_attack.py"

@@ -10,5 +10,7 @@ rule membership_split:
         split_seed=lambda w: config["datasets"][w.dataset].get("split_seed", 0),
     log:
         "logs/{dataset}/membership_split.log",
+    conda:
+        "../envs/pytorch.yaml"
     script:
         "../workflow/scripts/membership_split.py"

@@ -28,6 +28,8 @@ rule summarize_training:
         f"{R}/summary/training.csv",
     log:
         "logs/summary/training.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow/scripts/summarize_training.py"
 
@@ -39,6 +41,8 @@ rule summarize_attacks:
         f"{R}/summary/attacks.csv",
     log:
         "logs/summary/attacks.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow/scripts/summarize_attacks.py"
 
@@ -52,6 +56,8 @@ rule summarize_transfer:
         dataset=TRANSFER["dataset"],
     log:
         "logs/summary/transfer.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow/scripts/summarize_transfer.py"
 
@@ -67,6 +73,8 @@ rule table1:
         sparsity=config["report"]["table1_sparsity"],
     log:
         "logs/report/table1.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow/scripts/table1.py"
 
@@ -78,6 +86,8 @@ rule figure_test_accuracy:
         FIGURES["figure1"],
     log:
         "logs/report/figure1.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow/scripts/figure_test_accuracy.py"
 
@@ -91,6 +101,8 @@ rule figure_attack_vs_sparsity:
         sample_size=config["report"]["figure2_sample_size"],
     log:
         "logs/report/figure2.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow/scripts/figure_attack_vs_sparsity.py"
 
@@ -104,6 +116,8 @@ rule figure_attack_vs_sample_size:
         sparsity=config["report"]["figure3_sparsity"],
     log:
         "logs/report/figure3.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow/scripts/figure_attack_vs_sample_size.py"
 
@@ -115,6 +129,8 @@ rule figure_transfer:
         FIGURES["figure4"],
     log:
         "logs/report/figure4.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow/scripts/figure_transfer.py"
 
@@ -128,6 +144,8 @@ rule figure_roc:
         models=ROC_MODELS,
     log:
         "logs/report/figure5.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow/scripts/figure_roc.py"
 
@@ -147,5 +165,7 @@ rule report:
         table1_sparsity=config["report"]["table1_sparsity"],
     log:
         "logs/report/report.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow/scripts/report.py"

@@ -18,6 +18,8 @@ rule train_dense:
         gpu=GPU,
     log:
         "logs/{dataset}/{arch}/train_dense.log",
+    conda:
+        "../envs/pytorch.yaml"
     script:
         "../workflow/scripts/train_dense.py"
 
@@ -33,6 +35,8 @@ rule prune_mask:
         prune_fc=config["pruning"]["prune_fc"],
     log:
         "logs/{dataset}/{arch}/sparsity-{sparsity}/prune_mask.log",
+    conda:
+        "../envs/pytorch.yaml"
     script:
         "../workflow/scripts/prune_mask.py"
 
@@ -58,6 +62,8 @@ rule train_ticket:
         gpu=GPU,
     log:
         "logs/{dataset}/{arch}/sparsity-{sparsity}/train_ticket.log",
+    conda:
+        "../envs/pytorch.yaml"
     script:
         "../workflow/scripts/train_ticket.py"
 
@@ -79,5 +85,7 @@ rule extract_confidences:
         gpu=GPU,
     log:
         "logs/{dataset}/{arch}/sparsity-{sparsity}/extract_confidences.log",
+    conda:
+        "../envs/pytorch.yaml"
     script:
         "../workflow/scripts/extract_confidences.py"

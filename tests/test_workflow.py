@@ -136,3 +136,26 @@ def test_missing_dataset_root_names_the_path(tmp_path):
     assert proc.returncode != 0
     log = (tmp_path / "logs" / "cifar10" / "membership_split.log").read_text()
     assert str(missing / "cifar-10-batches-py") in log and "download: true" in log
+
+
+def test_paper_grid_builds_without_data_and_gpu_rules_ask_for_a_gpu(tmp_path):
+    import shutil
+    import time
+
+    from conftest import ROOT
+
+    shutil.copy(ROOT / "config" / "paper.yaml", tmp_path / "config.yaml")
+    t0 = time.time()
+    proc = run_snakemake(tmp_path, "-n", "--cores", "all", "--resources", "gpu=4")
+    elapsed = time.time() - t0
+    jobs = planned_jobs(proc.stdout + proc.stderr)
+    assert jobs["train_dense"] == 6 and jobs["train_ticket"] == 36
+    assert jobs["extract_confidences"] == 42 and jobs["transfer_attack"] == 8
+    assert jobs["fit_attack"] == 2 * 14 * 3 + 14 * 4
+    out = proc.stdout + proc.stderr
+    blocks = re.split(r"(?m)^(?=rule \w+:)", out)
+    train_blocks = [b for b in blocks if "rule train_dense:" in b or "rule train_ticket:" in b]
+    assert train_blocks and all("gpu=1" in b for b in train_blocks)
+    attack_blocks = [b for b in blocks if "rule fit_attack:" in b]
+    assert attack_blocks and not any("gpu=1" in b for b in attack_blocks)
+    assert elapsed < 30  # the 5 s target is measured in benchmarks/, not here
