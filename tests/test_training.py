@@ -122,3 +122,59 @@ def test_recipe_names_the_bad_key():
     assert r.lr_at(4.9) == 0.1 and abs(r.lr_at(5.0) - 0.01) < 1e-12
     c = Recipe.from_dict({"epochs": 10, "batch_size": 2, "lr": 0.1, "warmup_epochs": 2})
     assert c.lr_at(1.0) < c.lr_at(2.0) and c.lr_at(10.0) < 1e-9
+
+
+def test_an_interrupted_run_resumes_where_it_stopped_with_identical_results(trained_digits,
+                                                                            tmp_path):
+    """No lost results: a crash mid-training resumes from resume.pt, bit for bit."""
+    import pytest
+
+    from lottery_mia.data import TensorImageSet
+    from lottery_mia.models import build_model
+    from lottery_mia.training import member_and_test_sets, model_spec, run_training
+
+    rec = Recipe.from_dict(dict(trained_digits["recipe"], epochs=3))
+    train_set, test_set = member_and_test_sets(trained_digits["data"], rec, "cpu")
+    spec = model_spec("resnet18", "digits", rec.width)
+
+    def fresh():
+        torch.manual_seed(0)
+        return build_model(**spec)
+
+    reference = fresh()
+    run_training(reference, train_set, test_set, rec, seed=0, device=torch.device("cpu"))
+
+    class Crash(RuntimeError):
+        pass
+
+    calls = [0]
+    original = TensorImageSet.train_batches
+
+    def crashing(self, *a, **kw):
+        calls[0] += 1
+        if calls[0] == 3:  # the third epoch dies
+            raise Crash
+        return original(self, *a, **kw)
+
+    resume = tmp_path / "resume.pt"
+    TensorImageSet.train_batches = crashing
+    try:
+        with pytest.raises(Crash):
+            run_training(fresh(), train_set, test_set, rec, seed=0,
+                         device=torch.device("cpu"), resume_path=resume, resume_key="k")
+    finally:
+        TensorImageSet.train_batches = original
+    assert resume.exists()
+    resumed = fresh()
+    res = run_training(resumed, train_set, test_set, rec, seed=0, device=torch.device("cpu"),
+                       resume_path=resume, resume_key="k")
+    assert [h["epoch"] for h in res["history"]] == [1, 2, 3]
+    assert not resume.exists()
+    for k, v in reference.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+    # a resume file of another recipe is ignored, not silently reused
+    other = Recipe.from_dict(dict(trained_digits["recipe"], epochs=3, lr=0.01))
+    torch.save({"fingerprint": "something else"}, resume)
+    res = run_training(fresh(), train_set, test_set, other, seed=0, device=torch.device("cpu"),
+                       resume_path=resume, resume_key="k")
+    assert len(res["history"]) == 3

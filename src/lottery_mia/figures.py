@@ -48,15 +48,24 @@ def _by_arch_lines(ax, frame: pd.DataFrame, x: str, y: str, *, xlabel: str, ylab
     ax.legend()
 
 
-def figure_test_accuracy(training: pd.DataFrame, output) -> None:
-    datasets = sorted(training["dataset"].unique())
+def _per_dataset(frame: pd.DataFrame, output, x: str, y: str, **line_kw) -> None:
+    """One panel per dataset, a line per architecture; ``title`` may use ``{ds}``."""
+    datasets = sorted(frame["dataset"].unique())
     fig, axes = _panels(len(datasets))
+    title = line_kw.pop("title")
     for ax, ds in zip(axes, datasets):
-        _by_arch_lines(ax, training[training["dataset"] == ds], "sparsity", "test_acc",
-                       xlabel="sparsity (% of prunable weights removed)",
-                       ylabel="test accuracy (non-members)",
-                       title=f"Fig. 1: lottery tickets on {ds}", percent_x=True)
+        _by_arch_lines(ax, frame[frame["dataset"] == ds], x, y, title=title.format(ds=ds),
+                       **line_kw)
     _save(fig, output)
+
+
+SPARSITY_LABEL = "sparsity (% of prunable weights removed)"
+
+
+def figure_test_accuracy(training: pd.DataFrame, output) -> None:
+    _per_dataset(training, output, "sparsity", "test_acc", xlabel=SPARSITY_LABEL,
+                 ylabel="test accuracy (non-members)", percent_x=True,
+                 title="Fig. 1: lottery tickets on {ds}")
 
 
 def figure_attack_vs_sparsity(attacks: pd.DataFrame, sample_size: int, output) -> None:
@@ -64,14 +73,9 @@ def figure_attack_vs_sparsity(attacks: pd.DataFrame, sample_size: int, output) -
     if sel.empty:
         raise ValueError(f"no attack results at sample size {sample_size} "
                          "(config key report.figure2_sample_size)")
-    datasets = sorted(sel["dataset"].unique())
-    fig, axes = _panels(len(datasets))
-    for ax, ds in zip(axes, datasets):
-        _by_arch_lines(ax, sel[sel["dataset"] == ds], "sparsity", "accuracy",
-                       xlabel="sparsity (% of prunable weights removed)",
-                       ylabel="attack accuracy (MLP)", chance=0.5, percent_x=True,
-                       title=f"Fig. 2: MIA vs sparsity, {ds}, n={sample_size}")
-    _save(fig, output)
+    _per_dataset(sel, output, "sparsity", "accuracy", xlabel=SPARSITY_LABEL,
+                 ylabel="attack accuracy (MLP)", chance=0.5, percent_x=True,
+                 title=f"Fig. 2: MIA vs sparsity, {{ds}}, n={sample_size}")
 
 
 def figure_attack_vs_sample_size(attacks: pd.DataFrame, sparsity: float, output) -> None:
@@ -79,14 +83,10 @@ def figure_attack_vs_sample_size(attacks: pd.DataFrame, sparsity: float, output)
     if sel.empty:
         raise ValueError(f"no attack results at sparsity {sparsity} "
                          "(config key report.figure3_sparsity)")
-    datasets = sorted(sel["dataset"].unique())
-    fig, axes = _panels(len(datasets))
-    for ax, ds in zip(axes, datasets):
-        _by_arch_lines(ax, sel[sel["dataset"] == ds], "sample_size", "accuracy",
-                       xlabel="attack sample size n (members + non-members)",
-                       ylabel="attack accuracy (MLP)", chance=0.5,
-                       title=f"Fig. 3: MIA vs sample size, {ds}, sparsity {sparsity:g}")
-    _save(fig, output)
+    _per_dataset(sel, output, "sample_size", "accuracy",
+                 xlabel="attack sample size n (members + non-members)",
+                 ylabel="attack accuracy (MLP)", chance=0.5,
+                 title=f"Fig. 3: MIA vs sample size, {{ds}}, sparsity {sparsity:g}")
 
 
 def model_label(arch: str, sparsity: float) -> str:

@@ -198,6 +198,9 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
             loss_sum += float(loss.detach()) * int(yb.shape[0])
             correct += int((out.argmax(1) == yb).sum())
             seen += int(yb.shape[0])
+            if n_steps >= 200 and (step + 1) % (n_steps // 10) == 0:  # long epochs: 10 lines
+                log(f"  epoch {epoch + 1} step {step + 1}/{n_steps} loss={loss_sum / seen:.4f} "
+                    f"({time.time() - t0:.0f}s)")
         if not math.isfinite(loss_sum):
             raise FloatingPointError(f"training diverged at epoch {epoch + 1}: loss is "
                                      f"{loss_sum}; lower the learning rate")
