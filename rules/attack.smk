@@ -3,14 +3,14 @@ rule attack_sample:
         membership=f"{R}/{{dataset}}/membership.parquet",
     output:
         f"{R}/{{dataset}}/attack_samples/n{{n}}.parquet",
-    params:
-        n=lambda w: int(w.n),
-        seed=config["attack"].get("seed", 0),
-        test_fraction=config["attack"].get("test_fraction", 0.5),
     log:
         "logs/{dataset}/attack_sample_n{n}.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        n=lambda w: int(w.n),
+        seed=config["attack"].get("seed", 0),
+        test_fraction=config["attack"].get("test_fraction", 0.5),
     script:
         "../workflow/scripts/attack_sample.py"
 
@@ -23,14 +23,14 @@ rule fit_attack:
         model=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/attack-n{{n}}/attack.pkl",
         metrics=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/attack-n{{n}}/metrics.json",
         scores=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/attack-n{{n}}/scores.parquet",
-    params:
-        mlp=config["attack"]["mlp"],
-        features=config["attack"].get("features", "softmax"),
-        seed=config["attack"].get("seed", 0),
     log:
         "logs/{dataset}/{arch}/sparsity-{sparsity}/fit_attack_n{n}.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        mlp=config["attack"]["mlp"],
+        features=config["attack"].get("features", "softmax"),
+        seed=config["attack"].get("seed", 0),
     script:
         "../workflow/scripts/fit_attack.py"
 
@@ -40,15 +40,16 @@ rule transfer_attack:
         attack=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/attack-n{{n}}/attack.pkl",
         sample=f"{R}/{{dataset}}/attack_samples/n{{n}}.parquet",
         targets=lambda w: [
-            f"{R}/{w.dataset}/{a}/sparsity-{s}/confidences.parquet" for a, s in TRANSFER_MODELS
+            f"{R}/{w.dataset}/{a}/sparsity-{s}/confidences.parquet"
+            for a, s in TRANSFER_MODELS
         ],
     output:
         f"{R}/{{dataset}}/transfer/n{{n}}/{{arch}}_sparsity-{{sparsity}}.csv",
-    params:
-        targets=[{"arch": a, "sparsity": float(s)} for a, s in TRANSFER_MODELS],
     log:
         "logs/{dataset}/transfer/n{n}/{arch}_sparsity-{sparsity}.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        targets=[{"arch": a, "sparsity": float(s)} for a, s in TRANSFER_MODELS],
     script:
         "../workflow/scripts/transfer_attack.py"

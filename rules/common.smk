@@ -14,7 +14,8 @@ SRC = str(Path(workflow.basedir) / "src")
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join(
-    [SRC] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != SRC]
+    [SRC]
+    + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != SRC]
 )
 
 from lottery_mia.config import ConfigError, check_config, fmt_sparsity, sample_sizes_of
@@ -29,6 +30,7 @@ R = "results"
 REPORT = f"{R}/report.html"
 GPU = 1 if str(config["device"]).startswith("cuda") else 0
 THREADS = config.get("threads", {})
+
 
 wildcard_constraints:
     dataset="|".join(sorted(config["datasets"])),
@@ -89,5 +91,7 @@ def all_attack_metrics():
 
 TRANSFER = config["transfer"]
 TRANSFER_MODELS = [
-    (a, fmt_sparsity(s)) for a in TRANSFER["architectures"] for s in TRANSFER["sparsities"]
+    (a, fmt_sparsity(s))
+    for a in TRANSFER["architectures"]
+    for s in TRANSFER["sparsities"]
 ]

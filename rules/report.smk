@@ -52,12 +52,12 @@ rule summarize_transfer:
         TRANSFER_ROWS,
     output:
         f"{R}/summary/transfer.csv",
-    params:
-        dataset=TRANSFER["dataset"],
     log:
         "logs/summary/transfer.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        dataset=TRANSFER["dataset"],
     script:
         "../workflow/scripts/summarize_transfer.py"
 
@@ -68,13 +68,13 @@ rule table1:
     output:
         csv=f"{R}/report/table1.csv",
         md=f"{R}/report/table1.md",
-    params:
-        arch=config["report"]["table1_arch"],
-        sparsity=config["report"]["table1_sparsity"],
     log:
         "logs/report/table1.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        arch=config["report"]["table1_arch"],
+        sparsity=config["report"]["table1_sparsity"],
     script:
         "../workflow/scripts/table1.py"
 
@@ -97,12 +97,12 @@ rule figure_attack_vs_sparsity:
         f"{R}/summary/attacks.csv",
     output:
         FIGURES["figure2"],
-    params:
-        sample_size=config["report"]["figure2_sample_size"],
     log:
         "logs/report/figure2.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        sample_size=config["report"]["figure2_sample_size"],
     script:
         "../workflow/scripts/figure_attack_vs_sparsity.py"
 
@@ -112,12 +112,12 @@ rule figure_attack_vs_sample_size:
         f"{R}/summary/attacks.csv",
     output:
         FIGURES["figure3"],
-    params:
-        sparsity=config["report"]["figure3_sparsity"],
     log:
         "logs/report/figure3.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        sparsity=config["report"]["figure3_sparsity"],
     script:
         "../workflow/scripts/figure_attack_vs_sample_size.py"
 
@@ -140,32 +140,32 @@ rule figure_roc:
         ROC_SCORES,
     output:
         FIGURES["figure5"],
-    params:
-        models=ROC_MODELS,
     log:
         "logs/report/figure5.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        models=ROC_MODELS,
     script:
         "../workflow/scripts/figure_roc.py"
 
 
 rule report:
     input:
+        **FIGURES,
         table1=f"{R}/report/table1.csv",
         training=f"{R}/summary/training.csv",
         attacks=f"{R}/summary/attacks.csv",
         transfer=f"{R}/summary/transfer.csv",
-        **FIGURES,
     output:
         REPORT,
-    params:
-        config=config,
-        table1_arch=config["report"]["table1_arch"],
-        table1_sparsity=config["report"]["table1_sparsity"],
     log:
         "logs/report/report.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        config=config,
+        table1_arch=config["report"]["table1_arch"],
+        table1_sparsity=config["report"]["table1_sparsity"],
     script:
         "../workflow/scripts/report.py"

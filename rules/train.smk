@@ -6,6 +6,13 @@ rule train_dense:
         init=f"{R}/{{dataset}}/{{arch}}/dense/init.pt",
         rewind=f"{R}/{{dataset}}/{{arch}}/dense/rewind.pt",
         metrics=f"{R}/{{dataset}}/{{arch}}/dense/metrics.json",
+    log:
+        "logs/{dataset}/{arch}/train_dense.log",
+    conda:
+        "../envs/pytorch.yaml"
+    threads: THREADS.get("train", 1)
+    resources:
+        gpu=GPU,
     params:
         data=lambda w: data_params(w.dataset),
         recipe=lambda w: recipe(w.dataset, w.arch),
@@ -13,13 +20,6 @@ rule train_dense:
         seed=config["seed"],
         rewind_epoch=config["pruning"]["rewind_epoch"],
         device=config["device"],
-    threads: THREADS.get("train", 1)
-    resources:
-        gpu=GPU,
-    log:
-        "logs/{dataset}/{arch}/train_dense.log",
-    conda:
-        "../envs/pytorch.yaml"
     script:
         "../workflow/scripts/train_dense.py"
 
@@ -30,13 +30,13 @@ rule prune_mask:
     output:
         mask=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/mask.pt",
         report=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/mask.json",
-    params:
-        sparsity=lambda w: float(w.sparsity),
-        prune_fc=config["pruning"]["prune_fc"],
     log:
         "logs/{dataset}/{arch}/sparsity-{sparsity}/prune_mask.log",
     conda:
         "../envs/pytorch.yaml"
+    params:
+        sparsity=lambda w: float(w.sparsity),
+        prune_fc=config["pruning"]["prune_fc"],
     script:
         "../workflow/scripts/prune_mask.py"
 
@@ -49,6 +49,13 @@ rule train_ticket:
     output:
         model=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/model.pt",
         metrics=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/metrics.json",
+    log:
+        "logs/{dataset}/{arch}/sparsity-{sparsity}/train_ticket.log",
+    conda:
+        "../envs/pytorch.yaml"
+    threads: THREADS.get("train", 1)
+    resources:
+        gpu=GPU,
     params:
         data=lambda w: data_params(w.dataset),
         recipe=lambda w: recipe(w.dataset, w.arch),
@@ -57,13 +64,6 @@ rule train_ticket:
         rewind_epoch=config["pruning"]["rewind_epoch"],
         sparsity=lambda w: float(w.sparsity),
         device=config["device"],
-    threads: THREADS.get("train", 1)
-    resources:
-        gpu=GPU,
-    log:
-        "logs/{dataset}/{arch}/sparsity-{sparsity}/train_ticket.log",
-    conda:
-        "../envs/pytorch.yaml"
     script:
         "../workflow/scripts/train_ticket.py"
 
@@ -74,18 +74,18 @@ rule extract_confidences:
         model=trained_model,
     output:
         f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/confidences.parquet",
+    log:
+        "logs/{dataset}/{arch}/sparsity-{sparsity}/extract_confidences.log",
+    conda:
+        "../envs/pytorch.yaml"
+    threads: THREADS.get("confidences", 1)
+    resources:
+        gpu=GPU,
     params:
         data=lambda w: data_params(w.dataset),
         sparsity=lambda w: float(w.sparsity),
         batch_size=config["confidences"].get("batch_size", 512),
         num_workers=lambda w: recipe(w.dataset, w.arch).get("num_workers", 4),
         device=config["device"],
-    threads: THREADS.get("confidences", 1)
-    resources:
-        gpu=GPU,
-    log:
-        "logs/{dataset}/{arch}/sparsity-{sparsity}/extract_confidences.log",
-    conda:
-        "../envs/pytorch.yaml"
     script:
         "../workflow/scripts/extract_confidences.py"

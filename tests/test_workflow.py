@@ -159,3 +159,10 @@ def test_paper_grid_builds_without_data_and_gpu_rules_ask_for_a_gpu(tmp_path):
     attack_blocks = [b for b in blocks if "rule fit_attack:" in b]
     assert attack_blocks and not any("gpu=1" in b for b in attack_blocks)
     assert elapsed < 30  # the 5 s target is measured in benchmarks/, not here
+
+
+def test_every_rule_passes_snakemake_lint(tmp_path):
+    write_config(tmp_path, tiny_config())
+    proc = run_snakemake(tmp_path, "--lint", check=False)
+    out = proc.stdout + proc.stderr
+    assert "Lints for rule" not in out, out[-3000:]
