@@ -171,17 +171,19 @@ class FolderImageSet:
         self.num_workers = num_workers
         self.channels_last = channels_last
         self.image_size = image_size
-        folder = _image_folder(self.root, pool)
-        self.y = torch.as_tensor(np.asarray(folder.targets)[self.indices], dtype=torch.long)
+        self.folder = _image_folder(self.root, pool)  # scanned once (1.28M files for ImageNet)
+        self.y = torch.as_tensor(np.asarray(self.folder.targets)[self.indices], dtype=torch.long)
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def _loader(self, transform, batch_size, shuffle_seed=None):
-        import torch
-        import torchvision
+        import copy
 
-        folder = torchvision.datasets.ImageFolder(str(self.root / self.pool), transform=transform)
+        import torch
+
+        folder = copy.copy(self.folder)
+        folder.transform = transform
         subset = torch.utils.data.Subset(folder, self.indices.tolist())
         gen = torch.Generator().manual_seed(shuffle_seed) if shuffle_seed is not None else None
         return torch.utils.data.DataLoader(
