@@ -90,10 +90,9 @@ def test_transfer_diagonal_equals_the_attack_and_uses_only_attack_test(tmp_path)
     write_confidences(b, tmp_path / "b.parquet")
     out = transfer_attack(attack_model_path=tmp_path / "a.pkl",
                           sample_path=tmp_path / "sample.parquet",
-                          targets=[{"arch": "resnet18", "sparsity": 0.0,
-                                    "confidences": tmp_path / "a.parquet"},
-                                   {"arch": "resnet50", "sparsity": 0.5,
-                                    "confidences": tmp_path / "b.parquet"}],
+                          targets=[{"arch": "resnet18", "sparsity": 0.0},
+                                   {"arch": "resnet50", "sparsity": 0.5}],
+                          target_paths=[tmp_path / "a.parquet", tmp_path / "b.parquet"],
                           output=tmp_path / "t.csv")
     diag = out[(out.target_arch == "resnet18")].iloc[0]
     assert diag.accuracy == pytest.approx(res["accuracy"])

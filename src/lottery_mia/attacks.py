@@ -183,10 +183,12 @@ def fit_attack(*, confidences_path, sample_path, mlp: dict, features: str, seed:
     return result
 
 
-def transfer_attack(*, attack_model_path, sample_path, targets: list[dict], output) -> pd.DataFrame:
+def transfer_attack(*, attack_model_path, sample_path, targets: list[dict], target_paths: list,
+                    output) -> pd.DataFrame:
     """Evaluate one source model's attack on every target model's attack_test confidences.
 
-    ``targets``: dicts with ``arch``, ``sparsity`` and ``confidences`` (a path).
+    ``targets``: dicts with ``arch`` and ``sparsity``; ``target_paths``: their confidence
+    tables, in the same order.
     """
     with open(attack_model_path, "rb") as fh:
         saved = pickle.load(fh)
@@ -194,8 +196,8 @@ def transfer_attack(*, attack_model_path, sample_path, targets: list[dict], outp
     sample = read_attack_sample(sample_path)
     test = sample[sample["fold"] == "attack_test"]
     out = []
-    for target in targets:
-        conf = read_confidences(target["confidences"]).rows(test["sample_id"].to_numpy())
+    for target, path in zip(targets, target_paths, strict=True):
+        conf = read_confidences(path).rows(test["sample_id"].to_numpy())
         score = clf.predict_proba(attack_features(conf, features))[:, 1]
         m = attack_metrics(conf.member, score)
         out.append({"source_arch": source.get("arch"), "source_sparsity": source.get("sparsity"),

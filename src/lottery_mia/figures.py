@@ -168,7 +168,7 @@ def figure_transfer_from_csv(transfer_csv, output) -> None:
 def figure_roc_from_scores(score_paths: list, models: list[dict], output) -> None:
     """ROC curves from the attack_test scores of each model (``models`` in path order)."""
     curves = []
-    for path, m in zip(score_paths, models):
+    for path, m in zip(score_paths, models, strict=True):
         s = pd.read_parquet(path)
         s = s[s["fold"] == "attack_test"]
         curves.append({**m, "member": s["member"].to_numpy(), "score": s["score"].to_numpy()})

@@ -39,6 +39,3 @@ def dataspec(snakemake):
     return DataSpec(dataset=d["dataset"], source=d["source"], root=d["root"],
                     membership=str(snakemake.input.membership))
 
-
-def threads(snakemake) -> int:
-    return int(getattr(snakemake, "threads", 1) or 1)
