@@ -1,69 +1,323 @@
-"""Metric definitions for membership-inference attacks (the single definition).
+"""Metric definitions for membership-inference attacks (the single definition), with
+bootstrap confidence intervals.
 
 Conventions: members are the positive class (label 1). Scores are continuous "how likely a
 member" values; ROC-based metrics are computed from scores, never from hard 0/1 decisions.
-Hard decisions (accuracy, precision, recall) use ``score >= threshold``.
+Hard decisions (accuracy, precision, recall) use ``score >= threshold``, where the threshold
+was chosen on attack-train data (0.5 on a classifier's probability, or the best cut of a
+threshold attack on attack-train scores).
 
 - accuracy, precision, recall (members positive), balanced accuracy;
-- auc: area under the ROC curve;
-- advantage: max over thresholds of TPR - FPR (Yeom et al.'s membership advantage);
-- tpr_at_fpr_X: the TPR at the largest FPR <= X on the ROC curve (0 if none); the smallest
-  non-zero FPR that can be measured is 1 / n_nonmembers, which is reported beside it.
+- advantage: TPR - FPR at that threshold (= 2 * balanced accuracy - 1), Yeom et al.'s
+  membership advantage of the attack as fitted; ``max_advantage_test`` is the maximum of
+  TPR - FPR over all thresholds on the evaluated rows themselves (an optimistic, test-fold
+  optimum: it is positive even without any signal, so it is never the headline number);
+- auc: area under the ROC curve (ties count one half);
+- tpr_at_fpr_X: the TPR at the largest FPR <= X on the full ROC curve (every threshold kept),
+  i.e. the share of members scoring strictly above the (k+1)-th highest non-member score,
+  k = floor(X * n_nonmembers). The smallest non-zero FPR that can be measured is
+  1 / n_nonmembers, which is reported beside it.
+
+Intervals: :func:`bootstrap_metrics` resamples the evaluated rows with replacement, members
+and non-members separately (so both counts stay fixed), >= 1000 seeded resamples, fully
+vectorised, and returns percentile 95% intervals. Several score vectors on the same rows
+(replicate models) are resampled with the same indices and their metric averaged, and
+:func:`paired_difference` compares two models on the same resampled rows.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from sklearn.metrics import (accuracy_score, balanced_accuracy_score, precision_score,
-                             recall_score, roc_auc_score, roc_curve)
 
 LOW_FPRS = (0.01, 0.001)
+POINT_METRICS = ("accuracy", "precision", "recall", "balanced_accuracy", "advantage", "auc",
+                 "tpr_at_fpr_0.01", "tpr_at_fpr_0.001")
+N_BOOTSTRAP = 1000
+LEVEL = 0.95
 
 
-def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, x: float) -> float:
-    ok = fpr <= x
-    return float(tpr[ok].max()) if ok.any() else 0.0
-
-
-def attack_metrics(is_member: np.ndarray, score: np.ndarray, threshold: float = 0.5) -> dict:
-    y = np.asarray(is_member).astype(int)
-    s = np.asarray(score, dtype=float)
-    if y.min() == y.max():
+def _as_xy(is_member, score) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(is_member).astype(bool)
+    s = np.asarray(score, dtype=np.float64)
+    if y.shape != s.shape or y.ndim != 1:
+        raise ValueError("attack metrics: is_member and score must be 1-D of equal length")
+    if y.all() or not y.any():
         raise ValueError("attack metrics need both members and non-members")
-    pred = (s >= threshold).astype(int)
-    fpr, tpr, _ = roc_curve(y, s)
+    return y, s
+
+
+def _rank_auc(s1: np.ndarray, s0: np.ndarray) -> np.ndarray:
+    """AUC of member scores ``s1`` (..., n1) against non-member scores ``s0`` (..., n0)."""
+    from scipy.stats import rankdata
+
+    n1, n0 = s1.shape[-1], s0.shape[-1]
+    ranks = rankdata(np.concatenate([s1, s0], axis=-1), axis=-1)  # ties: average ranks
+    return (ranks[..., :n1].sum(-1) - n1 * (n1 + 1) / 2.0) / (n1 * n0)
+
+
+def _tpr_at_fpr(s1: np.ndarray, s0: np.ndarray, x: float) -> np.ndarray:
+    n0 = s0.shape[-1]
+    k = int(math.floor(x * n0 + 1e-9))
+    if k >= n0:
+        return np.ones(s1.shape[:-1])
+    kth = -np.partition(-s0, k, axis=-1)[..., k]  # the (k+1)-th highest non-member score
+    return (s1 > kth[..., None]).mean(-1)
+
+
+def _metrics_from_split(s1: np.ndarray, s0: np.ndarray, threshold) -> dict[str, np.ndarray]:
+    """All point metrics from member and non-member scores (leading axes are batches)."""
+    thr = np.asarray(threshold, dtype=np.float64)[..., None]
+    n1, n0 = s1.shape[-1], s0.shape[-1]
+    tp = (s1 >= thr).sum(-1)
+    fp = (s0 >= thr).sum(-1)
+    tpr, fpr = tp / n1, fp / n0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 0.0)
     out = {
-        "accuracy": float(accuracy_score(y, pred)),
-        "precision": float(precision_score(y, pred, zero_division=0)),
-        "recall": float(recall_score(y, pred, zero_division=0)),
-        "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
-        "auc": float(roc_auc_score(y, s)),
-        "advantage": float(np.max(tpr - fpr)),
-        "n_members": int(y.sum()),
-        "n_nonmembers": int((1 - y).sum()),
+        "accuracy": (tp + (n0 - fp)) / (n1 + n0),
+        "precision": precision,
+        "recall": tpr,
+        "balanced_accuracy": (tpr + 1.0 - fpr) / 2.0,
+        "advantage": tpr - fpr,
+        "auc": _rank_auc(s1, s0),
     }
     for x in LOW_FPRS:
-        out[f"tpr_at_fpr_{x:g}"] = tpr_at_fpr(fpr, tpr, x)
+        out[f"tpr_at_fpr_{x:g}"] = _tpr_at_fpr(s1, s0, x)
     return out
 
 
+def attack_metrics(is_member: np.ndarray, score: np.ndarray, threshold: float = 0.5) -> dict:
+    """Point metrics of one attack on the evaluated rows (no intervals)."""
+    y, s = _as_xy(is_member, score)
+    m = {k: float(v) for k, v in _metrics_from_split(s[y], s[~y], threshold).items()}
+    fpr, tpr = roc_points(y, s)
+    m["max_advantage_test"] = float(np.max(tpr - fpr))
+    m["threshold"] = float(threshold)
+    m["n_members"] = int(y.sum())
+    m["n_nonmembers"] = int((~y).sum())
+    m["min_measurable_fpr"] = 1.0 / m["n_nonmembers"]
+    return m
+
+
 def roc_points(is_member: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    fpr, tpr, _ = roc_curve(np.asarray(is_member).astype(int), np.asarray(score, dtype=float))
+    """The full ROC curve (every threshold kept: dropping points underestimates low-FPR TPR)."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(np.asarray(is_member).astype(int), np.asarray(score, dtype=float),
+                            drop_intermediate=False)
     return fpr, tpr
 
 
+def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, x: float) -> float:
+    """TPR at the largest FPR <= x of an ROC curve given as points."""
+    ok = np.asarray(fpr) <= x
+    return float(np.asarray(tpr)[ok].max()) if ok.any() else 0.0
+
+
 def best_threshold(is_member: np.ndarray, score: np.ndarray) -> float:
-    """The threshold on ``score`` with the highest accuracy (used on attack-train data only)."""
+    """The threshold on ``score`` with the highest accuracy on these rows (attack-train).
+
+    Predicting "member" for ``score >= threshold``, the threshold only ever cuts between two
+    distinct score values (or above the highest), so the accuracy it optimised is reachable:
+    a block of tied scores is never split.
+    """
     y = np.asarray(is_member).astype(int)
-    s = np.asarray(score, dtype=float)
-    order = np.argsort(-s, kind="stable")
-    s_sorted, y_sorted = s[order], y[order]
-    # predicting "member" for the top k: correct = members in top k + non-members below k
-    tp = np.concatenate([[0], np.cumsum(y_sorted)])
-    tn = (1 - y).sum() - np.concatenate([[0], np.cumsum(1 - y_sorted)])
-    k = int(np.argmax(tp + tn))
-    if k == 0:
-        return float(s_sorted[0]) + 1e-12
-    if k == len(s):
-        return float(s_sorted[-1])
-    return float((s_sorted[k - 1] + s_sorted[k]) / 2.0)
+    s = np.asarray(score, dtype=np.float64)
+    values, inverse = np.unique(s, return_inverse=True)  # ascending distinct scores
+    pos = np.bincount(inverse, weights=y, minlength=len(values))
+    neg = np.bincount(inverse, weights=1 - y, minlength=len(values))
+    # cut j (0..len): predict member for values[j:]; j = len predicts nobody
+    tp = np.concatenate([np.cumsum(pos[::-1])[::-1], [0.0]])
+    tn = np.concatenate([[0.0], np.cumsum(neg)])
+    j = int(np.argmax(tp + tn))
+    if j == 0:
+        return float(values[0])
+    if j == len(values):
+        return float(np.nextafter(values[-1], np.inf))
+    return float((values[j - 1] + values[j]) / 2.0)
+
+
+# --------------------------------------------------------------------------- bootstrap
+def _resample_indices(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.integers(0, n, size=(n_boot, n))
+
+
+def _percentile(v: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan"), float("nan")
+    a = (1.0 - level) / 2.0
+    lo, hi = np.quantile(v, [a, 1.0 - a])
+    return float(lo), float(hi)
+
+
+def _stack(scores, thresholds) -> tuple[np.ndarray, np.ndarray]:
+    s = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    t = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (s.shape[0],)).copy()
+    return s, t
+
+
+def bootstrap_samples(is_member, scores, thresholds, *, n_boot: int = N_BOOTSTRAP,
+                      seed: int = 0) -> dict[str, np.ndarray]:
+    """Bootstrap distribution of every point metric, averaged over replicate score rows.
+
+    ``scores``: (n_rows,) or (R, n_rows) scores of R models on the same rows;
+    ``thresholds``: a scalar or one per model. Returns metric -> (n_boot,) values.
+    """
+    y = np.asarray(is_member).astype(bool)
+    s, t = _stack(scores, thresholds)
+    _as_xy(y, s[0])
+    rng = np.random.default_rng(seed)
+    i1 = np.flatnonzero(y)[_resample_indices(int(y.sum()), n_boot, rng)]
+    i0 = np.flatnonzero(~y)[_resample_indices(int((~y).sum()), n_boot, rng)]
+    acc: dict[str, np.ndarray] = {}
+    for r in range(s.shape[0]):
+        m = _metrics_from_split(s[r][i1], s[r][i0], np.full(n_boot, t[r]))
+        for k, v in m.items():
+            acc[k] = acc.get(k, 0.0) + v / s.shape[0]
+    return acc
+
+
+def bootstrap_metrics(is_member, scores, thresholds, *, n_boot: int = N_BOOTSTRAP,
+                      seed: int = 0) -> dict:
+    """Point metrics (averaged over replicate rows) with 95% percentile bootstrap intervals.
+
+    Returns ``{metric: value, metric_ci_low: ..., metric_ci_high: ...}`` for every metric of
+    :data:`POINT_METRICS`, plus ``max_advantage_test``, counts and ``n_bootstrap``.
+    """
+    y = np.asarray(is_member).astype(bool)
+    s, t = _stack(scores, thresholds)
+    points = [attack_metrics(y, s[r], t[r]) for r in range(s.shape[0])]
+    out: dict = {}
+    boot = bootstrap_samples(y, s, t, n_boot=n_boot, seed=seed)
+    for k in POINT_METRICS:
+        out[k] = float(np.mean([p[k] for p in points]))
+        out[f"{k}_ci_low"], out[f"{k}_ci_high"] = _percentile(boot[k])
+    out["max_advantage_test"] = float(np.mean([p["max_advantage_test"] for p in points]))
+    out["n_members"], out["n_nonmembers"] = points[0]["n_members"], points[0]["n_nonmembers"]
+    out["min_measurable_fpr"] = points[0]["min_measurable_fpr"]
+    out["n_bootstrap"] = int(n_boot)
+    return out
+
+
+def paired_difference(is_member, scores_a, thresholds_a, scores_b, thresholds_b, *,
+                      metrics=("accuracy", "auc"), n_boot: int = N_BOOTSTRAP,
+                      seed: int = 0) -> dict:
+    """b - a on the same rows, with a paired-bootstrap 95% interval (same resampled rows for
+    both; each side averaged over its replicate score rows)."""
+    y = np.asarray(is_member).astype(bool)
+    ba = bootstrap_samples(y, scores_a, thresholds_a, n_boot=n_boot, seed=seed)
+    bb = bootstrap_samples(y, scores_b, thresholds_b, n_boot=n_boot, seed=seed)
+    sa, ta = _stack(scores_a, thresholds_a)
+    sb, tb = _stack(scores_b, thresholds_b)
+    out = {}
+    for k in metrics:
+        pa = np.mean([attack_metrics(y, sa[r], ta[r])[k] for r in range(sa.shape[0])])
+        pb = np.mean([attack_metrics(y, sb[r], tb[r])[k] for r in range(sb.shape[0])])
+        lo, hi = _percentile(bb[k] - ba[k])
+        out[k] = {"a": float(pa), "b": float(pb), "difference": float(pb - pa),
+                  "ci_low": lo, "ci_high": hi, "excludes_zero": bool(lo > 0 or hi < 0)}
+    return out
+
+
+def mean_ci(values, level: float = LEVEL) -> tuple[float, float, float]:
+    """Mean of independent replicate values with a Student-t interval (nan for one value)."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    if v.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    m = float(v.mean())
+    if v.size < 2:
+        return m, float("nan"), float("nan")
+    from scipy.stats import t
+
+    half = float(t.ppf(0.5 + level / 2.0, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+    return m, m - half, m + half
+
+
+def proportion_ci(successes: int, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """Wilson score interval of a proportion (e.g. a test accuracy over n samples)."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    from scipy.stats import norm
+
+    z = float(norm.ppf(0.5 + level / 2.0))
+    p = successes / n
+    den = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def chance_verdict(low: float, high: float, chance: float = 0.5) -> str:
+    """'above chance', 'below chance' or 'at chance' (the interval covers chance)."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "undetermined"
+    if low > chance:
+        return "above chance"
+    if high < chance:
+        return "below chance"
+    return "at chance"
+
+
+# --------------------------------------------------------------------------- slices
+def _bootstrap_counts(y: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n_rows) draw counts of a bootstrap stratified by membership."""
+    rng = np.random.default_rng(seed)
+    counts = np.zeros((n_boot, len(y)))
+    rows = np.arange(n_boot)[:, None]
+    for part in (np.flatnonzero(y), np.flatnonzero(~y)):
+        idx = part[rng.integers(0, len(part), size=(n_boot, len(part)))]
+        np.add.at(counts, (np.broadcast_to(rows, idx.shape), idx), 1.0)
+    return counts
+
+
+def _weighted_acc_auc(y, s, thr, w) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy and AUC of scores ``s`` on rows weighted by ``w`` (..., n) (0 = left out)."""
+    correct = ((s >= thr) == y).astype(float)
+    wsum = w.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc = (w * correct).sum(-1) / wsum
+    values, group = np.unique(s, return_inverse=True)
+    onehot = np.zeros((len(s), len(values)))
+    onehot[np.arange(len(s)), group] = 1.0
+    neg = (w * ~y) @ onehot  # (..., groups): non-member weight at each distinct score
+    below = np.cumsum(neg, axis=-1) - neg
+    per_row = below[..., group] + 0.5 * neg[..., group]  # non-members beaten by each row
+    wpos, wneg = (w * y).sum(-1), (w * ~y).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = (w * y * per_row).sum(-1) / (wpos * wneg)
+    return acc, auc
+
+
+def slice_metrics(is_member, scores, thresholds, masks, *, n_boot: int = N_BOOTSTRAP,
+                  seed: int = 0) -> dict:
+    """Accuracy and AUC of an attack on a slice of the evaluated rows, averaged over
+    replicate models, with 95% bootstrap intervals.
+
+    ``masks`` (R, n) marks each replicate's slice (a class, or the rows its own model
+    classifies correctly). Every replicate uses the same resampled rows (a weighted
+    bootstrap). AUC is nan when a replicate's slice lacks members or non-members.
+    """
+    y = np.asarray(is_member).astype(bool)
+    s, t = _stack(scores, thresholds)
+    masks = np.atleast_2d(np.asarray(masks, dtype=bool))
+    counts = _bootstrap_counts(y, n_boot, seed)
+    point_acc, point_auc, boot_acc, boot_auc = [], [], 0.0, 0.0
+    for r in range(s.shape[0]):
+        m = masks[r].astype(float)
+        a, u = _weighted_acc_auc(y, s[r], t[r], m)
+        point_acc.append(a)
+        point_auc.append(u)
+        ba, bu = _weighted_acc_auc(y, s[r], t[r], counts * m)
+        boot_acc = boot_acc + ba / s.shape[0]
+        boot_auc = boot_auc + bu / s.shape[0]
+    out = {"n_rows": int(masks.sum(1).mean()),
+           "n_members": int((masks & y).sum(1).mean()),
+           "n_nonmembers": int((masks & ~y).sum(1).mean()),
+           "accuracy": float(np.mean(point_acc)), "auc": float(np.mean(point_auc))}
+    out["accuracy_ci_low"], out["accuracy_ci_high"] = _percentile(np.asarray(boot_acc))
+    out["auc_ci_low"], out["auc_ci_high"] = (_percentile(np.asarray(boot_auc))
+                                             if np.isfinite(out["auc"]) else (np.nan, np.nan))
+    return out
