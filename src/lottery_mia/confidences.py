@@ -9,17 +9,24 @@ column      type                                meaning
 sample_id   int64                               id from the membership table
 label       int64                               true class
 member      bool                                True: in the model's training set
-predicted   int64                               argmax of the softmax
-loss        float32                             cross-entropy of the true class, -log p_y
+predicted   int64                               argmax of the logits
+loss        float64                             cross-entropy of the true class, computed
+                                                as -log_softmax(logits)[y] (never from a
+                                                rounded softmax, which saturates at 0)
+logits      fixed_size_list<float32>[classes]   the model's raw outputs, scored in float32
 softmax     fixed_size_list<float32>[classes]   P(y|x), the confidence vector
 ==========  ==================================  ===========================================
 
-File metadata (``lottery_mia`` key, JSON): dataset, arch, sparsity, num_classes.
+File metadata (``lottery_mia`` key, JSON): dataset, arch, sparsity, replicate, num_classes.
+
+Every score derived from a model's output (loss, entropies, the scaled logit of LiRA) is
+computed here from the logits in float64. This module is pure numpy/pyarrow: no torch.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_FIELDS = ["sample_id", "label", "member", "predicted", "loss", "softmax"]
+SCHEMA_FIELDS = ["sample_id", "label", "member", "predicted", "loss", "logits", "softmax"]
 
 
 def confidence_schema(num_classes: int, metadata: dict | None = None) -> pa.Schema:
@@ -36,7 +43,8 @@ def confidence_schema(num_classes: int, metadata: dict | None = None) -> pa.Sche
         ("label", pa.int64()),
         ("member", pa.bool_()),
         ("predicted", pa.int64()),
-        ("loss", pa.float32()),
+        ("loss", pa.float64()),
+        ("logits", pa.list_(pa.float32(), num_classes)),
         ("softmax", pa.list_(pa.float32(), num_classes)),
     ])
     if metadata:
@@ -44,18 +52,66 @@ def confidence_schema(num_classes: int, metadata: dict | None = None) -> pa.Sche
     return schema
 
 
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log_softmax in float64, exact also for very confident rows: the normaliser is
+    log1p of the sum over the non-top classes, so -log p_top stays > 0 instead of rounding
+    to 0 (the loss of a member the model fits well is where membership signal lives)."""
+    z = np.asarray(logits, dtype=np.float64)
+    top = z.argmax(1)
+    z = z - z[np.arange(len(z)), top][:, None]
+    e = np.exp(z)
+    e[np.arange(len(z)), top] = 0.0
+    return z - np.log1p(e.sum(1))[:, None]
+
+
 @dataclass
 class ConfidenceTable:
     sample_id: np.ndarray
     label: np.ndarray
     member: np.ndarray
-    predicted: np.ndarray
-    loss: np.ndarray
-    softmax: np.ndarray  # N x classes, float32
+    logits: np.ndarray  # N x classes, float32
     metadata: dict
+
+    @classmethod
+    def from_logits(cls, sample_id, label, member, logits, metadata=None) -> "ConfidenceTable":
+        return cls(np.asarray(sample_id, dtype=np.int64), np.asarray(label, dtype=np.int64),
+                   np.asarray(member, dtype=bool), np.asarray(logits, dtype=np.float32),
+                   dict(metadata or {}))
 
     def __len__(self) -> int:
         return len(self.sample_id)
+
+    @property
+    def log_probs(self) -> np.ndarray:
+        """log P(y|x), float64, computed stably from the logits."""
+        return log_softmax(self.logits)
+
+    @property
+    def softmax(self) -> np.ndarray:
+        return np.exp(self.log_probs).astype(np.float32)
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.logits.argmax(1).astype(np.int64)
+
+    @property
+    def loss(self) -> np.ndarray:
+        """Cross-entropy of the true class, -log p_y (float64, from the logits)."""
+        return -self.log_probs[np.arange(len(self)), self.label]
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.predicted == self.label
+
+    def scaled_logit(self) -> np.ndarray:
+        """log p_y - log sum_{i != y} p_i (LiRA's statistic), stably from the logits."""
+        lp = self.log_probs
+        idx = np.arange(len(self))
+        others = lp.copy()
+        others[idx, self.label] = -np.inf
+        m = others.max(1)
+        log_rest = m + np.log(np.exp(others - m[:, None]).sum(1))
+        return lp[idx, self.label] - log_rest
 
     def rows(self, sample_ids: np.ndarray) -> "ConfidenceTable":
         """The rows of ``sample_ids``, in that order (every id must be present)."""
@@ -66,117 +122,67 @@ class ConfidenceTable:
         except KeyError as e:
             raise KeyError(f"sample_id {e.args[0]} is not in this confidence table") from None
         return ConfidenceTable(self.sample_id[idx], self.label[idx], self.member[idx],
-                               self.predicted[idx], self.loss[idx], self.softmax[idx],
-                               self.metadata)
+                               self.logits[idx], self.metadata)
 
 
-def validate_confidences(t: ConfidenceTable) -> None:
+def validate_confidences(t: ConfidenceTable, source: str = "confidence table") -> None:
     n = len(t.sample_id)
-    for name in ("label", "member", "predicted", "loss"):
+    for name in ("label", "member"):
         if len(getattr(t, name)) != n:
-            raise ValueError(f"confidence table: column {name} has the wrong length")
-    if t.softmax.ndim != 2 or t.softmax.shape[0] != n:
-        raise ValueError("confidence table: softmax must be N x classes")
-    if not np.allclose(t.softmax.sum(1), 1.0, atol=1e-3):
-        raise ValueError("confidence table: softmax rows do not sum to 1")
+            raise ValueError(f"{source}: column {name} has the wrong length")
+    if t.logits.ndim != 2 or t.logits.shape[0] != n:
+        raise ValueError(f"{source}: logits must be N x classes")
+    if not np.isfinite(t.logits).all():
+        raise ValueError(f"{source}: logits hold NaN or infinite values (the model "
+                         "diverged?); retrain it")
+    if n and (t.label.min() < 0 or t.label.max() >= t.logits.shape[1]):
+        raise ValueError(f"{source}: a label is outside the {t.logits.shape[1]} classes")
     if len(np.unique(t.sample_id)) != n:
-        raise ValueError("confidence table: duplicate sample_id")
+        raise ValueError(f"{source}: duplicate sample_id")
+
+
+def _fixed_list(a: np.ndarray) -> pa.Array:
+    flat = pa.array(np.ascontiguousarray(a, dtype=np.float32).ravel(), pa.float32())
+    return pa.FixedSizeListArray.from_arrays(flat, a.shape[1])
 
 
 def write_confidences(t: ConfidenceTable, path: str | Path) -> None:
     validate_confidences(t)
-    c = t.softmax.shape[1]
-    flat = pa.array(np.ascontiguousarray(t.softmax, dtype=np.float32).ravel(), pa.float32())
+    c = t.logits.shape[1]
     table = pa.Table.from_arrays([
         pa.array(t.sample_id.astype(np.int64)), pa.array(t.label.astype(np.int64)),
-        pa.array(t.member.astype(bool)), pa.array(t.predicted.astype(np.int64)),
-        pa.array(t.loss.astype(np.float32)), pa.FixedSizeListArray.from_arrays(flat, c),
+        pa.array(t.member.astype(bool)), pa.array(t.predicted),
+        pa.array(t.loss.astype(np.float64)), _fixed_list(t.logits), _fixed_list(t.softmax),
     ], schema=confidence_schema(c, t.metadata))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(str(path) + ".tmp")
+    tmp = Path(f"{path}.{os.getpid()}.tmp")
     pq.write_table(table, tmp)
     tmp.replace(path)
 
 
+def _matrix(table: pa.Table, name: str) -> np.ndarray:
+    col = table.column(name).combine_chunks()
+    c = col.type.list_size
+    return col.flatten().to_numpy(zero_copy_only=False).reshape(-1, c)
+
+
 def read_confidences(path: str | Path) -> ConfidenceTable:
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except Exception as err:
+        raise ValueError(f"{path} is not a readable confidence table ({err}); delete it and "
+                         "rerun the workflow to score the model again") from None
     missing = [f for f in SCHEMA_FIELDS if f not in table.column_names]
     if missing:
-        raise ValueError(f"{path} is not a confidence table: missing columns {missing}")
-    sm_col = table.column("softmax").combine_chunks()
-    c = sm_col.type.list_size
-    softmax = sm_col.flatten().to_numpy(zero_copy_only=False).reshape(-1, c)
+        raise ValueError(f"{path} is not a confidence table of this version: missing columns "
+                         f"{missing}; delete it and rerun the workflow to score the model again")
     meta = json.loads((table.schema.metadata or {}).get(b"lottery_mia", b"{}"))
     t = ConfidenceTable(
         sample_id=table.column("sample_id").to_numpy(),
         label=table.column("label").to_numpy(),
         member=table.column("member").to_numpy(zero_copy_only=False).astype(bool),
-        predicted=table.column("predicted").to_numpy(),
-        loss=table.column("loss").to_numpy(),
-        softmax=softmax,
+        logits=_matrix(table, "logits"),
         metadata=meta,
     )
-    validate_confidences(t)
-    return t
-
-
-def predict_softmax(model, dataset, batch_size: int, device) -> tuple[np.ndarray, np.ndarray]:
-    """Softmax outputs (float32, N x classes) and labels of ``dataset``, in its order."""
-    import torch
-
-    model.eval().to(device)
-    use_amp = torch.device(device).type == "cuda"
-    if use_amp:
-        model.to(memory_format=torch.channels_last)
-    probs, labels = [], []
-    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-        for xb, yb in dataset.eval_batches(batch_size):
-            probs.append(torch.softmax(model(xb).float(), dim=1).cpu())
-            labels.append(yb.cpu())
-    return torch.cat(probs).numpy().astype(np.float32), torch.cat(labels).numpy()
-
-
-def extract_confidences(*, data, model_path, dataset: str, arch: str, sparsity: float,
-                        device: str, batch_size: int, output, threads: int | None = None,
-                        num_workers: int = 4) -> ConfidenceTable:
-    """Score every scored member and non-member of the membership table with one model."""
-    import torch
-
-    from .data import image_set
-    from .devices import claim_device
-    from .io import log
-    from .membership import read_membership
-    from .sources import source_info
-    from .training import load_checkpoint
-
-    if threads:
-        torch.set_num_threads(int(threads))
-    table = read_membership(data.membership)
-    table = table[table["scored"]]
-    info = source_info(data.source)
-    parts = []
-    with claim_device(device) as claim:
-        dev = torch.device(claim.device)
-        model, _ = load_checkpoint(model_path, dev)
-        for member, pool in ((True, info.member_pool), (False, info.nonmember_pool)):
-            rows = table[table["member"] == member]
-            ds = image_set(data.source, data.root, pool, rows["pool_index"].to_numpy(),
-                           key=data.key, device=dev, num_workers=num_workers,
-                           channels_last=dev.type == "cuda")
-            probs, labels = predict_softmax(model, ds, batch_size, dev)
-            if not np.array_equal(labels, rows["label"].to_numpy()):
-                raise ValueError(f"labels read from {pool} disagree with {data.membership}: "
-                                 "the dataset files changed since the split was made")
-            parts.append((rows["sample_id"].to_numpy(), labels, np.full(len(rows), member),
-                          probs))
-            log(f"scored {len(rows)} {'members' if member else 'non-members'} on {dev}")
-    sid, lab, mem, sm = (np.concatenate(x) for x in zip(*parts))
-    p_true = np.clip(sm[np.arange(len(lab)), lab], 1e-12, 1.0)
-    t = ConfidenceTable(sid, lab, mem, sm.argmax(1), (-np.log(p_true)).astype(np.float32), sm,
-                        {"dataset": dataset, "arch": arch, "sparsity": sparsity,
-                         "num_classes": int(sm.shape[1])})
-    write_confidences(t, output)
-    acc_m = float((t.predicted[t.member] == t.label[t.member]).mean())
-    acc_n = float((t.predicted[~t.member] == t.label[~t.member]).mean())
-    log(f"wrote {output}: accuracy on members {acc_m:.4f}, on non-members {acc_n:.4f}")
+    validate_confidences(t, str(path))
     return t

@@ -1,0 +1,76 @@
+"""Scoring: run a trained model over every scored member and non-member and write its
+confidence table.
+
+Inference runs in float32 without autocast, whatever the device: membership signal lives in
+the last digits of the confidences (a bf16 logit moves in steps of about 0.125), and the
+table stores the raw logits so every later score is computed from them exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .confidences import ConfidenceTable, write_confidences
+from .io import log
+
+
+def predict_logits(model, dataset, batch_size: int, device) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 logits (N x classes) and labels of ``dataset``, in its order."""
+    import torch
+
+    model.eval().to(device)
+    logits, labels = [], []
+    with torch.no_grad():
+        for xb, yb in dataset.eval_batches(batch_size):
+            logits.append(model(xb.float()).float().cpu())
+            labels.append(yb.cpu())
+    return torch.cat(logits).numpy().astype(np.float32), torch.cat(labels).numpy()
+
+
+def extract_confidences(*, data, model_path, dataset: str, arch: str, sparsity: float,
+                        device: str, batch_size: int, output, replicate: int | None = None,
+                        threads: int | None = None, num_workers: int = 4) -> ConfidenceTable:
+    """Score every scored member and non-member of the membership table with one model."""
+    import torch
+
+    from .data import image_set
+    from .devices import claim_device
+    from .membership import read_membership
+    from .sources import source_info
+    from .training import load_checkpoint
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    table = read_membership(data.membership)
+    table = table[table["scored"]]
+    info = source_info(data.source)
+    parts = []
+    with claim_device(device) as claim:
+        dev = torch.device(claim.device)
+        model, _ = load_checkpoint(model_path, dev)
+        for member, pool in ((True, info.member_pool), (False, info.nonmember_pool)):
+            rows = table[table["member"] == member]
+            ds = image_set(data.source, data.root, pool, rows["pool_index"].to_numpy(),
+                           key=data.key, device=dev, num_workers=num_workers,
+                           channels_last=False)
+            logits, labels = predict_logits(model, ds, batch_size, dev)
+            if not np.array_equal(labels, rows["label"].to_numpy()):
+                raise ValueError(f"labels read from {pool} disagree with {data.membership}: "
+                                 "the dataset files changed since the split was made")
+            parts.append((rows["sample_id"].to_numpy(), labels, np.full(len(rows), member),
+                          logits))
+            log(f"scored {len(rows)} {'members' if member else 'non-members'} on {dev} "
+                "(float32)")
+    sid, lab, mem, lg = (np.concatenate(x) for x in zip(*parts))
+    meta = {"dataset": dataset, "arch": arch, "sparsity": sparsity,
+            "num_classes": int(lg.shape[1])}
+    if replicate is not None:
+        meta["replicate"] = int(replicate)
+    t = ConfidenceTable.from_logits(sid, lab, mem, lg, meta)
+    write_confidences(t, output)
+    acc_m = float(t.correct[t.member].mean())
+    acc_n = float(t.correct[~t.member].mean())
+    log(f"wrote {output}: accuracy on members {acc_m:.4f}, on non-members {acc_n:.4f}; "
+        f"mean loss members {t.loss[t.member].mean():.4g}, non-members "
+        f"{t.loss[~t.member].mean():.4g}")
+    return t
