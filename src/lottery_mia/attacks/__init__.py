@@ -1,0 +1,141 @@
+"""Membership-inference attacks: a registry of attack kinds, run on the same attack sample.
+
+Every attack kind registers a name (see :mod:`.base`); a fit-attack job runs the configured
+ones on one model's confidence table and attack sample: each is fit (or thresholded) on
+``attack_train`` rows only and evaluated on ``attack_test`` rows, and each result carries
+95% bootstrap intervals (:func:`lottery_mia.metrics.bootstrap_metrics`). Results are keyed
+by the attack's name in ``metrics.json`` (a list of rows, one per attack), in the scores
+table (a ``score_<name>`` column per attack) and in the summaries.
+
+Transfer: the source model's classifier attack is refit from the source's own attack-train
+rows (deterministic for a fixed seed) and applied to each target's attack-test rows, so no
+fitted model is ever written to disk and read back (nothing is unpickled).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..attack_samples import read_attack_sample
+from ..confidences import read_confidences
+from ..io import log, write_json
+from ..metrics import bootstrap_metrics, chance_verdict
+from .base import (ATTACKS, FEATURES, AttackData, AttackKind, AttackScores, attack_features,
+                   get_attack, register_attack)
+
+for _mod in pkgutil.iter_modules(__path__):  # every module here registers its attacks
+    if _mod.name not in ("base",):
+        importlib.import_module(f"{__name__}.{_mod.name}")
+
+__all__ = ["ATTACKS", "FEATURES", "AttackData", "AttackKind", "AttackScores",
+           "attack_features", "get_attack", "register_attack", "run_attacks",
+           "transfer_attack", "attack_data", "check_attack_config"]
+
+SCORE_PREFIX = "score_"
+
+
+def check_attack_config(names: list, settings_of: dict) -> list[str]:
+    """Problems with the configured attacks (unknown names, unknown settings)."""
+    from .classifiers import ESTIMATORS, check_settings
+
+    problems = []
+    for name in names:
+        if name not in ATTACKS:
+            problems.append(f"config key attack.models/attack.baselines: unknown attack "
+                            f"{name!r}; choose from {sorted(ATTACKS)}")
+        elif name in ESTIMATORS:
+            problems += check_settings(name, settings_of.get(name))
+    return problems
+
+
+def attack_data(confidences_path, sample_path, features: str) -> AttackData:
+    conf = read_confidences(confidences_path)
+    sample = read_attack_sample(sample_path)
+    rows = conf.rows(sample["sample_id"].to_numpy())
+    if not np.array_equal(rows.member, sample["member"].to_numpy()):
+        raise ValueError(f"{confidences_path} and {sample_path} disagree on membership: one "
+                         "of them is stale; rerun the workflow")
+    if not np.array_equal(rows.label, sample["label"].to_numpy()):
+        raise ValueError(f"{confidences_path} and {sample_path} disagree on labels: one of "
+                         "them is stale; rerun the workflow")
+    return AttackData(target=rows, sample=sample, features=features)
+
+
+def run_attacks(*, confidences_path, sample_path, attacks: list[str], settings: dict,
+                features: str, seed: int, n_bootstrap: int, out_metrics, out_scores,
+                replicate: int | None = None) -> dict:
+    """Run every attack of ``attacks`` on one model and one attack sample."""
+    data = attack_data(confidences_path, sample_path, features)
+    meta = data.target.metadata
+    test = data.test
+    y_test = data.is_member[test]
+    scores = pd.DataFrame({"sample_id": data.target.sample_id, "label": data.target.label,
+                           "member": data.is_member, "fold": data.sample["fold"].to_numpy(),
+                           "correct": data.target.correct})
+    rows = []
+    for name in attacks:
+        kind = get_attack(name)
+        out: AttackScores = kind.factory(settings.get(name), seed).fit_score(data)
+        m = bootstrap_metrics(y_test, out.score[test], out.threshold, n_boot=n_bootstrap,
+                              seed=seed)
+        row = {"attack": name, "kind": kind.kind, "threshold": out.threshold, **m,
+               **{k: v for k, v in out.info.items()}}
+        row["verdict_accuracy"] = chance_verdict(m["accuracy_ci_low"], m["accuracy_ci_high"])
+        row["verdict_auc"] = chance_verdict(m["auc_ci_low"], m["auc_ci_high"])
+        rows.append(row)
+        scores[SCORE_PREFIX + name] = out.score
+        log(f"{name:>20}: accuracy {m['accuracy']:.3f} [{m['accuracy_ci_low']:.3f}, "
+            f"{m['accuracy_ci_high']:.3f}]  auc {m['auc']:.3f} [{m['auc_ci_low']:.3f}, "
+            f"{m['auc_ci_high']:.3f}]  tpr@1%fpr {m['tpr_at_fpr_0.01']:.3f} "
+            f"({row['verdict_auc']})"
+            + ("" if out.info.get("converged", True) else
+               f"  did not converge: raise attack.{name}.max_iter"))
+    result = {"dataset": meta.get("dataset"), "arch": meta.get("arch"),
+              "sparsity": meta.get("sparsity"), "replicate": replicate,
+              "sample_size": int(len(data.sample)), "features": features, "seed": seed,
+              "attacks": rows}
+    Path(out_scores).parent.mkdir(parents=True, exist_ok=True)
+    scores.to_parquet(out_scores, index=False)
+    write_json(result, out_metrics)
+    return result
+
+
+def transfer_attack(*, source_confidences, sample_path, attack: str, settings: dict | None,
+                    features: str, seed: int, n_bootstrap: int, targets: list[dict],
+                    target_paths: list, output) -> pd.DataFrame:
+    """Fit ``attack`` on the source model's attack-train rows; evaluate it on every target
+    model's attack-test rows (``targets``: dicts with arch and sparsity, in path order)."""
+    from .classifiers import ClassifierAttack
+
+    source = attack_data(source_confidences, sample_path, features)
+    clf = get_attack(attack).factory(settings, seed)
+    if not isinstance(clf, ClassifierAttack):
+        raise ValueError(f"config key transfer.attack: {attack!r} is not a classifier attack")
+    clf.fit(source.feature_matrix()[source.train], source.is_member[source.train].astype(int))
+    meta = source.target.metadata
+    test_ids = source.sample.loc[source.test, "sample_id"].to_numpy()
+    y_test = source.is_member[source.test]
+    out = []
+    for target, path in zip(targets, target_paths, strict=True):
+        conf = read_confidences(path).rows(test_ids)
+        if not np.array_equal(conf.member, y_test):
+            raise ValueError(f"{path} disagrees with {sample_path} on membership; rerun")
+        score = clf.score(attack_features(conf, features))
+        m = bootstrap_metrics(y_test, score, 0.5, n_boot=n_bootstrap, seed=seed)
+        out.append({"attack": attack, "source_arch": meta.get("arch"),
+                    "source_sparsity": meta.get("sparsity"),
+                    "target_arch": target["arch"], "target_sparsity": float(target["sparsity"]),
+                    **m, "verdict_accuracy": chance_verdict(m["accuracy_ci_low"],
+                                                            m["accuracy_ci_high"])})
+        log(f"transfer {meta.get('arch')}@{meta.get('sparsity')} -> "
+            f"{target['arch']}@{target['sparsity']}: accuracy {m['accuracy']:.4f} "
+            f"[{m['accuracy_ci_low']:.4f}, {m['accuracy_ci_high']:.4f}]")
+    frame = pd.DataFrame(out)
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(output, index=False)
+    return frame

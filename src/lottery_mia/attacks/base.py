@@ -1,0 +1,111 @@
+"""What every attack kind shares: its input, its output, and the registry.
+
+An attack kind is a name -> one class with one signature::
+
+    @register_attack("name", kind="threshold" | "classifier" | ...)
+    class MyAttack:
+        def __init__(self, settings: dict, seed: int): ...
+        def fit_score(self, data: AttackData) -> AttackScores: ...
+
+``AttackData`` carries the target model's confidence rows for the attack sample, the fold of
+each row and (for attacks that need them, later) the reference models' scores and the
+inclusion table; ``AttackScores`` carries one membership score per row (higher: more likely
+a member) and the decision threshold chosen on attack-train rows only. Metrics, intervals,
+paths and summaries are keyed by the registered name, so the next attack is one new module
+in this package (every module here is imported by the package, so registering is enough).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..confidences import ConfidenceTable
+
+FEATURES = ("softmax", "sorted", "softmax_label", "log_softmax")
+
+
+@dataclass
+class AttackData:
+    """The rows an attack sees: the target's confidences, aligned with the attack sample."""
+
+    target: ConfidenceTable  # rows in the order of ``sample``
+    sample: pd.DataFrame  # sample_id, label, member, fold
+    features: str = "softmax"
+    references: list[ConfidenceTable] | None = None  # reference models' rows (future kinds)
+    inclusion: pd.DataFrame | None = None  # reference x sample_id -> in/out (future kinds)
+
+    @property
+    def is_member(self) -> np.ndarray:
+        return self.sample["member"].to_numpy().astype(bool)
+
+    @property
+    def train(self) -> np.ndarray:
+        return (self.sample["fold"] == "attack_train").to_numpy()
+
+    @property
+    def test(self) -> np.ndarray:
+        return ~self.train
+
+    def feature_matrix(self, table: ConfidenceTable | None = None) -> np.ndarray:
+        return attack_features(self.target if table is None else table, self.features)
+
+
+@dataclass
+class AttackScores:
+    """One attack's output: a score for every row of the sample, and its threshold."""
+
+    score: np.ndarray  # (n_rows,), higher = more likely a member
+    threshold: float  # decision: member if score >= threshold (chosen on attack-train)
+    info: dict = field(default_factory=dict)  # e.g. attack-train accuracy, convergence
+
+
+def attack_features(t: ConfidenceTable, kind: str) -> np.ndarray:
+    """The feature vectors a classifier attack learns from (the paper: the softmax)."""
+    if kind == "softmax":
+        return t.softmax.astype(np.float32)
+    if kind == "sorted":
+        return -np.sort(-t.softmax, axis=1).astype(np.float32)
+    if kind == "softmax_label":
+        onehot = np.zeros_like(t.softmax, dtype=np.float32)
+        onehot[np.arange(len(t)), t.label] = 1.0
+        return np.hstack([t.softmax, onehot]).astype(np.float32)
+    if kind == "log_softmax":
+        return np.maximum(t.log_probs, -50.0).astype(np.float32)
+    raise ValueError(f"config key attack.features: {kind!r} is not one of {FEATURES}")
+
+
+@dataclass(frozen=True)
+class AttackKind:
+    name: str
+    kind: str
+    factory: Callable  # (settings, seed) -> object with fit_score(AttackData)
+    description: str
+    # for classifier attacks: "module:Class" of the scikit-learn estimator, so settings can
+    # be checked at DAG-build time without importing every estimator
+    estimator: str | None = None
+    defaults: dict = field(default_factory=dict)
+
+
+ATTACKS: dict[str, AttackKind] = {}
+
+
+def register_attack(name: str, *, kind: str, description: str, estimator: str | None = None,
+                    defaults: dict | None = None):
+    def deco(factory):
+        if name in ATTACKS:
+            raise ValueError(f"attack {name!r} is registered twice")
+        ATTACKS[name] = AttackKind(name, kind, factory, description, estimator,
+                                   dict(defaults or {}))
+        return factory
+    return deco
+
+
+def get_attack(name: str) -> AttackKind:
+    try:
+        return ATTACKS[name]
+    except KeyError:
+        raise ValueError(f"unknown attack {name!r}; registered: {sorted(ATTACKS)}") from None

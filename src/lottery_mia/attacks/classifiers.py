@@ -1,0 +1,95 @@
+"""Classifier attacks: a scikit-learn model fit on attack-train feature vectors.
+
+``mlp`` is the paper's attack (an MLP on the softmax vector). The paper's Section 4 compares
+it with an SVM and a random forest; logistic regression and gradient boosting complete the
+set. Each reads its settings from ``attack.<name>`` in the config (any constructor argument
+of its estimator; an unknown one is a DAG-build error naming the key). The score is the
+predicted probability of "member", the decision threshold 0.5.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import warnings
+
+import numpy as np
+
+from .base import AttackData, AttackScores, register_attack
+
+ESTIMATORS = {
+    "mlp": ("sklearn.neural_network:MLPClassifier",
+            {"hidden_layer_sizes": [64], "max_iter": 600}),
+    "svm": ("sklearn.svm:SVC", {"C": 1.0, "kernel": "rbf", "probability": True}),
+    "random_forest": ("sklearn.ensemble:RandomForestClassifier",
+                      {"n_estimators": 200, "min_samples_leaf": 2}),
+    "logistic_regression": ("sklearn.linear_model:LogisticRegression", {"max_iter": 2000}),
+    "gradient_boosting": ("sklearn.ensemble:GradientBoostingClassifier",
+                          {"n_estimators": 100, "max_depth": 3}),
+}
+
+
+def estimator_class(path: str):
+    module, cls = path.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def check_settings(name: str, settings: dict | None) -> list[str]:
+    """Problems with ``attack.<name>`` settings (empty when they are fine)."""
+    path, _ = ESTIMATORS[name]
+    allowed = set(inspect.signature(estimator_class(path)).parameters) - {"random_state"}
+    unknown = sorted(set(settings or {}) - allowed)
+    if unknown:
+        return [f"config key attack.{name}: unknown setting(s) {unknown} of "
+                f"{path.split(':')[1]}; allowed: {sorted(allowed)}"]
+    return []
+
+
+def _fix_types(params: dict) -> dict:
+    params = dict(params)
+    if isinstance(params.get("hidden_layer_sizes"), list):
+        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    return params
+
+
+class ClassifierAttack:
+    def __init__(self, name: str, settings: dict | None, seed: int):
+        problems = check_settings(name, settings)
+        if problems:
+            raise ValueError(problems[0])
+        path, defaults = ESTIMATORS[name]
+        params = _fix_types({**defaults, **(settings or {})})
+        cls = estimator_class(path)
+        if "random_state" in inspect.signature(cls).parameters:
+            params["random_state"] = seed
+        self.name = name
+        self.model = cls(**params)
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> dict:
+        from sklearn.exceptions import ConvergenceWarning
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            self.model.fit(x, y)
+        converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+        info = {"converged": converged}
+        if hasattr(self.model, "n_iter_"):
+            info["n_iter"] = int(np.max(self.model.n_iter_))
+        return info
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        return self.model.predict_proba(x)[:, 1].astype(np.float64)
+
+    def fit_score(self, data: AttackData) -> AttackScores:
+        x = data.feature_matrix()
+        y = data.is_member.astype(int)
+        info = self.fit(x[data.train], y[data.train])
+        s = self.score(x)
+        info["train_accuracy"] = float(((s[data.train] >= 0.5) == y[data.train]).mean())
+        return AttackScores(s, 0.5, info)
+
+
+for _name, (_path, _defaults) in ESTIMATORS.items():
+    register_attack(_name, kind="classifier", estimator=_path, defaults=_defaults,
+                    description=f"{_path.split(':')[1]} on the attack features")(
+        lambda settings, seed, _n=_name: ClassifierAttack(_n, settings, seed))
