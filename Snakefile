@@ -1,6 +1,7 @@
 # lottery-mia: membership inference on lottery-ticket networks vs their dense parents.
-# The DAG: membership split -> dense training -> masks -> ticket retraining -> confidences
-#          -> attack samples -> MLP attacks / transfer -> summaries -> Table 1, figures, report.
+# The DAG: membership split -> per replicate seed: dense training -> masks -> ticket
+#          retraining -> confidences -> attacks on stratified attack samples (with bootstrap
+#          intervals) / transfer -> summaries -> Table 1, verdicts, figures, report.
 # Run:  snakemake --cores all            (see README.md)
 
 # A --configfile given on the command line is complete by itself (config/paper.yaml, say):
@@ -22,16 +23,19 @@ localrules:
     summarize_training,
     summarize_attacks,
     summarize_transfer,
-    table1,
+    tables,
+    slices,
     figure_test_accuracy,
     figure_attack_vs_sparsity,
     figure_attack_vs_sample_size,
     figure_transfer,
     figure_roc,
+    figure_slices,
+    figure_gap,
     report,
 
 
 rule all:
     input:
         REPORT,
-        rules.table1.output,
+        rules.tables.output,

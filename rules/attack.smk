@@ -9,47 +9,54 @@ rule attack_sample:
         "../envs/analysis.yaml"
     params:
         n=lambda w: int(w.n),
-        seed=config["attack"].get("seed", 0),
-        test_fraction=config["attack"].get("test_fraction", 0.5),
+        seed=ATTACK.get("seed", 0),
+        test_fraction=ATTACK.get("test_fraction", 0.5),
     script:
         "../workflow/scripts/attack_sample.py"
 
 
 rule fit_attack:
     input:
-        confidences=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/confidences.parquet",
+        confidences=f"{MODEL_DIR}/confidences.parquet",
         sample=f"{R}/{{dataset}}/attack_samples/n{{n}}.parquet",
     output:
-        model=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/attack-n{{n}}/attack.pkl",
-        metrics=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/attack-n{{n}}/metrics.json",
-        scores=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/attack-n{{n}}/scores.parquet",
+        metrics=f"{MODEL_DIR}/attack-n{{n}}/metrics.json",
+        scores=f"{MODEL_DIR}/attack-n{{n}}/scores.parquet",
     log:
-        "logs/{dataset}/{arch}/sparsity-{sparsity}/fit_attack_n{n}.log",
+        "logs/{dataset}/{arch}/seed-{replicate}/sparsity-{sparsity}/fit_attack_n{n}.log",
     conda:
         "../envs/analysis.yaml"
     params:
-        mlp=config["attack"]["mlp"],
-        features=config["attack"].get("features", "softmax"),
-        seed=config["attack"].get("seed", 0),
+        attacks=ATTACKS,
+        settings={name: ATTACK.get(name) or {} for name in ATTACK.get("models", ["mlp"])},
+        features=ATTACK.get("features", "softmax"),
+        seed=ATTACK.get("seed", 0),
+        n_bootstrap=N_BOOTSTRAP,
+        replicate=lambda w: int(w.replicate),
     script:
         "../workflow/scripts/fit_attack.py"
 
 
 rule transfer_attack:
     input:
-        attack=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/attack-n{{n}}/attack.pkl",
+        source=f"{MODEL_DIR}/confidences.parquet",
         sample=f"{R}/{{dataset}}/attack_samples/n{{n}}.parquet",
         targets=lambda w: [
-            f"{R}/{w.dataset}/{a}/sparsity-{s}/confidences.parquet"
+            f"{model_dir(w.dataset, a, w.replicate, s)}/confidences.parquet"
             for a, s in TRANSFER_MODELS
         ],
     output:
-        f"{R}/{{dataset}}/transfer/n{{n}}/{{arch}}_sparsity-{{sparsity}}.csv",
+        f"{R}/{{dataset}}/transfer/seed-{{replicate}}/n{{n}}/{{arch}}_sparsity-{{sparsity}}.csv",
     log:
-        "logs/{dataset}/transfer/n{n}/{arch}_sparsity-{sparsity}.log",
+        "logs/{dataset}/transfer/seed-{replicate}/n{n}/{arch}_sparsity-{sparsity}.log",
     conda:
         "../envs/analysis.yaml"
     params:
         targets=[{"arch": a, "sparsity": float(s)} for a, s in TRANSFER_MODELS],
+        attack=TRANSFER.get("attack", "mlp"),
+        settings=ATTACK.get(TRANSFER.get("attack", "mlp")) or {},
+        features=ATTACK.get("features", "softmax"),
+        seed=ATTACK.get("seed", 0),
+        n_bootstrap=N_BOOTSTRAP,
     script:
         "../workflow/scripts/transfer_attack.py"

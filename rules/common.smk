@@ -30,12 +30,19 @@ R = "results"
 REPORT = f"{R}/report.html"
 GPU = 1 if str(config["device"]).startswith("cuda") else 0
 THREADS = config.get("threads", {})
+REPLICATES = [int(r) for r in config["replicates"]]
+ATTACK = config["attack"]
+ATTACKS = list(ATTACK.get("models", ["mlp"])) + list(
+    ATTACK.get("baselines", ["loss", "confidence", "entropy", "modified_entropy"])
+)
+N_BOOTSTRAP = ATTACK.get("n_bootstrap", 1000)
 
 
 wildcard_constraints:
     dataset="|".join(sorted(config["datasets"])),
     arch="resnet18|resnet50",
     sparsity=r"0|0\.[0-9]+",
+    replicate=r"[0-9]+",
     n=r"[0-9]+",
 
 
@@ -48,48 +55,40 @@ def recipe(dataset, arch):
     return config["training"][dataset][arch]
 
 
-def model_dir(w):
-    return f"{R}/{w.dataset}/{w.arch}/sparsity-{w.sparsity}"
+# One folder per model: results/<dataset>/<arch>/seed-<replicate>/sparsity-<s>/; the dense
+# network is sparsity-0 (it also holds w0 and the rewind state).
+MODEL_DIR = f"{R}/{{dataset}}/{{arch}}/seed-{{replicate}}/sparsity-{{sparsity}}"
+DENSE_DIR = f"{R}/{{dataset}}/{{arch}}/seed-{{replicate}}/sparsity-0"
 
 
-def trained_model(w):
-    """The network of a (dataset, arch, sparsity): the dense one at sparsity 0."""
-    if float(w.sparsity) == 0.0:
-        return f"{R}/{w.dataset}/{w.arch}/dense/model.pt"
-    return f"{R}/{w.dataset}/{w.arch}/sparsity-{w.sparsity}/model.pt"
-
-
-def training_metrics(w):
-    if float(w.sparsity) == 0.0:
-        return f"{R}/{w.dataset}/{w.arch}/dense/metrics.json"
-    return f"{R}/{w.dataset}/{w.arch}/sparsity-{w.sparsity}/metrics.json"
+def model_dir(dataset, arch, replicate, sparsity):
+    return f"{R}/{dataset}/{arch}/seed-{replicate}/sparsity-{sparsity}"
 
 
 def grid_models(dataset=None):
-    """(dataset, arch, sparsity-string) of every model in the config's grid."""
+    """(dataset, arch, replicate, sparsity-string) of every model in the config's grid."""
     for ds, g in GRIDS.items():
         if dataset is None or ds == dataset:
             for arch in g.architectures:
-                for s in g.sparsities:
-                    yield ds, arch, fmt_sparsity(s)
+                for r in REPLICATES:
+                    for s in g.sparsities:
+                        yield ds, arch, r, fmt_sparsity(s)
 
 
 def all_training_metrics():
-    return [
-        training_metrics(type("W", (), {"dataset": d, "arch": a, "sparsity": s}))
-        for d, a, s in grid_models()
-    ]
+    return [f"{model_dir(d, a, r, s)}/metrics.json" for d, a, r, s in grid_models()]
 
 
-def all_attack_metrics():
+def all_attack_results(name):
     return [
-        f"{R}/{d}/{a}/sparsity-{s}/attack-n{n}/metrics.json"
-        for d, a, s in grid_models()
+        f"{model_dir(d, a, r, s)}/attack-n{n}/{name}"
+        for d, a, r, s in grid_models()
         for n in GRIDS[d].sample_sizes
     ]
 
 
 TRANSFER = config["transfer"]
+TRANSFER_REPLICATE = REPLICATES[0]
 TRANSFER_MODELS = [
     (a, fmt_sparsity(s))
     for a in TRANSFER["architectures"]

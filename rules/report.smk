@@ -1,5 +1,10 @@
+REP = config["report"]
+T1_ARCH = REP["table1_arch"]
+T1_SPARSITY = fmt_sparsity(REP["table1_sparsity"])
+T1_ATTACK = REP.get("attack", "mlp")
+FIG2_N = REP["figure2_sample_size"]
 TRANSFER_ROWS = [
-    f"{R}/{TRANSFER['dataset']}/transfer/n{TRANSFER['sample_size']}/{a}_sparsity-{s}.csv"
+    f"{R}/{TRANSFER['dataset']}/transfer/seed-{TRANSFER_REPLICATE}/n{TRANSFER['sample_size']}/{a}_sparsity-{s}.csv"
     for a, s in TRANSFER_MODELS
 ]
 FIGURES = {
@@ -8,41 +13,80 @@ FIGURES = {
     "figure3": f"{R}/report/figure3_attack_vs_sample_size.png",
     "figure4": f"{R}/report/figure4_transfer.png",
     "figure5": f"{R}/report/figure5_attack_roc.png",
+    "figure6": f"{R}/report/figure6_slices.png",
+    "figure7": f"{R}/report/figure7_gap_vs_attack.png",
 }
-ROC_N = config["report"]["figure2_sample_size"]
 ROC_MODELS = [
-    {"dataset": d, "arch": a, "sparsity": float(s), "sample_size": ROC_N}
-    for d, a, s in grid_models()
-    if ROC_N in GRIDS[d].sample_sizes
+    {"dataset": d, "arch": a, "sparsity": float(s), "sample_size": FIG2_N}
+    for d, a, r, s in grid_models()
+    if FIG2_N in GRIDS[d].sample_sizes and r == REPLICATES[0]
 ]
 ROC_SCORES = [
-    f"{R}/{m['dataset']}/{m['arch']}/sparsity-{fmt_sparsity(m['sparsity'])}/attack-n{ROC_N}/scores.parquet"
+    f"{model_dir(m['dataset'], m['arch'], REPLICATES[0], fmt_sparsity(m['sparsity']))}/attack-n{FIG2_N}/scores.parquet"
     for m in ROC_MODELS
 ]
 
 
+def score_groups(sample_sizes_of_dataset):
+    """Table 1's two models (dense, ticket): their replicate score files per sample size."""
+    groups = []
+    for d, g in GRIDS.items():
+        for n in sample_sizes_of_dataset(d, g):
+            for s in ("0", T1_SPARSITY):
+                groups.append(
+                    {
+                        "dataset": d,
+                        "arch": T1_ARCH,
+                        "sparsity": float(s),
+                        "sample_size": int(n),
+                        "paths": [
+                            f"{model_dir(d, T1_ARCH, r, s)}/attack-n{n}/scores.parquet"
+                            for r in REPLICATES
+                        ],
+                    }
+                )
+    return groups
+
+
+TABLE1_GROUPS = score_groups(lambda d, g: g.sample_sizes)
+SLICE_GROUPS = score_groups(
+    lambda d, g: [FIG2_N if FIG2_N in g.sample_sizes else max(g.sample_sizes)]
+)
+
+
+def group_paths(groups):
+    return [p for g in groups for p in g["paths"]]
+
+
 rule summarize_training:
     input:
-        all_training_metrics(),
+        metrics=all_training_metrics(),
+        membership=[f"{R}/{d}/membership.parquet" for d in GRIDS],
     output:
         f"{R}/summary/training.csv",
     log:
         "logs/summary/training.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        datasets=list(GRIDS),
     script:
         "../workflow/scripts/summarize_training.py"
 
 
 rule summarize_attacks:
     input:
-        all_attack_metrics(),
+        metrics=all_attack_results("metrics.json"),
+        scores=all_attack_results("scores.parquet"),
     output:
         f"{R}/summary/attacks.csv",
     log:
         "logs/summary/attacks.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        n_bootstrap=N_BOOTSTRAP,
+        seed=ATTACK.get("seed", 0),
     script:
         "../workflow/scripts/summarize_attacks.py"
 
@@ -58,25 +102,53 @@ rule summarize_transfer:
         "../envs/analysis.yaml"
     params:
         dataset=TRANSFER["dataset"],
+        replicate=TRANSFER_REPLICATE,
     script:
         "../workflow/scripts/summarize_transfer.py"
 
 
-rule table1:
+rule tables:
     input:
         attacks=f"{R}/summary/attacks.csv",
+        scores=group_paths(TABLE1_GROUPS),
     output:
-        csv=f"{R}/report/table1.csv",
-        md=f"{R}/report/table1.md",
+        table1_csv=f"{R}/report/table1.csv",
+        table1_md=f"{R}/report/table1.md",
+        verdicts=f"{R}/report/verdicts.csv",
+        attack_models=f"{R}/report/attack_models.csv",
     log:
-        "logs/report/table1.log",
+        "logs/report/tables.log",
     conda:
         "../envs/analysis.yaml"
     params:
-        arch=config["report"]["table1_arch"],
-        sparsity=config["report"]["table1_sparsity"],
+        groups=TABLE1_GROUPS,
+        arch=T1_ARCH,
+        sparsity=float(T1_SPARSITY),
+        attack=T1_ATTACK,
+        verdict_attacks=REP.get("verdict_attacks", [T1_ATTACK, "loss"]),
+        n_bootstrap=N_BOOTSTRAP,
+        seed=ATTACK.get("seed", 0),
     script:
-        "../workflow/scripts/table1.py"
+        "../workflow/scripts/tables.py"
+
+
+rule slices:
+    input:
+        attacks=f"{R}/summary/attacks.csv",
+        scores=group_paths(SLICE_GROUPS),
+    output:
+        f"{R}/summary/slices.csv",
+    log:
+        "logs/summary/slices.log",
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        groups=SLICE_GROUPS,
+        attacks=REP.get("slice_attacks", [T1_ATTACK, "loss"]),
+        n_bootstrap=N_BOOTSTRAP,
+        seed=ATTACK.get("seed", 0),
+    script:
+        "../workflow/scripts/slices.py"
 
 
 rule figure_test_accuracy:
@@ -102,7 +174,8 @@ rule figure_attack_vs_sparsity:
     conda:
         "../envs/analysis.yaml"
     params:
-        sample_size=config["report"]["figure2_sample_size"],
+        sample_size=FIG2_N,
+        attack=T1_ATTACK,
     script:
         "../workflow/scripts/figure_attack_vs_sparsity.py"
 
@@ -117,7 +190,8 @@ rule figure_attack_vs_sample_size:
     conda:
         "../envs/analysis.yaml"
     params:
-        sparsity=config["report"]["figure3_sparsity"],
+        sparsity=REP["figure3_sparsity"],
+        attack=T1_ATTACK,
     script:
         "../workflow/scripts/figure_attack_vs_sample_size.py"
 
@@ -146,14 +220,50 @@ rule figure_roc:
         "../envs/analysis.yaml"
     params:
         models=ROC_MODELS,
+        attack=T1_ATTACK,
     script:
         "../workflow/scripts/figure_roc.py"
+
+
+rule figure_slices:
+    input:
+        f"{R}/summary/slices.csv",
+    output:
+        FIGURES["figure6"],
+    log:
+        "logs/report/figure6.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow/scripts/figure_slices.py"
+
+
+rule figure_gap:
+    input:
+        training=f"{R}/summary/training.csv",
+        attacks=f"{R}/summary/attacks.csv",
+    output:
+        figure=FIGURES["figure7"],
+        correlation=f"{R}/summary/gap_correlation.json",
+    log:
+        "logs/report/figure7.log",
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        sample_size=FIG2_N,
+        attack=T1_ATTACK,
+    script:
+        "../workflow/scripts/figure_gap.py"
 
 
 rule report:
     input:
         **FIGURES,
         table1=f"{R}/report/table1.csv",
+        verdicts=f"{R}/report/verdicts.csv",
+        attack_models=f"{R}/report/attack_models.csv",
+        slices=f"{R}/summary/slices.csv",
+        gap=f"{R}/summary/gap_correlation.json",
         training=f"{R}/summary/training.csv",
         attacks=f"{R}/summary/attacks.csv",
         transfer=f"{R}/summary/transfer.csv",
@@ -165,7 +275,8 @@ rule report:
         "../envs/analysis.yaml"
     params:
         config=config,
-        table1_arch=config["report"]["table1_arch"],
-        table1_sparsity=config["report"]["table1_sparsity"],
+        table1_arch=T1_ARCH,
+        table1_sparsity=float(T1_SPARSITY),
+        attack=T1_ATTACK,
     script:
         "../workflow/scripts/report.py"

@@ -2,12 +2,12 @@ rule train_dense:
     input:
         membership=f"{R}/{{dataset}}/membership.parquet",
     output:
-        model=f"{R}/{{dataset}}/{{arch}}/dense/model.pt",
-        init=f"{R}/{{dataset}}/{{arch}}/dense/init.pt",
-        rewind=f"{R}/{{dataset}}/{{arch}}/dense/rewind.pt",
-        metrics=f"{R}/{{dataset}}/{{arch}}/dense/metrics.json",
+        model=f"{DENSE_DIR}/model.pt",
+        init=f"{DENSE_DIR}/init.pt",
+        rewind=f"{DENSE_DIR}/rewind.pt",
+        metrics=f"{DENSE_DIR}/metrics.json",
     log:
-        "logs/{dataset}/{arch}/train_dense.log",
+        "logs/{dataset}/{arch}/seed-{replicate}/sparsity-0/train_dense.log",
     conda:
         "../envs/pytorch.yaml"
     threads: THREADS.get("train", 1)
@@ -17,7 +17,7 @@ rule train_dense:
         data=lambda w: data_params(w.dataset),
         recipe=lambda w: recipe(w.dataset, w.arch),
         recipe_key=lambda w: f"training.{w.dataset}.{w.arch}",
-        seed=config["seed"],
+        seed=lambda w: int(w.replicate),
         rewind_epoch=config["pruning"]["rewind_epoch"],
         device=config["device"],
     script:
@@ -26,12 +26,14 @@ rule train_dense:
 
 rule prune_mask:
     input:
-        model=f"{R}/{{dataset}}/{{arch}}/dense/model.pt",
+        model=f"{DENSE_DIR}/model.pt",
     output:
-        mask=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/mask.pt",
-        report=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/mask.json",
+        mask=f"{MODEL_DIR}/mask.pt",
+        report=f"{MODEL_DIR}/mask.json",
     log:
-        "logs/{dataset}/{arch}/sparsity-{sparsity}/prune_mask.log",
+        "logs/{dataset}/{arch}/seed-{replicate}/sparsity-{sparsity}/prune_mask.log",
+    wildcard_constraints:
+        sparsity=r"0\.[0-9]+",
     conda:
         "../envs/pytorch.yaml"
     params:
@@ -44,13 +46,15 @@ rule prune_mask:
 rule train_ticket:
     input:
         membership=f"{R}/{{dataset}}/membership.parquet",
-        mask=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/mask.pt",
-        rewind=f"{R}/{{dataset}}/{{arch}}/dense/rewind.pt",
+        mask=f"{MODEL_DIR}/mask.pt",
+        rewind=f"{DENSE_DIR}/rewind.pt",
     output:
-        model=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/model.pt",
-        metrics=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/metrics.json",
+        model=f"{MODEL_DIR}/model.pt",
+        metrics=f"{MODEL_DIR}/metrics.json",
     log:
-        "logs/{dataset}/{arch}/sparsity-{sparsity}/train_ticket.log",
+        "logs/{dataset}/{arch}/seed-{replicate}/sparsity-{sparsity}/train_ticket.log",
+    wildcard_constraints:
+        sparsity=r"0\.[0-9]+",
     conda:
         "../envs/pytorch.yaml"
     threads: THREADS.get("train", 1)
@@ -60,7 +64,7 @@ rule train_ticket:
         data=lambda w: data_params(w.dataset),
         recipe=lambda w: recipe(w.dataset, w.arch),
         recipe_key=lambda w: f"training.{w.dataset}.{w.arch}",
-        seed=config["seed"],
+        seed=lambda w: int(w.replicate),
         rewind_epoch=config["pruning"]["rewind_epoch"],
         sparsity=lambda w: float(w.sparsity),
         device=config["device"],
@@ -71,11 +75,11 @@ rule train_ticket:
 rule extract_confidences:
     input:
         membership=f"{R}/{{dataset}}/membership.parquet",
-        model=trained_model,
+        model=f"{MODEL_DIR}/model.pt",
     output:
-        f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/confidences.parquet",
+        f"{MODEL_DIR}/confidences.parquet",
     log:
-        "logs/{dataset}/{arch}/sparsity-{sparsity}/extract_confidences.log",
+        "logs/{dataset}/{arch}/seed-{replicate}/sparsity-{sparsity}/extract_confidences.log",
     conda:
         "../envs/pytorch.yaml"
     threads: THREADS.get("confidences", 1)
@@ -84,6 +88,7 @@ rule extract_confidences:
     params:
         data=lambda w: data_params(w.dataset),
         sparsity=lambda w: float(w.sparsity),
+        replicate=lambda w: int(w.replicate),
         batch_size=config["confidences"].get("batch_size", 512),
         num_workers=lambda w: recipe(w.dataset, w.arch).get("num_workers", 4),
         device=config["device"],

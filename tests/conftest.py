@@ -43,6 +43,7 @@ def tiny_config() -> dict:
     """A config small enough for a full workflow run in well under a minute."""
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     cfg["device"] = "cpu"
+    cfg["replicates"] = [0]
     cfg["architectures"] = ["resnet18", "resnet50"]
     cfg["sparsities"] = [0.0, 0.5, 0.8]
     for arch in ("resnet18", "resnet50"):
@@ -50,7 +51,10 @@ def tiny_config() -> dict:
     cfg["datasets"]["digits"]["members"] = 300
     cfg["datasets"]["digits"]["nonmembers"] = 300
     cfg["attack"]["sample_sizes"] = [100, 200]
+    cfg["attack"]["n_bootstrap"] = 200
     cfg["attack"]["mlp"]["max_iter"] = 200
+    cfg["attack"]["random_forest"]["n_estimators"] = 30
+    cfg["attack"]["gradient_boosting"]["n_estimators"] = 20
     cfg["transfer"].update(sample_size=200, architectures=["resnet18", "resnet50"],
                            sparsities=[0.0, 0.8])
     cfg["report"].update(table1_sparsity=0.8, figure2_sample_size=200, figure3_sparsity=0.8)

@@ -25,27 +25,55 @@ def finished_run(tmp_path_factory):
 def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
     work, proc = finished_run
     report = (work / "results" / "report.html").read_text()
-    assert "Table 1" in report
+    assert "Table 1" in report and "Verdicts" in report and "Attack models" in report
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', report)
-    assert len(images) == 5
+    assert len(images) == 7
     for img in images:
         assert base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Spearman" in report
     t1 = pd.read_csv(work / "results" / "report" / "table1.csv")
     assert list(t1.sample_size) == [100, 200]
-    assert t1[["accuracy_baseline", "accuracy_ticket"]].apply(lambda c: c.between(0, 1)).all().all()
+    for side in ("baseline", "ticket"):
+        assert t1[f"accuracy_{side}"].between(0, 1).all()
+        assert (t1[f"accuracy_ci_low_{side}"] <= t1[f"accuracy_{side}"]).all()
+        assert (t1[f"accuracy_{side}"] <= t1[f"accuracy_ci_high_{side}"]).all()
+    md = (work / "results" / "report" / "table1.md").read_text()
+    assert re.search(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]", md)
     training = pd.read_csv(work / "results" / "summary" / "training.csv")
     assert len(training) == 6 and training.test_acc.between(0, 1).all()
+    assert (training.test_acc_ci_low <= training.test_acc).all()
     ticket = training[training.sparsity == 0.8]
     assert (ticket.measured_sparsity_prunable - 0.8).abs().max() < 1e-4
-    attacks = pd.read_csv(work / "results" / "summary" / "attacks.csv")
-    assert len(attacks) == 12
+    attacks = pd.read_csv(work / "results" / "summary" / "attacks.csv", dtype={"replicate": str})
+    n_attacks = 9  # 5 attack models + 4 threshold baselines
+    # 6 models x 2 sample sizes x 9 attacks, per replicate (1) and their mean
+    assert len(attacks) == 6 * 2 * n_attacks * 2
+    assert set(attacks.replicate) == {"0", "mean"}
+    assert set(attacks.attack) == {"mlp", "svm", "random_forest", "logistic_regression",
+                                   "gradient_boosting", "loss", "confidence", "entropy",
+                                   "modified_entropy"}
+    for m in ("accuracy", "precision", "recall", "auc", "advantage", "tpr_at_fpr_0.01",
+              "tpr_at_fpr_0.001"):
+        assert (attacks[f"{m}_ci_low"] <= attacks[m] + 1e-12).all(), m
+        assert (attacks[m] <= attacks[f"{m}_ci_high"] + 1e-12).all(), m
+    verdicts = pd.read_csv(work / "results" / "report" / "verdicts.csv")
+    assert set(verdicts.metric) == {"accuracy", "auc"} and len(verdicts) == 8
+    assert set(verdicts.attack) == {"mlp", "loss"}
+    assert verdicts.sentence.str.contains("95% CI").all()
+    models = pd.read_csv(work / "results" / "report" / "attack_models.csv")
+    assert len(models) == n_attacks
+    slices = pd.read_csv(work / "results" / "summary" / "slices.csv")
+    assert set(slices.slice) >= {"class"} and slices.value.nunique() >= 10
     transfer = pd.read_csv(work / "results" / "summary" / "transfer.csv")
     assert len(transfer) == 16  # 4 models, every ordered pair, diagonal included
-    for n in range(1, 6):
+    assert {"accuracy_ci_low", "accuracy_ci_high"} <= set(transfer.columns)
+    for n in range(1, 8):
         assert list((work / "results" / "report").glob(f"figure{n}_*.png"))
     # every job left a log, with per-epoch progress for training
-    log = (work / "logs" / "digits" / "resnet18" / "train_dense.log").read_text()
+    log = (work / "logs" / "digits" / "resnet18" / "seed-0" / "sparsity-0" /
+           "train_dense.log").read_text()
     assert "epoch 2/2" in log and "test_acc=" in log
+    assert not list((work / "results").rglob("*.pkl"))
 
 
 def test_unchanged_config_reruns_nothing(finished_run):
@@ -74,6 +102,22 @@ def test_changing_one_sparsity_reruns_only_that_ticket_branch(finished_run):
     assert jobs["extract_confidences"] == 2 and jobs["fit_attack"] == 4
     assert "transfer_attack" not in jobs  # 0.5/0.6 are not in the transfer set
     assert jobs["report"] == 1 and jobs["summarize_attacks"] == 1
+
+
+def test_adding_a_replicate_reruns_only_its_branch_and_the_aggregates(finished_run):
+    work, _ = finished_run
+    cfg = copy.deepcopy(tiny_config())
+    cfg["replicates"] = [0, 1]
+    jobs = dry_run_with(work, cfg)
+    assert jobs["train_dense"] == 2 and jobs["train_ticket"] == 4  # seed 1, both archs
+    assert jobs["prune_mask"] == 4 and jobs["extract_confidences"] == 6
+    assert jobs["fit_attack"] == 12  # 6 models x 2 sample sizes of the new seed only
+    # the membership split and the attack samples stay fixed; transfer uses the first seed
+    for rule in ("membership_split", "attack_sample", "transfer_attack",
+                 "summarize_transfer", "figure_transfer"):
+        assert rule not in jobs, rule
+    for rule in ("summarize_training", "summarize_attacks", "tables", "report"):
+        assert jobs[rule] == 1, rule
 
 
 def test_changing_an_attack_setting_reruns_attacks_and_aggregates_only(finished_run):
@@ -109,6 +153,12 @@ def test_changing_one_architectures_recipe_reruns_that_architecture_only(finishe
     (lambda c: c["datasets"]["digits"].update(source="mnist"), "source"),
     (lambda c: c["training"]["digits"].pop("resnet50"), "training.digits.resnet50"),
     (lambda c: c["report"].update(table1_sparsity=0.3), "report.table1_sparsity"),
+    (lambda c: c.update(replicates=[0, 0]), "replicates"),
+    (lambda c: c["attack"].update(models=["mlp", "knn"]), "attack.models"),
+    (lambda c: c["attack"]["svm"].update(gama=2), "attack.svm"),
+    (lambda c: c["attack"]["mlp"].update(hiden_layer_sizes=[3]), "attack.mlp"),
+    (lambda c: c["transfer"].update(attack="loss"), "transfer.attack"),
+    (lambda c: c["attack"].update(mpl={"alpha": 1.0}), "attack.mpl"),
 ])
 def test_invalid_config_fails_at_dag_build_naming_the_key(tmp_path, change, key):
     cfg = copy.deepcopy(tiny_config())
@@ -142,6 +192,8 @@ def test_paper_grid_builds_without_data_and_gpu_rules_ask_for_a_gpu(tmp_path):
     import shutil
     import time
 
+    import yaml
+
     from conftest import ROOT
 
     shutil.copy(ROOT / "config" / "paper.yaml", tmp_path / "config.yaml")
@@ -149,9 +201,10 @@ def test_paper_grid_builds_without_data_and_gpu_rules_ask_for_a_gpu(tmp_path):
     proc = run_snakemake(tmp_path, "-n", "--cores", "all", "--resources", "gpu=4")
     elapsed = time.time() - t0
     jobs = planned_jobs(proc.stdout + proc.stderr)
-    assert jobs["train_dense"] == 6 and jobs["train_ticket"] == 36
-    assert jobs["extract_confidences"] == 42 and jobs["transfer_attack"] == 8
-    assert jobs["fit_attack"] == 2 * 14 * 3 + 14 * 4
+    reps = len(yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())["replicates"])
+    assert jobs["train_dense"] == 6 * reps and jobs["train_ticket"] == 36 * reps
+    assert jobs["extract_confidences"] == 42 * reps and jobs["transfer_attack"] == 8
+    assert jobs["fit_attack"] == (2 * 14 * 3 + 14 * 4) * reps
     out = proc.stdout + proc.stderr
     blocks = re.split(r"(?m)^(?=rule \w+:)", out)
     train_blocks = [b for b in blocks if "rule train_dense:" in b or "rule train_ticket:" in b]

@@ -70,7 +70,7 @@ def sample_sizes_of(config: dict, dataset: str) -> tuple[int, ...]:
 def check_config(config: dict) -> dict[str, Grid]:
     """Check cross-key consistency; return the grid of every dataset."""
     for key in ("datasets", "architectures", "sparsities", "training", "attack", "transfer",
-                "report", "pruning"):
+                "report", "pruning", "replicates"):
         _require(key in config, f"config key {key!r} is missing")
     device = config.get("device", "auto")
     _require(device in DEVICES or str(device).startswith("cuda:"),
@@ -127,7 +127,61 @@ def check_config(config: dict) -> dict[str, Grid]:
         grids[name] = Grid(name, archs, sparsities, tuple(int(n) for n in sizes))
     _check_transfer(config, grids)
     _check_report(config, archs, sparsities, grids)
+    _check_replicates(config)
+    _check_attacks(config)
     return grids
+
+
+def _check_replicates(config: dict) -> None:
+    reps = config["replicates"]
+    _require(isinstance(reps, list) and len(reps) > 0,
+             "config key 'replicates' must be a non-empty list of training seeds, e.g. [0, 1]")
+    for r in reps:
+        _require(isinstance(r, int) and not isinstance(r, bool) and 0 <= r < 2**31,
+                 f"config key 'replicates': {r!r} is not a seed (an integer in [0, 2^31))")
+    dup = sorted({r for r in reps if reps.count(r) > 1})
+    _require(not dup, f"config key 'replicates' lists {dup} more than once; each replicate "
+             "must be its own seed")
+
+
+def attack_names(config: dict) -> list[str]:
+    """Every attack a fit-attack job runs: attack.models, then attack.baselines."""
+    a = config["attack"]
+    return list(a.get("models", ["mlp"])) + list(
+        a.get("baselines", ["loss", "confidence", "entropy", "modified_entropy"]))
+
+
+def _check_attacks(config: dict) -> None:
+    from .attacks import ATTACKS, check_attack_config
+
+    a = config["attack"]
+    names = attack_names(config)
+    dup = sorted({n for n in names if names.count(n) > 1})
+    _require(not dup, f"config keys attack.models/attack.baselines list {dup} more than once")
+    for key, kind in (("models", "classifier"), ("baselines", "threshold")):
+        for n in a.get(key, []):
+            _require(n in ATTACKS and ATTACKS[n].kind == kind,
+                     f"config key 'attack.{key}': {n!r} is not a {kind} attack; choose from "
+                     f"{sorted(k for k, v in ATTACKS.items() if v.kind == kind)}")
+    for key, value in a.items():
+        _require(not isinstance(value, dict) or key in ATTACKS,
+                 f"config key 'attack.{key}': no attack is called {key!r}; attack settings go "
+                 f"under the name of a registered attack: {sorted(ATTACKS)}")
+    problems = check_attack_config(names, {n: a.get(n) for n in names})
+    _require(not problems, "; ".join(problems))
+    t_attack = config["transfer"].get("attack", "mlp")
+    _require(t_attack in a.get("models", ["mlp"]),
+             f"config key 'transfer.attack': {t_attack!r} is not one of attack.models")
+    r = config["report"]
+    _require(r.get("attack", "mlp") in names, f"config key 'report.attack': "
+             f"{r.get('attack', 'mlp')!r} is not one of attack.models/attack.baselines")
+    for key in ("slice_attacks", "verdict_attacks"):
+        for n in r.get(key, []):
+            _require(n in names, f"config key 'report.{key}': {n!r} is not one of "
+                     "attack.models/attack.baselines")
+    nb = a.get("n_bootstrap", 1000)
+    _require(isinstance(nb, int) and nb >= 200, f"config key 'attack.n_bootstrap': {nb!r} "
+             "must be an integer >= 200 (1000 or more for reported intervals)")
 
 
 def _check_transfer(config: dict, grids: dict[str, Grid]) -> None:

@@ -1,10 +1,17 @@
 """The paper's figures, drawn from the summary tables.
 
-- Figure 1: test accuracy vs sparsity, a line per architecture (a panel per dataset);
-- Figure 2: attack accuracy vs sparsity at one sample size, a line per architecture;
+Every number drawn carries its 95% interval (error bars), as in the tables.
+
+- Figure 1: test accuracy vs sparsity, a line per architecture (mean over replicate seeds,
+  each seed as a dot);
+- Figure 2: attack accuracy and AUC vs sparsity at one sample size, a line per architecture;
 - Figure 3: attack accuracy vs attack sample size at one sparsity, a line per architecture;
 - Figure 4: transfer heat-map, source model (rows) x target model (columns);
-- Figure 5 (extension): ROC curves of the attacks on log-log axes, dense vs tickets.
+- Figure 5 (extension): ROC curves of the attacks on log-log axes, dense vs tickets;
+- Figure 6 (the paper's future work): attack accuracy/AUC per true class and for correctly
+  vs incorrectly classified samples, Table 1's models;
+- Figure 7 (the paper's future work): generalisation gap vs attack AUC over all models, with
+  the Spearman rank correlation.
 """
 
 from __future__ import annotations
@@ -33,60 +40,105 @@ def _save(fig, path) -> None:
     plt.close(fig)
 
 
-def _by_arch_lines(ax, frame: pd.DataFrame, x: str, y: str, *, xlabel: str, ylabel: str,
-                   title: str, chance: float | None = None, percent_x: bool = False) -> None:
-    for arch, part in frame.groupby("arch"):
-        part = part.sort_values(x)
-        xs = part[x] * (100 if percent_x else 1)
-        ax.plot(xs, part[y], marker="o", label=arch)
+def _errbar(ax, xs, ys, lo, hi, **kw):
+    ys, lo, hi = (np.asarray(v, dtype=float) for v in (ys, lo, hi))
+    yerr = np.vstack([np.where(np.isfinite(lo), ys - lo, 0.0),
+                      np.where(np.isfinite(hi), hi - ys, 0.0)])
+    return ax.errorbar(xs, ys, yerr=np.maximum(yerr, 0.0), marker="o", capsize=3, **kw)
+
+
+def _finish(ax, xlabel, ylabel, title, chance=None):
     if chance is not None:
         ax.axhline(chance, color="grey", linestyle=":", linewidth=1, label="chance")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend()
-
-
-def _per_dataset(frame: pd.DataFrame, output, x: str, y: str, **line_kw) -> None:
-    """One panel per dataset, a line per architecture; ``title`` may use ``{ds}``."""
-    datasets = sorted(frame["dataset"].unique())
-    fig, axes = _panels(len(datasets))
-    title = line_kw.pop("title")
-    for ax, ds in zip(axes, datasets):
-        _by_arch_lines(ax, frame[frame["dataset"] == ds], x, y, title=title.format(ds=ds),
-                       **line_kw)
-    _save(fig, output)
+    ax.legend(fontsize=8)
 
 
 SPARSITY_LABEL = "sparsity (% of prunable weights removed)"
+INTERVAL_NOTE = "bars: 95% CI"
 
 
 def figure_test_accuracy(training: pd.DataFrame, output) -> None:
-    _per_dataset(training, output, "sparsity", "test_acc", xlabel=SPARSITY_LABEL,
-                 ylabel="test accuracy (non-members)", percent_x=True,
-                 title="Fig. 1: lottery tickets on {ds}")
+    """Mean test accuracy over replicates (bars: Student-t interval across seeds, or the
+    Wilson interval of a single model), each replicate as a dot."""
+    from .summaries import training_means
+
+    means = training_means(training)
+    datasets = sorted(training["dataset"].unique())
+    fig, axes = _panels(len(datasets))
+    for ax, ds in zip(axes, datasets):
+        for i, (arch, part) in enumerate(means[means["dataset"] == ds].groupby("arch")):
+            part = part.sort_values("sparsity")
+            reps = training[(training["dataset"] == ds) & (training["arch"] == arch)]
+            color = f"C{i}"
+            if part["replicates"].min() >= 2:
+                lo, hi = part["test_acc_seed_ci_low"], part["test_acc_seed_ci_high"]
+            else:
+                r = reps.sort_values("sparsity")
+                lo, hi = r["test_acc_ci_low"], r["test_acc_ci_high"]
+            _errbar(ax, part["sparsity"] * 100, part["test_acc"], lo, hi, color=color,
+                    label=f"{arch} (mean of {int(part['replicates'].min())})")
+            ax.scatter(reps["sparsity"] * 100, reps["test_acc"], color=color, s=12,
+                       alpha=0.5, marker="x")
+        _finish(ax, SPARSITY_LABEL, "test accuracy (non-members)",
+                f"Fig. 1: lottery tickets on {ds} ({INTERVAL_NOTE}; x: each seed)")
+    _save(fig, output)
 
 
-def figure_attack_vs_sparsity(attacks: pd.DataFrame, sample_size: int, output) -> None:
-    sel = attacks[attacks["sample_size"] == sample_size]
+def _attack_lines(ax, frame: pd.DataFrame, x: str, y: str, percent_x: bool = False):
+    for i, (arch, part) in enumerate(frame.groupby("arch")):
+        part = part.sort_values(x)
+        xs = part[x] * (100 if percent_x else 1)
+        _errbar(ax, xs, part[y], part[f"{y}_ci_low"], part[f"{y}_ci_high"], color=f"C{i}",
+                label=arch)
+
+
+def _mean_rows(attacks: pd.DataFrame, attack: str) -> pd.DataFrame:
+    sel = attacks[(attacks["replicate"].astype(str) == "mean") & (attacks["attack"] == attack)]
+    if sel.empty:
+        raise ValueError(f"no results of the {attack!r} attack (config key attack.models)")
+    return sel
+
+
+def figure_attack_vs_sparsity(attacks: pd.DataFrame, sample_size: int, output,
+                              attack: str = "mlp") -> None:
+    sel = _mean_rows(attacks, attack)
+    sel = sel[sel["sample_size"] == sample_size]
     if sel.empty:
         raise ValueError(f"no attack results at sample size {sample_size} "
                          "(config key report.figure2_sample_size)")
-    _per_dataset(sel, output, "sparsity", "accuracy", xlabel=SPARSITY_LABEL,
-                 ylabel="attack accuracy (MLP)", chance=0.5, percent_x=True,
-                 title=f"Fig. 2: MIA vs sparsity, {{ds}}, n={sample_size}")
+    datasets = sorted(sel["dataset"].unique())
+    fig, axes = plt.subplots(2, len(datasets), figsize=(4.8 * len(datasets), 6.8),
+                             squeeze=False)
+    for j, ds in enumerate(datasets):
+        part = sel[sel["dataset"] == ds]
+        for i, metric in enumerate(("accuracy", "auc")):
+            _attack_lines(axes[i, j], part, "sparsity", metric, percent_x=True)
+            _finish(axes[i, j], SPARSITY_LABEL, f"attack {metric} ({attack})",
+                    f"Fig. 2: MIA vs sparsity, {ds}, n={sample_size} ({INTERVAL_NOTE})",
+                    chance=0.5)
+    _save(fig, output)
 
 
-def figure_attack_vs_sample_size(attacks: pd.DataFrame, sparsity: float, output) -> None:
-    sel = attacks[np.isclose(attacks["sparsity"], sparsity)]
+def figure_attack_vs_sample_size(attacks: pd.DataFrame, sparsity: float, output,
+                                 attack: str = "mlp") -> None:
+    sel = _mean_rows(attacks, attack)
+    sel = sel[np.isclose(sel["sparsity"], sparsity)]
     if sel.empty:
         raise ValueError(f"no attack results at sparsity {sparsity} "
                          "(config key report.figure3_sparsity)")
-    _per_dataset(sel, output, "sample_size", "accuracy",
-                 xlabel="attack sample size n (members + non-members)",
-                 ylabel="attack accuracy (MLP)", chance=0.5,
-                 title=f"Fig. 3: MIA vs sample size, {{ds}}, sparsity {sparsity:g}")
+    datasets = sorted(sel["dataset"].unique())
+    fig, axes = _panels(len(datasets))
+    for ax, ds in zip(axes, datasets):
+        _attack_lines(ax, sel[sel["dataset"] == ds], "sample_size", "accuracy")
+        _finish(ax, "attack sample size n (members + non-members)",
+                f"attack accuracy ({attack})",
+                f"Fig. 3: MIA vs sample size, {ds}, sparsity {sparsity:g} ({INTERVAL_NOTE})",
+                chance=0.5)
+    _save(fig, output)
 
 
 def model_label(arch: str, sparsity: float) -> str:
@@ -103,6 +155,12 @@ def figure_transfer(transfer: pd.DataFrame, output, metric: str = "accuracy") ->
     grid = frame.pivot(index="source", columns="target", values=metric).reindex(
         index=order, columns=order)
     n = len(order)
+    at_chance = set()
+    if f"{metric}_ci_low" in frame:
+        for r in frame.itertuples(index=False):
+            lo, hi = getattr(r, f"{metric}_ci_low"), getattr(r, f"{metric}_ci_high")
+            if lo <= 0.5 <= hi:
+                at_chance.add((order.index(r.source), order.index(r.target)))
     fig, ax = plt.subplots(figsize=(1.0 + 0.75 * n + 2, 1.0 + 0.6 * n + 1.5))
     im = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis", vmin=min(0.5, np.nanmin(grid)),
                    vmax=max(np.nanmax(grid), 0.5 + 1e-6))
@@ -111,18 +169,20 @@ def figure_transfer(transfer: pd.DataFrame, output, metric: str = "accuracy") ->
     ax.set_xlabel("target (model attacked)")
     ax.set_ylabel("source (attack trained on)")
     ds = ", ".join(sorted(transfer["dataset"].unique())) if "dataset" in transfer else ""
-    ax.set_title(f"Fig. 4: attack transfer ({metric}) {ds}")
+    ax.set_title(f"Fig. 4: attack transfer ({metric}) {ds}\n'~': 95% CI covers chance (0.5)",
+                 fontsize=10)
     for i in range(n):
         for j in range(n):
             v = grid.iat[i, j]
             if np.isfinite(v):
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
+                mark = "~" if (i, j) in at_chance else ""
+                ax.text(j, i, f"{mark}{v:.2f}", ha="center", va="center", fontsize=8,
                         color="white" if v < (np.nanmin(grid) + np.nanmax(grid)) / 2 else "black")
     fig.colorbar(im, ax=ax, label=f"attack {metric}")
     _save(fig, output)
 
 
-def figure_roc(curves: list[dict], output) -> None:
+def figure_roc(curves: list[dict], output, attack: str = "mlp") -> None:
     """``curves``: dicts with dataset, arch, sparsity, sample_size, member, score (attack_test)."""
     from .metrics import roc_points
 
@@ -142,10 +202,77 @@ def figure_roc(curves: list[dict], output) -> None:
         ax.set_ylim(lim, 1)
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
-        ax.set_title(f"Fig. 5: attack ROC (log-log), {ds}, n={curves[0]['sample_size']}")
+        ax.set_title(f"Fig. 5: {attack} attack ROC (log-log), {ds}, "
+                     f"n={curves[0]['sample_size']}", fontsize=10)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     _save(fig, output)
+
+
+def figure_slices(slices: pd.DataFrame, output) -> None:
+    """Per-class and correct/incorrect attack accuracy and AUC of Table 1's models."""
+    attacks = list(dict.fromkeys(slices["attack"]))
+    fig, axes = plt.subplots(len(attacks), 2, figsize=(12, 3.4 * len(attacks)), squeeze=False)
+    models = list(dict.fromkeys(zip(slices["arch"], slices["sparsity"])))
+    width = 0.8 / max(len(models), 1)
+    for i, attack in enumerate(attacks):
+        part = slices[slices["attack"] == attack]
+        cats = list(dict.fromkeys(
+            (f"class {v}" if k == "class" else v) for k, v in zip(part["slice"], part["value"])))
+        for j, metric in enumerate(("accuracy", "auc")):
+            ax = axes[i, j]
+            for k, (arch, sp) in enumerate(models):
+                m = part[(part["arch"] == arch) & np.isclose(part["sparsity"], sp)]
+                labels = [(f"class {v}" if kk == "class" else v)
+                          for kk, v in zip(m["slice"], m["value"])]
+                xs = np.array([cats.index(lbl) for lbl in labels]) + (k - (len(models) - 1) / 2) * width
+                ys = m[metric].to_numpy(dtype=float)
+                lo = m[f"{metric}_ci_low"].to_numpy(dtype=float)
+                hi = m[f"{metric}_ci_high"].to_numpy(dtype=float)
+                yerr = np.vstack([np.nan_to_num(ys - lo), np.nan_to_num(hi - ys)])
+                ax.bar(xs, np.nan_to_num(ys - 0.5), bottom=0.5, width=width, yerr=yerr,
+                       capsize=2, label=model_label(arch, sp), color=f"C{k}", alpha=0.8)
+            ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+            ax.set_xticks(range(len(cats)), cats, rotation=45, ha="right", fontsize=8)
+            ax.set_ylabel(f"attack {metric}")
+            n = int(part["sample_size"].iat[0])
+            ax.set_title(f"Fig. 6: {attack} attack {metric} by slice, n={n} ({INTERVAL_NOTE})",
+                         fontsize=10)
+            ax.grid(alpha=0.3, axis="y")
+            ax.legend(fontsize=8)
+    _save(fig, output)
+
+
+def figure_gap(training: pd.DataFrame, attacks: pd.DataFrame, sample_size: int, output,
+               attack: str = "mlp") -> dict:
+    """Generalisation gap (train - test accuracy) vs attack AUC, one dot per model and seed;
+    returns the Spearman rank correlation (rho, p-value, number of models)."""
+    from scipy.stats import spearmanr
+
+    sel = attacks[(attacks["attack"] == attack) & (attacks["replicate"].astype(str) != "mean")
+                  & (attacks["sample_size"] == sample_size)].copy()
+    sel["replicate"] = sel["replicate"].astype(int)
+    keys = ["dataset", "arch", "sparsity", "replicate"]
+    tr = training.copy()
+    tr["sparsity"] = tr["sparsity"].round(6)
+    sel["sparsity"] = sel["sparsity"].round(6)
+    merged = sel.merge(tr[keys + ["generalization_gap"]], on=keys)
+    if len(merged) < 2:
+        raise ValueError(f"the gap figure needs at least two models with {attack} results at "
+                         f"n={sample_size} (config key report.figure2_sample_size)")
+    rho, pval = spearmanr(merged["generalization_gap"], merged["auc"])
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for i, ((arch, sp), part) in enumerate(merged.groupby(["arch", "sparsity"])):
+        _errbar(ax, part["generalization_gap"], part["auc"], part["auc_ci_low"],
+                part["auc_ci_high"], color=f"C{i % 10}", linestyle="none",
+                label=model_label(arch, sp))
+    _finish(ax, "generalisation gap (train accuracy - test accuracy)",
+            f"attack AUC ({attack})",
+            f"Fig. 7: gap vs attack, n={sample_size}: Spearman rho = {rho:.2f} "
+            f"(p = {pval:.2g}, {len(merged)} models)", chance=0.5)
+    ax.legend(fontsize=7, ncol=2)
+    _save(fig, output)
+    return {"spearman_rho": float(rho), "p_value": float(pval), "models": int(len(merged))}
 
 
 # --------------------------------------------------------------------------- workflow entries
@@ -153,23 +280,45 @@ def figure_test_accuracy_from_csv(training_csv, output) -> None:
     figure_test_accuracy(pd.read_csv(training_csv), output)
 
 
-def figure_attack_vs_sparsity_from_csv(attacks_csv, sample_size: int, output) -> None:
-    figure_attack_vs_sparsity(pd.read_csv(attacks_csv), sample_size, output)
+def _attacks(attacks_csv) -> pd.DataFrame:
+    return pd.read_csv(attacks_csv, dtype={"replicate": str})
 
 
-def figure_attack_vs_sample_size_from_csv(attacks_csv, sparsity: float, output) -> None:
-    figure_attack_vs_sample_size(pd.read_csv(attacks_csv), sparsity, output)
+def figure_attack_vs_sparsity_from_csv(attacks_csv, sample_size: int, output,
+                                       attack: str = "mlp") -> None:
+    figure_attack_vs_sparsity(_attacks(attacks_csv), sample_size, output, attack)
+
+
+def figure_attack_vs_sample_size_from_csv(attacks_csv, sparsity: float, output,
+                                          attack: str = "mlp") -> None:
+    figure_attack_vs_sample_size(_attacks(attacks_csv), sparsity, output, attack)
 
 
 def figure_transfer_from_csv(transfer_csv, output) -> None:
     figure_transfer(pd.read_csv(transfer_csv), output)
 
 
-def figure_roc_from_scores(score_paths: list, models: list[dict], output) -> None:
+def figure_slices_from_csv(slices_csv, output) -> None:
+    figure_slices(pd.read_csv(slices_csv), output)
+
+
+def figure_gap_from_csv(training_csv, attacks_csv, sample_size: int, output_figure,
+                        output_json, attack: str = "mlp") -> dict:
+    from .io import write_json
+
+    res = figure_gap(pd.read_csv(training_csv), _attacks(attacks_csv), sample_size,
+                     output_figure, attack)
+    write_json({**res, "attack": attack, "sample_size": sample_size}, output_json)
+    return res
+
+
+def figure_roc_from_scores(score_paths: list, models: list[dict], output,
+                           attack: str = "mlp") -> None:
     """ROC curves from the attack_test scores of each model (``models`` in path order)."""
     curves = []
     for path, m in zip(score_paths, models, strict=True):
         s = pd.read_parquet(path)
         s = s[s["fold"] == "attack_test"]
-        curves.append({**m, "member": s["member"].to_numpy(), "score": s["score"].to_numpy()})
-    figure_roc(curves, output)
+        curves.append({**m, "member": s["member"].to_numpy(),
+                       "score": s[f"score_{attack}"].to_numpy()})
+    figure_roc(curves, output, attack)

@@ -1,4 +1,10 @@
-"""Summary tables, the paper's Table 1, and the self-contained HTML report."""
+"""The self-contained HTML report: Table 1 with intervals and verdicts, the attack-model
+comparison, figures, per-slice results and every summary table. Everything taken from the
+config or the data is HTML-escaped. Pure pandas: no torch.
+
+Summary tables live in :mod:`lottery_mia.summaries`, the report's tables in
+:mod:`lottery_mia.tables`.
+"""
 
 from __future__ import annotations
 
@@ -11,107 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .io import log, read_json
-
-TRAINING_COLUMNS = ["dataset", "arch", "sparsity", "test_acc", "train_acc", "generalization_gap",
-                    "measured_sparsity_prunable", "sparsity_all_parameters", "epochs",
-                    "rewind_epoch", "train_seconds", "device"]
-
-
-# --------------------------------------------------------------------------- summaries
-def summarize_training(metric_paths: list, output) -> pd.DataFrame:
-    rows = []
-    for p in metric_paths:
-        m = read_json(p)
-        mask = m.get("mask", {})
-        rows.append({
-            "dataset": m["dataset"], "arch": m["arch"], "sparsity": float(m["sparsity"]),
-            "test_acc": m["test_acc"], "train_acc": m["train_acc"],
-            "generalization_gap": m["generalization_gap"],
-            "measured_sparsity_prunable": m.get("measured_sparsity_prunable", 0.0),
-            "sparsity_all_parameters": mask.get("sparsity_all_parameters", 0.0),
-            "epochs": m["recipe"]["epochs"], "rewind_epoch": m["rewind_epoch"],
-            "train_seconds": m["train_seconds"], "device": m["device"],
-        })
-    frame = pd.DataFrame(rows, columns=TRAINING_COLUMNS).sort_values(
-        ["dataset", "arch", "sparsity"])
-    _write_csv(frame, output)
-    return frame
-
-
-def summarize_attacks(metric_paths: list, output) -> pd.DataFrame:
-    rows = []
-    for p in metric_paths:
-        m = read_json(p)
-        row = {k: v for k, v in m.items() if not isinstance(v, (dict, list))}
-        for name, b in m.get("baselines", {}).items():
-            for k in ("accuracy", "auc", "tpr_at_fpr_0.01"):
-                row[f"baseline_{name}_{k}"] = b[k]
-        rows.append(row)
-    frame = pd.DataFrame(rows).sort_values(["dataset", "arch", "sparsity", "sample_size"])
-    _write_csv(frame, output)
-    return frame
-
-
-def summarize_transfer(paths: list, dataset: str, output) -> pd.DataFrame:
-    frame = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
-    frame.insert(0, "dataset", dataset)
-    frame = frame.sort_values(["source_arch", "source_sparsity", "target_arch",
-                               "target_sparsity"])
-    _write_csv(frame, output)
-    return frame
-
-
-def _write_csv(frame: pd.DataFrame, output) -> None:
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(output, index=False)
-    log(f"wrote {output} ({len(frame)} rows)")
-
-
-# --------------------------------------------------------------------------- Table 1
-def table1(attacks: pd.DataFrame, arch: str, ticket_sparsity: float) -> pd.DataFrame:
-    """Rows: dataset and sample size; columns: MLP attack accuracy and precision of the
-    baseline (dense, sparsity 0) and of the lottery ticket at ``ticket_sparsity``."""
-    sel = attacks[attacks["arch"] == arch]
-    base = sel[np.isclose(sel["sparsity"], 0.0)]
-    tick = sel[np.isclose(sel["sparsity"], ticket_sparsity)]
-    if base.empty or tick.empty:
-        raise ValueError(f"Table 1 needs attack results for {arch} at sparsity 0 and at "
-                         f"{ticket_sparsity} (config keys report.table1_arch, "
-                         f"report.table1_sparsity)")
-    keys = ["dataset", "sample_size"]
-    merged = base[keys + ["accuracy", "precision"]].merge(
-        tick[keys + ["accuracy", "precision"]], on=keys, suffixes=("_baseline", "_ticket"))
-    return pd.DataFrame({
-        "dataset": merged["dataset"], "sample_size": merged["sample_size"],
-        "accuracy_baseline": merged["accuracy_baseline"],
-        "accuracy_ticket": merged["accuracy_ticket"],
-        "precision_baseline": merged["precision_baseline"],
-        "precision_ticket": merged["precision_ticket"],
-    }).sort_values(keys).reset_index(drop=True)
-
-
-def table1_markdown(t: pd.DataFrame, arch: str, ticket_sparsity: float) -> str:
-    lines = [
-        f"Table 1. Accuracy and precision of the MLP membership-inference attack ({arch}; "
-        f"lottery ticket at sparsity {ticket_sparsity:g}).",
-        "",
-        "| Dataset | Sample size | Accuracy: baseline | Accuracy: lottery ticket "
-        "| Precision: baseline | Precision: lottery ticket |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in t.itertuples(index=False):
-        lines.append(f"| {r.dataset} | {r.sample_size} | {r.accuracy_baseline:.3f} | "
-                     f"{r.accuracy_ticket:.3f} | {r.precision_baseline:.3f} | "
-                     f"{r.precision_ticket:.3f} |")
-    return "\n".join(lines) + "\n"
-
-
-def write_table1(*, attacks_csv, arch: str, ticket_sparsity: float, out_csv, out_md) -> pd.DataFrame:
-    t = table1(pd.read_csv(attacks_csv), arch, ticket_sparsity)
-    _write_csv(t, out_csv)
-    Path(out_md).write_text(table1_markdown(t, arch, ticket_sparsity))
-    return t
-
+from .tables import fmt_ci
 
 # --------------------------------------------------------------------------- HTML report
 CSS = """
@@ -131,58 +37,164 @@ def _img(path) -> str:
 
 
 def _table(frame: pd.DataFrame, floatfmt: str = "{:.4f}") -> str:
-    return frame.to_html(index=False, float_format=lambda v: floatfmt.format(v), border=0)
+    return frame.to_html(index=False, float_format=lambda v: floatfmt.format(v), border=0,
+                         escape=True)
 
 
-def write_report(*, table1_csv, training_csv, attacks_csv, transfer_csv, figures: dict,
-                 config: dict, table1_arch: str, table1_sparsity: float, output) -> None:
+def _with_ci(frame: pd.DataFrame, metrics, suffix: str = "", digits: int = 3) -> pd.DataFrame:
+    """Replace metric columns by 'value [low, high]' strings."""
+    out = frame.copy()
+    for m in metrics:
+        col = f"{m}{suffix}"
+        if col not in out:
+            continue
+        out[col] = [fmt_ci(v, lo, hi, digits) for v, lo, hi in
+                    zip(out[col], out[f"{m}_ci_low{suffix}"], out[f"{m}_ci_high{suffix}"])]
+        out = out.drop(columns=[f"{m}_ci_low{suffix}", f"{m}_ci_high{suffix}"])
+    return out
+
+
+CAPTIONS = {
+    "figure1": "Figure 1. Test accuracy of the lottery tickets by sparsity (sparsity 0 is the "
+               "dense network): mean over the replicate seeds with a 95% interval across "
+               "seeds (Wilson interval for a single seed); each seed as a cross.",
+    "figure2": "Figure 2. Accuracy and AUC of the membership-inference attack by sparsity, "
+               "mean over seeds, 95% bootstrap intervals over the attack-test rows.",
+    "figure3": "Figure 3. Attack accuracy by the number of samples used (n/2 members, n/2 "
+               "non-members; half for training the attack, half for testing it).",
+    "figure4": "Figure 4. Attack transfer: an attack trained on the source model's "
+               "confidences, evaluated on the target model's (first replicate). The diagonal "
+               "is the base case; '~' marks cells whose 95% interval covers chance.",
+    "figure5": "Figure 5 (extension). ROC curves of the attack on log-log axes (first "
+               "replicate); the low false-positive region is where membership inference "
+               "matters. The smallest measurable FPR is 1 / the number of non-members.",
+    "figure6": "Figure 6 (the paper's future work). Attack accuracy and AUC per true class, "
+               "and on samples the model classifies correctly vs incorrectly, for Table 1's "
+               "dense network and ticket (mean over seeds, 95% bootstrap intervals). Classes "
+               "are balanced by construction; the correct/incorrect slices are not (most "
+               "misclassified samples are non-members), so read their AUC.",
+    "figure7": "Figure 7 (the paper's future work). Generalisation gap (train - test accuracy) "
+               "of every model and seed against the attack's AUC (95% interval), with the "
+               "Spearman rank correlation.",
+}
+
+
+def write_report(*, table1_csv, verdicts_csv, attack_models_csv, slices_csv, gap_json,
+                 training_csv, attacks_csv, transfer_csv, figures: dict, config: dict,
+                 table1_arch: str, table1_sparsity: float, attack: str, output) -> None:
     import yaml
+
+    from .summaries import training_means
 
     config_text = yaml.safe_dump(_plain(config), sort_keys=False)
     t1 = pd.read_csv(table1_csv)
+    verdicts = pd.read_csv(verdicts_csv)
+    models = pd.read_csv(attack_models_csv)
+    slices = pd.read_csv(slices_csv)
+    gap = read_json(gap_json)
     training = pd.read_csv(training_csv)
-    attacks = pd.read_csv(attacks_csv)
+    attacks = pd.read_csv(attacks_csv, dtype={"replicate": str})
     transfer = pd.read_csv(transfer_csv)
-    attack_cols = [c for c in ["dataset", "arch", "sparsity", "sample_size", "accuracy",
-                               "precision", "recall", "auc", "advantage", "tpr_at_fpr_0.01",
-                               "baseline_loss_accuracy", "baseline_loss_auc", "n_nonmembers",
-                               "converged"] if c in attacks]
-    captions = {
-        "figure1": "Figure 1. Test accuracy of the lottery tickets by sparsity "
-                   "(sparsity 0 is the dense network).",
-        "figure2": "Figure 2. Accuracy of the MLP membership-inference attack by sparsity.",
-        "figure3": "Figure 3. Attack accuracy by the number of samples used (n/2 members, "
-                   "n/2 non-members; half for training the attack, half for testing it).",
-        "figure4": "Figure 4. Attack transfer: an attack trained on the source model's "
-                   "confidences, evaluated on the target model's. The diagonal is the "
-                   "base case.",
-        "figure5": "Figure 5 (extension). ROC curves of the attacks on log-log axes; the "
-                   "low false-positive region is where membership inference matters.",
-    }
+    esc = html.escape
+    reps = sorted(training["replicate"].unique().tolist())
+
+    t1_view = pd.DataFrame({"dataset": t1["dataset"], "sample size": t1["sample_size"]})
+    for m in ("accuracy", "precision"):
+        for side, label in (("baseline", "baseline"), ("ticket", "lottery ticket")):
+            vals = [fmt_ci(v, lo, hi) for v, lo, hi in
+                    zip(t1[f"{m}_{side}"], t1[f"{m}_ci_low_{side}"], t1[f"{m}_ci_high_{side}"])]
+            if m == "accuracy":
+                vals = [v + (" (chance)" if verdict == "at chance" else "")
+                        for v, verdict in zip(vals, t1[f"verdict_{side}"])]
+            t1_view[f"{m}: {label}"] = vals
+
+    verdict_items = "".join(f"<li>{esc(s)}</li>" for s in verdicts["sentence"]) or \
+        "<li>No verdicts: Table 1 has no paired rows.</li>"
+
+    models_view = models[["dataset", "sample_size", "attack", "kind"]].copy()
+    for m in ("accuracy", "auc", "tpr_at_fpr_0.01"):
+        for side in ("dense", "ticket"):
+            if f"{m}_{side}" in models:
+                models_view[f"{m} {side}"] = [
+                    fmt_ci(v, lo, hi) for v, lo, hi in
+                    zip(models[f"{m}_{side}"], models[f"{m}_ci_low_{side}"],
+                        models[f"{m}_ci_high_{side}"])]
+
+    means = training_means(training)
+    t_view = means[["dataset", "arch", "sparsity", "replicates"]].copy()
+    for m in ("test_acc", "train_acc", "generalization_gap"):
+        t_view[m] = [fmt_ci(v, lo, hi, 4) for v, lo, hi in
+                     zip(means[m], means[f"{m}_seed_ci_low"], means[f"{m}_seed_ci_high"])]
+    per_model = _with_ci(training[[c for c in training.columns if c in (
+        "dataset", "arch", "sparsity", "replicate", "test_acc", "test_acc_ci_low",
+        "test_acc_ci_high", "train_acc", "train_acc_ci_low", "train_acc_ci_high",
+        "measured_sparsity_prunable", "sparsity_all_parameters", "epochs", "rewind_epoch",
+        "train_seconds", "device")]], ("test_acc", "train_acc"), digits=4)
+
+    mean_rows = attacks[attacks["replicate"] == "mean"]
+    a_view = _with_ci(mean_rows[["dataset", "arch", "sparsity", "sample_size", "attack"] + [
+        c for c in mean_rows.columns if c.split("_ci_")[0] in (
+            "accuracy", "auc", "advantage", "tpr_at_fpr_0.01") and "seed" not in c]],
+        ("accuracy", "auc", "advantage", "tpr_at_fpr_0.01"))
+    a_view["verdict"] = mean_rows["verdict_auc"].to_numpy()
+
+    s_view = _with_ci(slices[["dataset", "arch", "sparsity", "sample_size", "attack", "slice",
+                              "value", "n_members", "n_nonmembers", "accuracy",
+                              "accuracy_ci_low", "accuracy_ci_high", "auc", "auc_ci_low",
+                              "auc_ci_high"]], ("accuracy", "auc"))
+    tr_view = _with_ci(transfer[["source_arch", "source_sparsity", "target_arch",
+                                 "target_sparsity", "accuracy", "accuracy_ci_low",
+                                 "accuracy_ci_high", "auc", "auc_ci_low", "auc_ci_high"]],
+                       ("accuracy", "auc"))
+
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         "<title>lottery-mia report</title>", f"<style>{CSS}</style></head><body>",
         "<h1>Membership inference on lottery-ticket networks</h1>",
-        f"<p class='note'>Generated {html.escape(time.strftime('%Y-%m-%d %H:%M:%S %Z'))} by "
+        f"<p class='note'>Generated {esc(time.strftime('%Y-%m-%d %H:%M:%S %Z'))} by "
         "lottery-mia. Members are the target's training samples; non-members are held-out "
-        "samples never trained on. All numbers below come from this run.</p>",
-        f"<h2>Table 1</h2><p>MLP attack, {html.escape(table1_arch)}, lottery ticket at "
-        f"sparsity {table1_sparsity:g}.</p>", _table(t1, "{:.3f}"),
+        "samples never trained on. Attack samples are class-stratified (each class has as "
+        "many members as non-members in each fold), so the label alone carries no membership "
+        f"information. {len(reps)} replicate training seed(s): {esc(str(reps))}. Every "
+        "interval is a 95% interval: attack metrics by a percentile bootstrap over the "
+        "attack-test rows (1000+ resamples; for the mean over seeds, the same rows for every "
+        "seed), accuracies of the networks by Wilson (one model) or Student-t across seeds. "
+        "A result whose interval covers chance (0.5) is marked as at chance. All numbers "
+        "below come from this run.</p>",
+        f"<h2>Table 1</h2><p>{esc(attack)} attack, {esc(table1_arch)}, lottery ticket at "
+        f"sparsity {table1_sparsity:g}; mean over seeds.</p>", _table(t1_view),
+        "<h2>Verdicts: does the ticket leak more than its dense parent?</h2>",
+        "<p class='note'>Ticket minus dense on the same attack-test rows, paired bootstrap "
+        "95% interval.</p>", f"<ul>{verdict_items}</ul>",
+        "<h2>Attack models</h2><p class='note'>The paper's Section 4 compares attack models "
+        "(MLP, SVM, random forest); here every configured attack on Table 1's models at the "
+        "largest sample size, best dense AUC first.</p>", _table(models_view),
     ]
-    for key in ("figure1", "figure2", "figure3", "figure4", "figure5"):
+    for key in ("figure1", "figure2", "figure3", "figure4", "figure5", "figure6", "figure7"):
         if key in figures:
-            parts += [f"<h2>{captions[key].split('.')[0]}</h2>", _img(figures[key]),
-                      f"<p class='note'>{html.escape(captions[key])}</p>"]
+            parts += [f"<h2>{esc(CAPTIONS[key].split('.')[0])}</h2>", _img(figures[key]),
+                      f"<p class='note'>{esc(CAPTIONS[key])}</p>"]
+        if key == "figure7":
+            parts.append(f"<p>Spearman rank correlation between generalisation gap and "
+                         f"{esc(str(gap.get('attack')))} attack AUC over {gap['models']} "
+                         f"models: rho = {gap['spearman_rho']:.3f} "
+                         f"(p = {gap['p_value']:.2g}).</p>")
     parts += [
-        "<h2>Models</h2>", _table(training),
-        "<h2>All attacks</h2>", _table(attacks[attack_cols]),
-        "<h2>Transfer</h2>", _table(transfer[["source_arch", "source_sparsity", "target_arch",
-                                              "target_sparsity", "accuracy", "auc"]]),
-        "<h2>Configuration of this run</h2>", f"<pre>{html.escape(config_text)}</pre>",
+        "<h2>Models (mean over seeds)</h2>", _table(t_view),
+        "<h2>Models (each seed)</h2>", _table(per_model),
+        "<h2>All attacks (mean over seeds)</h2>",
+        "<p class='note'>Per-seed rows and every metric (precision, recall, TPR at 0.1% FPR, "
+        "seed intervals, the test-fold maximum advantage) are in "
+        "results/summary/attacks.csv.</p>", _table(a_view),
+        "<h2>Slices</h2>", _table(s_view),
+        "<h2>Transfer</h2>", _table(tr_view),
+        "<h2>Configuration of this run</h2>", f"<pre>{esc(config_text)}</pre>",
         "</body></html>",
     ]
     Path(output).parent.mkdir(parents=True, exist_ok=True)
-    Path(output).write_text("\n".join(parts))
+    tmp = Path(f"{output}.tmp")
+    tmp.write_text("\n".join(parts))
+    tmp.replace(output)
     log(f"wrote {output}")
 
 

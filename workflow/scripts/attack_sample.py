@@ -1,4 +1,4 @@
-from lottery_mia.attacks import build_attack_sample
+from lottery_mia.attack_samples import build_attack_sample
 from lottery_mia.workflow import logged
 
 p = snakemake.params

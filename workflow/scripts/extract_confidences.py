@@ -1,4 +1,4 @@
-from lottery_mia.confidences import extract_confidences
+from lottery_mia.scoring import extract_confidences
 from lottery_mia.workflow import dataspec, logged
 
 p = snakemake.params
@@ -6,6 +6,6 @@ with logged(snakemake.log[0], snakemake.rule):
     extract_confidences(
         data=dataspec(snakemake), model_path=snakemake.input.model,
         dataset=snakemake.wildcards.dataset, arch=snakemake.wildcards.arch,
-        sparsity=p.sparsity, device=p.device, batch_size=p.batch_size,
+        sparsity=p.sparsity, replicate=p.replicate, device=p.device, batch_size=p.batch_size,
         num_workers=p.num_workers, output=snakemake.output[0], threads=snakemake.threads,
     )

@@ -1,5 +1,7 @@
-from lottery_mia.report import summarize_attacks
+from lottery_mia.summaries import summarize_attacks
 from lottery_mia.workflow import logged
 
+p = snakemake.params
 with logged(snakemake.log[0], snakemake.rule):
-    summarize_attacks(list(snakemake.input), snakemake.output[0])
+    summarize_attacks(list(snakemake.input.metrics), list(snakemake.input.scores),
+                      snakemake.output[0], n_bootstrap=p.n_bootstrap, seed=p.seed)

@@ -1,5 +1,8 @@
-from lottery_mia.report import summarize_training
+from lottery_mia.summaries import summarize_training
 from lottery_mia.workflow import logged
 
 with logged(snakemake.log[0], snakemake.rule):
-    summarize_training(list(snakemake.input), snakemake.output[0])
+    summarize_training(
+        list(snakemake.input.metrics),
+        dict(zip(snakemake.params.datasets, snakemake.input.membership)), snakemake.output[0],
+    )

@@ -4,7 +4,10 @@
 it with an SVM and a random forest; logistic regression and gradient boosting complete the
 set. Each reads its settings from ``attack.<name>`` in the config (any constructor argument
 of its estimator; an unknown one is a DAG-build error naming the key). The score is the
-predicted probability of "member", the decision threshold 0.5.
+predicted probability of "member" with the decision threshold 0.5, except for the SVM, whose
+score is its decision function with threshold 0: SVC's probabilities come from a Platt
+scaling fitted by an internal cross-validation, which can contradict the SVM's own decisions
+when the signal is weak (scikit-learn documents this).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from .base import AttackData, AttackScores, register_attack
 ESTIMATORS = {
     "mlp": ("sklearn.neural_network:MLPClassifier",
             {"hidden_layer_sizes": [64], "max_iter": 600}),
-    "svm": ("sklearn.svm:SVC", {"C": 1.0, "kernel": "rbf", "probability": True}),
+    "svm": ("sklearn.svm:SVC", {"C": 1.0, "kernel": "rbf"}),
     "random_forest": ("sklearn.ensemble:RandomForestClassifier",
                       {"n_estimators": 200, "min_samples_leaf": 2}),
     "logistic_regression": ("sklearn.linear_model:LogisticRegression", {"max_iter": 2000}),
@@ -77,7 +80,17 @@ class ClassifierAttack:
             info["n_iter"] = int(np.max(self.model.n_iter_))
         return info
 
+    @property
+    def uses_decision_function(self) -> bool:
+        return self.name == "svm"
+
+    @property
+    def threshold(self) -> float:
+        return 0.0 if self.uses_decision_function else 0.5
+
     def score(self, x: np.ndarray) -> np.ndarray:
+        if self.uses_decision_function:
+            return self.model.decision_function(x).astype(np.float64)
         return self.model.predict_proba(x)[:, 1].astype(np.float64)
 
     def fit_score(self, data: AttackData) -> AttackScores:
@@ -85,8 +98,9 @@ class ClassifierAttack:
         y = data.is_member.astype(int)
         info = self.fit(x[data.train], y[data.train])
         s = self.score(x)
-        info["train_accuracy"] = float(((s[data.train] >= 0.5) == y[data.train]).mean())
-        return AttackScores(s, 0.5, info)
+        info["train_accuracy"] = float(((s[data.train] >= self.threshold) == y[data.train])
+                                       .mean())
+        return AttackScores(s, self.threshold, info)
 
 
 for _name, (_path, _defaults) in ESTIMATORS.items():

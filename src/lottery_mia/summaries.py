@@ -1,0 +1,153 @@
+"""Summary tables of a run: training, attacks (with intervals, per replicate and averaged
+over replicates) and transfer. Pure pandas/numpy: no torch.
+
+``attacks.csv`` holds one row per (dataset, arch, sparsity, replicate, sample_size, attack):
+``replicate`` is the training seed, or ``mean`` for the average over all replicates. Every
+metric ``m`` has ``m_ci_low`` / ``m_ci_high`` beside it: a 95% percentile bootstrap over the
+attack-test rows (for ``mean`` rows, the same resampled rows for every replicate, metric
+averaged over replicates). ``mean`` rows also give ``m_seed_ci_low`` / ``m_seed_ci_high``, a
+Student-t interval across the replicates' values (the spread due to training seeds).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .io import log, read_json
+from .metrics import POINT_METRICS, bootstrap_metrics, chance_verdict, mean_ci, proportion_ci
+
+MODEL_KEYS = ["dataset", "arch", "sparsity"]
+ATTACK_KEYS = ["dataset", "arch", "sparsity", "replicate", "sample_size", "attack"]
+
+
+def write_csv(frame: pd.DataFrame, output) -> None:
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(f"{output}.tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(output)
+    log(f"wrote {output} ({len(frame)} rows)")
+
+
+# --------------------------------------------------------------------------- training
+def summarize_training(metric_paths: list, membership_paths: dict, output) -> pd.DataFrame:
+    """One row per trained model (replicate), with Wilson intervals on the accuracies."""
+    sizes = {}
+    for ds, path in membership_paths.items():
+        table = pd.read_parquet(path, columns=["member"])
+        sizes[ds] = (int(table["member"].sum()), int((~table["member"]).sum()))
+    rows = []
+    for p in metric_paths:
+        m = read_json(p)
+        mask = m.get("mask", {})
+        n_train, n_test = sizes[m["dataset"]]
+        row = {
+            "dataset": m["dataset"], "arch": m["arch"], "sparsity": float(m["sparsity"]),
+            "replicate": int(m["seed"]),
+            "test_acc": m["test_acc"], "train_acc": m["train_acc"],
+            "generalization_gap": m["train_acc"] - m["test_acc"],
+            "n_train": n_train, "n_test": n_test,
+            "measured_sparsity_prunable": m.get("measured_sparsity_prunable", 0.0),
+            "sparsity_all_parameters": mask.get("sparsity_all_parameters", 0.0),
+            "epochs": m["recipe"]["epochs"], "rewind_epoch": m["rewind_epoch"],
+            "train_seconds": m["train_seconds"], "device": m["device"],
+        }
+        for k, n in (("test_acc", n_test), ("train_acc", n_train)):
+            row[f"{k}_ci_low"], row[f"{k}_ci_high"] = proportion_ci(round(m[k] * n), n)
+        rows.append(row)
+    frame = pd.DataFrame(rows).sort_values(MODEL_KEYS + ["replicate"]).reset_index(drop=True)
+    write_csv(frame, output)
+    return frame
+
+
+def training_means(training: pd.DataFrame) -> pd.DataFrame:
+    """Mean test/train accuracy per model over replicates, with Student-t seed intervals."""
+    rows = []
+    for key, part in training.groupby(MODEL_KEYS):
+        row = dict(zip(MODEL_KEYS, key))
+        row["replicates"] = len(part)
+        for k in ("test_acc", "train_acc", "generalization_gap"):
+            row[k], row[f"{k}_seed_ci_low"], row[f"{k}_seed_ci_high"] = mean_ci(part[k])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- attacks
+def read_attack_results(metric_path) -> list[dict]:
+    m = read_json(metric_path)
+    base = {"dataset": m["dataset"], "arch": m["arch"], "sparsity": float(m["sparsity"]),
+            "replicate": str(m["replicate"]), "sample_size": int(m["sample_size"]),
+            "features": m.get("features")}
+    return [{**base, **{k: v for k, v in r.items() if not isinstance(v, (dict, list))}}
+            for r in m["attacks"]]
+
+
+def read_scores(path) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+def replicate_mean_rows(groups: dict, n_bootstrap: int, seed: int) -> list[dict]:
+    """``groups``: (dataset, arch, sparsity, sample_size) -> list of (rows, scores frame)."""
+    out = []
+    for (ds, arch, sparsity, n), members in sorted(groups.items()):
+        frames = [s for _, s in members]
+        ids = frames[0]["sample_id"].to_numpy()
+        for f in frames[1:]:
+            if not np.array_equal(f["sample_id"].to_numpy(), ids):
+                raise ValueError(f"replicates of {ds}/{arch}/sparsity {sparsity} n={n} were "
+                                 "attacked on different rows; rerun their fit_attack jobs")
+        test = (frames[0]["fold"] == "attack_test").to_numpy()
+        y = frames[0]["member"].to_numpy()[test]
+        by_attack: dict[str, list[dict]] = {}
+        for rows, _ in members:
+            for r in rows:
+                by_attack.setdefault(r["attack"], []).append(r)
+        for attack, reps in by_attack.items():
+            col = f"score_{attack}"
+            s = np.stack([f[col].to_numpy()[test] for f in frames])
+            thr = np.array([r["threshold"] for r in reps])
+            m = bootstrap_metrics(y, s, thr, n_boot=n_bootstrap, seed=seed)
+            row = {"dataset": ds, "arch": arch, "sparsity": sparsity, "replicate": "mean",
+                   "sample_size": n, "attack": attack, "kind": reps[0].get("kind"),
+                   "replicates": len(reps), **m}
+            for k in POINT_METRICS:
+                _, row[f"{k}_seed_ci_low"], row[f"{k}_seed_ci_high"] = mean_ci(
+                    [r[k] for r in reps])
+            row["verdict_accuracy"] = chance_verdict(m["accuracy_ci_low"],
+                                                     m["accuracy_ci_high"])
+            row["verdict_auc"] = chance_verdict(m["auc_ci_low"], m["auc_ci_high"])
+            out.append(row)
+    return out
+
+
+def summarize_attacks(metric_paths: list, score_paths: list, output, *,
+                      n_bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Per-replicate attack rows plus the replicate-mean rows (see the module doc)."""
+    rows, groups = [], {}
+    for mp, sp in zip(metric_paths, score_paths, strict=True):
+        results = read_attack_results(mp)
+        rows += results
+        r0 = results[0]
+        key = (r0["dataset"], r0["arch"], r0["sparsity"], r0["sample_size"])
+        groups.setdefault(key, []).append((results, read_scores(sp)))
+    rows += replicate_mean_rows(groups, n_bootstrap, seed)
+    frame = pd.DataFrame(rows)
+    frame["_mean"] = frame["replicate"] == "mean"
+    frame = frame.sort_values(["dataset", "arch", "sparsity", "sample_size", "attack", "_mean",
+                               "replicate"]).drop(columns="_mean").reset_index(drop=True)
+    lead = ATTACK_KEYS + ["kind"]
+    frame = frame[lead + [c for c in frame.columns if c not in lead]]
+    write_csv(frame, output)
+    return frame
+
+
+def summarize_transfer(paths: list, dataset: str, replicate: int, output) -> pd.DataFrame:
+    frame = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    frame.insert(0, "dataset", dataset)
+    frame.insert(1, "replicate", replicate)
+    frame = frame.sort_values(["source_arch", "source_sparsity", "target_arch",
+                               "target_sparsity"])
+    write_csv(frame, output)
+    return frame

@@ -1,0 +1,5 @@
+from lottery_mia.figures import figure_slices_from_csv
+from lottery_mia.workflow import logged
+
+with logged(snakemake.log[0], snakemake.rule):
+    figure_slices_from_csv(snakemake.input[0], snakemake.output[0])

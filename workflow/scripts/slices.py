@@ -1,0 +1,10 @@
+from lottery_mia.tables import write_slices
+from lottery_mia.workflow import logged
+
+p = snakemake.params
+with logged(snakemake.log[0], snakemake.rule):
+    write_slices(
+        attacks_csv=snakemake.input.attacks, score_paths=list(p.groups),
+        slice_attacks=list(p.attacks), n_bootstrap=p.n_bootstrap, seed=p.seed,
+        output=snakemake.output[0],
+    )

@@ -1,0 +1,11 @@
+from lottery_mia.tables import write_tables
+from lottery_mia.workflow import logged
+
+p, out = snakemake.params, snakemake.output
+with logged(snakemake.log[0], snakemake.rule):
+    write_tables(
+        attacks_csv=snakemake.input.attacks, score_paths=list(p.groups), arch=p.arch,
+        ticket_sparsity=p.sparsity, attack=p.attack, n_bootstrap=p.n_bootstrap, seed=p.seed,
+        out_table1_csv=out.table1_csv, out_table1_md=out.table1_md, out_verdicts=out.verdicts,
+        out_attack_models=out.attack_models, verdict_attacks=list(p.verdict_attacks),
+    )
