@@ -189,3 +189,20 @@ def test_metric_scores_rank_confident_members_higher():
     for name, fn in METRIC_SCORES.items():
         score = fn(t)
         assert score[t.member].mean() > score[~t.member].mean(), name
+
+
+def test_settings_known_without_importing_scikit_learn_exist_in_the_installed_release():
+    from lottery_mia.attacks.classifiers import COMMON_SETTINGS, ESTIMATORS, estimator_settings
+
+    assert set(COMMON_SETTINGS) == set(ESTIMATORS)
+    for name, known in COMMON_SETTINGS.items():
+        assert known <= estimator_settings(name), name
+
+
+def test_unknown_attack_settings_are_named():
+    from lottery_mia.attacks import check_attack_config
+
+    problems = check_attack_config(["mlp", "svm"], {"mlp": {"hiden_layer_sizes": [3]},
+                                                    "svm": {"C": 2.0}})
+    assert len(problems) == 1 and "attack.mlp" in problems[0]
+    assert "hiden_layer_sizes" in problems[0] and "hidden_layer_sizes" in problems[0]

@@ -261,6 +261,7 @@ def figure_gap(training: pd.DataFrame, attacks: pd.DataFrame, sample_size: int, 
         raise ValueError(f"the gap figure needs at least two models with {attack} results at "
                          f"n={sample_size} (config key report.figure2_sample_size)")
     rho, pval = spearmanr(merged["generalization_gap"], merged["auc"])
+    lo, hi = spearman_ci(float(rho), len(merged))
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     for i, ((arch, sp), part) in enumerate(merged.groupby(["arch", "sparsity"])):
         _errbar(ax, part["generalization_gap"], part["auc"], part["auc_ci_low"],
@@ -269,10 +270,23 @@ def figure_gap(training: pd.DataFrame, attacks: pd.DataFrame, sample_size: int, 
     _finish(ax, "generalisation gap (train accuracy - test accuracy)",
             f"attack AUC ({attack})",
             f"Fig. 7: gap vs attack, n={sample_size}: Spearman rho = {rho:.2f} "
-            f"(p = {pval:.2g}, {len(merged)} models)", chance=0.5)
+            f"[{lo:.2f}, {hi:.2f}] (p = {pval:.2g}, {len(merged)} models)", chance=0.5)
     ax.legend(fontsize=7, ncol=2)
     _save(fig, output)
-    return {"spearman_rho": float(rho), "p_value": float(pval), "models": int(len(merged))}
+    return {"spearman_rho": float(rho), "spearman_rho_ci_low": lo, "spearman_rho_ci_high": hi,
+            "p_value": float(pval), "models": int(len(merged))}
+
+
+def spearman_ci(rho: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Interval of a Spearman correlation: Fisher's z with Bonett & Wright's (2000)
+    standard error sqrt((1 + rho^2 / 2) / (n - 3)); nan with fewer than 4 points."""
+    from scipy.stats import norm
+
+    if n < 4 or not np.isfinite(rho):
+        return float("nan"), float("nan")
+    z = np.arctanh(np.clip(rho, -0.999999, 0.999999))
+    half = norm.ppf(0.5 + level / 2) * np.sqrt((1 + rho * rho / 2) / (n - 3))
+    return float(np.tanh(z - half)), float(np.tanh(z + half))
 
 
 # --------------------------------------------------------------------------- workflow entries

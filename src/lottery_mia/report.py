@@ -177,8 +177,11 @@ def write_report(*, table1_csv, verdicts_csv, attack_models_csv, slices_csv, gap
         if key == "figure7":
             parts.append(f"<p>Spearman rank correlation between generalisation gap and "
                          f"{esc(str(gap.get('attack')))} attack AUC over {gap['models']} "
-                         f"models: rho = {gap['spearman_rho']:.3f} "
-                         f"(p = {gap['p_value']:.2g}).</p>")
+                         "models: rho = "
+                         + fmt_ci(gap["spearman_rho"], gap["spearman_rho_ci_low"],
+                                  gap["spearman_rho_ci_high"])
+                         + f" "
+                         f"(95% interval by Fisher's z; p = {gap['p_value']:.2g}).</p>")
     parts += [
         "<h2>Models (mean over seeds)</h2>", _table(t_view),
         "<h2>Models (each seed)</h2>", _table(per_model),

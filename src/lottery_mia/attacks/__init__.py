@@ -19,9 +19,7 @@ import pkgutil
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from ..attack_samples import read_attack_sample
 from ..confidences import read_confidences
 from ..io import log, write_json
 from ..metrics import bootstrap_metrics, chance_verdict
@@ -54,6 +52,8 @@ def check_attack_config(names: list, settings_of: dict) -> list[str]:
 
 
 def attack_data(confidences_path, sample_path, features: str) -> AttackData:
+    from ..attack_samples import read_attack_sample
+
     conf = read_confidences(confidences_path)
     sample = read_attack_sample(sample_path)
     rows = conf.rows(sample["sample_id"].to_numpy())
@@ -70,6 +70,8 @@ def run_attacks(*, confidences_path, sample_path, attacks: list[str], settings: 
                 features: str, seed: int, n_bootstrap: int, out_metrics, out_scores,
                 replicate: int | None = None) -> dict:
     """Run every attack of ``attacks`` on one model and one attack sample."""
+    import pandas as pd
+
     data = attack_data(confidences_path, sample_path, features)
     meta = data.target.metadata
     test = data.test
@@ -110,6 +112,8 @@ def transfer_attack(*, source_confidences, sample_path, attack: str, settings: d
                     target_paths: list, output) -> pd.DataFrame:
     """Fit ``attack`` on the source model's attack-train rows; evaluate it on every target
     model's attack-test rows (``targets``: dicts with arch and sparsity, in path order)."""
+    import pandas as pd
+
     from .classifiers import ClassifierAttack
 
     source = attack_data(source_confidences, sample_path, features)

@@ -18,12 +18,14 @@ in this package (every module here is imported by the package, so registering is
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import pandas as pd
 
 from ..confidences import ConfidenceTable
+
+if TYPE_CHECKING:  # pandas is only needed when an attack runs
+    import pandas as pd
 
 FEATURES = ("softmax", "sorted", "softmax_label", "log_softmax")
 

@@ -37,10 +37,45 @@ def estimator_class(path: str):
     return getattr(importlib.import_module(module), cls)
 
 
+# Constructor arguments every supported scikit-learn release accepts (a test checks them
+# against the installed one): checking a config against these needs no scikit-learn import,
+# which keeps building the DAG fast; anything else is checked against the real signature.
+COMMON_SETTINGS = {
+    "mlp": {"activation", "alpha", "batch_size", "beta_1", "beta_2", "early_stopping",
+            "epsilon", "hidden_layer_sizes", "learning_rate", "learning_rate_init", "max_fun",
+            "max_iter", "momentum", "n_iter_no_change", "nesterovs_momentum", "power_t",
+            "shuffle", "solver", "tol", "validation_fraction", "verbose", "warm_start"},
+    "svm": {"C", "break_ties", "cache_size", "class_weight", "coef0",
+            "decision_function_shape", "degree", "gamma", "kernel", "max_iter", "probability",
+            "shrinking", "tol", "verbose"},
+    "random_forest": {"bootstrap", "ccp_alpha", "class_weight", "criterion", "max_depth",
+                      "max_features", "max_leaf_nodes", "max_samples",
+                      "min_impurity_decrease", "min_samples_leaf", "min_samples_split",
+                      "min_weight_fraction_leaf", "n_estimators", "n_jobs", "oob_score",
+                      "verbose", "warm_start"},
+    "logistic_regression": {"C", "class_weight", "dual", "fit_intercept",
+                            "intercept_scaling", "l1_ratio", "max_iter", "n_jobs", "penalty",
+                            "solver", "tol", "verbose", "warm_start"},
+    "gradient_boosting": {"ccp_alpha", "criterion", "init", "learning_rate", "loss",
+                          "max_depth", "max_features", "max_leaf_nodes",
+                          "min_impurity_decrease", "min_samples_leaf", "min_samples_split",
+                          "min_weight_fraction_leaf", "n_estimators", "n_iter_no_change",
+                          "subsample", "tol", "validation_fraction", "verbose", "warm_start"},
+}
+
+
+def estimator_settings(name: str) -> set[str]:
+    """The constructor arguments of the installed estimator (random_state is ours)."""
+    path, _ = ESTIMATORS[name]
+    return set(inspect.signature(estimator_class(path)).parameters) - {"random_state"}
+
+
 def check_settings(name: str, settings: dict | None) -> list[str]:
     """Problems with ``attack.<name>`` settings (empty when they are fine)."""
     path, _ = ESTIMATORS[name]
-    allowed = set(inspect.signature(estimator_class(path)).parameters) - {"random_state"}
+    if set(settings or {}) <= COMMON_SETTINGS.get(name, set()):
+        return []
+    allowed = estimator_settings(name)
     unknown = sorted(set(settings or {}) - allowed)
     if unknown:
         return [f"config key attack.{name}: unknown setting(s) {unknown} of "
