@@ -37,8 +37,19 @@ class AttackData:
     target: ConfidenceTable  # rows in the order of ``sample``
     sample: pd.DataFrame  # sample_id, label, member, fold
     features: str = "softmax"
-    references: list[ConfidenceTable] | None = None  # reference models' rows (future kinds)
-    inclusion: pd.DataFrame | None = None  # reference x sample_id -> in/out (future kinds)
+    # Reference-model attacks (needs_references=True): K reference models trained on seeded
+    # halves of the population pool. ``references[k]`` holds reference k's confidence rows
+    # aligned with ``sample`` (same sample_id order); ``reference_in[k, i]`` is True when
+    # reference k was trained on row i (from the inclusion table). ``population`` holds the
+    # target's rows on population samples z that are not in the attack sample (never target
+    # members), and ``population_references[k]`` reference k's rows on the same z, with
+    # ``population_in[k, j]`` its inclusion. The target's ``member`` column is never read by
+    # these attacks except on attack-train rows, to choose a threshold.
+    references: list[ConfidenceTable] | None = None
+    reference_in: np.ndarray | None = None  # (K, n_rows) bool
+    population: ConfidenceTable | None = None
+    population_references: list[ConfidenceTable] | None = None
+    population_in: np.ndarray | None = None  # (K, n_population) bool
 
     @property
     def is_member(self) -> np.ndarray:
@@ -90,18 +101,19 @@ class AttackKind:
     # be checked at DAG-build time without importing every estimator
     estimator: str | None = None
     defaults: dict = field(default_factory=dict)
+    needs_references: bool = False  # True: AttackData.references etc. must be given
 
 
 ATTACKS: dict[str, AttackKind] = {}
 
 
 def register_attack(name: str, *, kind: str, description: str, estimator: str | None = None,
-                    defaults: dict | None = None):
+                    defaults: dict | None = None, needs_references: bool = False):
     def deco(factory):
         if name in ATTACKS:
             raise ValueError(f"attack {name!r} is registered twice")
         ATTACKS[name] = AttackKind(name, kind, factory, description, estimator,
-                                   dict(defaults or {}))
+                                   dict(defaults or {}), needs_references)
         return factory
     return deco
 
