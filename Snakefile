@@ -32,6 +32,8 @@ localrules:
     figure_roc,
     figure_slices,
     figure_gap,
+    figure_roc_all_attacks,
+    figure_low_fpr,
     report,
 
 

@@ -17,22 +17,25 @@ rule attack_sample:
 
 rule fit_attack:
     input:
+        unpack(reference_inputs),
         confidences=f"{MODEL_DIR}/confidences.parquet",
         sample=f"{R}/{{dataset}}/attack_samples/n{{n}}.parquet",
     output:
         metrics=f"{MODEL_DIR}/attack-n{{n}}/metrics.json",
         scores=f"{MODEL_DIR}/attack-n{{n}}/scores.parquet",
     log:
-        "logs/{dataset}/{arch}/seed-{replicate}/sparsity-{sparsity}/fit_attack_n{n}.log",
+        "logs/{dataset}/{arch}/{run}/sparsity-{sparsity}/fit_attack_n{n}.log",
+    wildcard_constraints:
+        run=r"seed-[0-9]+",
     conda:
         "../envs/analysis.yaml"
     params:
-        attacks=ATTACKS,
-        settings={name: ATTACK.get(name) or {} for name in ATTACK.get("models", ["mlp"])},
+        attacks=attacks_of,
+        settings=lambda w: {name: ATTACK.get(name) or {} for name in attacks_of(w)},
         features=ATTACK.get("features", "softmax"),
         seed=ATTACK.get("seed", 0),
         n_bootstrap=N_BOOTSTRAP,
-        replicate=lambda w: int(w.replicate),
+        replicate=lambda w: run_seed(w.run),
     script:
         "../workflow/scripts/fit_attack.py"
 
@@ -42,13 +45,15 @@ rule transfer_attack:
         source=f"{MODEL_DIR}/confidences.parquet",
         sample=f"{R}/{{dataset}}/attack_samples/n{{n}}.parquet",
         targets=lambda w: [
-            f"{model_dir(w.dataset, a, w.replicate, s)}/confidences.parquet"
+            f"{R}/{w.dataset}/{a}/{w.run}/sparsity-{s}/confidences.parquet"
             for a, s in TRANSFER_MODELS
         ],
     output:
-        f"{R}/{{dataset}}/transfer/seed-{{replicate}}/n{{n}}/{{arch}}_sparsity-{{sparsity}}.csv",
+        f"{R}/{{dataset}}/transfer/{{run}}/n{{n}}/{{arch}}_sparsity-{{sparsity}}.csv",
     log:
-        "logs/{dataset}/transfer/seed-{replicate}/n{n}/{arch}_sparsity-{sparsity}.log",
+        "logs/{dataset}/transfer/{run}/n{n}/{arch}_sparsity-{sparsity}.log",
+    wildcard_constraints:
+        run=r"seed-[0-9]+",
     conda:
         "../envs/analysis.yaml"
     params:

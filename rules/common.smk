@@ -36,13 +36,17 @@ ATTACKS = list(ATTACK.get("models", ["mlp"])) + list(
     ATTACK.get("baselines", ["loss", "confidence", "entropy", "modified_entropy"])
 )
 N_BOOTSTRAP = ATTACK.get("n_bootstrap", 1000)
+REF = config.get("references") or {}
+REF_COUNT = int(REF.get("count", 0))
+REF_SEED = int(REF.get("seed", 1000))
+REF_ATTACKS = list(REF.get("attacks", [])) if REF_COUNT else []
 
 
 wildcard_constraints:
     dataset="|".join(sorted(config["datasets"])),
     arch="resnet18|resnet50",
     sparsity=r"0|0\.[0-9]+",
-    replicate=r"[0-9]+",
+    run=r"seed-[0-9]+|ref-[0-9]+",
     n=r"[0-9]+",
 
 
@@ -55,14 +59,60 @@ def recipe(dataset, arch):
     return config["training"][dataset][arch]
 
 
-# One folder per model: results/<dataset>/<arch>/seed-<replicate>/sparsity-<s>/; the dense
-# network is sparsity-0 (it also holds w0 and the rewind state).
-MODEL_DIR = f"{R}/{{dataset}}/{{arch}}/seed-{{replicate}}/sparsity-{{sparsity}}"
-DENSE_DIR = f"{R}/{{dataset}}/{{arch}}/seed-{{replicate}}/sparsity-0"
+# One folder per model: results/<dataset>/<arch>/<run>/sparsity-<s>/, where <run> is
+# seed-<replicate> for a target model and ref-<k> for reference model k; the dense network is
+# sparsity-0 (it also holds w0 and the rewind state). Targets and references go through the
+# same rules; only their seed and membership table differ.
+MODEL_DIR = f"{R}/{{dataset}}/{{arch}}/{{run}}/sparsity-{{sparsity}}"
+DENSE_DIR = f"{R}/{{dataset}}/{{arch}}/{{run}}/sparsity-0"
 
 
 def model_dir(dataset, arch, replicate, sparsity):
-    return f"{R}/{dataset}/{arch}/seed-{replicate}/sparsity-{sparsity}"
+    """The folder of a target model (replicate seed) or, with replicate "ref-<k>", of a
+    reference model."""
+    run = replicate if str(replicate).startswith("ref-") else f"seed-{replicate}"
+    return f"{R}/{dataset}/{arch}/{run}/sparsity-{sparsity}"
+
+
+def run_seed(run):
+    """Training seed of a run: a target's replicate seed, or references.seed + k."""
+    kind, num = run.split("-")
+    return int(num) if kind == "seed" else REF_SEED + int(num)
+
+
+def run_membership(w):
+    """The membership table a run trains and is scored on."""
+    if w.run.startswith("ref-"):
+        return f"{R}/{w.dataset}/references/{w.run}/membership.parquet"
+    return f"{R}/{w.dataset}/membership.parquet"
+
+
+def in_reference_grid(dataset, arch, sparsity):
+    return (
+        REF_COUNT > 0
+        and dataset in (REF.get("datasets") or list(config["datasets"]))
+        and arch in REF.get("architectures", [])
+        and any(fmt_sparsity(s) == sparsity for s in REF.get("sparsities", []))
+    )
+
+
+def reference_inputs(w):
+    """Reference models' confidences and the inclusion table, for attacks that need them."""
+    if not in_reference_grid(w.dataset, w.arch, w.sparsity):
+        return {}
+    return {
+        "references": [
+            f"{model_dir(w.dataset, w.arch, f'ref-{k}', w.sparsity)}/confidences.parquet"
+            for k in range(REF_COUNT)
+        ],
+        "inclusion": f"{R}/{w.dataset}/references/inclusion.parquet",
+    }
+
+
+def attacks_of(w):
+    if in_reference_grid(w.dataset, w.arch, w.sparsity):
+        return ATTACKS + REF_ATTACKS
+    return ATTACKS
 
 
 def grid_models(dataset=None):

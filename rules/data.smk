@@ -14,3 +14,23 @@ rule membership_split:
         split_seed=lambda w: config["datasets"][w.dataset].get("split_seed", 0),
     script:
         "../workflow/scripts/membership_split.py"
+
+
+rule reference_split:
+    input:
+        membership=f"{R}/{{dataset}}/membership.parquet",
+    output:
+        inclusion=f"{R}/{{dataset}}/references/inclusion.parquet",
+        memberships=[
+            f"{R}/{{dataset}}/references/ref-{k}/membership.parquet"
+            for k in range(REF_COUNT)
+        ],
+    log:
+        "logs/{dataset}/reference_split.log",
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        references=REF_COUNT,
+        seed=REF_SEED,
+    script:
+        "../workflow/scripts/reference_split.py"

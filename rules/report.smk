@@ -15,6 +15,8 @@ FIGURES = {
     "figure5": f"{R}/report/figure5_attack_roc.png",
     "figure6": f"{R}/report/figure6_slices.png",
     "figure7": f"{R}/report/figure7_gap_vs_attack.png",
+    "figure8": f"{R}/report/figure8_roc_all_attacks.png",
+    "figure9": f"{R}/report/figure9_tpr_at_low_fpr.png",
 }
 ROC_MODELS = [
     {"dataset": d, "arch": a, "sparsity": float(s), "sample_size": FIG2_N}
@@ -49,6 +51,16 @@ def score_groups(sample_sizes_of_dataset):
 
 
 TABLE1_GROUPS = score_groups(lambda d, g: g.sample_sizes)
+ROC_ALL_MODELS = [
+    {"dataset": d, "arch": T1_ARCH, "sparsity": float(s), "sample_size": n}
+    for d, g in GRIDS.items()
+    for n in [FIG2_N if FIG2_N in g.sample_sizes else max(g.sample_sizes)]
+    for s in ("0", T1_SPARSITY)
+]
+ROC_ALL_SCORES = [
+    f"{model_dir(m['dataset'], T1_ARCH, REPLICATES[0], fmt_sparsity(m['sparsity']))}/attack-n{m['sample_size']}/scores.parquet"
+    for m in ROC_ALL_MODELS
+]
 SLICE_GROUPS = score_groups(
     lambda d, g: [FIG2_N if FIG2_N in g.sample_sizes else max(g.sample_sizes)]
 )
@@ -254,6 +266,39 @@ rule figure_gap:
         attack=T1_ATTACK,
     script:
         "../workflow/scripts/figure_gap.py"
+
+
+rule figure_roc_all_attacks:
+    input:
+        scores=ROC_ALL_SCORES,
+        attacks=f"{R}/summary/attacks.csv",
+    output:
+        FIGURES["figure8"],
+    log:
+        "logs/report/figure8.log",
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        models=ROC_ALL_MODELS,
+    script:
+        "../workflow/scripts/figure_roc_all_attacks.py"
+
+
+rule figure_low_fpr:
+    input:
+        f"{R}/summary/attacks.csv",
+    output:
+        FIGURES["figure9"],
+    log:
+        "logs/report/figure9.log",
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        arch=T1_ARCH,
+        sample_size=FIG2_N,
+        attacks=list(dict.fromkeys([T1_ATTACK, "loss"] + REF_ATTACKS)),
+    script:
+        "../workflow/scripts/figure_low_fpr.py"
 
 
 rule report:

@@ -1,13 +1,13 @@
 rule train_dense:
     input:
-        membership=f"{R}/{{dataset}}/membership.parquet",
+        membership=run_membership,
     output:
         model=f"{DENSE_DIR}/model.pt",
         init=f"{DENSE_DIR}/init.pt",
         rewind=f"{DENSE_DIR}/rewind.pt",
         metrics=f"{DENSE_DIR}/metrics.json",
     log:
-        "logs/{dataset}/{arch}/seed-{replicate}/sparsity-0/train_dense.log",
+        "logs/{dataset}/{arch}/{run}/sparsity-0/train_dense.log",
     conda:
         "../envs/pytorch.yaml"
     threads: THREADS.get("train", 1)
@@ -17,7 +17,7 @@ rule train_dense:
         data=lambda w: data_params(w.dataset),
         recipe=lambda w: recipe(w.dataset, w.arch),
         recipe_key=lambda w: f"training.{w.dataset}.{w.arch}",
-        seed=lambda w: int(w.replicate),
+        seed=lambda w: run_seed(w.run),
         rewind_epoch=config["pruning"]["rewind_epoch"],
         device=config["device"],
     script:
@@ -31,7 +31,7 @@ rule prune_mask:
         mask=f"{MODEL_DIR}/mask.pt",
         report=f"{MODEL_DIR}/mask.json",
     log:
-        "logs/{dataset}/{arch}/seed-{replicate}/sparsity-{sparsity}/prune_mask.log",
+        "logs/{dataset}/{arch}/{run}/sparsity-{sparsity}/prune_mask.log",
     wildcard_constraints:
         sparsity=r"0\.[0-9]+",
     conda:
@@ -45,14 +45,14 @@ rule prune_mask:
 
 rule train_ticket:
     input:
-        membership=f"{R}/{{dataset}}/membership.parquet",
+        membership=run_membership,
         mask=f"{MODEL_DIR}/mask.pt",
         rewind=f"{DENSE_DIR}/rewind.pt",
     output:
         model=f"{MODEL_DIR}/model.pt",
         metrics=f"{MODEL_DIR}/metrics.json",
     log:
-        "logs/{dataset}/{arch}/seed-{replicate}/sparsity-{sparsity}/train_ticket.log",
+        "logs/{dataset}/{arch}/{run}/sparsity-{sparsity}/train_ticket.log",
     wildcard_constraints:
         sparsity=r"0\.[0-9]+",
     conda:
@@ -64,7 +64,7 @@ rule train_ticket:
         data=lambda w: data_params(w.dataset),
         recipe=lambda w: recipe(w.dataset, w.arch),
         recipe_key=lambda w: f"training.{w.dataset}.{w.arch}",
-        seed=lambda w: int(w.replicate),
+        seed=lambda w: run_seed(w.run),
         rewind_epoch=config["pruning"]["rewind_epoch"],
         sparsity=lambda w: float(w.sparsity),
         device=config["device"],
@@ -74,12 +74,12 @@ rule train_ticket:
 
 rule extract_confidences:
     input:
-        membership=f"{R}/{{dataset}}/membership.parquet",
+        membership=run_membership,
         model=f"{MODEL_DIR}/model.pt",
     output:
         f"{MODEL_DIR}/confidences.parquet",
     log:
-        "logs/{dataset}/{arch}/seed-{replicate}/sparsity-{sparsity}/extract_confidences.log",
+        "logs/{dataset}/{arch}/{run}/sparsity-{sparsity}/extract_confidences.log",
     conda:
         "../envs/pytorch.yaml"
     threads: THREADS.get("confidences", 1)
@@ -88,7 +88,7 @@ rule extract_confidences:
     params:
         data=lambda w: data_params(w.dataset),
         sparsity=lambda w: float(w.sparsity),
-        replicate=lambda w: int(w.replicate),
+        replicate=lambda w: run_seed(w.run),
         batch_size=config["confidences"].get("batch_size", 512),
         num_workers=lambda w: recipe(w.dataset, w.arch).get("num_workers", 4),
         device=config["device"],

@@ -129,7 +129,42 @@ def check_config(config: dict) -> dict[str, Grid]:
     _check_report(config, archs, sparsities, grids)
     _check_replicates(config)
     _check_attacks(config)
+    _check_references(config, archs, sparsities)
     return grids
+
+
+def _check_references(config: dict, archs, sparsities) -> None:
+    from .attacks import ATTACKS, check_attack_config
+
+    ref = config.get("references") or {}
+    count = ref.get("count", 0)
+    _require(isinstance(count, int) and not isinstance(count, bool) and
+             (count == 0 or count >= 2), f"config key 'references.count': {count!r} must be 0 "
+             "(no reference attacks) or at least 2 (16+ for per-sample variances)")
+    if count == 0:
+        return
+    for d in ref.get("datasets") or []:
+        _require(d in config["datasets"], f"config key 'references.datasets': {d!r} is not "
+                 "one of the configured datasets")
+    for a in ref.get("architectures", []):
+        _require(a in archs, f"config key 'references.architectures': {a!r} is not in "
+                 "'architectures'")
+    spars = {fmt_sparsity(x) for x in sparsities}
+    for s in ref.get("sparsities", []):
+        _require(fmt_sparsity(s) in spars, f"config key 'references.sparsities': {s} is not "
+                 "in 'sparsities'")
+    names = list(ref.get("attacks", []))
+    _require(len(set(names)) == len(names), "config key 'references.attacks' lists an "
+             "attack twice")
+    for n in names:
+        _require(n in ATTACKS and ATTACKS[n].needs_references,
+                 f"config key 'references.attacks': {n!r} is not an attack that uses "
+                 "reference models; choose from "
+                 f"{sorted(k for k, v in ATTACKS.items() if v.needs_references)}")
+    _require(not set(names) & set(attack_names(config)), "config keys "
+             "'references.attacks' and 'attack.models'/'attack.baselines' overlap")
+    problems = check_attack_config(names, {n: config["attack"].get(n) for n in names})
+    _require(not problems, "; ".join(problems))
 
 
 def _check_replicates(config: dict) -> None:

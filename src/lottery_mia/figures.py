@@ -11,7 +11,10 @@ Every number drawn carries its 95% interval (error bars), as in the tables.
 - Figure 6 (the paper's future work): attack accuracy/AUC per true class and for correctly
   vs incorrectly classified samples, Table 1's models;
 - Figure 7 (the paper's future work): generalisation gap vs attack AUC over all models, with
-  the Spearman rank correlation.
+  the Spearman rank correlation;
+- Figure 8: log-log ROC curves of every attack (reference attacks included) for Table 1's
+  models;
+- Figure 9: TPR at 1% FPR vs sparsity, one line per attack.
 """
 
 from __future__ import annotations
@@ -289,6 +292,73 @@ def spearman_ci(rho: float, n: int, level: float = 0.95) -> tuple[float, float]:
     return float(np.tanh(z - half)), float(np.tanh(z + half))
 
 
+def figure_roc_all_attacks(curves: list[dict], output) -> None:
+    """Log-log ROC of every attack, one panel per model (``curves``: dicts with label,
+    attack, member, score)."""
+    models = list(dict.fromkeys(c["label"] for c in curves))
+    fig, axes = _panels(len(models), width=5.0, height=4.6)
+    for ax, model in zip(axes, models):
+        mine = [c for c in curves if c["label"] == model]
+        n0 = min(int((~np.asarray(c["member"], bool)).sum()) for c in mine)
+        lim = 1.0 / max(n0, 1)
+        for i, c in enumerate(sorted(mine, key=lambda c: c["attack"])):
+            fpr, tpr = roc_points_of(c)
+            style = "-" if c.get("kind") == "reference" else "--" if c.get(
+                "kind") == "classifier" else ":"
+            ax.plot(np.maximum(fpr, lim / 2), np.maximum(tpr, lim / 2), style,
+                    color=f"C{i % 10}", label=c["attack"], linewidth=1.3)
+        ax.plot([lim, 1], [lim, 1], color="grey", linestyle=":", linewidth=1)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(lim / 2, 1)
+        ax.set_ylim(lim / 2, 1)
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.set_title(f"Fig. 8: every attack, {model}", fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    _save(fig, output)
+
+
+def roc_points_of(curve: dict):
+    from .metrics import roc_points
+
+    return roc_points(curve["member"], curve["score"])
+
+
+def figure_low_fpr_vs_sparsity(attacks: pd.DataFrame, arch: str, sample_size: int,
+                               output, metric: str = "tpr_at_fpr_0.01",
+                               which: list[str] | None = None) -> None:
+    """TPR at 1% FPR (with 95% intervals) vs sparsity, one line per attack of ``which``
+    (default: every attack)."""
+    sel = attacks[(attacks["replicate"].astype(str) == "mean") & (attacks["arch"] == arch)
+                  & (attacks["sample_size"] == sample_size)]
+    if which:
+        sel = sel[sel["attack"].isin(which)]
+    if sel.empty:
+        raise ValueError(f"no attack results for {arch} at n={sample_size} (config keys "
+                         "report.table1_arch, report.figure2_sample_size)")
+    datasets = sorted(sel["dataset"].unique())
+    fig, axes = _panels(len(datasets), width=6.0, height=4.4)
+    for ax, ds in zip(axes, datasets):
+        part = sel[sel["dataset"] == ds]
+        attacks_here = sorted(part["attack"].unique())
+        offset = np.linspace(-0.8, 0.8, len(attacks_here))
+        for i, (attack, a) in enumerate(part.groupby("attack")):
+            a = a.sort_values("sparsity")
+            _errbar(ax, a["sparsity"] * 100 + offset[attacks_here.index(attack)], a[metric],
+                    a[f"{metric}_ci_low"], a[f"{metric}_ci_high"], color=f"C{i % 10}",
+                    label=attack, markersize=4)
+        n0 = int(part["n_nonmembers"].iloc[0])
+        ax.axhline(0.01, color="grey", linestyle=":", linewidth=1, label="chance (1%)")
+        ax.set_yscale("symlog", linthresh=0.01)
+        _finish(ax, SPARSITY_LABEL, "TPR at 1% FPR",
+                f"Fig. 9: low-FPR attack power, {ds}, {arch}, n={sample_size}\n"
+                f"({n0} non-members in attack-test; {INTERVAL_NOTE})")
+        ax.legend(fontsize=7, ncol=2)
+    _save(fig, output)
+
+
 # --------------------------------------------------------------------------- workflow entries
 def figure_test_accuracy_from_csv(training_csv, output) -> None:
     figure_test_accuracy(pd.read_csv(training_csv), output)
@@ -324,6 +394,28 @@ def figure_gap_from_csv(training_csv, attacks_csv, sample_size: int, output_figu
                      output_figure, attack)
     write_json({**res, "attack": attack, "sample_size": sample_size}, output_json)
     return res
+
+
+def figure_roc_all_attacks_from_scores(score_paths: list, models: list[dict], attacks_csv,
+                                       output) -> None:
+    """``models``: dicts with dataset, arch, sparsity, sample_size (in path order)."""
+    attacks = _attacks(attacks_csv)
+    kinds = dict(zip(attacks["attack"], attacks["kind"]))
+    curves = []
+    for path, m in zip(score_paths, models, strict=True):
+        s = pd.read_parquet(path)
+        s = s[s["fold"] == "attack_test"]
+        label = f"{m['dataset']} {model_label(m['arch'], m['sparsity'])} n={m['sample_size']}"
+        for col in [c for c in s.columns if c.startswith("score_")]:
+            name = col[len("score_"):]
+            curves.append({"label": label, "attack": name, "kind": kinds.get(name),
+                           "member": s["member"].to_numpy(), "score": s[col].to_numpy()})
+    figure_roc_all_attacks(curves, output)
+
+
+def figure_low_fpr_vs_sparsity_from_csv(attacks_csv, arch: str, sample_size: int,
+                                        output, which: list[str] | None = None) -> None:
+    figure_low_fpr_vs_sparsity(_attacks(attacks_csv), arch, sample_size, output, which=which)
 
 
 def figure_roc_from_scores(score_paths: list, models: list[dict], output,

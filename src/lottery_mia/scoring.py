@@ -36,31 +36,31 @@ def extract_confidences(*, data, model_path, dataset: str, arch: str, sparsity: 
     from .data import image_set
     from .devices import claim_device
     from .membership import read_membership
-    from .sources import source_info
     from .training import load_checkpoint
 
     if threads:
         torch.set_num_threads(int(threads))
     table = read_membership(data.membership)
     table = table[table["scored"]]
-    info = source_info(data.source)
     parts = []
     with claim_device(device) as claim:
         dev = torch.device(claim.device)
         model, _ = load_checkpoint(model_path, dev)
-        for member, pool in ((True, info.member_pool), (False, info.nonmember_pool)):
-            rows = table[table["member"] == member]
+        # images are read from the pool each row names (a reference model's members can come
+        # from either pool of the source)
+        for pool, rows in table.groupby("pool", sort=True):
             ds = image_set(data.source, data.root, pool, rows["pool_index"].to_numpy(),
                            key=data.key, device=dev, num_workers=num_workers,
                            channels_last=False)
             logits, labels = predict_logits(model, ds, batch_size, dev)
             if not np.array_equal(labels, rows["label"].to_numpy()):
                 raise ValueError(f"labels read from {pool} disagree with {data.membership}: "
-                                 "the dataset files changed since the split was made")
-            parts.append((rows["sample_id"].to_numpy(), labels, np.full(len(rows), member),
+                                 "the dataset files changed since the split was made; "
+                                 "rerun the membership_split rule")
+            parts.append((rows["sample_id"].to_numpy(), labels, rows["member"].to_numpy(),
                           logits))
-            log(f"scored {len(rows)} {'members' if member else 'non-members'} on {dev} "
-                "(float32)")
+            log(f"scored {len(rows)} samples of pool {pool!r} ({int(rows['member'].sum())} "
+                f"members) on {dev} (float32)")
     sid, lab, mem, lg = (np.concatenate(x) for x in zip(*parts))
     meta = {"dataset": dataset, "arch": arch, "sparsity": sparsity,
             "num_classes": int(lg.shape[1])}

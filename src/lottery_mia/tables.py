@@ -168,7 +168,7 @@ def attack_model_table(attacks: pd.DataFrame, arch: str, ticket_sparsity: float)
                 if r.empty:
                     continue
                 r = r.iloc[0]
-                for m in ("accuracy", "auc", "tpr_at_fpr_0.01"):
+                for m in ("accuracy", "auc", "tpr_at_fpr_0.01", "tpr_at_fpr_0.001"):
                     row[f"{m}_{side}"] = r[m]
                     row[f"{m}_ci_low_{side}"] = r[f"{m}_ci_low"]
                     row[f"{m}_ci_high_{side}"] = r[f"{m}_ci_high"]

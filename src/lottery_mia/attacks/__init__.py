@@ -48,6 +48,11 @@ def check_attack_config(names: list, settings_of: dict) -> list[str]:
                             f"{name!r}; choose from {sorted(ATTACKS)}")
         elif name in ESTIMATORS:
             problems += check_settings(name, settings_of.get(name))
+        elif settings_of.get(name):
+            try:  # an attack checks its own settings when it is built
+                ATTACKS[name].factory(settings_of.get(name), 0)
+            except (ValueError, TypeError) as err:
+                problems.append(f"config key attack.{name}: {err}")
     return problems
 
 
@@ -66,13 +71,45 @@ def attack_data(confidences_path, sample_path, features: str) -> AttackData:
     return AttackData(target=rows, sample=sample, features=features)
 
 
+def add_references(data: AttackData, reference_paths: list, inclusion_path,
+                   target_confidences) -> AttackData:
+    """Attach reference models' rows, their inclusion, and the population rows (target
+    non-members outside the attack sample) to ``data``."""
+    from ..references import inclusion_matrix, read_inclusion
+
+    inclusion = read_inclusion(inclusion_path)
+    ids = data.sample["sample_id"].to_numpy()
+    refs = [read_confidences(p) for p in reference_paths]
+    conf = read_confidences(target_confidences)
+    outside = ~np.isin(conf.sample_id, ids) & ~conf.member
+    pop_ids = conf.sample_id[outside]
+    data.references = [r.rows(ids) for r in refs]
+    data.reference_in = inclusion_matrix(inclusion, ids, len(refs))
+    data.population = conf.rows(pop_ids)
+    data.population_references = [r.rows(pop_ids) for r in refs]
+    data.population_in = inclusion_matrix(inclusion, pop_ids, len(refs))
+    for k, r in enumerate(data.references):
+        if not np.array_equal(r.member, data.reference_in[k]):
+            raise ValueError(f"{reference_paths[k]} disagrees with {inclusion_path} on which "
+                             "samples the reference trained on; rerun the workflow")
+    return data
+
+
 def run_attacks(*, confidences_path, sample_path, attacks: list[str], settings: dict,
                 features: str, seed: int, n_bootstrap: int, out_metrics, out_scores,
-                replicate: int | None = None) -> dict:
-    """Run every attack of ``attacks`` on one model and one attack sample."""
+                replicate: int | None = None, reference_paths: list | None = None,
+                inclusion_path=None) -> dict:
+    """Run every attack of ``attacks`` on one model and one attack sample (attacks that
+    need reference models get ``reference_paths`` and the ``inclusion_path`` table)."""
     import pandas as pd
 
     data = attack_data(confidences_path, sample_path, features)
+    needs = [a for a in attacks if get_attack(a).needs_references]
+    if needs:
+        if not reference_paths or inclusion_path is None:
+            raise ValueError(f"attacks {needs} need reference models (config key "
+                             "references.count and the reference grid)")
+        add_references(data, reference_paths, inclusion_path, confidences_path)
     meta = data.target.metadata
     test = data.test
     y_test = data.is_member[test]

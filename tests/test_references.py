@@ -1,0 +1,89 @@
+"""Reference models: the inclusion table, each reference's membership, and their place in
+the DAG (their own dense run, mask and ticket, never the target's)."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from lottery_mia.membership import make_membership_split
+from lottery_mia.references import (inclusion_matrix, make_inclusion, reference_membership,
+                                    validate_inclusion)
+
+
+@pytest.fixture(scope="module")
+def membership():
+    return make_membership_split({"all": load_digits().target}, "digits", members=250,
+                                 nonmembers=None, scored_members=None, seed=0)
+
+
+@pytest.mark.parametrize("k", [2, 4, 5, 16])
+def test_every_pool_sample_is_in_about_half_of_the_references(membership, k):
+    inc = make_inclusion(membership, k, seed=7)
+    per_sample = inc.groupby("sample_id")["included"].sum()
+    assert set(per_sample.unique()) <= {k // 2, (k + 1) // 2}
+    assert set(per_sample.index) == set(membership.loc[membership["scored"], "sample_id"])
+    per_ref = inc.groupby("reference")["included"].mean()
+    assert per_ref.between(0.4, 0.6).all()
+    assert inc.equals(make_inclusion(membership, k, seed=7))
+    assert not inc.equals(make_inclusion(membership, k, seed=8))
+    validate_inclusion(inc)
+
+
+def test_each_reference_trains_on_exactly_its_half(membership):
+    inc = make_inclusion(membership, 4, seed=0)
+    for k in range(4):
+        table = reference_membership(membership, inc, k)
+        mine = inc[inc["reference"] == k].set_index("sample_id")["included"]
+        assert (table.set_index("sample_id")["member"] == mine.loc[table["sample_id"]].values).all()
+        assert set(table["sample_id"]) == set(membership.loc[membership["scored"], "sample_id"])
+        # labels, pools and positions are the dataset's own
+        src = membership.set_index("sample_id").loc[table["sample_id"]]
+        assert (src["label"].values == table["label"].values).all()
+        assert (src["pool_index"].values == table["pool_index"].values).all()
+    m = inclusion_matrix(inc, [5, 3, 1], 4)
+    assert m.shape == (4, 3)
+    want = inc.set_index(["reference", "sample_id"])["included"]
+    assert all(m[r, i] == want[(r, s)] for r in range(4) for i, s in enumerate([5, 3, 1]))
+
+
+def test_fewer_than_two_references_are_refused(membership):
+    with pytest.raises(ValueError, match="references.count"):
+        make_inclusion(membership, 1, seed=0)
+
+
+@pytest.mark.slow
+def test_reference_tickets_come_from_their_own_dense_runs(tmp_path):
+    from conftest import planned_jobs, run_snakemake, tiny_config, write_config
+
+    cfg = copy.deepcopy(tiny_config())
+    cfg["references"] = {"count": 3, "seed": 500, "architectures": ["resnet18"],
+                         "sparsities": [0.0, 0.8],
+                         "attacks": ["lira_online", "lira_offline", "rmia", "shadow_mlp"]}
+    write_config(tmp_path, cfg)
+    proc = run_snakemake(tmp_path, "-n", "--cores", "1", "-p")
+    out = proc.stdout + proc.stderr
+    jobs = planned_jobs(out)
+    # targets: 2 archs x (dense + 2 tickets); references: 3 x resnet18 x (dense + 0.8 ticket)
+    assert jobs["train_dense"] == 2 + 3 and jobs["train_ticket"] == 4 + 3
+    assert jobs["prune_mask"] == 4 + 3 and jobs["reference_split"] == 1
+    blocks = re.split(r"(?m)^(?=(?:local)?rule \w+:)", out)
+    for k in range(3):
+        mask = [b for b in blocks if b.startswith("rule prune_mask:")
+                and f"ref-{k}/sparsity-0.8/mask.pt" in b]
+        assert len(mask) == 1
+        assert f"resnet18/ref-{k}/sparsity-0/model.pt" in mask[0]
+        assert "seed-0" not in mask[0]  # never the target's dense network
+        ticket = [b for b in blocks if b.startswith("rule train_ticket:")
+                  and f"ref-{k}/sparsity-0.8/model.pt" in b]
+        assert f"references/ref-{k}/membership.parquet" in ticket[0]
+        assert f"resnet18/ref-{k}/sparsity-0/rewind.pt" in ticket[0]
+    # only the target models in the reference grid get the reference inputs
+    fits = [b for b in blocks if b.startswith("rule fit_attack:")]
+    with_refs = [b for b in fits if "references/inclusion.parquet" in b]
+    assert len(with_refs) == 2 * 2  # resnet18 at 0 and 0.8, two sample sizes
+    assert all("resnet18/seed-0/sparsity-0.5" not in b for b in with_refs)

@@ -1,0 +1,8 @@
+from lottery_mia.figures import figure_roc_all_attacks_from_scores
+from lottery_mia.workflow import logged
+
+with logged(snakemake.log[0], snakemake.rule):
+    figure_roc_all_attacks_from_scores(
+        list(snakemake.input.scores), snakemake.params.models, snakemake.input.attacks,
+        snakemake.output[0],
+    )
