@@ -1,0 +1,153 @@
+"""LiRA, the likelihood-ratio attack of Carlini et al. 2022 ("Membership Inference Attacks
+From First Principles"), online and offline, on K reference models.
+
+Statistic: phi = log p_y - log sum_{i != y} p_i, the scaled logit of the true class
+(:meth:`ConfidenceTable.scaled_logit`, stable, float64). For every row i of the attack sample,
+phi over the references that trained on i (``reference_in[k, i]``, "IN") and over the others
+("OUT") are modelled as Gaussians N(mu_in, s_in^2) and N(mu_out, s_out^2), and the target's
+phi_t is scored:
+
+- ``lira_online``:  log N(phi_t; mu_in, s_in) - log N(phi_t; mu_out, s_out);
+- ``lira_offline``: log Phi((phi_t - mu_out) / s_out), one-sided against OUT only (large when
+  phi_t lies far above the OUT distribution; the IN references are not used).
+
+Higher = member. The scores use only the references' confidences, their inclusion and the
+target's confidences, never the target's membership labels; the decision threshold is the
+best cut on attack-train rows (:func:`lottery_mia.metrics.best_threshold`).
+
+Settings (``attack.lira_online`` / ``attack.lira_offline``):
+
+- ``fixed_variance``: "auto" (default: true with fewer than 64 references), true or false.
+  True: one variance for IN and one for OUT, pooled over all rows (the within-row variance
+  sum_i sum_{k in IN_i} (phi_ki - mu_in,i)^2 / sum_i |IN_i|, likewise OUT), as the paper
+  recommends with few references. False: per-row variances (rows with fewer than two IN or
+  OUT references fall back to the pooled one).
+
+Rows with no IN reference (online) get mu_in = mu_out + the global mean shift (the mean of
+mu_in - mu_out over rows that have both); rows with no OUT reference get
+mu_out = mu_in - that shift (both variants). A row with no reference at all scores 0 online
+and uses the mean OUT phi of all rows offline. Variances get a floor of ``EPS``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..metrics import best_threshold
+from .base import AttackData, AttackScores, register_attack
+
+EPS = 1e-6  # floor on every variance (a row whose references all agree)
+AUTO_FIXED_BELOW = 64  # "auto": one pooled variance with fewer references than this
+
+
+def check_settings(name: str, settings: dict | None, allowed: set[str]) -> dict:
+    """``settings`` as a dict, or a ValueError naming ``attack.<name>`` and unknown keys."""
+    if settings is None:
+        return {}
+    if not isinstance(settings, dict):
+        raise ValueError(f"config key attack.{name}: settings must be a mapping, got "
+                         f"{type(settings).__name__}")
+    unknown = sorted(set(settings) - allowed)
+    if unknown:
+        raise ValueError(f"config key attack.{name}: unknown setting(s) {unknown}; "
+                         f"allowed: {sorted(allowed)}")
+    return dict(settings)
+
+
+def check_references(data: AttackData, name: str) -> np.ndarray:
+    """The (K, n_rows) inclusion matrix, after checking the references are aligned."""
+    if not data.references or data.reference_in is None:
+        raise ValueError(f"attack {name!r} needs reference models (AttackData.references and "
+                         "reference_in)")
+    inc = np.asarray(data.reference_in, dtype=bool)
+    n = len(data.sample)
+    if inc.shape != (len(data.references), n):
+        raise ValueError(f"attack {name!r}: reference_in has shape {inc.shape}, expected "
+                         f"({len(data.references)}, {n})")
+    ids = data.sample["sample_id"].to_numpy()
+    for k, ref in enumerate(data.references):
+        if len(ref) != n or not np.array_equal(ref.sample_id, ids):
+            raise ValueError(f"attack {name!r}: reference {k} is not aligned with the attack "
+                             "sample (same sample_id order required)")
+    return inc
+
+
+def threshold_on_train(data: AttackData, score: np.ndarray) -> tuple[float, dict]:
+    """The best cut on attack-train rows, and the accuracy it reaches there."""
+    y = data.is_member[data.train]
+    thr = best_threshold(y, score[data.train])
+    return thr, {"train_accuracy": float(((score[data.train] >= thr) == y).mean())}
+
+
+def _gaussian_fit(phi: np.ndarray, mask: np.ndarray, fixed: bool):
+    """Per-row mean and variance of phi (K, n) over the references marked in ``mask``."""
+    count = mask.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mu = np.where(count > 0, (phi * mask).sum(0) / np.maximum(count, 1), np.nan)
+    dev2 = np.where(mask, (phi - np.nan_to_num(mu)[None, :]) ** 2, 0.0)
+    pooled = float(dev2.sum() / max(int(count.sum()), 1))  # within-row variance, all rows
+    if fixed:
+        var = np.full(phi.shape[1], pooled)
+    else:
+        var = np.where(count >= 2, dev2.sum(0) / np.maximum(count, 1), pooled)
+    return mu, np.maximum(var, EPS), count
+
+
+class LiRA:
+    SETTINGS = {"fixed_variance"}
+
+    def __init__(self, name: str, online: bool, settings: dict | None, seed: int):
+        s = check_settings(name, settings, self.SETTINGS)
+        fixed = s.get("fixed_variance", "auto")
+        if fixed != "auto" and not isinstance(fixed, bool):
+            raise ValueError(f"config key attack.{name}.fixed_variance: {fixed!r} is not "
+                             "'auto', true or false")
+        self.name, self.online, self.fixed = name, online, fixed
+
+    def fit_score(self, data: AttackData) -> AttackScores:
+        from scipy.stats import norm
+
+        inc = check_references(data, self.name)
+        phi = np.stack([r.scaled_logit() for r in data.references])  # (K, n)
+        phi_t = data.target.scaled_logit()
+        fixed = len(data.references) < AUTO_FIXED_BELOW if self.fixed == "auto" else self.fixed
+        mu_in, var_in, n_in = _gaussian_fit(phi, inc, fixed)
+        mu_out, var_out, n_out = _gaussian_fit(phi, ~inc, fixed)
+        both = (n_in > 0) & (n_out > 0)
+        shift = float(np.mean(mu_in[both] - mu_out[both])) if both.any() else 0.0
+        no_in, no_out = n_in == 0, n_out == 0
+        mu_in = np.where(no_in, mu_out + shift, mu_in)
+        mu_out = np.where(no_out, mu_in - shift, mu_out)
+        none = no_in & no_out
+        if none.any():  # no reference saw or missed these rows: the global OUT mean
+            out_mean = float(phi[~inc].mean()) if (~inc).any() else 0.0
+            mu_out = np.where(none, out_mean, mu_out)
+            mu_in = np.where(none, out_mean + shift, mu_in)
+        s_in, s_out = np.sqrt(var_in), np.sqrt(var_out)
+        if self.online:
+            score = norm.logpdf(phi_t, mu_in, s_in) - norm.logpdf(phi_t, mu_out, s_out)
+            score = np.where(none, 0.0, score)
+        else:
+            score = norm.logcdf((phi_t - mu_out) / s_out)
+        score = np.asarray(score, dtype=np.float64)
+        thr, info = threshold_on_train(data, score)
+        info.update({"n_references": len(data.references), "fixed_variance": bool(fixed),
+                     "mean_shift": shift, "rows_without_in": int(no_in.sum()),
+                     "rows_without_out": int(no_out.sum())})
+        return AttackScores(score, thr, info)
+
+
+@register_attack("lira_online", kind="reference", needs_references=True,
+                 defaults={"fixed_variance": "auto"},
+                 description="LiRA online (Carlini et al. 2022): Gaussian likelihood ratio "
+                             "of the scaled logit, IN vs OUT references")
+def lira_online(settings: dict | None, seed: int) -> LiRA:
+    return LiRA("lira_online", True, settings, seed)
+
+
+@register_attack("lira_offline", kind="reference", needs_references=True,
+                 defaults={"fixed_variance": "auto"},
+                 description="LiRA offline (Carlini et al. 2022): one-sided Gaussian test of "
+                             "the scaled logit against OUT references")
+def lira_offline(settings: dict | None, seed: int) -> LiRA:
+    return LiRA("lira_offline", False, settings, seed)

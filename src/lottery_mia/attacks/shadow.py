@@ -1,0 +1,113 @@
+"""Shadow-model attack (Shokri et al. 2017) with the reference models as shadows.
+
+One attack model, a scikit-learn ``MLPClassifier``, learns "was this model trained on this
+sample?" from the references' own confidence vectors: for every reference k and every row
+(the attack sample's rows, plus the population rows when given), the feature vector of
+reference k's output on that row is labelled with k's inclusion (IN = 1, OUT = 0). The two
+classes are balanced by down-sampling the larger one (seeded), and at most ``max_rows``
+rows are kept. The fitted model is applied to the target's rows of the attack sample;
+score = P(member). The threshold is 0.5: a shadow attack knows no member of the target, so
+no threshold is picked on the target's rows (the target's membership labels are never read,
+not even on attack-train rows).
+
+Settings (``attack.shadow_mlp``): any ``MLPClassifier`` constructor argument (defaults:
+hidden_layer_sizes (64,), max_iter 600; random_state is the attack seed), plus
+
+- ``features``: the feature vectors, one of ``lottery_mia.attacks.base.FEATURES``
+  (default "sorted": the softmax sorted in decreasing order, class-agnostic, so one model
+  serves every class; "softmax" is the paper's raw vector). This attack's own setting, not
+  the pipeline-wide ``attack.features``;
+- ``max_rows``: the most training rows after balancing (default 20000; null: no limit).
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+
+import numpy as np
+
+from .base import FEATURES, AttackData, AttackScores, attack_features, register_attack
+from .lira import check_references, check_settings
+
+NAME = "shadow_mlp"
+MLP_DEFAULTS = {"hidden_layer_sizes": (64,), "max_iter": 600}
+OWN_DEFAULTS = {"features": "sorted", "max_rows": 20000}
+
+
+def _mlp_class():
+    from sklearn.neural_network import MLPClassifier
+
+    return MLPClassifier
+
+
+class ShadowMLP:
+    threshold = 0.5
+
+    def __init__(self, settings: dict | None, seed: int):
+        cls = _mlp_class()
+        allowed = set(inspect.signature(cls).parameters) - {"random_state"}
+        allowed |= set(OWN_DEFAULTS)
+        s = check_settings(NAME, settings, allowed)
+        own = {k: s.pop(k, v) for k, v in OWN_DEFAULTS.items()}
+        if own["features"] not in FEATURES:
+            raise ValueError(f"config key attack.{NAME}.features: {own['features']!r} is not "
+                             f"one of {FEATURES}")
+        max_rows = own["max_rows"]
+        if max_rows is not None and (isinstance(max_rows, bool)
+                                     or not isinstance(max_rows, int) or max_rows < 2):
+            raise ValueError(f"config key attack.{NAME}.max_rows: {max_rows!r} is not an "
+                             "integer >= 2 (or null)")
+        params = {**MLP_DEFAULTS, **s}
+        if isinstance(params.get("hidden_layer_sizes"), list):
+            params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+        self.features, self.max_rows, self.seed = own["features"], max_rows, seed
+        self.model = cls(**params, random_state=seed)
+
+    def training_set(self, data: AttackData) -> tuple[np.ndarray, np.ndarray]:
+        inc = check_references(data, NAME)
+        xs = [attack_features(r, self.features) for r in data.references]
+        ys = list(inc)
+        if data.population is not None and data.population_references:
+            pop_in = np.asarray(data.population_in, dtype=bool)
+            if pop_in.shape != (len(data.population_references), len(data.population)):
+                raise ValueError(f"attack {NAME!r}: population_in does not match the "
+                                 "population references and rows")
+            xs += [attack_features(r, self.features) for r in data.population_references]
+            ys += list(pop_in)
+        x = np.concatenate(xs)
+        y = np.concatenate(ys).astype(int)
+        rng = np.random.default_rng(self.seed)
+        pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+        if len(pos) == 0 or len(neg) == 0:
+            raise ValueError(f"attack {NAME!r}: the references need both IN and OUT rows")
+        per_class = min(len(pos), len(neg))
+        if self.max_rows is not None:
+            per_class = min(per_class, self.max_rows // 2)
+        keep = np.concatenate([rng.choice(pos, per_class, replace=False),
+                               rng.choice(neg, per_class, replace=False)])
+        keep = rng.permutation(keep)
+        return x[keep], y[keep]
+
+    def fit_score(self, data: AttackData) -> AttackScores:
+        from sklearn.exceptions import ConvergenceWarning
+
+        x, y = self.training_set(data)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            self.model.fit(x, y)
+        converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+        shadow_acc = float((self.model.predict(x) == y).mean())
+        score = self.model.predict_proba(attack_features(data.target, self.features))[:, 1]
+        info = {"converged": converged, "n_iter": int(self.model.n_iter_),
+                "n_references": len(data.references), "shadow_rows": int(len(y)),
+                "shadow_train_accuracy": shadow_acc}
+        return AttackScores(score.astype(np.float64), self.threshold, info)
+
+
+@register_attack(NAME, kind="reference", needs_references=True,
+                 defaults={**MLP_DEFAULTS, **OWN_DEFAULTS},
+                 description="Shadow-model MLP (Shokri et al. 2017) trained on the reference "
+                             "models' IN/OUT confidence vectors")
+def shadow_mlp(settings: dict | None, seed: int) -> ShadowMLP:
+    return ShadowMLP(settings, seed)
