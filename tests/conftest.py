@@ -58,6 +58,8 @@ def tiny_config() -> dict:
     cfg["transfer"].update(sample_size=200, architectures=["resnet18", "resnet50"],
                            sparsities=[0.0, 0.8])
     cfg["report"].update(table1_sparsity=0.8, figure2_sample_size=200, figure3_sparsity=0.8)
+    cfg["references"].update(count=2, architectures=["resnet18"], sparsities=[0.0, 0.8])
+    cfg["attack"]["shadow_mlp"] = {"hidden_layer_sizes": [16], "max_iter": 100}
     return cfg
 
 

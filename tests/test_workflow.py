@@ -27,7 +27,7 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
     report = (work / "results" / "report.html").read_text()
     assert "Table 1" in report and "Verdicts" in report and "Attack models" in report
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', report)
-    assert len(images) == 7
+    assert len(images) == 9
     for img in images:
         assert base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Spearman" in report
@@ -46,12 +46,16 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
     assert (ticket.measured_sparsity_prunable - 0.8).abs().max() < 1e-4
     attacks = pd.read_csv(work / "results" / "summary" / "attacks.csv", dtype={"replicate": str})
     n_attacks = 9  # 5 attack models + 4 threshold baselines
-    # 6 models x 2 sample sizes x 9 attacks, per replicate (1) and their mean
-    assert len(attacks) == 6 * 2 * n_attacks * 2
+    # 6 models x 2 sample sizes x 9 attacks, plus the 4 reference attacks on resnet18 at
+    # sparsity 0 and 0.8; per replicate (1) and their mean
+    assert len(attacks) == (6 * 2 * n_attacks + 2 * 2 * 4) * 2
     assert set(attacks.replicate) == {"0", "mean"}
     assert set(attacks.attack) == {"mlp", "svm", "random_forest", "logistic_regression",
                                    "gradient_boosting", "loss", "confidence", "entropy",
-                                   "modified_entropy"}
+                                   "modified_entropy", "lira_online", "lira_offline", "rmia",
+                                   "shadow_mlp"}
+    ref_rows = attacks[attacks.attack == "lira_online"]
+    assert set(ref_rows.arch) == {"resnet18"} and set(ref_rows.sparsity) == {0.0, 0.8}
     for m in ("accuracy", "precision", "recall", "auc", "advantage", "tpr_at_fpr_0.01",
               "tpr_at_fpr_0.001"):
         assert (attacks[f"{m}_ci_low"] <= attacks[m] + 1e-12).all(), m
@@ -61,14 +65,26 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
     assert set(verdicts.attack) == {"mlp", "loss"}
     assert verdicts.sentence.str.contains("95% CI").all()
     models = pd.read_csv(work / "results" / "report" / "attack_models.csv")
-    assert len(models) == n_attacks
+    assert len(models) == n_attacks + 4
     slices = pd.read_csv(work / "results" / "summary" / "slices.csv")
     assert set(slices.slice) >= {"class"} and slices.value.nunique() >= 10
     transfer = pd.read_csv(work / "results" / "summary" / "transfer.csv")
     assert len(transfer) == 16  # 4 models, every ordered pair, diagonal included
     assert {"accuracy_ci_low", "accuracy_ci_high"} <= set(transfer.columns)
-    for n in range(1, 8):
+    for n in range(1, 10):
         assert list((work / "results" / "report").glob(f"figure{n}_*.png"))
+    # each reference trained and was scored on exactly its half of the pool
+    inclusion = pd.read_parquet(work / "results" / "digits" / "references" /
+                                "inclusion.parquet")
+    for k in range(2):
+        conf = pd.read_parquet(work / "results" / "digits" / "resnet18" / f"ref-{k}" /
+                               "sparsity-0.8" / "confidences.parquet",
+                               columns=["sample_id", "member"])
+        mine = inclusion[inclusion.reference == k].set_index("sample_id")["included"]
+        assert (conf.set_index("sample_id")["member"] == mine.loc[conf.sample_id].values).all()
+        log = (work / "logs" / "digits" / "resnet18" / f"ref-{k}" / "sparsity-0" /
+               "train_dense.log").read_text()
+        assert f"{int(mine.sum())} members (training set)" in log
     # every job left a log, with per-epoch progress for training
     log = (work / "logs" / "digits" / "resnet18" / "seed-0" / "sparsity-0" /
            "train_dense.log").read_text()
@@ -180,7 +196,8 @@ def test_missing_dataset_root_names_the_path(tmp_path):
     cfg["transfer"]["dataset"] = "cifar10"
     write_config(tmp_path, cfg)
     dry = run_snakemake(tmp_path, "-n", "--cores", "1")  # the DAG needs no data
-    assert planned_jobs(dry.stdout + dry.stderr)["train_dense"] == 2
+    # two target architectures, and the tiny config's two references for resnet18
+    assert planned_jobs(dry.stdout + dry.stderr)["train_dense"] == 2 + 2
     proc = run_snakemake(tmp_path, "--cores", "1", "results/cifar10/membership.parquet",
                          check=False)
     assert proc.returncode != 0
@@ -201,9 +218,15 @@ def test_paper_grid_builds_without_data_and_gpu_rules_ask_for_a_gpu(tmp_path):
     proc = run_snakemake(tmp_path, "-n", "--cores", "all", "--resources", "gpu=4")
     elapsed = time.time() - t0
     jobs = planned_jobs(proc.stdout + proc.stderr)
-    reps = len(yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())["replicates"])
-    assert jobs["train_dense"] == 6 * reps and jobs["train_ticket"] == 36 * reps
-    assert jobs["extract_confidences"] == 42 * reps and jobs["transfer_attack"] == 8
+    paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    reps = len(paper["replicates"])
+    ref = paper["references"]
+    n_ref = (ref["count"] * len(ref["datasets"]) * len(ref["architectures"]))
+    ref_tickets = n_ref * sum(1 for s in ref["sparsities"] if s > 0)
+    assert jobs["train_dense"] == 6 * reps + n_ref
+    assert jobs["train_ticket"] == 36 * reps + ref_tickets
+    assert jobs["extract_confidences"] == 42 * reps + n_ref + ref_tickets
+    assert jobs["transfer_attack"] == 8 and jobs["reference_split"] == len(ref["datasets"])
     assert jobs["fit_attack"] == (2 * 14 * 3 + 14 * 4) * reps
     out = proc.stdout + proc.stderr
     blocks = re.split(r"(?m)^(?=rule \w+:)", out)
