@@ -15,6 +15,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/attack.smk"
 include: "rules/report.smk"
+include: "rules/benchmarks.smk"
 
 
 localrules:
@@ -22,6 +23,7 @@ localrules:
     summarize_training,
     summarize_attacks,
     summarize_transfer,
+    summarize_benchmarks,
     table1,
     figure_test_accuracy,
     figure_attack_vs_sparsity,
@@ -35,3 +37,4 @@ rule all:
     input:
         REPORT,
         rules.table1.output,
+        rules.summarize_benchmarks.output,

@@ -25,6 +25,8 @@ rule fit_attack:
         scores=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/attack-n{{n}}/scores.parquet",
     log:
         "logs/{dataset}/{arch}/sparsity-{sparsity}/fit_attack_n{n}.log",
+    benchmark:
+        f"{R}/benchmarks/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/fit_attack_n{{n}}.tsv"
     conda:
         "../envs/analysis.yaml"
     params:
@@ -47,6 +49,8 @@ rule transfer_attack:
         f"{R}/{{dataset}}/transfer/n{{n}}/{{arch}}_sparsity-{{sparsity}}.csv",
     log:
         "logs/{dataset}/transfer/n{n}/{arch}_sparsity-{sparsity}.log",
+    benchmark:
+        f"{R}/benchmarks/{{dataset}}/transfer/n{{n}}/{{arch}}_sparsity-{{sparsity}}.tsv"
     conda:
         "../envs/analysis.yaml"
     params:

@@ -8,11 +8,15 @@ rule train_dense:
         metrics=f"{R}/{{dataset}}/{{arch}}/dense/metrics.json",
     log:
         "logs/{dataset}/{arch}/train_dense.log",
+    benchmark:
+        f"{R}/benchmarks/{{dataset}}/{{arch}}/train_dense.tsv"
+    retries: 2
     conda:
         "../envs/pytorch.yaml"
     threads: THREADS.get("train", 1)
     resources:
         gpu=GPU,
+        runtime=lambda wc, attempt: config.get("runtime", {}).get("train_minutes", 2880) * attempt,
     params:
         data=lambda w: data_params(w.dataset),
         recipe=lambda w: recipe(w.dataset, w.arch),
@@ -20,6 +24,7 @@ rule train_dense:
         seed=config["seed"],
         rewind_epoch=config["pruning"]["rewind_epoch"],
         device=config["device"],
+        runtime=config.get("runtime", {}),
     script:
         "../workflow/scripts/train_dense.py"
 
@@ -51,11 +56,15 @@ rule train_ticket:
         metrics=f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/metrics.json",
     log:
         "logs/{dataset}/{arch}/sparsity-{sparsity}/train_ticket.log",
+    benchmark:
+        f"{R}/benchmarks/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/train_ticket.tsv"
+    retries: 2
     conda:
         "../envs/pytorch.yaml"
     threads: THREADS.get("train", 1)
     resources:
         gpu=GPU,
+        runtime=lambda wc, attempt: config.get("runtime", {}).get("train_minutes", 2880) * attempt,
     params:
         data=lambda w: data_params(w.dataset),
         recipe=lambda w: recipe(w.dataset, w.arch),
@@ -64,6 +73,7 @@ rule train_ticket:
         rewind_epoch=config["pruning"]["rewind_epoch"],
         sparsity=lambda w: float(w.sparsity),
         device=config["device"],
+        runtime=config.get("runtime", {}),
     script:
         "../workflow/scripts/train_ticket.py"
 
@@ -76,6 +86,8 @@ rule extract_confidences:
         f"{R}/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/confidences.parquet",
     log:
         "logs/{dataset}/{arch}/sparsity-{sparsity}/extract_confidences.log",
+    benchmark:
+        f"{R}/benchmarks/{{dataset}}/{{arch}}/sparsity-{{sparsity}}/extract_confidences.tsv"
     conda:
         "../envs/pytorch.yaml"
     threads: THREADS.get("confidences", 1)
@@ -87,5 +99,6 @@ rule extract_confidences:
         batch_size=config["confidences"].get("batch_size", 512),
         num_workers=lambda w: recipe(w.dataset, w.arch).get("num_workers", 4),
         device=config["device"],
+        runtime=config.get("runtime", {}),
     script:
         "../workflow/scripts/extract_confidences.py"

@@ -431,7 +431,7 @@ def train_dense(*, data: DataSpec, arch: str, recipe: dict, seed: int, rewind_ep
         raise ValueError(f"config key pruning.rewind_epoch={rewind_epoch} must be within "
                          f"[0, epochs={rec.epochs}]")
     _setup(threads, seed)
-    with claim_device(device) as claim:
+    with claim_device(device, slots=(runtime or {}).get("gpu_slots")) as claim:
         dev = torch.device(claim.device)
         log(f"dense {arch} on {data.dataset}: device {dev}, recipe {asdict(rec)}")
         spec = model_spec(arch, data.source, rec.width)
@@ -491,7 +491,7 @@ def train_ticket(*, data: DataSpec, arch: str, recipe: dict, seed: int, rewind_e
 
     rec = Recipe.from_dict(recipe, recipe_key)
     _setup(threads, seed)
-    with claim_device(device) as claim:
+    with claim_device(device, slots=(runtime or {}).get("gpu_slots")) as claim:
         dev = torch.device(claim.device)
         model, ckpt, mask = rewound_ticket(rewind_path, mask_path, rewind_epoch)
         log(f"ticket {arch} on {data.dataset} at sparsity {sparsity} "
