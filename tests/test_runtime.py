@@ -163,18 +163,24 @@ def test_run_training_matches_a_plain_loop_bit_for_bit():
 @pytest.mark.skipif(not CUDA, reason="needs a GPU")
 @pytest.mark.parametrize("graphs", [False, True])
 def test_cuda_step_loop_is_sync_free(graphs):
-    model, opt, mask, _ = _setup(device="cuda")
+    """Once warmed up (and, with graphs, captured: capture itself synchronises, once), steps
+    of the fixed shape and a ragged one run under sync_debug_mode("error")."""
+    model, _, mask, _ = _setup(device="cuda")
     rt = make_runtime("cuda", {"cuda_graphs": graphs})
     rt.prepare(model)
     opt = rt.optimizer(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     totals = _Totals(rt.device)
     step = make_step(model, opt, mask, rt, totals)
-    batches = list(_batches(8, batch=64, ragged_at=7, device="cuda"))
-    step(*batches[0], 0.05)  # first step allocates optimizer state
+    assert isinstance(step, _GraphedStep) == graphs
+    batches = list(_batches(12, batch=64, ragged_at=10, device="cuda"))
+    for xb, yb in batches[:5]:  # 3 warm-up steps, the capture, one replay
+        step(xb, yb, 0.05)
     torch.cuda.synchronize()
+    if graphs:
+        assert step.graph is not None
     torch.cuda.set_sync_debug_mode("error")
     try:
-        for xb, yb in batches[1:]:
+        for xb, yb in batches[5:]:
             step(xb, yb, 0.04)
     finally:
         torch.cuda.set_sync_debug_mode(0)

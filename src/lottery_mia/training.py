@@ -282,8 +282,7 @@ class _GraphedStep:
         if self.graph is None:
             self.opt.zero_grad(set_to_none=True)  # backward allocates grads in the graph pool
             self.graph = torch.cuda.CUDAGraph()
-            torch.cuda.synchronize()
-            with torch.cuda.graph(self.graph):
+            with torch.cuda.graph(self.graph):  # synchronises once, on entry
                 self._body()
         self.graph.replay()
 
