@@ -4,6 +4,7 @@ rule summarize_benchmarks:
     input:
         all_training_metrics(),
         all_attack_metrics(),
+        TRANSFER_ROWS,
     output:
         f"{R}/summary/benchmarks.csv",
     log:
