@@ -16,6 +16,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/attack.smk"
 include: "rules/report.smk"
+include: "rules/benchmarks.smk"
 
 
 localrules:
@@ -23,6 +24,7 @@ localrules:
     summarize_training,
     summarize_attacks,
     summarize_transfer,
+    summarize_benchmarks,
     tables,
     slices,
     figure_test_accuracy,
@@ -41,3 +43,4 @@ rule all:
     input:
         REPORT,
         rules.tables.output,
+        rules.summarize_benchmarks.output,

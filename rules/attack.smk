@@ -25,6 +25,8 @@ rule fit_attack:
         scores=f"{MODEL_DIR}/attack-n{{n}}/scores.parquet",
     log:
         "logs/{dataset}/{arch}/{run}/sparsity-{sparsity}/fit_attack_n{n}.log",
+    benchmark:
+        f"{R}/benchmarks/{{dataset}}/{{arch}}/{{run}}/sparsity-{{sparsity}}/fit_attack_n{{n}}.tsv"
     wildcard_constraints:
         run=r"seed-[0-9]+",
     conda:
@@ -52,6 +54,8 @@ rule transfer_attack:
         f"{R}/{{dataset}}/transfer/{{run}}/n{{n}}/{{arch}}_sparsity-{{sparsity}}.csv",
     log:
         "logs/{dataset}/transfer/{run}/n{n}/{arch}_sparsity-{sparsity}.log",
+    benchmark:
+        f"{R}/benchmarks/{{dataset}}/transfer/{{run}}/n{{n}}/{{arch}}_sparsity-{{sparsity}}.tsv"
     wildcard_constraints:
         run=r"seed-[0-9]+",
     conda:

@@ -312,6 +312,7 @@ rule report:
         training=f"{R}/summary/training.csv",
         attacks=f"{R}/summary/attacks.csv",
         transfer=f"{R}/summary/transfer.csv",
+        benchmarks=f"{R}/summary/benchmarks.csv",
     output:
         REPORT,
     log:

@@ -8,11 +8,15 @@ rule train_dense:
         metrics=f"{DENSE_DIR}/metrics.json",
     log:
         "logs/{dataset}/{arch}/{run}/sparsity-0/train_dense.log",
+    benchmark:
+        f"{R}/benchmarks/{{dataset}}/{{arch}}/{{run}}/sparsity-0/train_dense.tsv"
+    retries: 2
     conda:
         "../envs/pytorch.yaml"
     threads: THREADS.get("train", 1)
     resources:
         gpu=GPU,
+        runtime=lambda wc, attempt: config.get("runtime", {}).get("train_minutes", 2880) * attempt,
     params:
         data=lambda w: data_params(w.dataset),
         recipe=lambda w: recipe(w.dataset, w.arch),
@@ -20,6 +24,7 @@ rule train_dense:
         seed=lambda w: run_seed(w.run),
         rewind_epoch=config["pruning"]["rewind_epoch"],
         device=config["device"],
+        runtime=config.get("runtime", {}),
     script:
         "../workflow/scripts/train_dense.py"
 
@@ -53,6 +58,9 @@ rule train_ticket:
         metrics=f"{MODEL_DIR}/metrics.json",
     log:
         "logs/{dataset}/{arch}/{run}/sparsity-{sparsity}/train_ticket.log",
+    benchmark:
+        f"{R}/benchmarks/{{dataset}}/{{arch}}/{{run}}/sparsity-{{sparsity}}/train_ticket.tsv"
+    retries: 2
     wildcard_constraints:
         sparsity=r"0\.[0-9]+",
     conda:
@@ -60,6 +68,7 @@ rule train_ticket:
     threads: THREADS.get("train", 1)
     resources:
         gpu=GPU,
+        runtime=lambda wc, attempt: config.get("runtime", {}).get("train_minutes", 2880) * attempt,
     params:
         data=lambda w: data_params(w.dataset),
         recipe=lambda w: recipe(w.dataset, w.arch),
@@ -68,6 +77,7 @@ rule train_ticket:
         rewind_epoch=config["pruning"]["rewind_epoch"],
         sparsity=lambda w: float(w.sparsity),
         device=config["device"],
+        runtime=config.get("runtime", {}),
     script:
         "../workflow/scripts/train_ticket.py"
 
@@ -80,6 +90,8 @@ rule extract_confidences:
         f"{MODEL_DIR}/confidences.parquet",
     log:
         "logs/{dataset}/{arch}/{run}/sparsity-{sparsity}/extract_confidences.log",
+    benchmark:
+        f"{R}/benchmarks/{{dataset}}/{{arch}}/{{run}}/sparsity-{{sparsity}}/extract_confidences.tsv"
     conda:
         "../envs/pytorch.yaml"
     threads: THREADS.get("confidences", 1)
@@ -92,5 +104,6 @@ rule extract_confidences:
         batch_size=config["confidences"].get("batch_size", 512),
         num_workers=lambda w: recipe(w.dataset, w.arch).get("num_workers", 4),
         device=config["device"],
+        runtime=config.get("runtime", {}),
     script:
         "../workflow/scripts/extract_confidences.py"

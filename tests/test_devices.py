@@ -25,7 +25,8 @@ if str(SRC) not in sys.path:
     sys.path.insert(0, str(SRC))
 from lottery_mia.devices import DeviceClaim, claim_device  # noqa: E402
 
-ENV_KEYS = ("CUDA_VISIBLE_DEVICES", "LOTTERY_MIA_SIMULATED_GPUS", "LOTTERY_MIA_GPU_LOCK_DIR")
+ENV_KEYS = ("CUDA_VISIBLE_DEVICES", "LOTTERY_MIA_SIMULATED_GPUS", "LOTTERY_MIA_GPU_LOCK_DIR",
+            "LOTTERY_MIA_GPU_SLOTS", "SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID")
 
 # A worker: claim a (simulated) GPU, write its index to <out>/claimed-<name>,
 # then hold the claim until <out>/release-<name> or <out>/release-all exists
@@ -58,12 +59,14 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(key, raising=False)
 
 
-def _start_worker(out: Path, name: str, n_gpus: int, lock_dir: Path) -> subprocess.Popen:
+def _start_worker(out: Path, name: str, n_gpus: int, lock_dir: Path,
+                  slots: int = 1) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
     env.update(
         PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")])),
         LOTTERY_MIA_SIMULATED_GPUS=str(n_gpus),
         LOTTERY_MIA_GPU_LOCK_DIR=str(lock_dir),
+        LOTTERY_MIA_GPU_SLOTS=str(slots),
     )
     log = open(out / f"log-{name}", "w")
     with log:
@@ -230,3 +233,131 @@ def test_real_detection_matches_torch(tmp_path: Path) -> None:
     assert claim_device("auto", lock_dir=tmp_path, log=lambda m: None).device == "cpu"
     with pytest.raises(RuntimeError, match="`device`"):
         claim_device("cuda", lock_dir=tmp_path, log=lambda m: None)
+
+
+# --------------------------------------------------------------------------- slots per device
+def test_slots_place_several_workers_per_device(tmp_path: Path) -> None:
+    """gpu_slots=2 on 2 devices: 4 concurrent jobs, two per device, each its own slot lock;
+    a fifth waits."""
+    n, slots = 2, 2
+    out, locks = tmp_path / "out", tmp_path / "locks"
+    out.mkdir()
+    procs = [_start_worker(out, f"w{i}", n, locks, slots) for i in range(n * slots)]
+    try:
+        _wait_for(lambda: len(_claimed(out)) == n * slots, "4 claims", procs)
+        assert sorted(_claimed(out).values()) == [0, 0, 1, 1]
+        assert sorted(p.name for p in locks.glob("*.lock")) == [
+            "gpu-0.lock", "gpu-0.slot1.lock", "gpu-1.lock", "gpu-1.slot1.lock"]
+        procs.append(_start_worker(out, "extra", n, locks, slots))
+        _wait_for(lambda: "busy" in (out / "log-extra").read_text(), "the fifth to wait", procs)
+        assert "extra" not in _claimed(out)
+    finally:
+        _finish(procs, out)
+
+
+def test_slots_spread_over_devices_first(tmp_path: Path) -> None:
+    def claim(**kw) -> DeviceClaim:
+        return claim_device("cuda", visible_count=3, lock_dir=tmp_path, timeout_s=0.1,
+                            poll_s=0.02, log=lambda m: None, **kw)
+
+    first = [claim(slots=2) for _ in range(3)]
+    assert [c.index for c in first] == [0, 1, 2]
+    second = [claim(slots=2) for _ in range(3)]
+    assert [c.index for c in second] == [0, 1, 2]
+    assert second[0].lock_path.name == "gpu-0.slot1.lock"
+    with pytest.raises(TimeoutError, match="slot"):
+        claim(slots=2)
+    for c in first + second:
+        c.release()
+
+
+def test_slots_from_the_environment_and_bad_values(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOTTERY_MIA_GPU_SLOTS", "2")
+    a = claim_device("cuda", visible_count=1, lock_dir=tmp_path, log=lambda m: None)
+    b = claim_device("cuda", visible_count=1, lock_dir=tmp_path, timeout_s=0.1,
+                     log=lambda m: None)
+    assert (a.index, b.index) == (0, 0) and a.lock_path != b.lock_path
+    a.release(), b.release()
+    for bad in ("0", "two"):
+        monkeypatch.setenv("LOTTERY_MIA_GPU_SLOTS", bad)
+        with pytest.raises(ValueError, match="SLOTS|slots"):
+            claim_device("cuda", visible_count=1, lock_dir=tmp_path, log=lambda m: None)
+
+
+# --------------------------------------------------------------------------- CUDA_VISIBLE_DEVICES
+def test_workstation_visible_devices_are_claimed_with_locks(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """CUDA_VISIBLE_DEVICES=0,1,2,3 on a workstation is not an assignment: jobs lock among
+    the visible devices (locks named by physical id) instead of all taking cuda:0."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    claims = [claim_device("cuda", visible_count=4, lock_dir=tmp_path, timeout_s=0.1,
+                           log=lambda m: None) for _ in range(4)]
+    assert [c.device for c in claims] == ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]
+    assert all(c.lock_path is not None for c in claims)
+    with pytest.raises(TimeoutError):
+        claim_device("cuda", visible_count=4, lock_dir=tmp_path, timeout_s=0.1,
+                     log=lambda m: None)
+    for c in claims:
+        c.release()
+    # another job seeing only physical devices 2,3 gets the lock of physical 2 or 3
+    claims[2] = claim_device("cuda", visible_count=4, lock_dir=tmp_path, log=lambda m: None)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    other = claim_device("cuda", visible_count=2, lock_dir=tmp_path, log=lambda m: None)
+    assert claims[2].lock_path.name == "gpu-0.lock"  # index 0 of 0,1,2,3 is physical 0
+    assert other.lock_path.name == "gpu-2.lock" and other.device == "cuda:0"
+    claims[2].release(), other.release()
+
+
+def test_scheduler_assignment_is_trusted_with_several_devices(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
+    monkeypatch.setenv("SLURM_JOB_ID", "123")
+    locks = tmp_path / "locks"
+    for _ in range(3):
+        claim = claim_device("cuda", visible_count=2, lock_dir=locks, log=lambda m: None)
+        assert (claim.device, claim.lock_path) == ("cuda:0", None)
+    assert not locks.exists()
+
+
+# --------------------------------------------------------------------------- lock directory safety
+def test_lock_dir_is_created_private(tmp_path: Path) -> None:
+    locks = tmp_path / "locks"
+    claim_device("cuda", visible_count=1, lock_dir=locks, log=lambda m: None).release()
+    assert locks.stat().st_mode & 0o777 == 0o700
+    assert (locks / "gpu-0.lock").stat().st_mode & 0o777 == 0o600
+
+
+def test_foreign_lock_dir_is_refused(tmp_path: Path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("simulating another owner needs root (os.chown)")
+    locks = tmp_path / "locks"
+    locks.mkdir(mode=0o700)
+    os.chown(locks, 4242, 4242)
+    with pytest.raises(PermissionError, match="owned by uid 4242") as err:
+        claim_device("cuda", visible_count=1, lock_dir=locks, log=lambda m: None)
+    assert str(locks) in str(err.value) and "LOTTERY_MIA_GPU_LOCK_DIR" in str(err.value)
+
+
+def test_shared_or_linked_lock_dir_is_refused(tmp_path: Path) -> None:
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    with pytest.raises(PermissionError, match="writable by others"):
+        claim_device("cuda", visible_count=1, lock_dir=open_dir, log=lambda m: None)
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(real)
+    with pytest.raises(PermissionError, match="symbolic link"):
+        claim_device("cuda", visible_count=1, lock_dir=tmp_path / "link", log=lambda m: None)
+
+
+def test_planted_symlink_lock_file_is_not_followed(tmp_path: Path) -> None:
+    locks = tmp_path / "locks"
+    locks.mkdir(mode=0o700)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (locks / "gpu-0.lock").symlink_to(victim)
+    with pytest.raises(PermissionError, match="symbolic link"):
+        claim_device("cuda", visible_count=1, lock_dir=locks, log=lambda m: None)
+    assert victim.read_text() == "precious\n"  # never truncated through the link

@@ -17,10 +17,25 @@ crashed job never leaves a stale claim behind. Lock files are never deleted
 (deleting a lock file while someone waits on it breaks ``flock``); the pid
 written into one is for humans only and is not trusted by the code.
 
-Under SLURM (and any scheduler that does the same) ``CUDA_VISIBLE_DEVICES``
-is already set to the job's own allocation. Then the job uses ``cuda:0``, the
-first device it can see, and takes no lock: the scheduler has done the
-assignment.
+Several jobs per GPU: with ``gpu_slots: K`` (config key ``runtime.gpu_slots``,
+or ``$LOTTERY_MIA_GPU_SLOTS``) each device has K slots, one lock file each
+(``gpu-<i>.lock`` is slot 0, ``gpu-<i>.slot<k>.lock`` slot k); a job holds one
+slot. Slots are filled device by device first (every device's slot 0, then
+every slot 1, ...), so jobs spread over the GPUs before they share one. Run
+with ``--resources gpu=<devices x K>``: Snakemake then counts slots.
+
+``CUDA_VISIBLE_DEVICES`` is taken as an assignment (the job uses ``cuda:0``
+and takes no lock) only under a scheduler (``SLURM_JOB_ID``, ``PBS_JOBID`` or
+``LSB_JOBID`` set) or when it names exactly one device. A workstation that
+exports ``CUDA_VISIBLE_DEVICES=0,1,2,3`` for everything is not an assignment:
+jobs claim among the visible devices with the locks, and the lock files are
+named after the physical ids listed there, so jobs with different lists that
+overlap still never share a device.
+
+The lock directory (``/tmp/lottery-mia-gpu-locks-<uid>`` by default) is
+created private (mode 0700) and must be owned by the user, not be a symlink
+and not be writable by others; otherwise it is refused. Lock files are opened
+with ``O_NOFOLLOW``, so a planted symlink is never followed (nor truncated).
 
 ``torch`` is imported lazily, only when real CUDA detection is needed, so the
 Snakemake process and CPU-only tests never pay for it.
@@ -28,8 +43,11 @@ Snakemake process and CPU-only tests never pay for it.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import re
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +57,9 @@ __all__ = ["DeviceClaim", "claim_device"]
 
 SIMULATED_GPUS_ENV = "LOTTERY_MIA_SIMULATED_GPUS"
 LOCK_DIR_ENV = "LOTTERY_MIA_GPU_LOCK_DIR"
+SLOTS_ENV = "LOTTERY_MIA_GPU_SLOTS"
+# Set by batch schedulers that give each job its own CUDA_VISIBLE_DEVICES.
+SCHEDULER_ENVS = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID")
 
 
 @dataclass
@@ -116,10 +137,52 @@ def _default_lock_dir() -> Path:
     return Path("/tmp") / f"lottery-mia-gpu-locks-{os.getuid()}"
 
 
-def _try_lock(path: Path) -> int | None:
-    """Lock ``path`` without blocking; the open descriptor, or ``None`` if busy."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+def _lock_dir_error(directory: Path, problem: str) -> PermissionError:
+    return PermissionError(
+        f"GPU lock directory {directory} {problem}; it must be a directory owned by you "
+        f"(uid {os.getuid()}) and private (mode 0700). Remove it (or fix its owner and mode), "
+        f"or point ${LOCK_DIR_ENV} at a private directory of your own."
+    )
+
+
+def _prepare_lock_dir(directory: Path) -> Path:
+    """Create ``directory`` private (0700), or check an existing one is safe to use."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
     try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(directory)
+    if stat.S_ISLNK(st.st_mode):
+        raise _lock_dir_error(directory, "is a symbolic link")
+    if not stat.S_ISDIR(st.st_mode):
+        raise _lock_dir_error(directory, "is not a directory")
+    if st.st_uid != os.getuid():
+        raise _lock_dir_error(directory, f"is owned by uid {st.st_uid}, not by you")
+    if st.st_mode & 0o022:
+        raise _lock_dir_error(directory, f"is writable by others (mode {st.st_mode & 0o777:o})")
+    return directory
+
+
+def _try_lock(path: Path) -> int | None:
+    """Lock ``path`` without blocking; the open descriptor, or ``None`` if busy.
+
+    The file is opened without following symlinks and must be a regular file of ours.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise PermissionError(
+                f"GPU lock file {path} is a symbolic link; refusing to follow it. "
+                f"Remove it (and check who planted it)."
+            ) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+            raise PermissionError(f"GPU lock file {path} is not a regular file owned by you; "
+                                  "remove it")
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
@@ -132,6 +195,28 @@ def _try_lock(path: Path) -> int | None:
     return fd
 
 
+def _slots(slots: int | None) -> int:
+    """Jobs per device: ``slots``, else ``$LOTTERY_MIA_GPU_SLOTS``, else 1."""
+    if slots is None:
+        raw = os.environ.get(SLOTS_ENV, "").strip()
+        if not raw:
+            return 1
+        try:
+            slots = int(raw)
+        except ValueError:
+            raise ValueError(f"{SLOTS_ENV}={raw!r} is not an integer") from None
+    slots = int(slots)
+    if slots < 1:
+        raise ValueError(f"GPU slots per device (config key runtime.gpu_slots) must be >= 1, "
+                         f"got {slots}")
+    return slots
+
+
+def _lock_name(device_id: str, slot: int) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", device_id)
+    return f"gpu-{safe}.lock" if slot == 0 else f"gpu-{safe}.slot{slot}.lock"
+
+
 def claim_device(
     requested: str = "auto",
     *,
@@ -140,6 +225,7 @@ def claim_device(
     timeout_s: float = 24 * 3600,
     poll_s: float = 2.0,
     log: Callable[[str], object] = print,
+    slots: int | None = None,
 ) -> DeviceClaim:
     """Claim the device this job runs on (the config key ``device``).
 
@@ -147,12 +233,14 @@ def claim_device(
     error), ``"auto"`` (a GPU if there is one, else the CPU) or ``"cuda:N"``
     (exactly device N, not locked: the caller has chosen).
 
-    For ``"cuda"``/``"auto"`` with GPUs: if ``CUDA_VISIBLE_DEVICES`` is set and
-    non-empty, the scheduler has assigned the devices and ``cuda:0`` is used
-    without a lock. Otherwise the first free of the ``gpu-<i>.lock`` files in
-    ``lock_dir`` (else ``$LOTTERY_MIA_GPU_LOCK_DIR``, else
-    ``/tmp/lottery-mia-gpu-locks-<uid>``) is locked, waiting up to
-    ``timeout_s`` (polling every ``poll_s``) while all are busy.
+    For ``"cuda"``/``"auto"`` with GPUs: if ``CUDA_VISIBLE_DEVICES`` names one
+    device, or names any under a scheduler (``SLURM_JOB_ID``, ``PBS_JOBID``,
+    ``LSB_JOBID``), it is the job's assignment and ``cuda:0`` is used without a
+    lock. Otherwise the first free slot lock in ``lock_dir`` (else
+    ``$LOTTERY_MIA_GPU_LOCK_DIR``, else ``/tmp/lottery-mia-gpu-locks-<uid>``) is
+    locked, waiting up to ``timeout_s`` (polling every ``poll_s``) while all
+    are busy. ``slots`` (else ``$LOTTERY_MIA_GPU_SLOTS``, else 1) is the number
+    of jobs a device takes at once.
 
     The number of GPUs is ``visible_count``, else ``$LOTTERY_MIA_SIMULATED_GPUS``,
     else ``torch.cuda.device_count()``; the first two simulate GPUs (for tests)
@@ -205,36 +293,43 @@ def claim_device(
         return DeviceClaim("cpu")
 
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
-    if visible:
+    listed = [v.strip() for v in visible.split(",") if v.strip()]
+    scheduler = next((k for k in SCHEDULER_ENVS if os.environ.get(k, "").strip()), None)
+    if listed and (scheduler or len(listed) == 1):
         select(0)
-        log(
-            f"[lottery-mia] CUDA_VISIBLE_DEVICES={visible} set by the scheduler; "
-            "using cuda:0 (no lock taken)"
-        )
+        why = f"set by the scheduler ({scheduler})" if scheduler else "names one device"
+        log(f"[lottery-mia] CUDA_VISIBLE_DEVICES={visible} {why}; using cuda:0 (no lock taken)")
         return DeviceClaim("cuda:0", 0)
+    # Lock names follow the physical ids when CUDA_VISIBLE_DEVICES lists several.
+    ids = listed[:count] if len(listed) >= count else [str(i) for i in range(count)]
+    n_slots = _slots(slots)
 
-    directory = Path(lock_dir or os.environ.get(LOCK_DIR_ENV) or _default_lock_dir())
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = _prepare_lock_dir(
+        Path(lock_dir or os.environ.get(LOCK_DIR_ENV) or _default_lock_dir()))
     deadline = time.monotonic() + timeout_s
     waiting = False
     while True:
-        for index in range(count):
-            path = directory / f"gpu-{index}.lock"
-            fd = _try_lock(path)
-            if fd is not None:
+        for slot in range(n_slots):  # every device's first slot before any second one
+            for index in range(count):
+                path = directory / _lock_name(ids[index], slot)
+                fd = _try_lock(path)
+                if fd is None:
+                    continue
                 claim = DeviceClaim(f"cuda:{index}", index, path, fd, os.getpid())
                 try:
                     select(index)
                 except BaseException:
                     claim.release()
                     raise
-                log(f"[lottery-mia] claimed cuda:{index} (lock {path}, pid {os.getpid()})")
+                log(f"[lottery-mia] claimed cuda:{index} slot {slot + 1}/{n_slots} "
+                    f"(lock {path}, pid {os.getpid()})")
                 return claim
         if time.monotonic() >= deadline:
             raise TimeoutError(
-                f"no free GPU after {timeout_s:g}s: all {count} device lock(s) in "
+                f"no free GPU after {timeout_s:g}s: all {count} device(s) x {n_slots} "
+                f"slot(s) locks in "
                 f"{directory} are held by other jobs. Is `--resources gpu=` larger "
-                "than the number of GPUs on this node?"
+                "than GPUs x slots (runtime.gpu_slots) on this node?"
             )
         if not waiting:
             waiting = True

@@ -87,7 +87,8 @@ CAPTIONS = {
 
 def write_report(*, table1_csv, verdicts_csv, attack_models_csv, slices_csv, gap_json,
                  training_csv, attacks_csv, transfer_csv, figures: dict, config: dict,
-                 table1_arch: str, table1_sparsity: float, attack: str, output) -> None:
+                 table1_arch: str, table1_sparsity: float, attack: str, output,
+                 benchmarks_csv=None) -> None:
     import yaml
 
     from .summaries import training_means
@@ -200,6 +201,7 @@ def write_report(*, table1_csv, verdicts_csv, attack_models_csv, slices_csv, gap
         "results/summary/attacks.csv.</p>", _table(a_view),
         "<h2>Slices</h2>", _table(s_view),
         "<h2>Transfer</h2>", _table(tr_view),
+        *_benchmark_section(benchmarks_csv),
         "<h2>Configuration of this run</h2>", f"<pre>{esc(config_text)}</pre>",
         "</body></html>",
     ]
@@ -208,6 +210,19 @@ def write_report(*, table1_csv, verdicts_csv, attack_models_csv, slices_csv, gap
     tmp.write_text("\n".join(parts))
     tmp.replace(output)
     log(f"wrote {output}")
+
+
+def _benchmark_section(benchmarks_csv) -> list[str]:
+    """Snakemake's per-job records summarised per rule (wall seconds, peak memory)."""
+    if benchmarks_csv is None or not Path(benchmarks_csv).exists():
+        return []
+    from .benchmarks import benchmark_overview
+
+    table = pd.read_csv(benchmarks_csv)
+    return ["<h2>Where the time went</h2><p class='note'>Snakemake's benchmark records of "
+            "the training, scoring and attack jobs (results/summary/benchmarks.csv): wall "
+            "seconds per rule and the largest resident memory, in MB.</p>",
+            _table(benchmark_overview(table), "{:.1f}")]
 
 
 def _plain(obj):

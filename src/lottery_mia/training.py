@@ -40,6 +40,7 @@ from .io import log, write_json
 from .masks import Mask, model_sparsity
 from .membership import read_membership
 from .models import build_model
+from .runtime import Runtime, make_runtime
 from .sources import source_info
 
 SCHEDULES = ("cosine", "step", "constant")
@@ -125,34 +126,191 @@ def model_spec(arch: str, source: str, width: int) -> dict:
 
 
 # --------------------------------------------------------------------------- the loop
-def _evaluate(model: nn.Module, dataset, batch_size: int, use_amp: bool) -> tuple[float, float]:
+def _evaluate(model: nn.Module, dataset, batch_size: int, rt: Runtime) -> tuple[float, float]:
+    """Accuracy and mean loss; sums stay on the device and are read once at the end."""
     model.eval()
-    correct, loss_sum, n = 0, 0.0, 0
-    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+    correct = torch.zeros((), dtype=torch.int64, device=rt.device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=rt.device)
+    n = 0
+    with torch.no_grad(), rt.autocast():
         for xb, yb in dataset.eval_batches(batch_size):
             out = model(xb).float()
-            loss_sum += float(F.cross_entropy(out, yb, reduction="sum"))
-            correct += int((out.argmax(1) == yb).sum())
-            n += int(yb.shape[0])
-    return correct / max(n, 1), loss_sum / max(n, 1)
+            loss_sum += F.cross_entropy(out, yb, reduction="sum").double()
+            correct += (out.argmax(1) == yb).sum()
+            n += yb.shape[0]
+    return int(correct) / max(n, 1), float(loss_sum) / max(n, 1)
+
+
+class _Totals:
+    """Per-epoch training totals, kept on the device (no host sync per step)."""
+
+    def __init__(self, device):
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.correct = torch.zeros((), dtype=torch.int64, device=device)
+
+    def reset(self) -> None:
+        self.loss_sum.zero_()
+        self.correct.zero_()
+
+    def add(self, loss, out, yb) -> None:
+        # float64 like the Python float it replaces: the sums are bit for bit the same
+        self.loss_sum.add_(loss.detach().double() * yb.shape[0])
+        self.correct.add_((out.detach().argmax(1) == yb).sum())
+
+
+class _EagerStep:
+    """One optimizer step, run op by op: forward, backward, masked SGD, mask re-applied.
+
+    Sync-free: nothing here reads a device tensor on the host.
+    """
+
+    def __init__(self, model, opt, mask, rt: Runtime, totals: _Totals):
+        self.model, self.opt, self.mask, self.rt, self.totals = model, opt, mask, rt, totals
+
+    def __call__(self, xb, yb, lr: float) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        with self.rt.autocast():
+            out = self.model(xb)
+            loss = F.cross_entropy(out.float(), yb)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.mask is not None:
+            self.mask.mask_grads_(self.model)
+        self.opt.step()
+        if self.mask is not None:
+            self.mask.apply_(self.model)
+        self.totals.add(loss, out, yb)
+
+
+@torch.no_grad()
+def _graph_sgd_(params, grads, bufs, lr, *, momentum, dampening, weight_decay, nesterov):
+    """torch.optim.SGD's multi-tensor update with ``lr`` a device tensor (capturable: the
+    learning rate changes between graph replays without re-capture)."""
+    if weight_decay:
+        grads = torch._foreach_add(grads, params, alpha=weight_decay)
+    if momentum:
+        torch._foreach_mul_(bufs, momentum)
+        torch._foreach_add_(bufs, grads, alpha=1 - dampening)
+        grads = torch._foreach_add(grads, bufs, alpha=momentum) if nesterov else bufs
+    torch._foreach_add_(params, torch._foreach_mul(grads, -lr))
+
+
+class _GraphedStep:
+    """The fixed-shape training step captured once as a CUDA graph and replayed.
+
+    The first ``warmup`` steps run eagerly (on a side stream on CUDA, as capture requires);
+    they are real steps of the run, not extra ones. The next full-shape batch captures
+    forward, backward, gradient masking, the SGD update (with the learning rate in a device
+    tensor) and mask application on static input buffers; that and every later step of the
+    same shape is one replay. A batch of another shape (a ragged last batch) runs eagerly.
+
+    With ``capture=False`` the captured body runs op by op instead (no CUDA needed): the
+    tests compare it with :class:`_EagerStep` on the CPU.
+    """
+
+    def __init__(self, model, opt, mask, rt: Runtime, totals: _Totals, *, warmup: int = 3,
+                 capture: bool = True):
+        self.model, self.opt, self.mask, self.rt, self.totals = model, opt, mask, rt, totals
+        self.eager = _EagerStep(model, opt, mask, rt, totals)
+        if warmup < 1:
+            raise ValueError("warmup must be at least one step (it creates SGD's state)")
+        self.warmup, self.capture = warmup, capture
+        self.shape = None
+        self.graph = None
+        self.calls = 0
+        self.static_x = self.static_y = None
+        self.lr = torch.zeros((), dtype=torch.float32, device=rt.device)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        if len(opt.param_groups) != 1:
+            raise ValueError("the graphed step supports one parameter group")
+        g = opt.param_groups[0]
+        self.hyper = dict(momentum=g["momentum"], dampening=g["dampening"],
+                          weight_decay=g["weight_decay"], nesterov=g["nesterov"])
+
+    def _body(self) -> None:
+        with self.rt.autocast():
+            out = self.model(self.static_x)
+            loss = F.cross_entropy(out.float(), self.static_y)
+        loss.backward()
+        if self.mask is not None:
+            self.mask.mask_grads_(self.model)
+        grads = [p.grad for p in self.params]
+        bufs = [self.opt.state[p].get("momentum_buffer") for p in self.params]
+        if self.hyper["momentum"] and any(b is None for b in bufs):
+            raise RuntimeError("the graphed step needs SGD's momentum buffers: warm up first")
+        _graph_sgd_(self.params, grads, bufs, self.lr, **self.hyper)
+        if self.mask is not None:
+            self.mask.apply_(self.model)
+        self.totals.add(loss, out, self.static_y)
+
+    def _set_lr(self, lr: float) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        self.lr.fill_(lr)
+
+    def __call__(self, xb, yb, lr: float) -> None:
+        shape = (tuple(xb.shape), tuple(yb.shape))
+        if self.shape is None:
+            self.shape = shape
+        if shape != self.shape:  # a ragged batch: eager, the graph keeps its shape
+            self.eager(xb, yb, lr)
+            return
+        if self.graph is None and self.calls < self.warmup:
+            self.calls += 1
+            if self.capture:
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side):
+                    self.eager(xb, yb, lr)
+                torch.cuda.current_stream().wait_stream(side)
+            else:
+                self.eager(xb, yb, lr)
+            return
+        if self.static_x is None:
+            fmt = torch.channels_last if self.rt.channels_last and xb.dim() == 4 else None
+            self.static_x = (torch.empty_like(xb, memory_format=fmt) if fmt
+                             else torch.empty_like(xb))
+            self.static_y = torch.empty_like(yb)
+        self.static_x.copy_(xb)
+        self.static_y.copy_(yb)
+        self._set_lr(lr)
+        if not self.capture:
+            self.opt.zero_grad(set_to_none=True)
+            self._body()
+            return
+        if self.graph is None:
+            self.opt.zero_grad(set_to_none=True)  # backward allocates grads in the graph pool
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):  # synchronises once, on entry
+                self._body()
+        self.graph.replay()
+
+
+def make_step(model, opt, mask, rt: Runtime, totals: _Totals):
+    """The step function of a run: graphed when the runtime says so, else eager."""
+    if rt.cuda_graphs:
+        return _GraphedStep(model, opt, mask, rt, totals)
+    return _EagerStep(model, opt, mask, rt, totals)
 
 
 def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed: int,
                  device: torch.device, mask: Mask | None = None, start_epoch: int = 0,
                  capture_epoch: int | None = None, resume_path: Path | None = None,
-                 resume_key: str = "") -> dict:
+                 resume_key: str = "", runtime: Runtime | None = None) -> dict:
     """Train ``model`` from ``start_epoch`` to ``recipe.epochs``.
 
     With ``mask``, pruned weights are zeroed after every optimizer step. With
     ``capture_epoch`` k, the whole state at the start of epoch k is returned as
     ``result["captured_state"]`` (the rewind point). Returns the history and final metrics.
+    ``runtime`` (default: :func:`make_runtime` of ``device``) decides AMP, channels_last and
+    CUDA graphs.
     """
-    use_amp = device.type == "cuda"
-    model.to(device)
-    if use_amp:
-        model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                          weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
+    rt = runtime if runtime is not None else make_runtime(device)
+    device = rt.device
+    rt.prepare(model)
+    opt = rt.optimizer(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                       weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
     if mask is not None:
         mask = mask.to(device)
         mask.apply_(model)
@@ -172,35 +330,26 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
         else:
             log(f"ignoring {resume_path}: it belongs to another recipe, seed or mask")
 
+    totals = _Totals(device)
+    train_step = make_step(model, opt, mask, rt, totals)
     t_start = time.time()
     for epoch in range(epoch0, recipe.epochs):
         if capture_epoch is not None and epoch == capture_epoch and captured is None:
             captured = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         model.train()
         t0 = time.time()
-        loss_sum, correct, seen = 0.0, 0, 0
+        totals.reset()
+        seen = 0
         order_seed = seed * 1_000_003 + epoch  # same order for the dense run and its tickets
         for step, (xb, yb) in enumerate(train_set.train_batches(recipe.batch_size, order_seed,
                                                                  recipe.augment)):
             lr = recipe.lr_at(epoch + step / n_steps)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                out = model(xb)
-                loss = F.cross_entropy(out.float(), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if mask is not None:
-                mask.mask_grads_(model)
-            opt.step()
-            if mask is not None:
-                mask.apply_(model)
-            loss_sum += float(loss.detach()) * int(yb.shape[0])
-            correct += int((out.argmax(1) == yb).sum())
-            seen += int(yb.shape[0])
+            train_step(xb, yb, lr)
+            seen += yb.shape[0]
             if n_steps >= 200 and (step + 1) % (n_steps // 10) == 0:  # long epochs: 10 lines
-                log(f"  epoch {epoch + 1} step {step + 1}/{n_steps} loss={loss_sum / seen:.4f} "
-                    f"({time.time() - t0:.0f}s)")
+                log(f"  epoch {epoch + 1} step {step + 1}/{n_steps} "
+                    f"loss={float(totals.loss_sum) / seen:.4f} ({time.time() - t0:.0f}s)")
+        loss_sum, correct = float(totals.loss_sum), int(totals.correct)  # once per epoch
         if not math.isfinite(loss_sum):
             raise FloatingPointError(f"training diverged at epoch {epoch + 1}: loss is "
                                      f"{loss_sum}; lower the learning rate")
@@ -209,7 +358,7 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
         last = epoch + 1 == recipe.epochs
         if last or (recipe.eval_every > 0 and (epoch + 1) % recipe.eval_every == 0):
             row["test_acc"], row["test_loss"] = _evaluate(model, test_set,
-                                                          recipe.eval_batch_size, use_amp)
+                                                          recipe.eval_batch_size, rt)
         history.append(row)
         log(f"epoch {epoch + 1}/{recipe.epochs} lr={lr:.4g} loss={row['train_loss']:.4f} "
             f"train_acc={row['train_acc_running']:.4f}"
@@ -223,8 +372,8 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
             os.replace(tmp, resume_path)
     if capture_epoch is not None and captured is None:  # capture_epoch == epochs
         captured = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    train_acc, train_loss = _evaluate(model, train_set, recipe.eval_batch_size, use_amp)
-    test_acc, test_loss = _evaluate(model, test_set, recipe.eval_batch_size, use_amp)
+    train_acc, train_loss = _evaluate(model, train_set, recipe.eval_batch_size, rt)
+    test_acc, test_loss = _evaluate(model, test_set, recipe.eval_batch_size, rt)
     model.to(memory_format=torch.contiguous_format)
     if resume_path is not None and Path(resume_path).exists():
         Path(resume_path).unlink()
@@ -272,7 +421,8 @@ def _setup(threads: int | None, seed: int) -> None:
 
 def train_dense(*, data: DataSpec, arch: str, recipe: dict, seed: int, rewind_epoch: int,
                 device: str, out_model, out_init, out_rewind, out_metrics,
-                threads: int | None = None, recipe_key: str = "training") -> dict:
+                threads: int | None = None, recipe_key: str = "training",
+                runtime: dict | None = None) -> dict:
     from .devices import claim_device
 
     rec = Recipe.from_dict(recipe, recipe_key)
@@ -280,7 +430,7 @@ def train_dense(*, data: DataSpec, arch: str, recipe: dict, seed: int, rewind_ep
         raise ValueError(f"config key pruning.rewind_epoch={rewind_epoch} must be within "
                          f"[0, epochs={rec.epochs}]")
     _setup(threads, seed)
-    with claim_device(device) as claim:
+    with claim_device(device, slots=(runtime or {}).get("gpu_slots")) as claim:
         dev = torch.device(claim.device)
         log(f"dense {arch} on {data.dataset}: device {dev}, recipe {asdict(rec)}")
         spec = model_spec(arch, data.source, rec.width)
@@ -291,7 +441,8 @@ def train_dense(*, data: DataSpec, arch: str, recipe: dict, seed: int, rewind_ep
         resume = Path(out_model).with_name("resume.pt")
         res = run_training(model, train_set, test_set, rec, seed=seed, device=dev,
                            capture_epoch=rewind_epoch, resume_path=resume,
-                           resume_key=f"dense:{arch}:{rewind_epoch}")
+                           resume_key=f"dense:{arch}:{rewind_epoch}",
+                           runtime=make_runtime(dev, runtime))
         rewind_model = build_model(**spec)
         rewind_model.load_state_dict(res["captured_state"])
         save_checkpoint(out_rewind, rewind_model, spec, epoch=rewind_epoch, sparsity=0.0)
@@ -332,13 +483,14 @@ def rewound_ticket(rewind_path, mask_path, rewind_epoch: int) -> tuple[nn.Module
 
 def train_ticket(*, data: DataSpec, arch: str, recipe: dict, seed: int, rewind_epoch: int,
                  sparsity: float, device: str, mask_path, rewind_path, out_model, out_metrics,
-                 threads: int | None = None, recipe_key: str = "training") -> dict:
+                 threads: int | None = None, recipe_key: str = "training",
+                 runtime: dict | None = None) -> dict:
     """Steps 4-5 of Algorithm 1: rewind the whole state, apply the mask, retrain."""
     from .devices import claim_device
 
     rec = Recipe.from_dict(recipe, recipe_key)
     _setup(threads, seed)
-    with claim_device(device) as claim:
+    with claim_device(device, slots=(runtime or {}).get("gpu_slots")) as claim:
         dev = torch.device(claim.device)
         model, ckpt, mask = rewound_ticket(rewind_path, mask_path, rewind_epoch)
         log(f"ticket {arch} on {data.dataset} at sparsity {sparsity} "
@@ -348,7 +500,8 @@ def train_ticket(*, data: DataSpec, arch: str, recipe: dict, seed: int, rewind_e
         resume = Path(out_model).with_name("resume.pt")
         res = run_training(model, train_set, test_set, rec, seed=seed, device=dev, mask=mask,
                            start_epoch=rewind_epoch, resume_path=resume,
-                           resume_key=f"ticket:{arch}:{sparsity}:{mask.n_pruned()}")
+                           resume_key=f"ticket:{arch}:{sparsity}:{mask.n_pruned()}",
+                           runtime=make_runtime(dev, runtime))
         model = model.cpu()
         measured = model_sparsity(model, mask.prune_fc)
         for name, t in mask.tensors.items():

@@ -1,7 +1,12 @@
+import os
+
 from lottery_mia.scoring import extract_confidences
 from lottery_mia.workflow import dataspec, logged
 
 p = snakemake.params
+# jobs per GPU (config key runtime.gpu_slots), read by lottery_mia.devices.claim_device
+if (p.get("runtime") or {}).get("gpu_slots"):
+    os.environ["LOTTERY_MIA_GPU_SLOTS"] = str(p.runtime["gpu_slots"])
 with logged(snakemake.log[0], snakemake.rule):
     extract_confidences(
         data=dataspec(snakemake), model_path=snakemake.input.model,

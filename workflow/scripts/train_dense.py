@@ -7,5 +7,5 @@ with logged(snakemake.log[0], snakemake.rule):
         data=dataspec(snakemake), arch=snakemake.wildcards.arch, recipe=p.recipe,
         recipe_key=p.recipe_key, seed=p.seed, rewind_epoch=p.rewind_epoch, device=p.device,
         out_model=out.model, out_init=out.init, out_rewind=out.rewind, out_metrics=out.metrics,
-        threads=snakemake.threads,
+        threads=snakemake.threads, runtime=p.get("runtime"),
     )

@@ -8,4 +8,5 @@ with logged(snakemake.log[0], snakemake.rule):
         recipe_key=p.recipe_key, seed=p.seed, rewind_epoch=p.rewind_epoch,
         sparsity=p.sparsity, device=p.device, mask_path=inp.mask, rewind_path=inp.rewind,
         out_model=out.model, out_metrics=out.metrics, threads=snakemake.threads,
+        runtime=p.get("runtime"),
     )

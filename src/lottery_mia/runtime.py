@@ -1,0 +1,90 @@
+"""How a job runs on its device, decided once: device, AMP, channels_last, CUDA graphs.
+
+Every choice that depends on the device is made here, in :func:`make_runtime`, and handed
+to the training and evaluation code as one :class:`Runtime` object, so no function asks
+``device.type == "cuda"`` for itself.
+
+- ``amp``: bfloat16 autocast on CUDA, off on the CPU (the CPU path stays float32, bit for
+  bit what it always was).
+- ``channels_last``: on CUDA (tensor-core convolutions want NHWC), off on the CPU.
+- ``cuda_graphs``: the config key ``runtime.cuda_graphs``: ``auto`` (on CUDA yes, on the
+  CPU no), ``true`` or ``false``. CUDA graphs need CUDA; ``true`` on the CPU is an error.
+
+The config block (``runtime:`` in config/config.yaml) also carries ``gpu_slots``, which
+:mod:`lottery_mia.devices` reads; it is not a property of one job's run and is ignored here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["Runtime", "make_runtime", "CUDA_GRAPHS_CHOICES"]
+
+CUDA_GRAPHS_CHOICES = ("auto", True, False)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    amp: bool = False
+    amp_dtype: torch.dtype = torch.bfloat16
+    channels_last: bool = False
+    cuda_graphs: bool = False
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    def autocast(self):
+        """The autocast context of a forward pass (a no-op when AMP is off).
+
+        The autocast weight cache is off under CUDA graphs: cached casts made during capture
+        would outlive the graph's memory pool.
+        """
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp,
+                              cache_enabled=False if self.cuda_graphs else None)
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        model.to(self.device)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return model
+
+    def optimizer(self, params, **sgd) -> torch.optim.SGD:
+        """SGD whose step is one fused (CUDA) or multi-tensor (CPU) update: no per-parameter
+        Python loop and no host synchronisation."""
+        if self.is_cuda:
+            return torch.optim.SGD(params, fused=True, **sgd)
+        return torch.optim.SGD(params, foreach=True, **sgd)
+
+
+def _parse_flag(value, key: str):
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v == "auto":
+            return "auto"
+        if v in ("true", "yes", "on", "1"):
+            return True
+        if v in ("false", "no", "off", "0"):
+            return False
+    elif value is None:
+        return "auto"
+    elif isinstance(value, bool):
+        return value
+    raise ValueError(f"config key {key}: {value!r} is not one of auto, true, false")
+
+
+def make_runtime(device, config: dict | None = None) -> Runtime:
+    """The runtime of a job on ``device`` (a claimed torch device), given the config's
+    ``runtime`` block (``None``: the defaults)."""
+    config = dict(config or {})
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    graphs = _parse_flag(config.get("cuda_graphs", "auto"), "runtime.cuda_graphs")
+    if graphs is True and not cuda:
+        raise ValueError(f"config key runtime.cuda_graphs is true but the job runs on {dev}; "
+                         "CUDA graphs need a GPU: set it to auto or false")
+    return Runtime(device=dev, amp=cuda, amp_dtype=torch.bfloat16, channels_last=cuda,
+                   cuda_graphs=cuda if graphs == "auto" else bool(graphs))
