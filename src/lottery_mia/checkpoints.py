@@ -245,6 +245,10 @@ def output_lock(folder):
         fh.truncate()
         fh.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
         fh.flush()
+        for stale in folder.glob(".*.tmp"):  # left by a killed writer; the folder is ours now
+            log(f"removing {stale}, a temporary file left by a killed job")
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
         yield lock_path
     finally:
         fh.close()  # releases the lock
