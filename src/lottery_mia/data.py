@@ -128,7 +128,16 @@ def load_in_memory(source: str, root, pool: str, indices: np.ndarray, *, key: st
         y = d.target.astype(np.int64)
     else:
         x, y = _read_cifar(source, check_root(source, root, key), pool)  # type: ignore[arg-type]
+    _check_indices(np.asarray(indices), len(y), f"{source} pool {pool!r} (from {key})")
     return x[indices], y[indices]
+
+
+def _check_indices(indices: np.ndarray, n: int, where) -> None:
+    """A membership table built from other data names more images than the pool has."""
+    if len(indices) and (indices.min() < 0 or indices.max() >= n):
+        raise ValueError(f"the membership table asks for image {int(indices.max())} of {where}, "
+                         f"which has {n}: the table was built from other data; delete the "
+                         "dataset's membership.parquet and rerun (the split is rebuilt)")
 
 
 # --------------------------------------------------------------------------- image sets
@@ -215,6 +224,7 @@ class FolderImageSet:
         self.channels_last = channels_last
         self.image_size = image_size
         self.folder = _image_folder(self.root, pool)  # scanned once (1.28M files for ImageNet)
+        _check_indices(self.indices, len(self.folder.targets), self.root / pool)
         self.y = torch.as_tensor(np.asarray(self.folder.targets)[self.indices], dtype=torch.long)
 
     def __len__(self) -> int:
