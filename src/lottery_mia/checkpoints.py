@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,9 @@ def read_state(path, what: str, *, remedy: str | None = None):
     remedy = remedy or "delete it and rerun the rule that writes it"
     if not path.exists():
         raise CorruptFileError(f"{what} {path} does not exist; rerun the rule that writes it")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
+        raise CorruptFileError(f"{what} {path} cannot be read: it is not a PyTorch file "
+                               f"(corrupt or truncated, {path.stat().st_size} bytes); {remedy}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - every failure becomes one clear message
