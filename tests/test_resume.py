@@ -207,3 +207,94 @@ def test_sigkill_then_rerun_gives_the_bit_identical_model(tmp_path, reference, p
         assert "resuming from" in rerun.stdout
     assert not (out / "resume.pt").exists()
     assert not list(out.glob(".*.tmp")), "the rerun removes a killed writer's temporary files"
+
+
+# --------------------------------------------------------------------------- through Snakemake
+def _snakemake_setup(tmp_path, epochs=8):
+    import copy
+
+    from conftest import tiny_config, write_config
+
+    cfg = copy.deepcopy(tiny_config())
+    cfg["architectures"] = ["resnet18"]
+    cfg["transfer"]["architectures"] = ["resnet18"]
+    cfg["training"]["digits"]["resnet18"].update(epochs=epochs)
+    write_config(tmp_path, cfg)
+    return cfg
+
+
+def _start(tmp_path, *args):
+    from conftest import snakemake_cmd
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    cmd = snakemake_cmd() + ["-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
+                             "--configfile", str(tmp_path / "config.yaml"), "--cores", "1",
+                             *args, "results/digits/resnet18/dense/model.pt"]
+    out = open(tmp_path / "snakemake.out", "w")  # a file: an orphaned job never hits a closed pipe
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True)
+
+
+def _wait_for(path: Path, proc, timeout=300.0):
+    import time
+
+    t0 = time.time()
+    while not path.exists():
+        assert proc.poll() is None, (path.parents[4] / "snakemake.out").read_text()
+        assert time.time() - t0 < timeout
+        time.sleep(0.05)
+
+
+def test_snakemake_killed_with_its_job_then_rerun_incomplete_resumes(tmp_path):
+    """SIGKILL Snakemake and its training job; --rerun-incomplete resumes from resume.pt and
+    the model equals an uninterrupted run bit for bit."""
+    cfg = _snakemake_setup(tmp_path)
+    dense_dir = tmp_path / "results/digits/resnet18/dense"
+    proc = _start(tmp_path)
+    _wait_for(dense_dir / "resume.pt", proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (dense_dir / "model.pt").exists()
+    from conftest import run_snakemake
+
+    run_snakemake(tmp_path, "--unlock")
+    run_snakemake(tmp_path, "--cores", "1", "--rerun-incomplete",
+                  "results/digits/resnet18/dense/model.pt")
+    log = (tmp_path / "logs/digits/resnet18/train_dense.log").read_text()
+    assert "resuming from" in log, log
+    ref = tmp_path / "reference"
+    data = DataSpec("digits", "digits", None, str(tmp_path / "results/digits/membership.parquet"))
+    train_dense(data=data, arch="resnet18", recipe=cfg["training"]["digits"]["resnet18"],
+                seed=cfg["seed"], rewind_epoch=cfg["pruning"]["rewind_epoch"], device="cpu",
+                out_model=ref / "model.pt", out_init=ref / "init.pt",
+                out_rewind=ref / "rewind.pt", out_metrics=ref / "metrics.json", threads=1)
+    for f in ("model.pt", "init.pt", "rewind.pt"):
+        assert states_equal(dense_dir / f, ref / f), f
+
+
+def test_an_orphaned_job_and_a_rerun_never_share_a_folder(tmp_path):
+    """The measured case: Snakemake killed but not its job, --unlock, rerun. The rerun fails
+    at once naming the locked folder; the orphan finishes with every output, init.pt too."""
+    _snakemake_setup(tmp_path, epochs=150)  # long enough to outlive the rerun's start
+    dense_dir = tmp_path / "results/digits/resnet18/dense"
+    proc = _start(tmp_path)
+    _wait_for(dense_dir / "resume.pt", proc)
+    import psutil
+
+    children = psutil.Process(proc.pid).children(recursive=True)
+    os.kill(proc.pid, signal.SIGKILL)  # Snakemake only: its job keeps running
+    proc.wait()
+    from conftest import run_snakemake
+
+    run_snakemake(tmp_path, "--unlock")
+    rerun = run_snakemake(tmp_path, "--cores", "1", "--rerun-incomplete",
+                          "--show-failed-logs", "results/digits/resnet18/dense/model.pt",
+                          check=False)
+    if rerun.returncode == 0:  # the orphan had already finished: nothing to share
+        pytest.skip("the orphaned job finished before the rerun started")
+    out = rerun.stdout + rerun.stderr
+    assert "is locked by pid" in out and "results/digits/resnet18/dense" in out, out[-3000:]
+    psutil.wait_procs(children, timeout=300)
+    for f in ("model.pt", "init.pt", "rewind.pt", "metrics.json"):
+        assert (dense_dir / f).exists(), (f, (tmp_path / "logs/digits/resnet18/train_dense.log")
+                                          .read_text(errors="replace")[-3000:])
