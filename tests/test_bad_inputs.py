@@ -341,3 +341,24 @@ def test_a_membership_table_of_other_data_is_named(tmp_path):
     root = write_tiny_cifar(tmp_path / "cifar")  # 40 training images
     with pytest.raises(ValueError, match="membership table asks for image 99.*delete"):
         load_in_memory("cifar10", root, "train", np.arange(100), key="datasets.cifar10.root")
+
+
+def test_states_are_safetensors_and_earlier_torch_files_still_load(artifacts, tmp_path):
+    from safetensors import safe_open
+
+    from lottery_mia.checkpoints import load_checkpoint
+    from lottery_mia.masks import Mask
+
+    for name in ("model.pt", "mask.pt"):
+        with safe_open(str(artifacts / name), framework="pt") as f:  # no pickle inside
+            assert "lottery_mia" in f.metadata() and list(f.keys())
+    model, ckpt = load_checkpoint(artifacts / "model.pt")
+    legacy = tmp_path / "legacy.pt"
+    torch.save({"model": ckpt["model"], "state_dict": model.state_dict(), "epoch": 0}, legacy)
+    again, obj = load_checkpoint(legacy)
+    assert obj["epoch"] == 0
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in model.state_dict().items())
+    mask = Mask.load(artifacts / "mask.pt")
+    torch.save({"prune_fc": True, "mask": {k: v.bool() for k, v in mask.tensors.items()}},
+               legacy)
+    assert Mask.load(legacy).n_pruned() == mask.n_pruned()

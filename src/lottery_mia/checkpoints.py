@@ -1,9 +1,14 @@
-"""Model checkpoints, resume states and the lock a training job holds on its output folder.
+"""Model checkpoints, masks' file format, resume states, and the lock a training job holds
+on its output folder.
 
-Every state the pipeline reads back is loaded with ``torch.load(..., weights_only=True)``:
-tensors, numbers, strings, lists and dicts only, so a planted pickle payload is refused,
-never run. A file that cannot be read raises :class:`CorruptFileError`, whose message names
-the file and what to do.
+Nothing the pipeline reads back is unpickled. Checkpoints (model, init, rewind), masks and
+resume states are safetensors files: the tensors, plus a JSON document in the file's header
+metadata (architecture spec, epoch, sparsity; for a resume state the fingerprint, history,
+next epoch and the optimizer's non-tensor state). Files written by earlier versions (zip
+archives of ``torch.save``) are still read, with ``torch.load(..., weights_only=True)``:
+tensors, numbers, strings, lists and dicts only. A planted pickle payload is refused, never
+run. A file that cannot be read raises :class:`CorruptFileError`, whose message names the
+file and what to do.
 
 A resume state (``resume.pt``) carries a fingerprint of everything that shapes the training
 it belongs to: the recipe, the seed, the start epoch, the job's key (which the entry points
@@ -85,14 +90,84 @@ def read_state(path, what: str, *, remedy: str | None = None):
             from None
 
 
+def _atomic_write_bytes(data: bytes, path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                               dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+META_KEY = "lottery_mia"
+
+
+def write_tensors(path, tensors: dict, meta: dict) -> None:
+    """A safetensors file: ``tensors`` plus ``meta`` as JSON in the header metadata."""
+    from safetensors.torch import save
+
+    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+                metadata={META_KEY: json.dumps(meta, sort_keys=True)})
+    _atomic_write_bytes(data, path)
+
+
+def _is_safetensors(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(9)
+    if len(head) < 9:
+        return False
+    n = int.from_bytes(head[:8], "little")
+    return head[8:9] == b"{" and 8 + n <= path.stat().st_size
+
+
+def read_tensors(path, what: str, *, remedy: str | None = None) -> tuple[dict, dict] | None:
+    """(tensors, meta) of a safetensors file written by :func:`write_tensors`; ``None`` for a
+    file in the earlier ``torch.save`` format (read it with :func:`read_state`)."""
+    path = Path(path)
+    remedy = remedy or "delete it and rerun the rule that writes it"
+    if not path.exists():
+        raise CorruptFileError(f"{what} {path} does not exist; rerun the rule that writes it")
+    if zipfile.is_zipfile(path):
+        return None
+    if not _is_safetensors(path):
+        raise CorruptFileError(f"{what} {path} cannot be read: it is not a safetensors file "
+                               f"(corrupt or truncated, {path.stat().st_size} bytes); {remedy}")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = json.loads((f.metadata() or {})[META_KEY])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as err:  # noqa: BLE001 - every failure becomes one clear message
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        raise CorruptFileError(f"{what} {path} cannot be read ({type(err).__name__}: "
+                               f"{first}); {remedy}") from None
+    if not isinstance(meta, dict):
+        raise CorruptFileError(f"{what} {path} has no lottery-mia metadata; {remedy}")
+    return tensors, meta
+
+
 # --------------------------------------------------------------------------- checkpoints
 def save_checkpoint(path, model: nn.Module, spec: dict, **extra) -> None:
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    atomic_save({"model": dict(spec), "state_dict": state, **extra}, path)
+    write_tensors(path, state, {"kind": "checkpoint", "model": dict(spec), **extra})
 
 
 def load_checkpoint(path, device="cpu") -> tuple[nn.Module, dict]:
-    obj = read_state(path, "checkpoint")
+    got = read_tensors(path, "checkpoint")
+    if got is not None:
+        tensors, meta = got
+        obj = {**meta, "state_dict": tensors}
+    else:
+        obj = read_state(path, "checkpoint")  # the earlier torch.save format
     if not isinstance(obj, dict) or not {"model", "state_dict"} <= set(obj):
         raise CorruptFileError(f"checkpoint {path} is not a lottery-mia checkpoint (no "
                                "'model' spec and 'state_dict'); delete it and rerun the rule "
@@ -156,10 +231,41 @@ def resume_fingerprint(*, recipe_fingerprint: str, seed: int, start_epoch: int, 
 # --------------------------------------------------------------------------- resume states
 def save_resume(path, *, fingerprint: str, model: nn.Module, optimizer, history: list,
                 captured: dict | None, next_epoch: int) -> None:
-    atomic_save({"fingerprint": fingerprint,
-                 "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                 "optimizer": optimizer.state_dict(), "history": history,
-                 "captured": captured, "next_epoch": int(next_epoch)}, path)
+    """The resume state as tensors (model, captured rewind state, optimizer state) + JSON."""
+    tensors = {f"model/{k}": v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    for k, v in (captured or {}).items():
+        tensors[f"captured/{k}"] = v.detach().cpu().clone()
+    opt = optimizer.state_dict()
+    other: dict = {}
+    for idx, st in opt["state"].items():
+        for name, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"optimizer/{idx}/{name}"] = v.detach().cpu().clone()
+            else:
+                other.setdefault(str(idx), {})[name] = v
+    meta = {"kind": "resume", "fingerprint": fingerprint, "history": history,
+            "next_epoch": int(next_epoch), "has_captured": captured is not None,
+            "optimizer": {"param_groups": opt["param_groups"], "state": other}}
+    write_tensors(path, tensors, meta)
+
+
+def _resume_from_tensors(tensors: dict, meta: dict) -> dict:
+    """The resume state in memory, as :func:`load_resume` expects it."""
+    model = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
+    captured = {k[len("captured/"):]: v for k, v in tensors.items()
+                if k.startswith("captured/")} if meta.get("has_captured") else None
+    state: dict = {}
+    for idx, st in (meta.get("optimizer", {}).get("state") or {}).items():
+        state.setdefault(int(idx), {}).update(st)
+    for k, v in tensors.items():
+        if k.startswith("optimizer/"):
+            _, idx, name = k.split("/", 2)
+            state.setdefault(int(idx), {})[name] = v
+    return {"fingerprint": meta.get("fingerprint"), "model": model,
+            "optimizer": {"state": state,
+                          "param_groups": meta.get("optimizer", {}).get("param_groups", [])},
+            "history": meta.get("history"), "captured": captured,
+            "next_epoch": meta.get("next_epoch")}
 
 
 def _discard(path: Path, why: str) -> None:
@@ -182,7 +288,9 @@ def load_resume(path, *, fingerprint: str, model: nn.Module, optimizer,
     if not path.exists():
         return None
     try:
-        saved = read_state(path, "resume state")
+        got = read_tensors(path, "resume state")
+        saved = (_resume_from_tensors(*got) if got is not None
+                 else read_state(path, "resume state"))  # the earlier torch.save format
     except CorruptFileError as err:
         _discard(path, str(err).split(": ", 1)[-1].split("; delete")[0])
         return None
