@@ -107,9 +107,8 @@ class Recipe:
 
 
 # --------------------------------------------------------------------------- checkpoints
-# (in checkpoints.py; re-exported here for compatibility)
-__all__ = ["save_checkpoint", "load_checkpoint", "model_spec", "Recipe", "DataSpec",
-           "run_training", "train_dense", "train_ticket", "prune_mask", "rewound_ticket"]
+# save_checkpoint, load_checkpoint and model_spec live in checkpoints.py; they are imported
+# above, so ``from lottery_mia.training import load_checkpoint`` keeps working.
 
 
 # --------------------------------------------------------------------------- the loop
