@@ -25,6 +25,7 @@ holds a lock on its output folder while it runs.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -247,7 +248,8 @@ def member_and_test_sets(data: DataSpec, recipe: Recipe, device) -> tuple:
 def _data_key(data: DataSpec) -> str:
     """What the resume fingerprint needs of the data: the source and root it is read from and
     a content hash of the membership table's member rows (the training set)."""
-    return f"{data_identity(data.source, data.root)}:{members_digest(read_membership(data.membership))}"
+    members = members_digest(read_membership(data.membership))
+    return f"{data_identity(data.source, data.root)}:{members}"
 
 
 def _setup(threads: int | None, seed: int) -> None:
@@ -273,8 +275,7 @@ def train_dense(*, data: DataSpec, arch: str, recipe: dict, seed: int, rewind_ep
         log(f"dense {arch} on {data.dataset}: device {dev}, recipe {asdict(rec)}")
         spec = model_spec(arch, data.source, rec.width)
         model = build_model(**spec)  # seeded: w0 is a function of the seed alone
-        init_model = build_model(**spec)
-        init_model.load_state_dict(model.state_dict())  # written with the other outputs
+        init_model = copy.deepcopy(model)  # w0, written with the other outputs (no RNG use)
         train_set, test_set = member_and_test_sets(data, rec, dev)
         log(f"{len(train_set)} members (training set), {len(test_set)} non-members (test set)")
         resume = Path(out_model).with_name("resume.pt")
