@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install a minimal single-node SLURM (Debian packages) for the test suite.
+# Install a minimal single-node SLURM (Debian packages) for the test suite. Opt-in only:
+# `make install-slurm`, `make test-slurm` or LOTTERY_MIA_INSTALL_SLURM=1 make test (.ci/run).
 #
 # Idempotent: returns immediately when everything is already installed.
 # Never fails the CI job: if the packages cannot be installed (no root, no

@@ -1,30 +1,34 @@
 # Config validation, wildcard constraints and input helpers. No torch here: cluster jobs
 # re-read the Snakefile.
-import os
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-# The workflow runs the lottery_mia package of its own checkout, so code and workflow match.
+# The workflow runs the lottery_mia package of its own checkout, so code and workflow match:
+# here for the Snakefile, and in every job through workflow/scripts/_checkout.py (no
+# environment export, so `snakemake --lint` stays clean).
 SRC = str(Path(workflow.basedir) / "src")
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    [SRC]
-    + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != SRC]
-)
 
 from lottery_mia.config import ConfigError, check_config, fmt_sparsity, sample_sizes_of
+from lottery_mia.config import root_warnings, schema_problem
 
-validate(config, schema="../workflow/schemas/config.schema.yaml")
+_problem = schema_problem(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+if _problem:  # one line naming the key, not the whole schema
+    raise WorkflowError(f"invalid config: {_problem}")
+validate(config, schema="../workflow/schemas/config.schema.yaml")  # sets the defaults
 try:
     GRIDS = check_config(config)
 except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
+for _warning in root_warnings(config):
+    logger.warning(f"warning: {_warning}")
 
 R = "results"
 REPORT = f"{R}/report.html"

@@ -241,4 +241,33 @@ def test_every_rule_passes_snakemake_lint(tmp_path):
     write_config(tmp_path, tiny_config())
     proc = run_snakemake(tmp_path, "--lint", check=False)
     out = proc.stdout + proc.stderr
-    assert "Lints for rule" not in out, out[-3000:]
+    assert "Lints for" not in out, out[-3000:]  # rule lints and snakefile lints alike
+    assert proc.returncode == 0, out[-3000:]
+
+
+def test_jobs_import_their_own_checkout_without_pythonpath(tmp_path):
+    """No environment export: each script puts its checkout's src/ first on the path."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT, snakemake_cmd
+
+    write_config(tmp_path, tiny_config())
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    probe = tmp_path / "probe.py"
+    probe.write_text("import sys; sys.argv = ['x']\n"
+                     f"exec(open({str(ROOT / 'workflow/scripts/_checkout.py')!r}).read(), "
+                     f"{{'__file__': {str(ROOT / 'workflow/scripts/_checkout.py')!r}}})\n"
+                     "import lottery_mia; print(lottery_mia.__file__)\n")
+    out = subprocess.run([sys.executable, str(probe)], capture_output=True, text=True,
+                         env=env, check=True).stdout
+    assert out.strip().startswith(str(ROOT / "src")), out
+    proc = subprocess.run(snakemake_cmd() + ["-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
+                          "--configfile", str(tmp_path / "config.yaml"), "--cores", "1",
+                          "results/digits/membership.parquet"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = (tmp_path / "logs/digits/membership_split.log").read_text()
+    assert "Traceback" not in log
+    assert (tmp_path / "results/digits/membership.parquet").exists(), proc.stderr[-2000:]

@@ -72,6 +72,7 @@ def check_config(config: dict) -> dict[str, Grid]:
     for key in ("datasets", "architectures", "sparsities", "training", "attack", "transfer",
                 "report", "pruning", "replicates"):
         _require(key in config, f"config key {key!r} is missing")
+    check_inputs(config)
     device = config.get("device", "auto")
     _require(device in DEVICES or str(device).startswith("cuda:"),
              f"config key 'device': {device!r} is not one of {DEVICES} (or cuda:N)")
@@ -247,3 +248,211 @@ def _check_report(config: dict, archs, sparsities, grids: dict[str, Grid]) -> No
     _require(any(r["figure2_sample_size"] in g.sample_sizes for g in grids.values()),
              f"config key 'report.figure2_sample_size': {r['figure2_sample_size']} is not an "
              "attack sample size of any dataset")
+
+
+# --------------------------------------------------------------------------- input checks
+# Checks of values that would otherwise pass the DAG and fail (or silently misbehave) only
+# when a job runs (issue 10). Each names the key and what to do.
+MAX_SEED = 2**32 - 1  # numpy and scikit-learn seeds are 32-bit
+
+
+def check_inputs(config: dict) -> None:
+    """Every DAG-time input check below (called by :func:`check_config`)."""
+    _check_duplicate_values(config)
+    _check_sparsity_folder_names(config)
+    _check_seeds(config)
+    _check_dataset_inputs(config)
+    _check_attack_inputs(config)
+    _check_rewind_epoch(config)
+
+
+def _duplicates(values) -> list:
+    seen, dup = set(), []
+    for v in values:
+        if v in seen and v not in dup:
+            dup.append(v)
+        seen.add(v)
+    return dup
+
+
+def _check_duplicate_values(config: dict) -> None:
+    lists = {"architectures": config.get("architectures"),
+             "attack.sample_sizes": (config.get("attack") or {}).get("sample_sizes")}
+    for name, ds in (config.get("datasets") or {}).items():
+        if isinstance(ds, dict):
+            lists[f"datasets.{name}.attack_sample_sizes"] = ds.get("attack_sample_sizes")
+    for k, v in (config.get("transfer") or {}).items():
+        if isinstance(v, list):
+            lists[f"transfer.{k}"] = v
+    for ds, archs in (config.get("training") or {}).items():
+        for arch, rec in (archs or {}).items():
+            if isinstance(rec, dict):
+                lists[f"training.{ds}.{arch}.milestones"] = rec.get("milestones")
+    for key in ("sparsities",):
+        lists[key] = config.get(key)
+    for key, values in lists.items():
+        if not isinstance(values, list):
+            continue
+        norm = [float(v) if "sparsities" in key else v for v in values]
+        dup = _duplicates(norm)
+        if dup:
+            raise ConfigError(f"config key {key!r} lists {dup[0]!r} more than once ({values}); "
+                              "list each value once")
+
+
+def _check_sparsity_folder_names(config: dict) -> None:
+    for key, values in (("sparsities", config.get("sparsities")),
+                        ("transfer.sparsities", (config.get("transfer") or {}).get("sparsities"))):
+        by_name: dict[str, float] = {}
+        for v in values or []:
+            try:
+                name = fmt_sparsity(v)
+            except (ConfigError, TypeError, ValueError):
+                continue  # out of range: reported by the range check
+            other = by_name.setdefault(name, float(v))
+            _require(other == float(v), f"config key {key!r}: {other} and {v} cannot be told "
+                     f"apart in folder names (both become 'sparsity-{name}'); make them differ "
+                     "in the first 6 significant digits")
+
+
+def _check_seeds(config: dict) -> None:
+    seeds = {"attack.seed": (config.get("attack") or {}).get("seed"),
+             "references.seed": (config.get("references") or {}).get("seed")}
+    for i, r in enumerate(config.get("replicates") or []):
+        seeds[f"replicates[{i}]"] = r
+    for name, ds in (config.get("datasets") or {}).items():
+        if isinstance(ds, dict):
+            seeds[f"datasets.{name}.split_seed"] = ds.get("split_seed")
+    for key, v in seeds.items():
+        if v is None:
+            continue
+        _require(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_SEED,
+                 f"config key {key!r}: {v!r} is not a seed; use an integer in [0, {MAX_SEED}]")
+
+
+def _check_dataset_inputs(config: dict) -> None:
+    from .sources import source_info
+
+    for name, ds in (config.get("datasets") or {}).items():
+        if not isinstance(ds, dict) or ds.get("source") not in SOURCES:
+            continue
+        key, source = f"datasets.{name}", ds["source"]
+        root = ds.get("root")
+        if ds.get("download"):
+            _require(source in ("cifar10", "cifar100"), f"config key '{key}.download': only "
+                     f"CIFAR can be downloaded, not {source!r}; set it to false and put the "
+                     f"files under '{key}.root'")
+            _require(root not in (None, ""), f"config key '{key}.download' is true but "
+                     f"'{key}.root' is empty: set '{key}.root' to the folder to download into")
+        if source == "digits":
+            classes = source_info(source).num_classes
+            for k in ("members", "nonmembers"):
+                n = ds.get(k)
+                _require(n is None or n >= classes, f"config key '{key}.{k}': {n} is fewer "
+                         f"than the {classes} classes of digits (the split is stratified, one "
+                         f"sample of each class at least); raise it to {classes} or more")
+
+
+def root_warnings(config: dict) -> list[str]:
+    """DAG-time warnings: a dataset root that does not exist (the job fails naming it)."""
+    from pathlib import Path
+
+    out = []
+    for name, ds in (config.get("datasets") or {}).items():
+        if not isinstance(ds, dict) or ds.get("source") in (None, "digits"):
+            continue
+        root = ds.get("root")
+        key = f"datasets.{name}.root"
+        if root in (None, ""):
+            out.append(f"config key {key!r} is empty: dataset {name!r} ({ds['source']}) needs "
+                       "its files; the membership_split job will fail until it is set")
+        elif not Path(root).expanduser().exists() and not ds.get("download"):
+            out.append(f"config key {key!r}: {root} does not exist; put the {ds['source']} "
+                       "files there (or set download: true for CIFAR) before running the "
+                       "jobs that read it")
+    return out
+
+
+def _check_attack_inputs(config: dict) -> None:
+    attack = config.get("attack") or {}
+    tf = attack.get("test_fraction", 0.5)
+    lists = {"attack.sample_sizes": attack.get("sample_sizes")}
+    for name, ds in (config.get("datasets") or {}).items():
+        if isinstance(ds, dict):
+            lists[f"datasets.{name}.attack_sample_sizes"] = ds.get("attack_sample_sizes")
+    for key, sizes in lists.items():
+        for n in sizes or []:
+            if not isinstance(n, int) or n <= 0 or n % 2:
+                continue  # reported by the sample-size checks
+            half = n // 2
+            n_test = int(round(half * tf))
+            _require(0 < n_test < half, f"config key {key!r}: {n} is too small to split into "
+                     f"attack-train and attack-test halves at attack.test_fraction={tf} (each "
+                     "needs a member and a non-member at least); raise it")
+
+
+def _check_rewind_epoch(config: dict) -> None:
+    rewind = (config.get("pruning") or {}).get("rewind_epoch")
+    if not isinstance(rewind, int):
+        return
+    for ds, archs in (config.get("training") or {}).items():
+        if ds not in (config.get("datasets") or {}):
+            continue
+        for arch, rec in (archs or {}).items():
+            epochs = rec.get("epochs") if isinstance(rec, dict) else None
+            if isinstance(epochs, int):
+                _require(rewind < epochs, f"config key 'pruning.rewind_epoch': {rewind} is not "
+                         f"below training.{ds}.{arch}.epochs={epochs} (a ticket rewound to "
+                         "the last epoch is never retrained); lower it or raise the epochs")
+
+
+def schema_problem(config: dict, schema_path) -> str | None:
+    """The config's most relevant JSON-schema error in one line, or ``None``.
+
+    Run before ``snakemake.utils.validate`` (which then sets the defaults): that one prints
+    the whole schema, about 240 lines, for a one-letter typo.
+    """
+    import jsonschema
+    import yaml
+    from jsonschema.exceptions import best_match
+
+    from pathlib import Path
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    err = best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    return None if err is None else schema_error_message(err, schema)
+
+
+def schema_error_message(ve, root_schema: dict | None = None) -> str:
+    """One line for a ``jsonschema`` error: the failing key and its allowed values."""
+    path = ".".join(str(p) for p in ve.absolute_path)
+    where = f"config key {path!r}" if path else "config"
+    schema = ve.schema if isinstance(ve.schema, dict) else {}
+    sp = list(ve.absolute_schema_path)
+    if root_schema is not None and "additionalProperties" in sp and ve.absolute_path:
+        # a key the object does not declare, checked against its catch-all (e.g. the
+        # attack.<name> settings): name it as an unknown key, with the declared ones
+        parent = root_schema
+        for part in sp[:sp.index("additionalProperties")]:
+            parent = parent[part]
+        declared = sorted(parent.get("properties", {}))
+        key = str(list(ve.absolute_path)[len(list(ve.absolute_path)) - 1])
+        if key not in declared and ve.validator == "type":
+            import difflib
+
+            m = difflib.get_close_matches(key, declared, n=1)
+            hint = f" (did you mean {m[0]!r}?)" if m else ""
+            return (f"{where}: unknown key {key!r}{hint}; known keys: {declared}, or "
+                    f"{ve.validator_value}-valued settings of a registered attack")
+    if ve.validator == "additionalProperties" and isinstance(ve.instance, dict):
+        import difflib
+
+        allowed = sorted(schema.get("properties", {}))
+        unknown = sorted(set(ve.instance) - set(allowed))
+        hints = [f"{u!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(
+            str(u), allowed, n=1)) else repr(u) for u in unknown]
+        return f"{where}: unknown key(s) {', '.join(hints)}; allowed: {allowed}"
+    if ve.validator == "enum":
+        return f"{where}: {ve.instance!r} is not one of {ve.validator_value}"
+    msg = ve.message if len(ve.message) <= 300 else ve.message[:300] + "..."
+    return f"{where}: {msg}"

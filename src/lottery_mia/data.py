@@ -61,17 +61,60 @@ def _read_cifar(source: str, root: Path, pool: str) -> tuple[np.ndarray, np.ndar
     xs, ys = [], []
     label_key = "labels" if source == "cifar10" else "fine_labels"
     for name in files:
-        with open(Path(root) / folder / name, "rb") as fh:
-            entry = pickle.load(fh, encoding="latin1")
-        xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(entry[label_key], dtype=np.int64))
+        path = Path(root) / folder / name
+        fix = ("replace it with the original file from the CIFAR archive (or delete the "
+               "folder and set download: true)")
+        try:
+            with open(path, "rb") as fh:
+                entry = _CifarUnpickler(fh, encoding="latin1").load()
+            x = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            y = np.asarray(entry[label_key], dtype=np.int64)
+        except Exception as err:  # noqa: BLE001 - every failure names the file
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            raise ValueError(f"CIFAR batch {path} is corrupt or not a {source} batch "
+                             f"({type(err).__name__}: {first}); {fix}") from None
+        if len(x) != len(y):
+            raise ValueError(f"CIFAR batch {path} has {len(x)} images but {len(y)} labels; {fix}")
+        xs.append(x)
+        ys.append(y)
     return np.concatenate(xs), np.concatenate(ys)
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """CIFAR's python-format batches are pickles: the one file format the pipeline reads with
+    ``pickle``, because it is the dataset's own. Only the classes a batch needs (numpy arrays
+    and plain containers) can be loaded; any other global, such as a planted ``os.system``
+    payload, is refused instead of run."""
+
+    _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+                ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+                ("numpy._core.multiarray", "scalar"), ("builtins", "bytes")}
+
+    def find_class(self, module, name):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused to load {module}.{name} (only numpy arrays and "
+                                     "plain lists/dicts belong in a CIFAR batch)")
 
 
 def _image_folder(root: Path, pool: str):
     import torchvision
 
-    return torchvision.datasets.ImageFolder(str(Path(root) / pool))
+    return torchvision.datasets.ImageFolder(str(Path(root) / pool), loader=_load_image)
+
+
+def _load_image(path: str):
+    """Read one image as RGB; a broken file raises an error that names it."""
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as fh:
+            img = Image.open(fh)
+            return img.convert("RGB")
+    except Exception as err:  # noqa: BLE001 - every failure names the file
+        raise ValueError(f"image {path} cannot be read ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:200] if str(err) else ''}); replace or "
+                         "delete it") from None
 
 
 def load_in_memory(source: str, root, pool: str, indices: np.ndarray, *, key: str
@@ -85,7 +128,16 @@ def load_in_memory(source: str, root, pool: str, indices: np.ndarray, *, key: st
         y = d.target.astype(np.int64)
     else:
         x, y = _read_cifar(source, check_root(source, root, key), pool)  # type: ignore[arg-type]
+    _check_indices(np.asarray(indices), len(y), f"{source} pool {pool!r} (from {key})")
     return x[indices], y[indices]
+
+
+def _check_indices(indices: np.ndarray, n: int, where) -> None:
+    """A membership table built from other data names more images than the pool has."""
+    if len(indices) and (indices.min() < 0 or indices.max() >= n):
+        raise ValueError(f"the membership table asks for image {int(indices.max())} of {where}, "
+                         f"which has {n}: the table was built from other data; delete the "
+                         "dataset's membership.parquet and rerun (the split is rebuilt)")
 
 
 # --------------------------------------------------------------------------- image sets
@@ -172,6 +224,7 @@ class FolderImageSet:
         self.channels_last = channels_last
         self.image_size = image_size
         self.folder = _image_folder(self.root, pool)  # scanned once (1.28M files for ImageNet)
+        _check_indices(self.indices, len(self.folder.targets), self.root / pool)
         self.y = torch.as_tensor(np.asarray(self.folder.targets)[self.indices], dtype=torch.long)
 
     def __len__(self) -> int:

@@ -132,13 +132,34 @@ class Mask:
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | Path) -> None:
-        torch.save({"prune_fc": self.prune_fc,
-                    "mask": {k: v.to(torch.bool) for k, v in self.tensors.items()}}, path)
+        """A safetensors file: one bool tensor per prunable weight, ``prune_fc`` as JSON."""
+        from .checkpoints import write_tensors
+
+        write_tensors(path, {k: v.to(torch.bool) for k, v in self.tensors.items()},
+                      {"kind": "mask", "prune_fc": self.prune_fc})
 
     @classmethod
     def load(cls, path: str | Path) -> "Mask":
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-        return cls({k: v.to(torch.float32) for k, v in obj["mask"].items()}, obj["prune_fc"])
+        """Read a mask; nothing is unpickled (files of the earlier ``torch.save`` format are
+        read with ``weights_only=True``: a planted pickle payload is refused, not run)."""
+        from .checkpoints import CorruptFileError, read_state, read_tensors
+
+        fix = "delete it and rerun the prune_mask rule"
+        got = read_tensors(path, "mask", remedy=fix)
+        if got is not None:
+            tensors, meta = got
+            obj = {"mask": tensors, "prune_fc": meta.get("prune_fc")}
+        else:
+            obj = read_state(path, "mask", remedy=fix)
+        if (not isinstance(obj, dict) or not isinstance(obj.get("mask"), dict)
+                or not isinstance(obj.get("prune_fc"), bool) or not obj["mask"]
+                or not all(torch.is_tensor(v) for v in obj["mask"].values())):
+            raise CorruptFileError(f"mask {path} is not a lottery-mia mask (a 'mask' dict of "
+                                   f"tensors and a 'prune_fc' flag); {fix}")
+        try:
+            return cls({k: v.to(torch.float32) for k, v in obj["mask"].items()}, obj["prune_fc"])
+        except ValueError as err:
+            raise CorruptFileError(f"mask {path}: {err}; {fix}") from None
 
 
 def model_sparsity(model: nn.Module, prune_fc: bool = True) -> dict:

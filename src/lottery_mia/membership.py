@@ -20,6 +20,7 @@ scored        bool     True: its confidences are extracted (all by default; Imag
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -117,13 +118,29 @@ def validate_membership(table: pd.DataFrame) -> None:
 
 def write_membership(table: pd.DataFrame, path: str | Path) -> None:
     validate_membership(table)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    table[COLUMNS].to_parquet(path, index=False)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # unique per process
+    try:
+        table[COLUMNS].to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_membership(path: str | Path) -> pd.DataFrame:
-    table = pd.read_parquet(path)
-    validate_membership(table)
+    fix = "delete it and rerun the membership_split rule"
+    try:
+        table = pd.read_parquet(path)
+    except Exception as err:  # noqa: BLE001 - every failure becomes one clear message
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        raise ValueError(f"membership table {path} cannot be read ({first}); {fix}") from None
+    try:
+        validate_membership(table)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}; {fix}") from None
+    if table["member"].dtype != bool:
+        raise ValueError(f"{path}: membership table column 'member' is not boolean; {fix}")
     return table
 
 

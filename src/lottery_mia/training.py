@@ -1,7 +1,8 @@
 """Dense training and lottery-ticket retraining (the paper's Algorithm 1).
 
 Dense run (sparsity 0):
-  1. seed, build the network, save its initial state w0 (``init.pt``) before the first step;
+  1. seed, build the network, keep its initial state w0 (``init.pt``, written with the other
+     outputs at the end so a killed job leaves no output that looks valid);
   2. train for ``epochs`` with SGD + momentum + weight decay and the LR schedule, saving the
      whole state at the start of epoch ``rewind_epoch`` (``rewind.pt``; = w0 when it is 0);
   3. save the final state (``model.pt``) and the metrics.
@@ -17,15 +18,17 @@ The checkpoint used is always the final one: test accuracy (measured on the held
 non-members) is recorded, never used to choose anything.
 
 Long runs are resumable: each epoch's state goes to ``resume.pt`` beside the outputs, and a
-rerun with the same recipe, seed and mask continues from it.
+rerun continues from it only when everything that shapes training is unchanged (recipe, seed,
+membership table, data source and root, start state, mask): see ``checkpoints.py``. A job
+holds a lock on its output folder while it runs.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checkpoints import (load_checkpoint, load_resume, members_digest, data_identity,
+                          model_spec, output_lock, resume_fingerprint, save_checkpoint,
+                          save_resume)
 from .data import Augment, image_set, steps_per_epoch
 from .io import log, write_json
 from .masks import Mask, model_sparsity
@@ -103,26 +109,8 @@ class Recipe:
 
 
 # --------------------------------------------------------------------------- checkpoints
-def save_checkpoint(path, model: nn.Module, spec: dict, **extra) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model": spec, "state_dict": state, **extra}, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path, device="cpu") -> tuple[nn.Module, dict]:
-    obj = torch.load(path, map_location="cpu", weights_only=False)
-    model = build_model(**obj["model"])
-    model.load_state_dict(obj["state_dict"])
-    return model.to(device), obj
-
-
-def model_spec(arch: str, source: str, width: int) -> dict:
-    info = source_info(source)
-    return {"arch": arch, "num_classes": info.num_classes, "width": width,
-            "in_channels": info.channels, "small_input": info.small_images}
+# save_checkpoint, load_checkpoint and model_spec live in checkpoints.py; they are imported
+# above, so ``from lottery_mia.training import load_checkpoint`` keeps working.
 
 
 # --------------------------------------------------------------------------- the loop
@@ -317,18 +305,15 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
     history: list[dict] = []
     captured = None
     n_steps = steps_per_epoch(len(train_set), recipe.batch_size)
-    fingerprint = f"{recipe.fingerprint()}:{seed}:{start_epoch}:{resume_key}"
+    fingerprint = resume_fingerprint(recipe_fingerprint=recipe.fingerprint(), seed=seed,
+                                     start_epoch=start_epoch, key=resume_key, model=model,
+                                     mask=mask)
 
     epoch0 = start_epoch
-    if resume_path is not None and Path(resume_path).exists():
-        saved = torch.load(resume_path, map_location="cpu", weights_only=False)
-        if saved.get("fingerprint") == fingerprint:
-            model.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["optimizer"])
-            history, captured, epoch0 = saved["history"], saved["captured"], saved["next_epoch"]
-            log(f"resuming from {resume_path} at epoch {epoch0}")
-        else:
-            log(f"ignoring {resume_path}: it belongs to another recipe, seed or mask")
+    saved = load_resume(resume_path, fingerprint=fingerprint, model=model, optimizer=opt,
+                        start_epoch=start_epoch, epochs=recipe.epochs)
+    if saved is not None:
+        history, captured, epoch0 = saved["history"], saved["captured"], saved["next_epoch"]
 
     totals = _Totals(device)
     train_step = make_step(model, opt, mask, rt, totals)
@@ -365,11 +350,8 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
             + (f" test_acc={row['test_acc']:.4f}" if "test_acc" in row else "")
             + f" ({row['seconds']:.1f}s)")
         if resume_path is not None and not last:
-            tmp = Path(str(resume_path) + ".tmp")
-            torch.save({"fingerprint": fingerprint, "model": model.state_dict(),
-                        "optimizer": opt.state_dict(), "history": history,
-                        "captured": captured, "next_epoch": epoch + 1}, tmp)
-            os.replace(tmp, resume_path)
+            save_resume(resume_path, fingerprint=fingerprint, model=model, optimizer=opt,
+                        history=history, captured=captured, next_epoch=epoch + 1)
     if capture_epoch is not None and captured is None:  # capture_epoch == epochs
         captured = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     train_acc, train_loss = _evaluate(model, train_set, recipe.eval_batch_size, rt)
@@ -412,6 +394,13 @@ def member_and_test_sets(data: DataSpec, recipe: Recipe, device) -> tuple:
     return train_set, test_set
 
 
+def _data_key(data: DataSpec) -> str:
+    """What the resume fingerprint needs of the data: the source and root it is read from and
+    a content hash of the membership table's member rows (the training set)."""
+    members = members_digest(read_membership(data.membership))
+    return f"{data_identity(data.source, data.root)}:{members}"
+
+
 def _setup(threads: int | None, seed: int) -> None:
     if threads:
         torch.set_num_threads(int(threads))
@@ -426,25 +415,29 @@ def train_dense(*, data: DataSpec, arch: str, recipe: dict, seed: int, rewind_ep
     from .devices import claim_device
 
     rec = Recipe.from_dict(recipe, recipe_key)
-    if not 0 <= rewind_epoch <= rec.epochs:
+    if not 0 <= rewind_epoch < rec.epochs:
         raise ValueError(f"config key pruning.rewind_epoch={rewind_epoch} must be within "
-                         f"[0, epochs={rec.epochs}]")
+                         f"[0, epochs={rec.epochs}) of {recipe_key}: a ticket rewound to the "
+                         "last epoch would never be retrained; lower it or raise the epochs")
     _setup(threads, seed)
-    with claim_device(device, slots=(runtime or {}).get("gpu_slots")) as claim:
+    with output_lock(Path(out_model).parent), \
+            claim_device(device, slots=(runtime or {}).get("gpu_slots")) as claim:
         dev = torch.device(claim.device)
         log(f"dense {arch} on {data.dataset}: device {dev}, recipe {asdict(rec)}")
         spec = model_spec(arch, data.source, rec.width)
         model = build_model(**spec)  # seeded: w0 is a function of the seed alone
-        save_checkpoint(out_init, model, spec, epoch=0, sparsity=0.0)
+        init_model = copy.deepcopy(model)  # w0, written with the other outputs (no RNG use)
         train_set, test_set = member_and_test_sets(data, rec, dev)
         log(f"{len(train_set)} members (training set), {len(test_set)} non-members (test set)")
         resume = Path(out_model).with_name("resume.pt")
         res = run_training(model, train_set, test_set, rec, seed=seed, device=dev,
                            capture_epoch=rewind_epoch, resume_path=resume,
-                           resume_key=f"dense:{arch}:{rewind_epoch}",
+                           resume_key=f"dense:{arch}:{rewind_epoch}:{_data_key(data)}",
                            runtime=make_runtime(dev, runtime))
         rewind_model = build_model(**spec)
         rewind_model.load_state_dict(res["captured_state"])
+        # Every output is written at the end, so a killed job leaves none that look valid.
+        save_checkpoint(out_init, init_model, spec, epoch=0, sparsity=0.0)
         save_checkpoint(out_rewind, rewind_model, spec, epoch=rewind_epoch, sparsity=0.0)
         save_checkpoint(out_model, model.cpu(), spec, epoch=rec.epochs, sparsity=0.0)
     metrics = _metrics(arch, data, 0.0, rec, seed, rewind_epoch, res, str(dev))
@@ -476,7 +469,11 @@ def rewound_ticket(rewind_path, mask_path, rewind_epoch: int) -> tuple[nn.Module
         raise ValueError(f"{rewind_path} holds the state of epoch {ckpt.get('epoch')}, "
                          f"the config asks to rewind to {rewind_epoch} (pruning.rewind_epoch)")
     mask = Mask.load(mask_path)
-    mask.validate(model)
+    try:
+        mask.validate(model)
+    except ValueError as err:
+        raise ValueError(f"mask {mask_path} does not fit the rewind state {rewind_path}: {err}; "
+                         "delete the mask and rerun the prune_mask rule") from None
     mask.apply_(model)
     return model, ckpt, mask
 
@@ -490,7 +487,8 @@ def train_ticket(*, data: DataSpec, arch: str, recipe: dict, seed: int, rewind_e
 
     rec = Recipe.from_dict(recipe, recipe_key)
     _setup(threads, seed)
-    with claim_device(device, slots=(runtime or {}).get("gpu_slots")) as claim:
+    with output_lock(Path(out_model).parent), \
+            claim_device(device, slots=(runtime or {}).get("gpu_slots")) as claim:
         dev = torch.device(claim.device)
         model, ckpt, mask = rewound_ticket(rewind_path, mask_path, rewind_epoch)
         log(f"ticket {arch} on {data.dataset} at sparsity {sparsity} "
@@ -500,7 +498,7 @@ def train_ticket(*, data: DataSpec, arch: str, recipe: dict, seed: int, rewind_e
         resume = Path(out_model).with_name("resume.pt")
         res = run_training(model, train_set, test_set, rec, seed=seed, device=dev, mask=mask,
                            start_epoch=rewind_epoch, resume_path=resume,
-                           resume_key=f"ticket:{arch}:{sparsity}:{mask.n_pruned()}",
+                           resume_key=f"ticket:{arch}:{sparsity}:{_data_key(data)}",
                            runtime=make_runtime(dev, runtime))
         model = model.cpu()
         measured = model_sparsity(model, mask.prune_fc)

@@ -1,3 +1,4 @@
+import _checkout  # noqa: F401  (this checkout's src/ first on the import path)
 import os
 
 from lottery_mia.scoring import extract_confidences

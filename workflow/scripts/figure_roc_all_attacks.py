@@ -1,3 +1,4 @@
+import _checkout  # noqa: F401  (this checkout's src/ first on the import path)
 from lottery_mia.figures import figure_roc_all_attacks_from_scores
 from lottery_mia.workflow import logged
 

@@ -1,3 +1,4 @@
+import _checkout  # noqa: F401  (this checkout's src/ first on the import path)
 from lottery_mia.attacks import run_attacks
 from lottery_mia.workflow import logged
 

@@ -1,3 +1,4 @@
+import _checkout  # noqa: F401  (this checkout's src/ first on the import path)
 from lottery_mia.tables import write_slices
 from lottery_mia.workflow import logged
 

@@ -1,3 +1,4 @@
+import _checkout  # noqa: F401  (this checkout's src/ first on the import path)
 from lottery_mia.training import train_dense
 from lottery_mia.workflow import dataspec, logged
 

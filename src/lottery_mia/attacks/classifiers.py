@@ -75,11 +75,15 @@ def check_settings(name: str, settings: dict | None) -> list[str]:
     path, _ = ESTIMATORS[name]
     if set(settings or {}) <= COMMON_SETTINGS.get(name, set()):
         return []
+    import difflib
+
     allowed = estimator_settings(name)
     unknown = sorted(set(settings or {}) - allowed)
     if unknown:
-        return [f"config key attack.{name}: unknown setting(s) {unknown} of "
-                f"{path.split(':')[1]}; allowed: {sorted(allowed)}"]
+        hints = [f"{u!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(
+            u, sorted(allowed), n=1)) else repr(u) for u in unknown]
+        return [f"config key 'attack.{name}': unknown {path.split(':')[1]} setting(s) "
+                f"{', '.join(hints)}; allowed: {sorted(allowed)}"]
     return []
 
 

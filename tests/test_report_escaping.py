@@ -1,0 +1,68 @@
+"""The report escapes everything it takes from config and data (issue 10, item 8)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from lottery_mia.metrics import POINT_METRICS
+from lottery_mia.report import write_report
+
+EVIL = "<script>alert('x')</script>"
+
+
+def _with_ci(row: dict, metrics, suffix: str = "") -> dict:
+    for m in metrics:
+        row[f"{m}{suffix}"] = 0.6
+        row[f"{m}_ci_low{suffix}"], row[f"{m}_ci_high{suffix}"] = 0.5, 0.7
+    return row
+
+
+def test_the_report_escapes_config_and_data(tmp_path):
+    from PIL import Image
+
+    png = tmp_path / f"fig{EVIL.replace('/', '_')}.png"
+    Image.new("RGB", (2, 2)).save(png)
+    t1 = {"dataset": EVIL, "sample_size": 100, "attack": EVIL, "verdict_baseline": "at chance",
+          "verdict_ticket": EVIL, "replicates_baseline": 1, "replicates_ticket": 1}
+    for side in ("_baseline", "_ticket"):
+        _with_ci(t1, ("accuracy", "precision"), side)
+    pd.DataFrame([t1]).to_csv(tmp_path / "t1.csv", index=False)
+    pd.DataFrame({"sentence": [EVIL]}).to_csv(tmp_path / "verdicts.csv", index=False)
+    models = {"dataset": EVIL, "sample_size": 100, "attack": EVIL, "kind": EVIL}
+    for side in ("_dense", "_ticket"):
+        _with_ci(models, ("accuracy", "auc", "tpr_at_fpr_0.01", "tpr_at_fpr_0.001"), side)
+    pd.DataFrame([models]).to_csv(tmp_path / "models.csv", index=False)
+    sl = _with_ci({"dataset": EVIL, "arch": EVIL, "sparsity": 0.0, "sample_size": 100,
+                   "attack": EVIL, "slice": "class", "value": EVIL, "n_members": 5,
+                   "n_nonmembers": 5}, ("accuracy", "auc"))
+    pd.DataFrame([sl]).to_csv(tmp_path / "slices.csv", index=False)
+    (tmp_path / "gap.json").write_text(json.dumps({
+        "attack": EVIL, "models": 4, "spearman_rho": 0.5, "spearman_rho_ci_low": 0.1,
+        "spearman_rho_ci_high": 0.8, "p_value": 0.2}))
+    tr = _with_ci({"dataset": EVIL, "arch": EVIL, "sparsity": 0.5, "replicate": 0,
+                   "train_acc": 1.0, "train_acc_ci_low": 0.9, "train_acc_ci_high": 1.0,
+                   "generalization_gap": 0.1}, ("test_acc",))
+    pd.DataFrame([tr]).to_csv(tmp_path / "training.csv", index=False)
+    at = _with_ci({"dataset": EVIL, "arch": EVIL, "sparsity": 0.5, "replicate": "mean",
+                   "sample_size": 100, "attack": EVIL, "kind": EVIL, "verdict_auc": EVIL},
+                  POINT_METRICS)
+    pd.DataFrame([at]).to_csv(tmp_path / "attacks.csv", index=False)
+    pd.DataFrame([_with_ci({"source_arch": EVIL, "source_sparsity": 0.0, "target_arch": EVIL,
+                            "target_sparsity": 0.5}, ("accuracy", "auc"))]).to_csv(
+        tmp_path / "transfer.csv", index=False)
+    pd.DataFrame({"rule": [EVIL], "seconds": [1.0], "max_rss": [10.0]}).to_csv(
+        tmp_path / "benchmarks.csv", index=False)
+    out = tmp_path / "report.html"
+    write_report(table1_csv=tmp_path / "t1.csv", verdicts_csv=tmp_path / "verdicts.csv",
+                 attack_models_csv=tmp_path / "models.csv", slices_csv=tmp_path / "slices.csv",
+                 gap_json=tmp_path / "gap.json", training_csv=tmp_path / "training.csv",
+                 attacks_csv=tmp_path / "attacks.csv", transfer_csv=tmp_path / "transfer.csv",
+                 benchmarks_csv=tmp_path / "benchmarks.csv",
+                 figures={"figure1": png, "figure7": png},
+                 config={"datasets": {EVIL: {"root": EVIL}}}, table1_arch=EVIL,
+                 table1_sparsity=0.8, attack=EVIL, output=out)
+    html = out.read_text()
+    assert "<script" not in html
+    assert html.count("&lt;script&gt;") >= 10
