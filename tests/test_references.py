@@ -87,3 +87,35 @@ def test_reference_tickets_come_from_their_own_dense_runs(tmp_path):
     with_refs = [b for b in fits if "references/inclusion.parquet" in b]
     assert len(with_refs) == 2 * 2  # resnet18 at 0 and 0.8, two sample sizes
     assert all("resnet18/seed-0/sparsity-0.5" not in b for b in with_refs)
+
+
+def test_a_reference_half_spanning_both_cifar_pools_loads_in_row_order(tmp_path):
+    """CIFAR: the pool is train-split members + test-split non-members, so a reference's
+    training half spans both files; images are read from the pool each row names."""
+    from conftest import write_tiny_cifar
+    from lottery_mia.data import load_in_memory, pool_labels
+    from lottery_mia.training import DataSpec, Recipe, member_and_test_sets
+
+    root = write_tiny_cifar(tmp_path / "cifar", n_train=40, n_test=20)
+    labels = pool_labels("cifar10", root, key="datasets.c.root")
+    target = make_membership_split(labels, "cifar10", members=None, nonmembers=None,
+                                   scored_members=None, seed=0)
+    inc = make_inclusion(target, 4, seed=3)
+    table = reference_membership(target, inc, 2)
+    mem = table[table["member"]]
+    assert set(mem["pool"]) == {"train", "test"}
+    path = tmp_path / "ref2.parquet"
+    from lottery_mia.membership import write_membership
+
+    write_membership(table, path)
+    data = DataSpec("c", "cifar10", str(root), str(path))
+    rec = Recipe.from_dict({"epochs": 1, "batch_size": 8, "lr": 0.1, "num_workers": 0})
+    train_set, test_set = member_and_test_sets(data, rec, "cpu")
+    assert len(train_set) == len(mem) and len(test_set) == len(table) - len(mem)
+    _, ys = zip(*train_set.eval_batches(1000))
+    assert (np.concatenate([y.numpy() for y in ys]) == mem["label"].to_numpy()).all()
+    # the images themselves are the named pool's, in row order
+    first = mem.iloc[0]
+    x0, _ = load_in_memory("cifar10", root, first["pool"], np.array([first["pool_index"]]),
+                           key="datasets.c.root")
+    assert np.array_equal(train_set.x[0].cpu().numpy(), x0[0])

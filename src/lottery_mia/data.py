@@ -284,3 +284,32 @@ def image_set(source: str, root, pool: str, indices, *, key: str, device="cpu",
                               channels_last=channels_last, image_size=info.image_size)
     x, y = load_in_memory(source, root, pool, indices, key=key)
     return TensorImageSet(x, y, info.mean, info.std, device=device, channels_last=channels_last)
+
+
+def rows_image_set(source: str, root, rows, *, key: str, device="cpu", num_workers: int = 4,
+                   channels_last: bool = False):
+    """The image set of membership-table ``rows`` (columns ``pool``, ``pool_index``), in
+    their order, whichever pools they come from (a reference model's training half of the
+    population pool spans the source's train and test pools)."""
+    import pandas as pd  # noqa: F401  (rows is a DataFrame)
+
+    pools = rows["pool"].unique().tolist()
+    kw = dict(key=key, device=device, num_workers=num_workers, channels_last=channels_last)
+    if len(pools) == 1:
+        return image_set(source, root, pools[0], rows["pool_index"].to_numpy(), **kw)
+    if source == "imagenet":
+        raise ValueError("a training set that spans ImageNet's train and val folders is not "
+                         "supported yet (reference models on ImageNet); leave imagenet out "
+                         "of the config key references.datasets")
+    info = source_info(source)
+    xs, ys, order = [], [], []
+    for pool in pools:
+        sel = (rows["pool"] == pool).to_numpy()
+        x, y = load_in_memory(source, root, pool, rows["pool_index"].to_numpy()[sel], key=key)
+        xs.append(x)
+        ys.append(y)
+        order.append(np.flatnonzero(sel))
+    back = np.argsort(np.concatenate(order), kind="stable")  # restore the rows' order
+    x = np.concatenate(xs)[back]
+    y = np.concatenate(ys)[back]
+    return TensorImageSet(x, y, info.mean, info.std, device=device, channels_last=channels_last)

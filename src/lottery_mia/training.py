@@ -41,13 +41,12 @@ from torch import nn
 from .checkpoints import (load_checkpoint, load_resume, members_digest, data_identity,
                           model_spec, output_lock, resume_fingerprint, save_checkpoint,
                           save_resume)
-from .data import Augment, image_set, steps_per_epoch
+from .data import Augment, rows_image_set, steps_per_epoch
 from .io import log, write_json
 from .masks import Mask, model_sparsity
 from .membership import read_membership
 from .models import build_model
 from .runtime import Runtime, make_runtime
-from .sources import source_info
 
 SCHEDULES = ("cosine", "step", "constant")
 
@@ -380,17 +379,16 @@ class DataSpec:
 
 
 def member_and_test_sets(data: DataSpec, recipe: Recipe, device) -> tuple:
+    """The members (training set) and non-members (test set) of a membership table, read
+    from the pool each row names (a reference model's members can come from any pool)."""
     table = read_membership(data.membership)
-    info = source_info(data.source)
     mem = table[table["member"]]
     non = table[~table["member"]]
     channels_last = torch.device(device).type == "cuda"
     kw = dict(key=data.key, device=device, num_workers=recipe.num_workers,
               channels_last=channels_last)
-    train_set = image_set(data.source, data.root, info.member_pool,
-                          mem["pool_index"].to_numpy(), **kw)
-    test_set = image_set(data.source, data.root, info.nonmember_pool,
-                         non["pool_index"].to_numpy(), **kw)
+    train_set = rows_image_set(data.source, data.root, mem, **kw)
+    test_set = rows_image_set(data.source, data.root, non, **kw)
     return train_set, test_set
 
 
