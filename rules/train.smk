@@ -102,6 +102,7 @@ rule extract_confidences:
         sparsity=lambda w: float(w.sparsity),
         replicate=lambda w: run_seed(w.run),
         batch_size=config["confidences"].get("batch_size", 512),
+        augmentations=config["confidences"].get("augmentations", 1),
         num_workers=lambda w: recipe(w.dataset, w.arch).get("num_workers", 4),
         device=config["device"],
         runtime=config.get("runtime", {}),

@@ -15,6 +15,9 @@ loss        float64                             cross-entropy of the true class,
                                                 rounded softmax, which saturates at 0)
 logits      fixed_size_list<float32>[classes]   the model's raw outputs, scored in float32
 softmax     fixed_size_list<float32>[classes]   P(y|x), the confidence vector
+scaled_     float64                             LiRA's statistic log p_y - log sum_{i!=y} p_i
+logit                                           (stable, from the logits), averaged over the
+                                                scored augmentations (original [+ flip])
 ==========  ==================================  ===========================================
 
 File metadata (``lottery_mia`` key, JSON): dataset, arch, sparsity, replicate, num_classes.
@@ -34,7 +37,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_FIELDS = ["sample_id", "label", "member", "predicted", "loss", "logits", "softmax"]
+SCHEMA_FIELDS = ["sample_id", "label", "member", "predicted", "loss", "logits", "softmax",
+                 "scaled_logit"]
 
 
 def confidence_schema(num_classes: int, metadata: dict | None = None) -> pa.Schema:
@@ -46,6 +50,7 @@ def confidence_schema(num_classes: int, metadata: dict | None = None) -> pa.Sche
         ("loss", pa.float64()),
         ("logits", pa.list_(pa.float32(), num_classes)),
         ("softmax", pa.list_(pa.float32(), num_classes)),
+        ("scaled_logit", pa.float64()),
     ])
     if metadata:
         schema = schema.with_metadata({"lottery_mia": json.dumps(metadata)})
@@ -71,12 +76,17 @@ class ConfidenceTable:
     member: np.ndarray
     logits: np.ndarray  # N x classes, float32
     metadata: dict
+    # the scaled logit averaged over augmentations, when scoring used more than the original
+    # image (None: computed from the logits)
+    phi: np.ndarray | None = None
 
     @classmethod
-    def from_logits(cls, sample_id, label, member, logits, metadata=None) -> "ConfidenceTable":
+    def from_logits(cls, sample_id, label, member, logits, metadata=None,
+                    phi=None) -> "ConfidenceTable":
         return cls(np.asarray(sample_id, dtype=np.int64), np.asarray(label, dtype=np.int64),
                    np.asarray(member, dtype=bool), np.asarray(logits, dtype=np.float32),
-                   dict(metadata or {}))
+                   dict(metadata or {}),
+                   None if phi is None else np.asarray(phi, dtype=np.float64))
 
     def __len__(self) -> int:
         return len(self.sample_id)
@@ -104,14 +114,11 @@ class ConfidenceTable:
         return self.predicted == self.label
 
     def scaled_logit(self) -> np.ndarray:
-        """log p_y - log sum_{i != y} p_i (LiRA's statistic), stably from the logits."""
-        lp = self.log_probs
-        idx = np.arange(len(self))
-        others = lp.copy()
-        others[idx, self.label] = -np.inf
-        m = others.max(1)
-        log_rest = m + np.log(np.exp(others - m[:, None]).sum(1))
-        return lp[idx, self.label] - log_rest
+        """log p_y - log sum_{i != y} p_i (LiRA's statistic), stably from the logits; the
+        stored average over augmentations when the table has one."""
+        if self.phi is not None:
+            return self.phi
+        return scaled_logit_of(self.logits, self.label)
 
     def rows(self, sample_ids: np.ndarray) -> "ConfidenceTable":
         """The rows of ``sample_ids``, in that order (every id must be present)."""
@@ -122,7 +129,19 @@ class ConfidenceTable:
         except KeyError as e:
             raise KeyError(f"sample_id {e.args[0]} is not in this confidence table") from None
         return ConfidenceTable(self.sample_id[idx], self.label[idx], self.member[idx],
-                               self.logits[idx], self.metadata)
+                               self.logits[idx], self.metadata,
+                               None if self.phi is None else self.phi[idx])
+
+
+def scaled_logit_of(logits: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """log p_y - log sum_{i != y} p_i, stably (log-sum-exp over the other classes)."""
+    lp = log_softmax(logits)
+    idx = np.arange(len(lp))
+    others = lp.copy()
+    others[idx, label] = -np.inf
+    m = others.max(1)
+    log_rest = m + np.log(np.exp(others - m[:, None]).sum(1))
+    return lp[idx, label] - log_rest
 
 
 def validate_confidences(t: ConfidenceTable, source: str = "confidence table") -> None:
@@ -153,6 +172,7 @@ def write_confidences(t: ConfidenceTable, path: str | Path) -> None:
         pa.array(t.sample_id.astype(np.int64)), pa.array(t.label.astype(np.int64)),
         pa.array(t.member.astype(bool)), pa.array(t.predicted),
         pa.array(t.loss.astype(np.float64)), _fixed_list(t.logits), _fixed_list(t.softmax),
+        pa.array(t.scaled_logit().astype(np.float64)),
     ], schema=confidence_schema(c, t.metadata))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(f"{path}.{os.getpid()}.tmp")
@@ -183,6 +203,8 @@ def read_confidences(path: str | Path) -> ConfidenceTable:
         member=table.column("member").to_numpy(zero_copy_only=False).astype(bool),
         logits=_matrix(table, "logits"),
         metadata=meta,
+        phi=table.column("scaled_logit").to_numpy() if meta.get("augmentations", 1) > 1
+        else None,
     )
     validate_confidences(t, str(path))
     return t

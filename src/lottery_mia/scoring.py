@@ -10,27 +10,41 @@ from __future__ import annotations
 
 import numpy as np
 
-from .confidences import ConfidenceTable, write_confidences
+from .confidences import ConfidenceTable, scaled_logit_of, write_confidences
 from .io import log
 
 
-def predict_logits(model, dataset, batch_size: int, device) -> tuple[np.ndarray, np.ndarray]:
-    """Float32 logits (N x classes) and labels of ``dataset``, in its order."""
+def predict_logits(model, dataset, batch_size: int, device,
+                   flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 logits (N x classes) and labels of ``dataset``, in its order (of the
+    horizontally flipped images with ``flip``)."""
     import torch
 
     model.eval().to(device)
     logits, labels = [], []
     with torch.no_grad():
         for xb, yb in dataset.eval_batches(batch_size):
-            logits.append(model(xb.float()).float().cpu())
+            xb = xb.float()
+            if flip:
+                xb = xb.flip(-1)
+            logits.append(model(xb).float().cpu())
             labels.append(yb.cpu())
     return torch.cat(logits).numpy().astype(np.float32), torch.cat(labels).numpy()
 
 
 def extract_confidences(*, data, model_path, dataset: str, arch: str, sparsity: float,
                         device: str, batch_size: int, output, replicate: int | None = None,
-                        threads: int | None = None, num_workers: int = 4) -> ConfidenceTable:
-    """Score every scored member and non-member of the membership table with one model."""
+                        threads: int | None = None, num_workers: int = 4,
+                        augmentations: int = 1) -> ConfidenceTable:
+    """Score every scored member and non-member of the membership table with one model.
+
+    ``augmentations`` 2 also scores the horizontally flipped images and stores LiRA's
+    scaled logit averaged over both views (use it when training flips; the logits column
+    stays the original view's).
+    """
+    if augmentations not in (1, 2):
+        raise ValueError(f"config key confidences.augmentations: {augmentations} must be 1 "
+                         "(the image) or 2 (the image and its horizontal flip)")
     import torch
 
     from .data import image_set
@@ -53,20 +67,25 @@ def extract_confidences(*, data, model_path, dataset: str, arch: str, sparsity: 
                            key=data.key, device=dev, num_workers=num_workers,
                            channels_last=False)
             logits, labels = predict_logits(model, ds, batch_size, dev)
+            phi = scaled_logit_of(logits, labels)
+            if augmentations == 2:
+                flipped, _ = predict_logits(model, ds, batch_size, dev, flip=True)
+                phi = (phi + scaled_logit_of(flipped, labels)) / 2.0
             if not np.array_equal(labels, rows["label"].to_numpy()):
                 raise ValueError(f"labels read from {pool} disagree with {data.membership}: "
                                  "the dataset files changed since the split was made; "
                                  "rerun the membership_split rule")
             parts.append((rows["sample_id"].to_numpy(), labels, rows["member"].to_numpy(),
-                          logits))
+                          logits, phi))
             log(f"scored {len(rows)} samples of pool {pool!r} ({int(rows['member'].sum())} "
                 f"members) on {dev} (float32)")
-    sid, lab, mem, lg = (np.concatenate(x) for x in zip(*parts))
+    sid, lab, mem, lg, phi = (np.concatenate(x) for x in zip(*parts))
     meta = {"dataset": dataset, "arch": arch, "sparsity": sparsity,
-            "num_classes": int(lg.shape[1])}
+            "num_classes": int(lg.shape[1]), "augmentations": int(augmentations)}
     if replicate is not None:
         meta["replicate"] = int(replicate)
-    t = ConfidenceTable.from_logits(sid, lab, mem, lg, meta)
+    t = ConfidenceTable.from_logits(sid, lab, mem, lg, meta,
+                                    phi=phi if augmentations > 1 else None)
     write_confidences(t, output)
     acc_m = float(t.correct[t.member].mean())
     acc_n = float(t.correct[~t.member].mean())
