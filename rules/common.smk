@@ -148,3 +148,28 @@ TRANSFER_MODELS = [
     for a in TRANSFER["architectures"]
     for s in TRANSFER["sparsities"]
 ]
+
+
+def score_groups(sample_sizes_of_dataset):
+    """Table 1's two models (dense, ticket): their replicate score files per sample size."""
+    groups = []
+    for d, g in GRIDS.items():
+        for n in sample_sizes_of_dataset(d, g):
+            for s in ("0", T1_SPARSITY):
+                groups.append(
+                    {
+                        "dataset": d,
+                        "arch": T1_ARCH,
+                        "sparsity": float(s),
+                        "sample_size": int(n),
+                        "paths": [
+                            f"{model_dir(d, T1_ARCH, r, s)}/attack-n{n}/scores.parquet"
+                            for r in REPLICATES
+                        ],
+                    }
+                )
+    return groups
+
+
+def group_paths(groups):
+    return [p for g in groups for p in g["paths"]]

@@ -29,27 +29,6 @@ ROC_SCORES = [
 ]
 
 
-def score_groups(sample_sizes_of_dataset):
-    """Table 1's two models (dense, ticket): their replicate score files per sample size."""
-    groups = []
-    for d, g in GRIDS.items():
-        for n in sample_sizes_of_dataset(d, g):
-            for s in ("0", T1_SPARSITY):
-                groups.append(
-                    {
-                        "dataset": d,
-                        "arch": T1_ARCH,
-                        "sparsity": float(s),
-                        "sample_size": int(n),
-                        "paths": [
-                            f"{model_dir(d, T1_ARCH, r, s)}/attack-n{n}/scores.parquet"
-                            for r in REPLICATES
-                        ],
-                    }
-                )
-    return groups
-
-
 TABLE1_GROUPS = score_groups(lambda d, g: g.sample_sizes)
 ROC_ALL_MODELS = [
     {"dataset": d, "arch": T1_ARCH, "sparsity": float(s), "sample_size": n}
@@ -64,10 +43,6 @@ ROC_ALL_SCORES = [
 SLICE_GROUPS = score_groups(
     lambda d, g: [FIG2_N if FIG2_N in g.sample_sizes else max(g.sample_sizes)]
 )
-
-
-def group_paths(groups):
-    return [p for g in groups for p in g["paths"]]
 
 
 rule summarize_training:
