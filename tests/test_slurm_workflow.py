@@ -19,7 +19,8 @@ from slurm_cluster import slurm_available, start_cluster  # noqa: E402
 _OK, _REASON = slurm_available()
 
 REMOTE_RULES = {"membership_split", "train_dense", "prune_mask", "train_ticket",
-                "extract_confidences", "attack_sample", "fit_attack", "transfer_attack"}
+                "extract_confidences", "attack_sample", "fit_attack", "transfer_attack",
+                "reference_split"}
 
 
 def slurm_config() -> dict:
@@ -29,6 +30,7 @@ def slurm_config() -> dict:
     cfg["training"]["digits"].pop("resnet50")
     cfg["attack"]["sample_sizes"] = [200]
     cfg["transfer"].update(architectures=["resnet18"], sparsities=[0.0, 0.8])
+    cfg["references"]["count"] = 0  # the local workflow test runs the reference models
     return cfg
 
 
