@@ -3,7 +3,7 @@
 #   make test     run the test suite (installs nothing system-wide; without SLURM its tests
 #                 are skipped with the reason)
 #   make test-slurm   install a single-node SLURM (system packages, as root) then run the suite;
-#                 the same as `LOTTERY_MIA_INSTALL_SLURM=1 make test` (what .ci/run does)
+#                 the same as `LOTTERY_MIA_INSTALL_SLURM=1 make test`
 # Both create the virtual environment .venv first if it is missing or out of date.
 
 PYTHON ?= python3

@@ -30,4 +30,11 @@ def test_make_test_installs_no_system_packages_by_default():
 def test_installing_slurm_is_opt_in():
     assert "install-slurm.sh" in dry_run("test", LOTTERY_MIA_INSTALL_SLURM="1")
     assert "install-slurm.sh" in dry_run("test-slurm")
-    assert "LOTTERY_MIA_INSTALL_SLURM=1 make test" in (ROOT / ".ci" / "run").read_text()
+
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    commands = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
+                if line.strip() and not line.lstrip().startswith("#")]
+    assert commands[-1] == "make test"
+    assert "make test     # the test suite" in (ROOT / "README.md").read_text()

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .io import log
+from .io import log, read_parquet_frame
 
 FOLDS = ("attack_train", "attack_test")
 COLUMNS = ["sample_id", "label", "member", "fold"]
@@ -151,10 +151,7 @@ def build_attack_sample(*, membership_path, n: int, seed: int, test_fraction: fl
 
 
 def read_attack_sample(path) -> pd.DataFrame:
-    try:
-        sample = pd.read_parquet(path)
-    except Exception as err:
-        raise ValueError(f"{path} is not a readable attack-sample table ({err}); delete it "
-                         "and rerun the workflow to rebuild it") from None
+    sample = read_parquet_frame(path, "attack-sample table",
+                                "delete it and rerun the workflow to rebuild it")
     validate_attack_sample(sample, str(path))
     return sample

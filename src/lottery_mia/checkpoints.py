@@ -53,24 +53,6 @@ class OutputLockedError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- files
-def atomic_save(obj, path) -> None:
-    """``torch.save`` to a temporary file unique to this process, then rename into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
-                               dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def read_state(path, what: str, *, remedy: str | None = None):
     """``torch.load`` with ``weights_only=True``; any failure names the file and the fix."""
     path = Path(path)

@@ -48,3 +48,14 @@ def _jsonable(o):
 def log(msg: str) -> None:
     """One timestamped progress line (scripts send stdout to the rule's log file)."""
     print(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {msg}", file=sys.stdout, flush=True)
+
+
+def read_parquet_frame(path, what: str, remedy: str):
+    """A Parquet table as a DataFrame; an unreadable file is a ValueError naming the file,
+    what it should be and what to do."""
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(path)
+    except Exception as err:  # noqa: BLE001 - every failure becomes one clear message
+        raise ValueError(f"{path} is not a readable {what} ({err}); {remedy}") from None

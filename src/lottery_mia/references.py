@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .io import log
+from .io import log, read_parquet_frame
 
 INCLUSION_COLUMNS = ["reference", "sample_id", "included"]
 
@@ -98,10 +98,6 @@ def build_references(*, membership_path, count: int, seed: int, out_inclusion,
 
 
 def read_inclusion(path) -> pd.DataFrame:
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as err:
-        raise ValueError(f"{path} is not a readable inclusion table ({err}); delete it and "
-                         "rerun the workflow") from None
+    frame = read_parquet_frame(path, "inclusion table", "delete it and rerun the workflow")
     validate_inclusion(frame, str(path))
     return frame
