@@ -291,8 +291,6 @@ def rows_image_set(source: str, root, rows, *, key: str, device="cpu", num_worke
     """The image set of membership-table ``rows`` (columns ``pool``, ``pool_index``), in
     their order, whichever pools they come from (a reference model's training half of the
     population pool spans the source's train and test pools)."""
-    import pandas as pd  # noqa: F401  (rows is a DataFrame)
-
     pools = rows["pool"].unique().tolist()
     kw = dict(key=key, device=device, num_workers=num_workers, channels_last=channels_last)
     if len(pools) == 1:

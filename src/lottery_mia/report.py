@@ -13,7 +13,6 @@ import html
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .io import log, read_json

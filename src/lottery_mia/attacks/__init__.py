@@ -17,8 +17,12 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # pandas is imported when an attack runs, not at DAG build
+    import pandas as pd
 
 from ..confidences import read_confidences
 from ..io import log, write_json
