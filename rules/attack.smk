@@ -24,9 +24,9 @@ rule fit_attack:
         metrics=f"{MODEL_DIR}/attack-n{{n}}/metrics.json",
         scores=f"{MODEL_DIR}/attack-n{{n}}/scores.parquet",
     log:
-        "logs/{dataset}/{arch}/{run}/sparsity-{sparsity}/fit_attack_n{n}.log",
+        "logs/{dataset}/{arch}/{run}/{method}/sparsity-{sparsity}/fit_attack_n{n}.log",
     benchmark:
-        f"{R}/benchmarks/{{dataset}}/{{arch}}/{{run}}/sparsity-{{sparsity}}/fit_attack_n{{n}}.tsv"
+        f"{R}/benchmarks/{{dataset}}/{{arch}}/{{run}}/{{method}}/sparsity-{{sparsity}}/fit_attack_n{{n}}.tsv"
     wildcard_constraints:
         run=r"seed-[0-9]+",
     conda:
@@ -47,21 +47,21 @@ rule transfer_attack:
         source=f"{MODEL_DIR}/confidences.parquet",
         sample=f"{R}/{{dataset}}/attack_samples/n{{n}}.parquet",
         targets=lambda w: [
-            f"{R}/{w.dataset}/{a}/{w.run}/sparsity-{s}/confidences.parquet"
-            for a, s in TRANSFER_MODELS
+            f"{R}/{w.dataset}/{a}/{w.run}/{m}/sparsity-{s}/confidences.parquet"
+            for a, m, s in TRANSFER_MODELS
         ],
     output:
-        f"{R}/{{dataset}}/transfer/{{run}}/n{{n}}/{{arch}}_sparsity-{{sparsity}}.csv",
+        f"{R}/{{dataset}}/transfer/{{run}}/n{{n}}/{{arch}}_{{method}}_sparsity-{{sparsity}}.csv",
     log:
-        "logs/{dataset}/transfer/{run}/n{n}/{arch}_sparsity-{sparsity}.log",
+        "logs/{dataset}/transfer/{run}/n{n}/{arch}_{method}_sparsity-{sparsity}.log",
     benchmark:
-        f"{R}/benchmarks/{{dataset}}/transfer/{{run}}/n{{n}}/{{arch}}_sparsity-{{sparsity}}.tsv"
+        f"{R}/benchmarks/{{dataset}}/transfer/{{run}}/n{{n}}/{{arch}}_{{method}}_sparsity-{{sparsity}}.tsv"
     wildcard_constraints:
         run=r"seed-[0-9]+",
     conda:
         "../envs/analysis.yaml"
     params:
-        targets=[{"arch": a, "sparsity": float(s)} for a, s in TRANSFER_MODELS],
+        targets=[{"arch": a, "method": m, "sparsity": float(s)} for a, m, s in TRANSFER_MODELS],
         attack=TRANSFER.get("attack", "mlp"),
         settings=ATTACK.get(TRANSFER.get("attack", "mlp")) or {},
         features=ATTACK.get("features", "softmax"),

@@ -17,7 +17,8 @@ if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
 from lottery_mia.config import ConfigError, check_config, fmt_sparsity, sample_sizes_of
-from lottery_mia.config import root_warnings, schema_problem
+from lottery_mia.config import pruning_methods, root_warnings, schema_problem
+from lottery_mia.pruning import METHODS, get_method
 
 _problem = schema_problem(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 if _problem:  # one line naming the key, not the whole schema
@@ -44,6 +45,14 @@ REF = config.get("references") or {}
 REF_COUNT = int(REF.get("count", 0))
 REF_SEED = int(REF.get("seed", 1000))
 REF_ATTACKS = list(REF.get("attacks", [])) if REF_COUNT else []
+REF_METHODS = list(REF.get("methods", ["oneshot"]))
+PRUNE = config["pruning"]
+METHOD_NAMES = pruning_methods(config)  # ticket methods and controls, in config order
+
+
+def method_of(name):
+    """The registered pruning method ``name`` with its config settings (pruning.<name>)."""
+    return get_method(name, PRUNE.get(name), key=f"pruning.{name}")
 
 
 wildcard_constraints:
@@ -51,6 +60,8 @@ wildcard_constraints:
     arch="resnet18|resnet50",
     sparsity=r"0|0\.[0-9]+",
     run=r"seed-[0-9]+|ref-[0-9]+",
+    method="|".join(["dense"] + sorted(METHODS)),
+    point=r"sparsity-0\.[0-9]+|round-[0-9]+",
     n=r"[0-9]+",
 
 
@@ -63,19 +74,93 @@ def recipe(dataset, arch):
     return config["training"][dataset][arch]
 
 
-# One folder per model: results/<dataset>/<arch>/<run>/sparsity-<s>/, where <run> is
-# seed-<replicate> for a target model and ref-<k> for reference model k; the dense network is
-# sparsity-0 (it also holds w0 and the rewind state). Targets and references go through the
-# same rules; only their seed and membership table differ.
-MODEL_DIR = f"{R}/{{dataset}}/{{arch}}/{{run}}/sparsity-{{sparsity}}"
-DENSE_DIR = f"{R}/{{dataset}}/{{arch}}/{{run}}/sparsity-0"
+# One folder per model: results/<dataset>/<arch>/<run>/<method>/sparsity-<s>/, where <run> is
+# seed-<replicate> for a target model and ref-<k> for reference model k, and <method> a
+# pruning method (pruning.methods) or `dense`: the dense network is dense/sparsity-0 (it also
+# holds w0 and the rewind state). A model's confidences and attacks live in its folder.
+# The mask and retrained network of a pruning step live in <method>/<point>/, where <point> is
+# sparsity-<s> or, for an iterative method (imp), round-<k>; a configured sparsity s of an
+# iterative method is served by the first round at or above s (its folder sparsity-<s> holds
+# the confidences and attacks of that round's network). Targets and references go through
+# the same rules; only their seed and membership table differ.
+MODEL_DIR = f"{R}/{{dataset}}/{{arch}}/{{run}}/{{method}}/sparsity-{{sparsity}}"
+DENSE_DIR = f"{R}/{{dataset}}/{{arch}}/{{run}}/dense/sparsity-0"
+STEP_DIR = f"{R}/{{dataset}}/{{arch}}/{{run}}/{{method}}/{{point}}"
+TICKET_METHODS = "|".join(sorted(METHODS))
 
 
-def model_dir(dataset, arch, replicate, sparsity):
+def run_name(replicate):
+    return str(replicate) if str(replicate).startswith("ref-") else f"seed-{replicate}"
+
+
+def model_dir(dataset, arch, replicate, method, sparsity):
     """The folder of a target model (replicate seed) or, with replicate "ref-<k>", of a
     reference model."""
-    run = replicate if str(replicate).startswith("ref-") else f"seed-{replicate}"
-    return f"{R}/{dataset}/{arch}/{run}/sparsity-{sparsity}"
+    return f"{R}/{dataset}/{arch}/{run_name(replicate)}/{method}/sparsity-{sparsity}"
+
+
+def dense_dir(w):
+    return f"{R}/{w.dataset}/{w.arch}/{w.run}/dense/sparsity-0"
+
+
+def step_dir(w, method, point):
+    return f"{R}/{w.dataset}/{w.arch}/{w.run}/{method}/{point}"
+
+
+def imp_round_of(method, sparsity):
+    """The round of iterative ``method`` that serves configured ``sparsity``."""
+    return method_of(method).rounds_for(float(sparsity))
+
+
+def trained_dir(w):
+    """The folder of the network behind a model folder (model.pt, metrics.json, mask.pt)."""
+    if w.method == "dense":
+        return dense_dir(w)
+    if METHODS[w.method].iterative:
+        return step_dir(w, w.method, f"round-{imp_round_of(w.method, w.sparsity)}")
+    return step_dir(w, w.method, f"sparsity-{w.sparsity}")
+
+
+def point_of(w):
+    """(sparsity, round) of a pruning step's <point>: (s, None) or (None, k)."""
+    kind, value = w.point.split("-", 1)
+    if kind == "round":
+        if not METHODS[w.method].iterative:
+            raise WorkflowError(f"{w.method} is not iterative: it has no {w.point}")
+        return None, int(value)
+    if METHODS[w.method].iterative:
+        raise WorkflowError(f"{w.method} is iterative: its networks live in round-<k> folders")
+    return float(value), None
+
+
+def mask_inputs(w):
+    """What a method's pruning step reads: the network it scores, the mask it starts from,
+    and (for data-driven methods) the membership table."""
+    m = METHODS[w.method]
+    sparsity, k = point_of(w)
+    dense = dense_dir(w)
+    if k is not None and k > 1:  # an iterative method's later round: the previous round
+        prev = step_dir(w, w.method, f"round-{k - 1}")
+        out = {"score_model": f"{prev}/model.pt", "base_mask": f"{prev}/mask.pt"}
+    else:
+        state = {"trained": "model.pt", "init": "init.pt", "rewind": "rewind.pt"}[m.score_state]
+        out = {"score_model": f"{dense}/{state}"}
+        if m.base_mask:
+            out["base_mask"] = f"{step_dir(w, m.base_mask, w.point)}/mask.pt"
+    if m.needs_data:
+        out["membership"] = run_membership(w)
+    return out
+
+
+def start_state(w):
+    """The dense-run state a pruned network retrains from (reinit reads w0's architecture)."""
+    return f"{dense_dir(w)}/{'rewind.pt' if METHODS[w.method].start == 'rewind' else 'init.pt'}"
+
+
+def step_sparsity(w):
+    """The sparsity a pruning step aims at: the configured one, or a round's nominal one."""
+    sparsity, k = point_of(w)
+    return sparsity if k is None else method_of(w.method).round_sparsity(k)
 
 
 def run_seed(run):
@@ -91,9 +176,10 @@ def run_membership(w):
     return f"{R}/{w.dataset}/membership.parquet"
 
 
-def in_reference_grid(dataset, arch, sparsity):
+def in_reference_grid(dataset, arch, method, sparsity):
     return (
         REF_COUNT > 0
+        and (method == "dense" or method in REF_METHODS)
         and dataset in (REF.get("datasets") or list(config["datasets"]))
         and arch in REF.get("architectures", [])
         and any(fmt_sparsity(s) == sparsity for s in REF.get("sparsities", []))
@@ -102,11 +188,11 @@ def in_reference_grid(dataset, arch, sparsity):
 
 def reference_inputs(w):
     """Reference models' confidences and the inclusion table, for attacks that need them."""
-    if not in_reference_grid(w.dataset, w.arch, w.sparsity):
+    if not in_reference_grid(w.dataset, w.arch, w.method, w.sparsity):
         return {}
     return {
         "references": [
-            f"{model_dir(w.dataset, w.arch, f'ref-{k}', w.sparsity)}/confidences.parquet"
+            f"{model_dir(w.dataset, w.arch, f'ref-{k}', w.method, w.sparsity)}/confidences.parquet"
             for k in range(REF_COUNT)
         ],
         "inclusion": f"{R}/{w.dataset}/references/inclusion.parquet",
@@ -114,29 +200,57 @@ def reference_inputs(w):
 
 
 def attacks_of(w):
-    if in_reference_grid(w.dataset, w.arch, w.sparsity):
+    if in_reference_grid(w.dataset, w.arch, w.method, w.sparsity):
         return ATTACKS + REF_ATTACKS
     return ATTACKS
 
 
+def models_at(sparsity):
+    """The (method, sparsity-string) models of a grid sparsity: the dense network at 0, every
+    configured pruning method above it."""
+    s = fmt_sparsity(sparsity)
+    return [("dense", s)] if float(s) == 0 else [(m, s) for m in METHOD_NAMES]
+
+
 def grid_models(dataset=None):
-    """(dataset, arch, replicate, sparsity-string) of every model in the config's grid."""
+    """(dataset, arch, replicate, method, sparsity-string) of every model in the grid."""
     for ds, g in GRIDS.items():
         if dataset is None or ds == dataset:
             for arch in g.architectures:
                 for r in REPLICATES:
                     for s in g.sparsities:
-                        yield ds, arch, r, fmt_sparsity(s)
+                        for method, sp in models_at(s):
+                            yield ds, arch, r, method, sp
+
+
+def trained_metrics(dataset, arch, replicate, method, sparsity):
+    """metrics.json of the network behind a model (an IMP round serves its sparsities)."""
+    run = run_name(replicate)
+    if method == "dense":
+        point = "sparsity-0"
+    elif METHODS[method].iterative:
+        point = f"round-{imp_round_of(method, sparsity)}"
+    else:
+        point = f"sparsity-{sparsity}"
+    return f"{R}/{dataset}/{arch}/{run}/{method}/{point}/metrics.json"
+
+
+TRAINING_MODELS = [
+    {"dataset": d, "arch": a, "replicate": r, "method": m, "sparsity": float(s),
+     "kind": "dense" if m == "dense" else METHODS[m].kind,
+     "metrics": trained_metrics(d, a, r, m, s)}
+    for d, a, r, m, s in grid_models()
+]
 
 
 def all_training_metrics():
-    return [f"{model_dir(d, a, r, s)}/metrics.json" for d, a, r, s in grid_models()]
+    return [t["metrics"] for t in TRAINING_MODELS]
 
 
 def all_attack_results(name):
     return [
-        f"{model_dir(d, a, r, s)}/attack-n{n}/{name}"
-        for d, a, r, s in grid_models()
+        f"{model_dir(d, a, r, m, s)}/attack-n{n}/{name}"
+        for d, a, r, m, s in grid_models()
         for n in GRIDS[d].sample_sizes
     ]
 
@@ -144,26 +258,30 @@ def all_attack_results(name):
 TRANSFER = config["transfer"]
 TRANSFER_REPLICATE = REPLICATES[0]
 TRANSFER_MODELS = [
-    (a, fmt_sparsity(s))
+    (a, m, s)
     for a in TRANSFER["architectures"]
-    for s in TRANSFER["sparsities"]
+    for m, s in [("dense" if float(x) == 0 else TRANSFER.get("method", "oneshot"),
+                  fmt_sparsity(x)) for x in TRANSFER["sparsities"]]
 ]
 
 
-def score_groups(sample_sizes_of_dataset):
-    """Table 1's two models (dense, ticket): their replicate score files per sample size."""
+def score_groups(sample_sizes_of_dataset, models=None):
+    """Replicate score files per model and sample size: Table 1's two models (dense, the
+    report.table1_method ticket) unless ``models`` lists (method, sparsity-string) pairs."""
     groups = []
     for d, g in GRIDS.items():
+        pairs = models or [("dense", "0"), (T1_METHOD, T1_SPARSITY)]
         for n in sample_sizes_of_dataset(d, g):
-            for s in ("0", T1_SPARSITY):
+            for method, s in pairs:
                 groups.append(
                     {
                         "dataset": d,
                         "arch": T1_ARCH,
+                        "method": method,
                         "sparsity": float(s),
                         "sample_size": int(n),
                         "paths": [
-                            f"{model_dir(d, T1_ARCH, r, s)}/attack-n{n}/scores.parquet"
+                            f"{model_dir(d, T1_ARCH, r, method, s)}/attack-n{n}/scores.parquet"
                             for r in REPLICATES
                         ],
                     }

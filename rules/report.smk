@@ -1,11 +1,12 @@
 REP = config["report"]
 T1_ARCH = REP["table1_arch"]
 T1_SPARSITY = fmt_sparsity(REP["table1_sparsity"])
+T1_METHOD = REP.get("table1_method", "oneshot")
 T1_ATTACK = REP.get("attack", "mlp")
 FIG2_N = REP["figure2_sample_size"]
 TRANSFER_ROWS = [
-    f"{R}/{TRANSFER['dataset']}/transfer/seed-{TRANSFER_REPLICATE}/n{TRANSFER['sample_size']}/{a}_sparsity-{s}.csv"
-    for a, s in TRANSFER_MODELS
+    f"{R}/{TRANSFER['dataset']}/transfer/seed-{TRANSFER_REPLICATE}/n{TRANSFER['sample_size']}/{a}_{m}_sparsity-{s}.csv"
+    for a, m, s in TRANSFER_MODELS
 ]
 FIGURES = {
     "figure1": f"{R}/report/figure1_test_accuracy.png",
@@ -19,30 +20,44 @@ FIGURES = {
     "figure9": f"{R}/report/figure9_tpr_at_low_fpr.png",
 }
 ROC_MODELS = [
-    {"dataset": d, "arch": a, "sparsity": float(s), "sample_size": FIG2_N}
-    for d, a, r, s in grid_models()
-    if FIG2_N in GRIDS[d].sample_sizes and r == REPLICATES[0]
+    {"dataset": d, "arch": a, "method": m, "sparsity": float(s), "sample_size": FIG2_N}
+    for d, a, r, m, s in grid_models()
+    if FIG2_N in GRIDS[d].sample_sizes and r == REPLICATES[0] and m in ("dense", T1_METHOD)
 ]
 ROC_SCORES = [
-    f"{model_dir(m['dataset'], m['arch'], REPLICATES[0], fmt_sparsity(m['sparsity']))}/attack-n{FIG2_N}/scores.parquet"
+    f"{model_dir(m['dataset'], m['arch'], REPLICATES[0], m['method'], fmt_sparsity(m['sparsity']))}/attack-n{FIG2_N}/scores.parquet"
     for m in ROC_MODELS
 ]
 
 
 TABLE1_GROUPS = score_groups(lambda d, g: g.sample_sizes)
+def figure2_size(g):
+    return FIG2_N if FIG2_N in g.sample_sizes else max(g.sample_sizes)
+
+
 ROC_ALL_MODELS = [
-    {"dataset": d, "arch": T1_ARCH, "sparsity": float(s), "sample_size": n}
+    {"dataset": d, "arch": T1_ARCH, "method": m, "sparsity": float(s), "sample_size": n}
     for d, g in GRIDS.items()
-    for n in [FIG2_N if FIG2_N in g.sample_sizes else max(g.sample_sizes)]
-    for s in ("0", T1_SPARSITY)
+    for n in [figure2_size(g)]
+    for m, s in (("dense", "0"), (T1_METHOD, T1_SPARSITY))
 ]
 ROC_ALL_SCORES = [
-    f"{model_dir(m['dataset'], T1_ARCH, REPLICATES[0], fmt_sparsity(m['sparsity']))}/attack-n{m['sample_size']}/scores.parquet"
+    f"{model_dir(m['dataset'], T1_ARCH, REPLICATES[0], m['method'], fmt_sparsity(m['sparsity']))}/attack-n{m['sample_size']}/scores.parquet"
     for m in ROC_ALL_MODELS
 ]
-SLICE_GROUPS = score_groups(
-    lambda d, g: [FIG2_N if FIG2_N in g.sample_sizes else max(g.sample_sizes)]
+SLICE_GROUPS = score_groups(lambda d, g: [figure2_size(g)])
+# Every method at every sparsity (Table 1's architecture, Figure 2's sample size): the
+# ticket-vs-control verdicts.
+METHOD_GROUPS = score_groups(
+    lambda d, g: [figure2_size(g)],
+    models=[pair for s in config["sparsities"] for pair in models_at(s)],
 )
+METHODS_DESCRIBED = [
+    {"name": "dense", "kind": "dense", "description": "the dense network (sparsity 0)"}
+] + [
+    {"name": m, "kind": METHODS[m].kind, "description": METHODS[m].description}
+    for m in METHOD_NAMES
+]
 
 
 rule summarize_training:
@@ -57,6 +72,7 @@ rule summarize_training:
         "../envs/analysis.yaml"
     params:
         datasets=list(GRIDS),
+        models=[{k: v for k, v in t.items() if k != "metrics"} for t in TRAINING_MODELS],
     script:
         "../workflow/scripts/summarize_training.py"
 
@@ -97,20 +113,26 @@ rule summarize_transfer:
 rule tables:
     input:
         attacks=f"{R}/summary/attacks.csv",
+        training=f"{R}/summary/training.csv",
         scores=group_paths(TABLE1_GROUPS),
+        method_scores=group_paths(METHOD_GROUPS),
     output:
         table1_csv=f"{R}/report/table1.csv",
         table1_md=f"{R}/report/table1.md",
         verdicts=f"{R}/report/verdicts.csv",
         attack_models=f"{R}/report/attack_models.csv",
+        method_verdicts=f"{R}/report/method_verdicts.csv",
     log:
         "logs/report/tables.log",
     conda:
         "../envs/analysis.yaml"
     params:
         groups=TABLE1_GROUPS,
+        method_groups=METHOD_GROUPS,
+        method_kinds={m["name"]: m["kind"] for m in METHODS_DESCRIBED},
         arch=T1_ARCH,
         sparsity=float(T1_SPARSITY),
+        method=T1_METHOD,
         attack=T1_ATTACK,
         verdict_attacks=REP.get("verdict_attacks", [T1_ATTACK, "loss"]),
         n_bootstrap=N_BOOTSTRAP,
@@ -179,6 +201,7 @@ rule figure_attack_vs_sample_size:
     params:
         sparsity=REP["figure3_sparsity"],
         attack=T1_ATTACK,
+        method=T1_METHOD,
     script:
         "../workflow/scripts/figure_attack_vs_sample_size.py"
 
@@ -272,6 +295,7 @@ rule figure_low_fpr:
         arch=T1_ARCH,
         sample_size=FIG2_N,
         attacks=list(dict.fromkeys([T1_ATTACK, "loss"] + REF_ATTACKS)),
+        method=T1_METHOD,
     script:
         "../workflow/scripts/figure_low_fpr.py"
 
@@ -282,6 +306,7 @@ rule report:
         table1=f"{R}/report/table1.csv",
         verdicts=f"{R}/report/verdicts.csv",
         attack_models=f"{R}/report/attack_models.csv",
+        method_verdicts=f"{R}/report/method_verdicts.csv",
         slices=f"{R}/summary/slices.csv",
         gap=f"{R}/summary/gap_correlation.json",
         training=f"{R}/summary/training.csv",
@@ -298,6 +323,8 @@ rule report:
         config=config,
         table1_arch=T1_ARCH,
         table1_sparsity=float(T1_SPARSITY),
+        table1_method=T1_METHOD,
         attack=T1_ATTACK,
+        methods=METHODS_DESCRIBED,
     script:
         "../workflow/scripts/report.py"

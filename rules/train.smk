@@ -1,3 +1,6 @@
+REWIND = {"rewind_epoch": PRUNE.get("rewind_epoch"), "rewind_step": PRUNE.get("rewind_step")}
+
+
 rule train_dense:
     input:
         membership=run_membership,
@@ -7,9 +10,9 @@ rule train_dense:
         rewind=f"{DENSE_DIR}/rewind.pt",
         metrics=f"{DENSE_DIR}/metrics.json",
     log:
-        "logs/{dataset}/{arch}/{run}/sparsity-0/train_dense.log",
+        "logs/{dataset}/{arch}/{run}/dense/sparsity-0/train_dense.log",
     benchmark:
-        f"{R}/benchmarks/{{dataset}}/{{arch}}/{{run}}/sparsity-0/train_dense.tsv"
+        f"{R}/benchmarks/{{dataset}}/{{arch}}/{{run}}/dense/sparsity-0/train_dense.tsv"
     retries: 2
     conda:
         "../envs/pytorch.yaml"
@@ -22,47 +25,59 @@ rule train_dense:
         recipe=lambda w: recipe(w.dataset, w.arch),
         recipe_key=lambda w: f"training.{w.dataset}.{w.arch}",
         seed=lambda w: run_seed(w.run),
-        rewind_epoch=config["pruning"]["rewind_epoch"],
+        rewind=REWIND,
         device=config["device"],
         runtime=config.get("runtime", {}),
     script:
         "../workflow/scripts/train_dense.py"
 
 
+# One pruning step of a method (pruning.methods): the mask, from the network the method
+# scores and the mask it starts from (see mask_inputs in common.smk).
 rule prune_mask:
     input:
-        model=f"{DENSE_DIR}/model.pt",
+        unpack(mask_inputs),
     output:
-        mask=f"{MODEL_DIR}/mask.pt",
-        report=f"{MODEL_DIR}/mask.json",
+        mask=f"{STEP_DIR}/mask.pt",
+        report=f"{STEP_DIR}/mask.json",
     log:
-        "logs/{dataset}/{arch}/{run}/sparsity-{sparsity}/prune_mask.log",
+        "logs/{dataset}/{arch}/{run}/{method}/{point}/prune_mask.log",
     wildcard_constraints:
-        sparsity=r"0\.[0-9]+",
+        method=TICKET_METHODS,
     conda:
         "../envs/pytorch.yaml"
+    threads: THREADS.get("train", 1)
     params:
-        sparsity=lambda w: float(w.sparsity),
-        prune_fc=config["pruning"]["prune_fc"],
+        method=lambda w: w.method,
+        settings=lambda w: PRUNE.get(w.method) or {},
+        sparsity=lambda w: point_of(w)[0],
+        imp_round=lambda w: point_of(w)[1],
+        seed=lambda w: run_seed(w.run),
+        prune_fc=PRUNE["prune_fc"],
+        data=lambda w: data_params(w.dataset) if METHODS[w.method].needs_data else None,
+        recipe=lambda w: recipe(w.dataset, w.arch) if METHODS[w.method].needs_data else None,
+        recipe_key=lambda w: f"training.{w.dataset}.{w.arch}",
     script:
         "../workflow/scripts/prune_mask.py"
 
 
+# The pruned network of a step, retrained with the mask held from the method's start state
+# (the rewind state, w0, or fresh random weights).
 rule train_ticket:
     input:
         membership=run_membership,
-        mask=f"{MODEL_DIR}/mask.pt",
-        rewind=f"{DENSE_DIR}/rewind.pt",
+        mask=f"{STEP_DIR}/mask.pt",
+        start=start_state,
     output:
-        model=f"{MODEL_DIR}/model.pt",
-        metrics=f"{MODEL_DIR}/metrics.json",
+        model=f"{STEP_DIR}/model.pt",
+        metrics=f"{STEP_DIR}/metrics.json",
     log:
-        "logs/{dataset}/{arch}/{run}/sparsity-{sparsity}/train_ticket.log",
+        "logs/{dataset}/{arch}/{run}/{method}/{point}/train_ticket.log",
     benchmark:
-        f"{R}/benchmarks/{{dataset}}/{{arch}}/{{run}}/sparsity-{{sparsity}}/train_ticket.tsv"
+        f"{R}/benchmarks/{{dataset}}/{{arch}}/{{run}}/{{method}}/{{point}}/train_ticket.tsv"
     retries: 2
     wildcard_constraints:
-        sparsity=r"0\.[0-9]+",
+        method=TICKET_METHODS,
     conda:
         "../envs/pytorch.yaml"
     threads: THREADS.get("train", 1)
@@ -74,8 +89,11 @@ rule train_ticket:
         recipe=lambda w: recipe(w.dataset, w.arch),
         recipe_key=lambda w: f"training.{w.dataset}.{w.arch}",
         seed=lambda w: run_seed(w.run),
-        rewind_epoch=config["pruning"]["rewind_epoch"],
-        sparsity=lambda w: float(w.sparsity),
+        rewind=REWIND,
+        method=lambda w: w.method,
+        start=lambda w: METHODS[w.method].start,
+        sparsity=step_sparsity,
+        imp_round=lambda w: point_of(w)[1],
         device=config["device"],
         runtime=config.get("runtime", {}),
     script:
@@ -85,13 +103,14 @@ rule train_ticket:
 rule extract_confidences:
     input:
         membership=run_membership,
-        model=f"{MODEL_DIR}/model.pt",
+        model=lambda w: f"{trained_dir(w)}/model.pt",
+        metrics=lambda w: f"{trained_dir(w)}/metrics.json",
     output:
         f"{MODEL_DIR}/confidences.parquet",
     log:
-        "logs/{dataset}/{arch}/{run}/sparsity-{sparsity}/extract_confidences.log",
+        "logs/{dataset}/{arch}/{run}/{method}/sparsity-{sparsity}/extract_confidences.log",
     benchmark:
-        f"{R}/benchmarks/{{dataset}}/{{arch}}/{{run}}/sparsity-{{sparsity}}/extract_confidences.tsv"
+        f"{R}/benchmarks/{{dataset}}/{{arch}}/{{run}}/{{method}}/sparsity-{{sparsity}}/extract_confidences.tsv"
     conda:
         "../envs/pytorch.yaml"
     threads: THREADS.get("confidences", 1)
@@ -99,6 +118,7 @@ rule extract_confidences:
         gpu=GPU,
     params:
         data=lambda w: data_params(w.dataset),
+        method=lambda w: w.method,
         sparsity=lambda w: float(w.sparsity),
         replicate=lambda w: run_seed(w.run),
         batch_size=config["confidences"].get("batch_size", 512),

@@ -131,7 +131,66 @@ def check_config(config: dict) -> dict[str, Grid]:
     _check_replicates(config)
     _check_attacks(config)
     _check_references(config, archs, sparsities)
+    _check_pruning(config)
     return grids
+
+
+def pruning_methods(config: dict) -> list[str]:
+    """The configured pruning methods (``pruning.methods``; default: oneshot)."""
+    return list((config.get("pruning") or {}).get("methods") or ["oneshot"])
+
+
+PRUNING_KEYS = ("prune_fc", "rewind_epoch", "rewind_step", "methods")
+
+
+def _check_pruning(config: dict) -> None:
+    import difflib
+
+    from .pruning import METHODS, get_method
+
+    p = config["pruning"]
+    methods = pruning_methods(config)
+    dup = _duplicates(methods)
+    if dup:
+        raise ConfigError(f"config key 'pruning.methods' lists {dup[0]!r} more than once; "
+                          "list each method once")
+    for name in methods:
+        try:
+            get_method(name, p.get(name), key=f"pruning.{name}")
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        base = METHODS[name].base_mask
+        _require(base is None or base in methods, f"config key 'pruning.methods': {name!r} "
+                 f"builds on the {base!r} mask; add {base!r} to the list")
+    for key, value in p.items():
+        if key in PRUNING_KEYS:
+            continue
+        if key not in METHODS:
+            m = difflib.get_close_matches(key, list(PRUNING_KEYS) + sorted(METHODS), n=1)
+            hint = f" (did you mean {m[0]!r}?)" if m else ""
+            raise ConfigError(f"config key 'pruning.{key}': unknown key{hint}; known keys: "
+                              f"{list(PRUNING_KEYS)} or the settings of a pruning method "
+                              f"{sorted(METHODS)}")
+        _require(isinstance(value, dict), f"config key 'pruning.{key}': the settings of a "
+                 "pruning method are a mapping")
+        try:
+            get_method(key, value, key=f"pruning.{key}")
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+    epoch, step = p.get("rewind_epoch"), p.get("rewind_step")
+    _require((epoch is None) != (step is None), "config keys 'pruning.rewind_epoch' and "
+             f"'pruning.rewind_step': set exactly one of them (got {epoch!r} and {step!r}); "
+             "null the other")
+    r = config["report"]
+    t1 = r.get("table1_method", "oneshot")
+    _require(t1 in methods, f"config key 'report.table1_method': {t1!r} is not one of "
+             f"pruning.methods {methods}")
+    tm = config["transfer"].get("method", "oneshot")
+    _require(tm in methods, f"config key 'transfer.method': {tm!r} is not one of "
+             f"pruning.methods {methods}")
+    for m in (config.get("references") or {}).get("methods", ["oneshot"]):
+        _require(m in methods, f"config key 'references.methods': {m!r} is not one of "
+                 f"pruning.methods {methods}")
 
 
 def _check_references(config: dict, archs, sparsities) -> None:
@@ -443,7 +502,8 @@ def schema_error_message(ve, root_schema: dict | None = None) -> str:
             m = difflib.get_close_matches(key, declared, n=1)
             hint = f" (did you mean {m[0]!r}?)" if m else ""
             return (f"{where}: unknown key {key!r}{hint}; known keys: {declared}, or "
-                    f"{ve.validator_value}-valued settings of a registered attack")
+                    f"{ve.validator_value}-valued settings of a registered attack or pruning "
+                    "method")
     if ve.validator == "additionalProperties" and isinstance(ve.instance, dict):
         import difflib
 

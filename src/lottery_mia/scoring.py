@@ -35,12 +35,15 @@ def predict_logits(model, dataset, batch_size: int, device,
 def extract_confidences(*, data, model_path, dataset: str, arch: str, sparsity: float,
                         device: str, batch_size: int, output, replicate: int | None = None,
                         threads: int | None = None, num_workers: int = 4,
-                        augmentations: int = 1) -> ConfidenceTable:
+                        augmentations: int = 1, method: str | None = None,
+                        metrics_path=None) -> ConfidenceTable:
     """Score every scored member and non-member of the membership table with one model.
 
     ``augmentations`` 2 also scores the horizontally flipped images and stores LiRA's
     scaled logit averaged over both views (use it when training flips; the logits column
-    stays the original view's).
+    stays the original view's). ``method`` (the pruning method, ``dense`` for the dense
+    network) and the achieved sparsity read from the training job's ``metrics_path`` go into
+    the table's metadata, so attack results carry them.
     """
     if augmentations not in (1, 2):
         raise ValueError(f"config key confidences.augmentations: {augmentations} must be 1 "
@@ -84,6 +87,15 @@ def extract_confidences(*, data, model_path, dataset: str, arch: str, sparsity: 
             "num_classes": int(lg.shape[1]), "augmentations": int(augmentations)}
     if replicate is not None:
         meta["replicate"] = int(replicate)
+    if method is not None:
+        meta["method"] = method
+    if metrics_path is not None:
+        from .io import read_json
+
+        trained = read_json(metrics_path)
+        meta["achieved_sparsity"] = float(trained.get("mask", {}).get("sparsity_prunable", 0.0))
+        if trained.get("imp_round") is not None:
+            meta["imp_round"] = int(trained["imp_round"])
     t = ConfidenceTable.from_logits(sid, lab, mem, lg, meta,
                                     phi=phi if augmentations > 1 else None)
     write_confidences(t, output)

@@ -1,7 +1,13 @@
 """Summary tables of a run: training, attacks (with intervals, per replicate and averaged
 over replicates) and transfer. Pure pandas/numpy: no torch.
 
-``attacks.csv`` holds one row per (dataset, arch, sparsity, replicate, sample_size, attack):
+Models are keyed by (dataset, arch, method, sparsity): ``method`` is the pruning method
+(``dense`` for the dense network at sparsity 0), ``sparsity`` the configured one, and
+``achieved_sparsity`` the exact fraction of prunable weights the model's mask removes (an
+IMP round serving sparsity s can sit above s).
+
+``attacks.csv`` holds one row per (dataset, arch, method, sparsity, replicate, sample_size,
+attack):
 ``replicate`` is the training seed, or ``mean`` for the average over all replicates. Every
 metric ``m`` has ``m_ci_low`` / ``m_ci_high`` beside it: a 95% percentile bootstrap over the
 attack-test rows (for ``mean`` rows, the same resampled rows for every replicate, metric
@@ -19,8 +25,13 @@ import pandas as pd
 from .io import log, read_json
 from .metrics import POINT_METRICS, bootstrap_metrics, chance_verdict, mean_ci, proportion_ci
 
-MODEL_KEYS = ["dataset", "arch", "sparsity"]
-ATTACK_KEYS = ["dataset", "arch", "sparsity", "replicate", "sample_size", "attack"]
+MODEL_KEYS = ["dataset", "arch", "method", "sparsity"]
+ATTACK_KEYS = ["dataset", "arch", "method", "sparsity", "replicate", "sample_size", "attack"]
+
+
+def default_method(sparsity) -> str:
+    """The method of a result written before methods existed: dense at 0, else one-shot."""
+    return "dense" if not float(sparsity) else "oneshot"
 
 
 def write_csv(frame: pd.DataFrame, output) -> None:
@@ -32,19 +43,31 @@ def write_csv(frame: pd.DataFrame, output) -> None:
 
 
 # --------------------------------------------------------------------------- training
-def summarize_training(metric_paths: list, membership_paths: dict, output) -> pd.DataFrame:
-    """One row per trained model (replicate), with Wilson intervals on the accuracies."""
+def summarize_training(metric_paths: list, membership_paths: dict, output,
+                       models: list[dict] | None = None) -> pd.DataFrame:
+    """One row per model (replicate), with Wilson intervals on the accuracies.
+
+    ``models`` (aligned with ``metric_paths``): dicts with the model's ``method``, configured
+    ``sparsity`` and ``kind``, for the rows whose network serves a configured sparsity it
+    does not name (an IMP round)."""
     sizes = {}
     for ds, path in membership_paths.items():
         table = pd.read_parquet(path, columns=["member"])
         sizes[ds] = (int(table["member"].sum()), int((~table["member"]).sum()))
     rows = []
-    for p in metric_paths:
+    for i, p in enumerate(metric_paths):
         m = read_json(p)
         mask = m.get("mask", {})
         n_train, n_test = sizes[m["dataset"]]
+        spec = models[i] if models is not None else {}
+        sparsity = float(spec.get("sparsity", m["sparsity"]))
+        method = spec.get("method") or m.get("method") or default_method(sparsity)
         row = {
-            "dataset": m["dataset"], "arch": m["arch"], "sparsity": float(m["sparsity"]),
+            "dataset": m["dataset"], "arch": m["arch"], "method": method,
+            "method_kind": spec.get("kind", "dense" if method == "dense" else "ticket"),
+            "sparsity": sparsity,
+            "achieved_sparsity": float(mask.get("sparsity_prunable", 0.0)),
+            "imp_round": m.get("imp_round"),
             "replicate": int(m["seed"]),
             "test_acc": m["test_acc"], "train_acc": m["train_acc"],
             "generalization_gap": m["train_acc"] - m["test_acc"],
@@ -52,6 +75,7 @@ def summarize_training(metric_paths: list, membership_paths: dict, output) -> pd
             "measured_sparsity_prunable": m.get("measured_sparsity_prunable", 0.0),
             "sparsity_all_parameters": mask.get("sparsity_all_parameters", 0.0),
             "epochs": m["recipe"]["epochs"], "rewind_epoch": m["rewind_epoch"],
+            "rewind_step": m.get("rewind_step"), "start": m.get("start", "dense"),
             "train_seconds": m["train_seconds"], "device": m["device"],
         }
         for k, n in (("test_acc", n_test), ("train_acc", n_train)):
@@ -69,6 +93,8 @@ def training_means(training: pd.DataFrame) -> pd.DataFrame:
     for key, part in training.groupby(MODEL_KEYS):
         row = dict(zip(MODEL_KEYS, key))
         row["replicates"] = len(part)
+        if "achieved_sparsity" in part:
+            row["achieved_sparsity"] = float(part["achieved_sparsity"].mean())
         for k in ("test_acc", "train_acc", "generalization_gap"):
             row[k], lo, hi = mean_ci(part[k])
             if k != "generalization_gap":  # an accuracy's interval stays within [0, 1]
@@ -81,7 +107,10 @@ def training_means(training: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- attacks
 def read_attack_results(metric_path) -> list[dict]:
     m = read_json(metric_path)
-    base = {"dataset": m["dataset"], "arch": m["arch"], "sparsity": float(m["sparsity"]),
+    sparsity = float(m["sparsity"])
+    base = {"dataset": m["dataset"], "arch": m["arch"],
+            "method": m.get("method") or default_method(sparsity), "sparsity": sparsity,
+            "achieved_sparsity": float(m.get("achieved_sparsity", sparsity)),
             "replicate": str(m["replicate"]), "sample_size": int(m["sample_size"]),
             "features": m.get("features")}
     return [{**base, **{k: v for k, v in r.items() if not isinstance(v, (dict, list))}}
@@ -93,14 +122,15 @@ def read_scores(path) -> pd.DataFrame:
 
 
 def replicate_mean_rows(groups: dict, n_bootstrap: int, seed: int) -> list[dict]:
-    """``groups``: (dataset, arch, sparsity, sample_size) -> list of (rows, scores frame)."""
+    """``groups``: (dataset, arch, method, sparsity, sample_size) -> list of (rows, scores
+    frame)."""
     out = []
-    for (ds, arch, sparsity, n), members in sorted(groups.items()):
+    for (ds, arch, method, sparsity, n), members in sorted(groups.items()):
         frames = [s for _, s in members]
         ids = frames[0]["sample_id"].to_numpy()
         for f in frames[1:]:
             if not np.array_equal(f["sample_id"].to_numpy(), ids):
-                raise ValueError(f"replicates of {ds}/{arch}/sparsity {sparsity} n={n} were "
+                raise ValueError(f"replicates of {ds}/{arch}/{method}/sparsity {sparsity} n={n} were "
                                  "attacked on different rows; rerun their fit_attack jobs")
         test = (frames[0]["fold"] == "attack_test").to_numpy()
         y = frames[0]["member"].to_numpy()[test]
@@ -113,9 +143,10 @@ def replicate_mean_rows(groups: dict, n_bootstrap: int, seed: int) -> list[dict]
             s = np.stack([f[col].to_numpy()[test] for f in frames])
             thr = np.array([r["threshold"] for r in reps])
             m = bootstrap_metrics(y, s, thr, n_boot=n_bootstrap, seed=seed)
-            row = {"dataset": ds, "arch": arch, "sparsity": sparsity, "replicate": "mean",
-                   "sample_size": n, "attack": attack, "kind": reps[0].get("kind"),
-                   "replicates": len(reps), **m}
+            row = {"dataset": ds, "arch": arch, "method": method, "sparsity": sparsity,
+                   "achieved_sparsity": float(np.mean([r["achieved_sparsity"] for r in reps])),
+                   "replicate": "mean", "sample_size": n, "attack": attack,
+                   "kind": reps[0].get("kind"), "replicates": len(reps), **m}
             for k in POINT_METRICS:
                 _, row[f"{k}_seed_ci_low"], row[f"{k}_seed_ci_high"] = mean_ci(
                     [r[k] for r in reps])
@@ -134,13 +165,13 @@ def summarize_attacks(metric_paths: list, score_paths: list, output, *,
         results = read_attack_results(mp)
         rows += results
         r0 = results[0]
-        key = (r0["dataset"], r0["arch"], r0["sparsity"], r0["sample_size"])
+        key = (r0["dataset"], r0["arch"], r0["method"], r0["sparsity"], r0["sample_size"])
         groups.setdefault(key, []).append((results, read_scores(sp)))
     rows += replicate_mean_rows(groups, n_bootstrap, seed)
     frame = pd.DataFrame(rows)
     frame["_mean"] = frame["replicate"] == "mean"
-    frame = frame.sort_values(["dataset", "arch", "sparsity", "sample_size", "attack", "_mean",
-                               "replicate"]).drop(columns="_mean").reset_index(drop=True)
+    frame = frame.sort_values(["dataset", "arch", "method", "sparsity", "sample_size", "attack",
+                               "_mean", "replicate"]).drop(columns="_mean").reset_index(drop=True)
     lead = ATTACK_KEYS + ["kind"]
     frame = frame[lead + [c for c in frame.columns if c not in lead]]
     write_csv(frame, output)
@@ -151,7 +182,8 @@ def summarize_transfer(paths: list, dataset: str, replicate: int, output) -> pd.
     frame = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
     frame.insert(0, "dataset", dataset)
     frame.insert(1, "replicate", replicate)
-    frame = frame.sort_values(["source_arch", "source_sparsity", "target_arch",
-                               "target_sparsity"])
+    frame = frame.sort_values([c for c in ("source_arch", "source_method", "source_sparsity",
+                                           "target_arch", "target_method", "target_sparsity")
+                               if c in frame.columns])
     write_csv(frame, output)
     return frame

@@ -283,12 +283,17 @@ def make_step(model, opt, mask, rt: Runtime, totals: _Totals):
 
 def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed: int,
                  device: torch.device, mask: Mask | None = None, start_epoch: int = 0,
-                 capture_epoch: int | None = None, resume_path: Path | None = None,
+                 capture_epoch: int | None = None, start_step: int | None = None,
+                 capture_step: int | None = None, resume_path: Path | None = None,
                  resume_key: str = "", runtime: Runtime | None = None) -> dict:
-    """Train ``model`` from ``start_epoch`` to ``recipe.epochs``.
+    """Train ``model`` from a starting point to the end of ``recipe.epochs``.
 
-    With ``mask``, pruned weights are zeroed after every optimizer step. With
-    ``capture_epoch`` k, the whole state at the start of epoch k is returned as
+    Training points are counted in optimizer steps: ``start_step`` (default
+    ``start_epoch`` x steps per epoch) is the number of steps already taken, so training
+    resumes mid-epoch with that epoch's data order and learning rate when it is not a
+    multiple of the epoch length. With ``mask``, pruned weights are zeroed after every
+    optimizer step. With ``capture_step`` k (or ``capture_epoch`` e: k = e x steps per
+    epoch), the whole state after exactly k steps is returned as
     ``result["captured_state"]`` (the rewind point). Returns the history and final metrics.
     ``runtime`` (default: :func:`make_runtime` of ``device``) decides AMP, channels_last and
     CUDA graphs.
@@ -304,22 +309,37 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
     history: list[dict] = []
     captured = None
     n_steps = steps_per_epoch(len(train_set), recipe.batch_size)
+    total_steps = n_steps * recipe.epochs
+    if start_step is None:
+        start_step = start_epoch * n_steps
+    if capture_step is None and capture_epoch is not None:
+        capture_step = capture_epoch * n_steps
+    if not 0 <= start_step < total_steps:
+        raise ValueError(f"start step {start_step} is outside the {total_steps} steps of "
+                         f"{recipe.epochs} epochs x {n_steps} steps")
+    if capture_step is not None and not 0 <= capture_step <= total_steps:
+        raise ValueError(f"rewind step {capture_step} is outside the {total_steps} steps of "
+                         f"{recipe.epochs} epochs x {n_steps} steps")
+    first_epoch, skip = divmod(start_step, n_steps)
     fingerprint = resume_fingerprint(recipe_fingerprint=recipe.fingerprint(), seed=seed,
-                                     start_epoch=start_epoch, key=resume_key, model=model,
-                                     mask=mask)
+                                     start_epoch=first_epoch, key=f"{resume_key}:step{start_step}",
+                                     model=model, mask=mask)
 
-    epoch0 = start_epoch
+    epoch0 = first_epoch
     saved = load_resume(resume_path, fingerprint=fingerprint, model=model, optimizer=opt,
-                        start_epoch=start_epoch, epochs=recipe.epochs)
+                        start_epoch=first_epoch, epochs=recipe.epochs)
     if saved is not None:
         history, captured, epoch0 = saved["history"], saved["captured"], saved["next_epoch"]
+        skip = 0
+
+    def capture_now():
+        return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
     totals = _Totals(device)
     train_step = make_step(model, opt, mask, rt, totals)
     t_start = time.time()
+    lr = recipe.lr_at(epoch0)
     for epoch in range(epoch0, recipe.epochs):
-        if capture_epoch is not None and epoch == capture_epoch and captured is None:
-            captured = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         model.train()
         t0 = time.time()
         totals.reset()
@@ -327,6 +347,10 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
         order_seed = seed * 1_000_003 + epoch  # same order for the dense run and its tickets
         for step, (xb, yb) in enumerate(train_set.train_batches(recipe.batch_size, order_seed,
                                                                  recipe.augment)):
+            if epoch == first_epoch and step < skip:
+                continue  # steps the start state already took (rewinding to a step)
+            if captured is None and capture_step == epoch * n_steps + step:
+                captured = capture_now()
             lr = recipe.lr_at(epoch + step / n_steps)
             train_step(xb, yb, lr)
             seen += yb.shape[0]
@@ -337,6 +361,7 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
         if not math.isfinite(loss_sum):
             raise FloatingPointError(f"training diverged at epoch {epoch + 1}: loss is "
                                      f"{loss_sum}; lower the learning rate")
+        seen = max(seen, 1)
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / seen,
                "train_acc_running": correct / seen, "seconds": time.time() - t0}
         last = epoch + 1 == recipe.epochs
@@ -351,8 +376,8 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
         if resume_path is not None and not last:
             save_resume(resume_path, fingerprint=fingerprint, model=model, optimizer=opt,
                         history=history, captured=captured, next_epoch=epoch + 1)
-    if capture_epoch is not None and captured is None:  # capture_epoch == epochs
-        captured = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    if capture_step is not None and captured is None:  # capture_step == the last step
+        captured = capture_now()
     train_acc, train_loss = _evaluate(model, train_set, recipe.eval_batch_size, rt)
     test_acc, test_loss = _evaluate(model, test_set, recipe.eval_batch_size, rt)
     model.to(memory_format=torch.contiguous_format)
@@ -360,7 +385,7 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
         Path(resume_path).unlink()
     return {"history": history, "captured_state": captured, "train_acc": train_acc,
             "train_loss": train_loss, "test_acc": test_acc, "test_loss": test_loss,
-            "train_seconds": time.time() - t_start}
+            "train_seconds": time.time() - t_start, "steps_per_epoch": n_steps}
 
 
 # --------------------------------------------------------------------------- entry points
@@ -406,17 +431,36 @@ def _setup(threads: int | None, seed: int) -> None:
     np.random.seed(seed % (2**32))
 
 
-def train_dense(*, data: DataSpec, arch: str, recipe: dict, seed: int, rewind_epoch: int,
-                device: str, out_model, out_init, out_rewind, out_metrics,
-                threads: int | None = None, recipe_key: str = "training",
-                runtime: dict | None = None) -> dict:
+def rewind_step_of(rewind_epoch: int | None, rewind_step: int | None, n_steps: int,
+                   epochs: int, recipe_key: str = "training") -> int:
+    """The rewind point in optimizer steps: ``pruning.rewind_step``, or
+    ``pruning.rewind_epoch`` x steps per epoch. Exactly one of the two is set, and the point
+    lies before the last step (a ticket rewound to the end would never be retrained)."""
+    if (rewind_epoch is None) == (rewind_step is None):
+        raise ValueError("config keys pruning.rewind_epoch and pruning.rewind_step: set "
+                         f"exactly one of them (got rewind_epoch={rewind_epoch!r}, "
+                         f"rewind_step={rewind_step!r})")
+    step = rewind_step if rewind_step is not None else rewind_epoch * n_steps
+    key = "rewind_step" if rewind_step is not None else "rewind_epoch"
+    value = rewind_step if rewind_step is not None else rewind_epoch
+    if not 0 <= step < epochs * n_steps:
+        raise ValueError(f"config key pruning.{key}={value} must be within [0, "
+                         f"{epochs if key == 'rewind_epoch' else epochs * n_steps}) of "
+                         f"{recipe_key} ({epochs} epochs x {n_steps} steps): a ticket rewound "
+                         "to the last step would never be retrained; lower it or raise the "
+                         "epochs")
+    return step
+
+
+def train_dense(*, data: DataSpec, arch: str, recipe: dict, seed: int, device: str,
+                out_model, out_init, out_rewind, out_metrics, rewind_epoch: int | None = 0,
+                rewind_step: int | None = None, threads: int | None = None,
+                recipe_key: str = "training", runtime: dict | None = None) -> dict:
+    """Steps 1-2 of Algorithm 1: w0, dense training, the rewind state (after exactly
+    ``rewind_step`` optimizer steps, or at the start of epoch ``rewind_epoch``)."""
     from .devices import claim_device
 
     rec = Recipe.from_dict(recipe, recipe_key)
-    if not 0 <= rewind_epoch < rec.epochs:
-        raise ValueError(f"config key pruning.rewind_epoch={rewind_epoch} must be within "
-                         f"[0, epochs={rec.epochs}) of {recipe_key}: a ticket rewound to the "
-                         "last epoch would never be retrained; lower it or raise the epochs")
     _setup(threads, seed)
     with output_lock(Path(out_model).parent), \
             claim_device(device, slots=(runtime or {}).get("gpu_slots")) as claim:
@@ -426,77 +470,58 @@ def train_dense(*, data: DataSpec, arch: str, recipe: dict, seed: int, rewind_ep
         model = build_model(**spec)  # seeded: w0 is a function of the seed alone
         init_model = copy.deepcopy(model)  # w0, written with the other outputs (no RNG use)
         train_set, test_set = member_and_test_sets(data, rec, dev)
-        log(f"{len(train_set)} members (training set), {len(test_set)} non-members (test set)")
+        n_steps = steps_per_epoch(len(train_set), rec.batch_size)
+        capture = rewind_step_of(rewind_epoch, rewind_step, n_steps, rec.epochs, recipe_key)
+        log(f"{len(train_set)} members (training set), {len(test_set)} non-members (test set); "
+            f"rewind point: step {capture} ({capture / n_steps:g} epochs)")
         resume = Path(out_model).with_name("resume.pt")
         res = run_training(model, train_set, test_set, rec, seed=seed, device=dev,
-                           capture_epoch=rewind_epoch, resume_path=resume,
-                           resume_key=f"dense:{arch}:{rewind_epoch}:{_data_key(data)}",
+                           capture_step=capture, resume_path=resume,
+                           resume_key=f"dense:{arch}:{capture}:{_data_key(data)}",
                            runtime=make_runtime(dev, runtime))
         rewind_model = build_model(**spec)
         rewind_model.load_state_dict(res["captured_state"])
         # Every output is written at the end, so a killed job leaves none that look valid.
-        save_checkpoint(out_init, init_model, spec, epoch=0, sparsity=0.0)
-        save_checkpoint(out_rewind, rewind_model, spec, epoch=rewind_epoch, sparsity=0.0)
-        save_checkpoint(out_model, model.cpu(), spec, epoch=rec.epochs, sparsity=0.0)
-    metrics = _metrics(arch, data, 0.0, rec, seed, rewind_epoch, res, str(dev))
+        save_checkpoint(out_init, init_model, spec, epoch=0, step=0, sparsity=0.0)
+        save_checkpoint(out_rewind, rewind_model, spec, epoch=capture / n_steps, step=capture,
+                        sparsity=0.0)
+        save_checkpoint(out_model, model.cpu(), spec, epoch=rec.epochs,
+                        step=rec.epochs * n_steps, sparsity=0.0)
+    metrics = _metrics(arch, data, 0.0, rec, seed, capture, n_steps, res, str(dev))
+    metrics["method"] = "dense"
     write_json(metrics, out_metrics)
     log(f"done: test_acc={res['test_acc']:.4f} train_acc={res['train_acc']:.4f}")
     return metrics
 
 
-def prune_mask(*, dense_model, sparsity: float, prune_fc: bool, out_mask, out_report) -> dict:
-    """Step 3 of Algorithm 1: global magnitude mask of the trained dense network."""
-    model, _ = load_checkpoint(dense_model)
-    mask = Mask.global_magnitude(model, sparsity, prune_fc=prune_fc)
-    Path(out_mask).parent.mkdir(parents=True, exist_ok=True)
-    mask.save(out_mask)
-    report = mask.report(model)
-    report["requested_sparsity"] = sparsity
-    write_json(report, out_report)
-    log(f"mask at sparsity {sparsity}: pruned {report['pruned_weights']} of "
-        f"{report['prunable_weights']} prunable weights "
-        f"({report['sparsity_all_parameters']:.4f} of all parameters)")
-    return report
-
-
-def rewound_ticket(rewind_path, mask_path, rewind_epoch: int) -> tuple[nn.Module, dict, Mask]:
-    """Step 4 of Algorithm 1: the whole rewind state (weights, biases, BatchNorm affine and
-    running statistics) with the mask applied: survivors equal the rewind state exactly."""
-    model, ckpt = load_checkpoint(rewind_path)
-    if ckpt.get("epoch") != rewind_epoch:
-        raise ValueError(f"{rewind_path} holds the state of epoch {ckpt.get('epoch')}, "
-                         f"the config asks to rewind to {rewind_epoch} (pruning.rewind_epoch)")
-    mask = Mask.load(mask_path)
-    try:
-        mask.validate(model)
-    except ValueError as err:
-        raise ValueError(f"mask {mask_path} does not fit the rewind state {rewind_path}: {err}; "
-                         "delete the mask and rerun the prune_mask rule") from None
-    mask.apply_(model)
-    return model, ckpt, mask
-
-
-def train_ticket(*, data: DataSpec, arch: str, recipe: dict, seed: int, rewind_epoch: int,
-                 sparsity: float, device: str, mask_path, rewind_path, out_model, out_metrics,
+def train_ticket(*, data: DataSpec, arch: str, recipe: dict, seed: int, sparsity: float,
+                 device: str, mask_path, start_path, out_model, out_metrics,
+                 method: str = "oneshot", start: str = "rewind", rewind_epoch: int | None = 0,
+                 rewind_step: int | None = None, imp_round: int | None = None,
                  threads: int | None = None, recipe_key: str = "training",
                  runtime: dict | None = None) -> dict:
-    """Steps 4-5 of Algorithm 1: rewind the whole state, apply the mask, retrain."""
+    """Steps 4-5 of Algorithm 1 for any pruning method: the method's start state (the
+    rewind state, w0, or fresh random weights), the mask applied, masked retraining."""
     from .devices import claim_device
+    from .pruning.jobs import ticket_start
 
     rec = Recipe.from_dict(recipe, recipe_key)
     _setup(threads, seed)
     with output_lock(Path(out_model).parent), \
             claim_device(device, slots=(runtime or {}).get("gpu_slots")) as claim:
         dev = torch.device(claim.device)
-        model, ckpt, mask = rewound_ticket(rewind_path, mask_path, rewind_epoch)
-        log(f"ticket {arch} on {data.dataset} at sparsity {sparsity} "
-            f"(mask: {mask.sparsity():.4f} of prunable weights), rewound to epoch "
-            f"{rewind_epoch}, device {dev}")
         train_set, test_set = member_and_test_sets(data, rec, dev)
+        n_steps = steps_per_epoch(len(train_set), rec.batch_size)
+        rewind = rewind_step_of(rewind_epoch, rewind_step, n_steps, rec.epochs, recipe_key)
+        model, spec, mask, start_step = ticket_start(start, start_path, mask_path,
+                                                     rewind_step=rewind, seed=seed)
+        log(f"{method} ticket {arch} on {data.dataset} at sparsity {sparsity} (mask: "
+            f"{mask.sparsity():.4f} of prunable weights), starting from the {start} state at "
+            f"step {start_step} ({start_step / n_steps:g} epochs), device {dev}")
         resume = Path(out_model).with_name("resume.pt")
         res = run_training(model, train_set, test_set, rec, seed=seed, device=dev, mask=mask,
-                           start_epoch=rewind_epoch, resume_path=resume,
-                           resume_key=f"ticket:{arch}:{sparsity}:{_data_key(data)}",
+                           start_step=start_step, resume_path=resume,
+                           resume_key=f"ticket:{method}:{arch}:{sparsity}:{_data_key(data)}",
                            runtime=make_runtime(dev, runtime))
         model = model.cpu()
         measured = model_sparsity(model, mask.prune_fc)
@@ -504,8 +529,10 @@ def train_ticket(*, data: DataSpec, arch: str, recipe: dict, seed: int, rewind_e
             p = dict(model.named_parameters())[name]
             if torch.any(p.detach()[t == 0] != 0):
                 raise AssertionError(f"pruned weights of {name} are not zero after retraining")
-        save_checkpoint(out_model, model, ckpt["model"], epoch=rec.epochs, sparsity=sparsity)
-    metrics = _metrics(arch, data, sparsity, rec, seed, rewind_epoch, res, str(dev))
+        save_checkpoint(out_model, model, spec, epoch=rec.epochs, step=rec.epochs * n_steps,
+                        sparsity=sparsity)
+    metrics = _metrics(arch, data, sparsity, rec, seed, rewind, n_steps, res, str(dev))
+    metrics.update(method=method, start=start, start_step=start_step, imp_round=imp_round)
     metrics["mask"] = mask.report(model)
     metrics["measured_sparsity_prunable"] = measured["sparsity_prunable"]
     write_json(metrics, out_metrics)
@@ -514,10 +541,12 @@ def train_ticket(*, data: DataSpec, arch: str, recipe: dict, seed: int, rewind_e
     return metrics
 
 
-def _metrics(arch, data: DataSpec, sparsity, rec: Recipe, seed, rewind_epoch, res, device):
+def _metrics(arch, data: DataSpec, sparsity, rec: Recipe, seed, rewind_step, n_steps, res,
+             device):
     return {
         "dataset": data.dataset, "arch": arch, "sparsity": sparsity, "seed": seed,
-        "rewind_epoch": rewind_epoch, "device": device, "recipe": asdict(rec),
+        "rewind_step": rewind_step, "rewind_epoch": rewind_step / n_steps,
+        "steps_per_epoch": n_steps, "device": device, "recipe": asdict(rec),
         "train_acc": res["train_acc"], "train_loss": res["train_loss"],
         "test_acc": res["test_acc"], "test_loss": res["test_loss"],
         "generalization_gap": res["train_acc"] - res["test_acc"],

@@ -14,5 +14,6 @@ with logged(snakemake.log[0], snakemake.rule):
         dataset=snakemake.wildcards.dataset, arch=snakemake.wildcards.arch,
         sparsity=p.sparsity, replicate=p.replicate, device=p.device, batch_size=p.batch_size,
         num_workers=p.num_workers, output=snakemake.output[0], threads=snakemake.threads,
-        augmentations=p.get("augmentations", 1),
+        augmentations=p.get("augmentations", 1), method=p.method,
+        metrics_path=snakemake.input.metrics,
     )

@@ -6,4 +6,5 @@ with logged(snakemake.log[0], snakemake.rule):
     summarize_training(
         list(snakemake.input.metrics),
         dict(zip(snakemake.params.datasets, snakemake.input.membership)), snakemake.output[0],
+        models=snakemake.params.models,
     )

@@ -6,7 +6,8 @@ p, out = snakemake.params, snakemake.output
 with logged(snakemake.log[0], snakemake.rule):
     train_dense(
         data=dataspec(snakemake), arch=snakemake.wildcards.arch, recipe=p.recipe,
-        recipe_key=p.recipe_key, seed=p.seed, rewind_epoch=p.rewind_epoch, device=p.device,
-        out_model=out.model, out_init=out.init, out_rewind=out.rewind, out_metrics=out.metrics,
+        recipe_key=p.recipe_key, seed=p.seed, rewind_epoch=p.rewind["rewind_epoch"],
+        rewind_step=p.rewind["rewind_step"], device=p.device, out_model=out.model,
+        out_init=out.init, out_rewind=out.rewind, out_metrics=out.metrics,
         threads=snakemake.threads, runtime=p.get("runtime"),
     )

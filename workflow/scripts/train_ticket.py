@@ -6,8 +6,9 @@ p, inp, out = snakemake.params, snakemake.input, snakemake.output
 with logged(snakemake.log[0], snakemake.rule):
     train_ticket(
         data=dataspec(snakemake), arch=snakemake.wildcards.arch, recipe=p.recipe,
-        recipe_key=p.recipe_key, seed=p.seed, rewind_epoch=p.rewind_epoch,
-        sparsity=p.sparsity, device=p.device, mask_path=inp.mask, rewind_path=inp.rewind,
-        out_model=out.model, out_metrics=out.metrics, threads=snakemake.threads,
-        runtime=p.get("runtime"),
+        recipe_key=p.recipe_key, seed=p.seed, method=p.method, start=p.start,
+        rewind_epoch=p.rewind["rewind_epoch"], rewind_step=p.rewind["rewind_step"],
+        sparsity=p.sparsity, imp_round=p.imp_round, device=p.device, mask_path=inp.mask,
+        start_path=inp.start, out_model=out.model, out_metrics=out.metrics,
+        threads=snakemake.threads, runtime=p.get("runtime"),
     )

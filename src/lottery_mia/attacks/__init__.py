@@ -139,13 +139,23 @@ def run_attacks(*, confidences_path, sample_path, attacks: list[str], settings: 
             + ("" if out.info.get("converged", True) else
                f"  did not converge: raise attack.{name}.max_iter"))
     result = {"dataset": meta.get("dataset"), "arch": meta.get("arch"),
-              "sparsity": meta.get("sparsity"), "replicate": replicate,
+              "method": model_method(meta), "sparsity": meta.get("sparsity"),
+              "achieved_sparsity": meta.get("achieved_sparsity", meta.get("sparsity")),
+              "replicate": replicate,
               "sample_size": int(len(data.sample)), "features": features, "seed": seed,
               "attacks": rows}
     Path(out_scores).parent.mkdir(parents=True, exist_ok=True)
     scores.to_parquet(out_scores, index=False)
     write_json(result, out_metrics)
     return result
+
+
+def model_method(meta: dict) -> str:
+    """The pruning method of a model's metadata (tables of earlier versions: dense at
+    sparsity 0, else one-shot)."""
+    if meta.get("method"):
+        return str(meta["method"])
+    return "dense" if not meta.get("sparsity") else "oneshot"
 
 
 def transfer_attack(*, source_confidences, sample_path, attack: str, settings: dict | None,
@@ -173,8 +183,11 @@ def transfer_attack(*, source_confidences, sample_path, attack: str, settings: d
         score = clf.score(attack_features(conf, features))
         m = bootstrap_metrics(y_test, score, clf.threshold, n_boot=n_bootstrap, seed=seed)
         out.append({"attack": attack, "source_arch": meta.get("arch"),
+                    "source_method": model_method(meta),
                     "source_sparsity": meta.get("sparsity"),
-                    "target_arch": target["arch"], "target_sparsity": float(target["sparsity"]),
+                    "target_arch": target["arch"],
+                    "target_method": target.get("method", model_method(target)),
+                    "target_sparsity": float(target["sparsity"]),
                     **m, "verdict_accuracy": chance_verdict(m["accuracy_ci_low"],
                                                             m["accuracy_ci_high"])})
         log(f"transfer {meta.get('arch')}@{meta.get('sparsity')} -> "
