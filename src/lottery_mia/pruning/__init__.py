@@ -2,7 +2,7 @@
 
 Every module of this package registers one method in :data:`METHODS` (see
 :mod:`lottery_mia.pruning.registry`); importing the package imports them all. The import
-does not load torch: the Snakefile reads the registry while it builds the DAG.
+does not load torch (no module here imports it at module level): the Snakefile reads the registry while it builds the DAG.
 
 - ``oneshot``        global magnitude pruning of the trained dense network (the ticket)
 - ``imp``            iterative magnitude pruning, a fraction of the survivors per round
@@ -12,9 +12,15 @@ does not load torch: the Snakefile reads the registry while it builds the DAG.
 - ``grasp``          GraSP gradient-signal preservation at initialisation (control)
 """
 
+import importlib
+import pkgutil
+
 from .registry import (METHODS, PruningMethod, derived_seed, describe_methods, get_method,
                        method_names, prune_by_score, register_method)
-from . import grasp, imp, oneshot, random_mask, random_reinit, snip  # noqa: F401  (register)
+
+for _mod in pkgutil.iter_modules(__path__):  # every module here registers its method
+    if _mod.name != "registry":
+        importlib.import_module(f"{__name__}.{_mod.name}")
 
 __all__ = ["METHODS", "PruningMethod", "derived_seed", "describe_methods", "get_method",
            "method_names", "prune_by_score", "register_method"]
