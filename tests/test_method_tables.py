@@ -91,7 +91,8 @@ def run(tmp_path_factory):
                 attack_rows.append(_row(method, sparsity, str(r), attack, m, achieved, thr))
             training_rows.append({
                 "dataset": DS, "arch": ARCH, "method": method, "method_kind": KINDS[method],
-                "sparsity": sparsity, "achieved_sparsity": achieved + (0.001 * r if achieved else 0.0),
+                "sparsity": sparsity,
+                "achieved_sparsity": achieved + (0.001 * r if achieved else 0.0),
                 "imp_round": 2 if method == "imp" else np.nan, "replicate": r,
                 "test_acc": acc + 0.01 * r, "test_acc_ci_low": acc - 0.02,
                 "test_acc_ci_high": acc + 0.03, "train_acc": 1.0, "train_acc_ci_low": 0.99,

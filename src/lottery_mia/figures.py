@@ -138,14 +138,19 @@ def figure_test_accuracy(training: pd.DataFrame, output):
             _errbar(ax, part["achieved_sparsity"] * 100, part["test_acc"], lo, hi,
                     label=f"{method} (mean of {int(own['replicates'].min())})",
                     **method_style(method, order))
+        if methods and not dense.empty:  # the shared start, drawn once on top
+            lo, hi = _seed_interval(dense, reps)
+            _errbar(ax, dense["achieved_sparsity"] * 100, dense["test_acc"], lo, hi,
+                    linestyle="none", zorder=3,
+                    label=f"dense (mean of {int(dense['replicates'].min())})",
+                    **method_style(DENSE, order))
         for method in [DENSE] + methods:
             r = reps[reps["method"] == method]
             if not r.empty:
                 ax.scatter(r["achieved_sparsity"] * 100, r["test_acc"], s=12, alpha=0.5,
                            marker="x", color=method_style(method, order)["color"])
         _finish(ax, ACHIEVED_LABEL, "test accuracy (non-members)",
-                f"Fig. 1: {arch} tickets and controls on {ds}\n({INTERVAL_NOTE}; x: each "
-                "seed; every line starts at the dense network)")
+                f"Fig. 1: {arch} on {ds}\n({INTERVAL_NOTE}; x: each seed)")
     _save(fig, output)
     return fig
 
@@ -172,6 +177,12 @@ def _attack_lines(ax, frame: pd.DataFrame, x: str, y: str, percent_x: bool = Fal
             _errbar(ax, xs, part[y], part[f"{y}_ci_low"], part[f"{y}_ci_high"],
                     linestyle=LINESTYLES[a_i % len(LINESTYLES)], label=label,
                     **method_style(method, order))
+        if from_dense and DENSE not in methods and not dense.empty:  # the shared start
+            xs = dense[x] * (100 if percent_x else 1)
+            _errbar(ax, xs, dense[y], dense[f"{y}_ci_low"], dense[f"{y}_ci_high"],
+                    linestyle="none", zorder=3,
+                    label=DENSE if len(archs) == 1 else f"{arch} {DENSE}",
+                    **method_style(DENSE, order))
 
 
 def _mean_rows(attacks: pd.DataFrame, attack: str) -> pd.DataFrame:

@@ -160,8 +160,9 @@ def write_report(*, table1_csv, verdicts_csv, attack_models_csv, slices_csv, gap
                               "accuracy_ci_low", "accuracy_ci_high", "auc", "auc_ci_low",
                               "auc_ci_high"]], ("accuracy", "auc"))
     tr_view = _with_ci(transfer[["source_arch", "source_method", "source_sparsity",
-                                 "target_arch", "target_method", "target_sparsity", "accuracy", "accuracy_ci_low",
-                                 "accuracy_ci_high", "auc", "auc_ci_low", "auc_ci_high"]],
+                                 "target_arch", "target_method", "target_sparsity",
+                                 "accuracy", "accuracy_ci_low", "accuracy_ci_high", "auc",
+                                 "auc_ci_low", "auc_ci_high"]],
                        ("accuracy", "auc"))
 
     parts = [
