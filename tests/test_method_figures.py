@@ -120,6 +120,8 @@ def test_figure3_shows_dense_and_the_given_method_only(tmp_path):
     assert list(lines["imp"]) == list(SIZES)
     with pytest.raises(ValueError, match="snip ticket"):
         F.figure_attack_vs_sample_size(attacks, 0.8, tmp_path / "x.png", "mlp", method="snip")
+    fig = F.figure_attack_vs_sample_size(attacks, 0.0, tmp_path / "d.png", "mlp", method="imp")
+    assert set(_lines(fig.axes[0])) == {"dense"}
 
 
 def test_figure9_shows_dense_and_the_given_method_only(tmp_path):

@@ -223,6 +223,8 @@ def figure_attack_vs_sample_size(attacks: pd.DataFrame, sparsity: float, output,
     """Attack accuracy vs sample size: the dense network and its ``method`` ticket at
     ``sparsity``, a line per (arch, method). Returns the Figure."""
     sel = _mean_rows(attacks, attack)
+    if np.isclose(sparsity, 0.0):  # the dense network alone
+        method = DENSE
     ticket = (sel["method"] == method) & np.isclose(sel["sparsity"], sparsity)
     if not ticket.any():
         raise ValueError(f"no {attack} attack results for the {method} ticket at sparsity "
@@ -236,8 +238,10 @@ def figure_attack_vs_sample_size(attacks: pd.DataFrame, sparsity: float, output,
                       order=[DENSE, method])
         _finish(ax, "attack sample size n (members + non-members)",
                 f"attack accuracy ({attack})",
-                f"Fig. 3: MIA vs sample size, {ds}: dense vs {method} ticket at sparsity "
-                f"{sparsity:g} ({INTERVAL_NOTE})", chance=0.5)
+                f"Fig. 3: MIA vs sample size, {ds}: "
+                + ("dense" if method == DENSE else
+                   f"dense vs {method} ticket at sparsity {sparsity:g}")
+                + f" ({INTERVAL_NOTE})", chance=0.5)
     _save(fig, output)
     return fig
 

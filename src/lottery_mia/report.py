@@ -77,8 +77,8 @@ CAPTIONS = {
                "are balanced by construction; the correct/incorrect slices are not (most "
                "misclassified samples are non-members), so read their AUC.",
     "figure7": "Figure 7 (the paper's future work). Generalisation gap (train - test accuracy) "
-               "of every model and seed against the attack's AUC (95% interval), with the "
-               "Spearman rank correlation.",
+               "of every model and seed against the attack's AUC (95% interval), colored by "
+               "method, with the Spearman rank correlation.",
     "figure8": "Figure 8. ROC curves of every attack on Table 1's dense network and ticket "
                "(first replicate), log-log: solid lines are reference-model attacks (LiRA, "
                "RMIA, shadow models), dashed classifier attacks, dotted threshold attacks.",
