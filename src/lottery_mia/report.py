@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from .io import log, read_json
-from .tables import fmt_ci
+from .tables import DEFAULT_METHOD, fmt_ci, method_means, with_method
 
 # --------------------------------------------------------------------------- HTML report
 CSS = """
@@ -54,13 +54,17 @@ def _with_ci(frame: pd.DataFrame, metrics, suffix: str = "", digits: int = 3) ->
 
 
 CAPTIONS = {
-    "figure1": "Figure 1. Test accuracy of the lottery tickets by sparsity (sparsity 0 is the "
-               "dense network): mean over the replicate seeds with a 95% interval across "
-               "seeds (Wilson interval for a single seed); each seed as a cross.",
-    "figure2": "Figure 2. Accuracy and AUC of the membership-inference attack by sparsity, "
-               "mean over seeds, 95% bootstrap intervals over the attack-test rows.",
+    "figure1": "Figure 1. Test accuracy of the tickets and their controls by achieved "
+               "sparsity, a line per method, every line starting at the dense network "
+               "(sparsity 0): mean over the replicate seeds with a 95% interval across "
+               "seeds (Wilson interval for a single seed); each seed as a cross. An "
+               "iterative-pruning (IMP) point sits at the sparsity its round really reached.",
+    "figure2": "Figure 2. Accuracy and AUC of the membership-inference attack by achieved "
+               "sparsity, a line per method (and architecture), mean over seeds, 95% "
+               "bootstrap intervals over the attack-test rows.",
     "figure3": "Figure 3. Attack accuracy by the number of samples used (n/2 members, n/2 "
-               "non-members; half for training the attack, half for testing it).",
+               "non-members; half for training the attack, half for testing it): the dense "
+               "network and Table 1's ticket method.",
     "figure4": "Figure 4. Attack transfer: an attack trained on the source model's "
                "confidences, evaluated on the target model's (first replicate). The diagonal "
                "is the base case; '~' marks cells whose 95% interval covers chance.",
@@ -73,13 +77,13 @@ CAPTIONS = {
                "are balanced by construction; the correct/incorrect slices are not (most "
                "misclassified samples are non-members), so read their AUC.",
     "figure7": "Figure 7 (the paper's future work). Generalisation gap (train - test accuracy) "
-               "of every model and seed against the attack's AUC (95% interval), with the "
-               "Spearman rank correlation.",
+               "of every model and seed against the attack's AUC (95% interval), colored by "
+               "method, with the Spearman rank correlation.",
     "figure8": "Figure 8. ROC curves of every attack on Table 1's dense network and ticket "
                "(first replicate), log-log: solid lines are reference-model attacks (LiRA, "
                "RMIA, shadow models), dashed classifier attacks, dotted threshold attacks.",
-    "figure9": "Figure 9. True-positive rate at 1% false-positive rate vs sparsity, for the "
-               "report's attack, the loss attack and the reference-model attacks (mean over seeds, 95% bootstrap intervals; the dotted line is "
+    "figure9": "Figure 9. True-positive rate at 1% false-positive rate vs achieved sparsity "
+               "(the dense network and Table 1's ticket method), for the report's attack, the loss attack and the reference-model attacks (mean over seeds, 95% bootstrap intervals; the dotted line is "
                "chance). Modern audits judge attacks here.",
 }
 
@@ -87,10 +91,11 @@ CAPTIONS = {
 def write_report(*, table1_csv, verdicts_csv, attack_models_csv, slices_csv, gap_json,
                  training_csv, attacks_csv, transfer_csv, figures: dict, config: dict,
                  table1_arch: str, table1_sparsity: float, attack: str, output,
-                 benchmarks_csv=None) -> None:
+                 benchmarks_csv=None, table1_method: str = DEFAULT_METHOD,
+                 methods: list | None = None, method_verdicts_csv=None) -> None:
+    """``methods``: dicts {name, kind, description} of the configured methods (dense
+    included); ``method_verdicts_csv``: :func:`lottery_mia.tables.method_verdicts`'s table."""
     import yaml
-
-    from .summaries import training_means
 
     config_text = yaml.safe_dump(_plain(config), sort_keys=False)
     t1 = pd.read_csv(table1_csv)
@@ -98,9 +103,11 @@ def write_report(*, table1_csv, verdicts_csv, attack_models_csv, slices_csv, gap
     models = pd.read_csv(attack_models_csv)
     slices = pd.read_csv(slices_csv)
     gap = read_json(gap_json)
-    training = pd.read_csv(training_csv)
-    attacks = pd.read_csv(attacks_csv, dtype={"replicate": str})
-    transfer = pd.read_csv(transfer_csv)
+    training = with_method(pd.read_csv(training_csv))
+    attacks = with_method(pd.read_csv(attacks_csv, dtype={"replicate": str}))
+    transfer = with_method(with_method(pd.read_csv(transfer_csv), "source_method",
+                                       "source_sparsity"), "target_method", "target_sparsity")
+    slices = with_method(slices)
     esc = html.escape
     reps = sorted(training["replicate"].unique().tolist())
 
@@ -126,31 +133,36 @@ def write_report(*, table1_csv, verdicts_csv, attack_models_csv, slices_csv, gap
                     zip(models[f"{m}_{side}"], models[f"{m}_ci_low_{side}"],
                         models[f"{m}_ci_high_{side}"])]
 
-    means = training_means(training)
-    t_view = means[["dataset", "arch", "sparsity", "replicates"]].copy()
+    means = method_means(training)
+    t_view = means[["dataset", "arch", "method", "sparsity", "achieved_sparsity",
+                    "replicates"]].copy()
     for m in ("test_acc", "train_acc", "generalization_gap"):
         t_view[m] = [fmt_ci(v, lo, hi, 4) for v, lo, hi in
                      zip(means[m], means[f"{m}_seed_ci_low"], means[f"{m}_seed_ci_high"])]
     per_model = _with_ci(training[[c for c in training.columns if c in (
-        "dataset", "arch", "sparsity", "replicate", "test_acc", "test_acc_ci_low",
+        "dataset", "arch", "method", "method_kind", "sparsity", "achieved_sparsity",
+        "imp_round", "replicate", "test_acc", "test_acc_ci_low",
         "test_acc_ci_high", "train_acc", "train_acc_ci_low", "train_acc_ci_high",
         "measured_sparsity_prunable", "sparsity_all_parameters", "epochs", "rewind_epoch",
         "train_seconds", "device")]], ("test_acc", "train_acc"), digits=4)
 
     mean_rows = attacks[attacks["replicate"] == "mean"]
-    a_view = _with_ci(mean_rows[["dataset", "arch", "sparsity", "sample_size", "attack"] + [
+    a_view = _with_ci(mean_rows[["dataset", "arch", "method", "sparsity", "sample_size",
+                                 "attack"] + [
         c for c in mean_rows.columns if c.split("_ci_")[0] in (
             "accuracy", "auc", "advantage", "tpr_at_fpr_0.01") and "seed" not in c]],
         ("accuracy", "auc", "advantage", "tpr_at_fpr_0.01"))
     a_view["verdict"] = mean_rows["verdict_auc"].to_numpy()
 
-    s_view = _with_ci(slices[["dataset", "arch", "sparsity", "sample_size", "attack", "slice",
+    s_view = _with_ci(slices[["dataset", "arch", "method", "sparsity", "sample_size", "attack",
+                              "slice",
                               "value", "n_members", "n_nonmembers", "accuracy",
                               "accuracy_ci_low", "accuracy_ci_high", "auc", "auc_ci_low",
                               "auc_ci_high"]], ("accuracy", "auc"))
-    tr_view = _with_ci(transfer[["source_arch", "source_sparsity", "target_arch",
-                                 "target_sparsity", "accuracy", "accuracy_ci_low",
-                                 "accuracy_ci_high", "auc", "auc_ci_low", "auc_ci_high"]],
+    tr_view = _with_ci(transfer[["source_arch", "source_method", "source_sparsity",
+                                 "target_arch", "target_method", "target_sparsity",
+                                 "accuracy", "accuracy_ci_low", "accuracy_ci_high", "auc",
+                                 "auc_ci_low", "auc_ci_high"]],
                        ("accuracy", "auc"))
 
     parts = [
@@ -167,8 +179,9 @@ def write_report(*, table1_csv, verdicts_csv, attack_models_csv, slices_csv, gap
         "seed), accuracies of the networks by Wilson (one model) or Student-t across seeds. "
         "A result whose interval covers chance (0.5) is marked as at chance. All numbers "
         "below come from this run.</p>",
-        f"<h2>Table 1</h2><p>{esc(attack)} attack, {esc(table1_arch)}, lottery ticket at "
-        f"sparsity {table1_sparsity:g}; mean over seeds.</p>", _table(t1_view),
+        f"<h2>Table 1</h2><p>{esc(attack)} attack, {esc(table1_arch)}, "
+        f"{esc(str(table1_method))} lottery ticket at sparsity {table1_sparsity:g}; mean over "
+        "seeds.</p>", _table(t1_view),
         "<h2>Verdicts: does the ticket leak more than its dense parent?</h2>",
         "<p class='note'>Ticket minus dense on the same attack-test rows, paired bootstrap "
         "95% interval.</p>", f"<ul>{verdict_items}</ul>",
@@ -178,6 +191,7 @@ def write_report(*, table1_csv, verdicts_csv, attack_models_csv, slices_csv, gap
         "0.1% false-positive rate, dense vs ticket. Reference-model attacks (LiRA, RMIA, "
         "shadow models) assume no known target member.</p>", _table(models_view),
     ]
+    parts += _methods_section(training, attacks, methods, method_verdicts_csv)
     for key in ("figure1", "figure2", "figure3", "figure4", "figure5", "figure6", "figure7",
                 "figure8", "figure9"):
         if key in figures:
@@ -209,6 +223,99 @@ def write_report(*, table1_csv, verdicts_csv, attack_models_csv, slices_csv, gap
     tmp.write_text("\n".join(parts))
     tmp.replace(output)
     log(f"wrote {output}")
+
+
+def _value_with_chance(value: float, verdict) -> str:
+    text = "n/a" if pd.isna(value) else f"{value:.3f}"
+    return text + (" (chance)" if verdict == "at chance" else "")
+
+
+def _methods_section(training: pd.DataFrame, attacks: pd.DataFrame, methods,
+                     method_verdicts_csv) -> list[str]:
+    """'Tickets and their controls': what each method is, the test accuracy and achieved
+    sparsity of each (method, requested sparsity), and the ticket-vs-control verdicts."""
+    esc = html.escape
+    methods = [_plain(m) for m in (methods or [])]
+    out = ["<h2>Tickets and their controls</h2>",
+           "<p class='note'>A lottery ticket is a sparse subnetwork found by a ticket-finding "
+           "method and retrained from its rewound weights; the controls are sparse networks of "
+           "the same requested sparsity that are not tickets. Comparing the attack on a "
+           "ticket with the attack on its controls separates what the ticket-finding does "
+           "from what sparsity alone does.</p>"]
+    if methods:
+        items = "".join(
+            f"<li><b>{esc(str(m.get('name', '')))}</b> ({esc(str(m.get('kind', '')))}): "
+            f"{esc(str(m.get('description', '') or ''))}</li>" for m in methods)
+        out.append(f"<ul>{items}</ul>")
+    means = method_means(training)
+    if not means.empty:
+        kinds = {str(m.get("name")): str(m.get("kind")) for m in methods}
+        view = pd.DataFrame({
+            "dataset": means["dataset"], "arch": means["arch"], "method": means["method"],
+            "kind": [kinds.get(m, k) for m, k in zip(means["method"], means["method_kind"])],
+            "requested sparsity": [f"{v:g}" for v in means["sparsity"]],
+            "achieved sparsity": [f"{v:.4f}" for v in means["achieved_sparsity"]],
+            "replicates": means["replicates"],
+            "test accuracy [seed CI]": [
+                fmt_ci(v, lo, hi, 4) for v, lo, hi in
+                zip(means["test_acc"], means["test_acc_seed_ci_low"],
+                    means["test_acc_seed_ci_high"])],
+        })
+        out += ["<p class='note'>Test accuracy of each method by requested sparsity: mean "
+                "over seeds with a Student-t 95% interval across seeds; the achieved "
+                "sparsity is the mean fraction of prunable weights pruned (an iterative "
+                "pruning round can prune more than requested).</p>", _table(view)]
+    if method_verdicts_csv is None or not Path(method_verdicts_csv).exists():
+        return out
+    try:
+        mv = pd.read_csv(method_verdicts_csv)
+    except pd.errors.EmptyDataError:
+        mv = pd.DataFrame()
+    if mv.empty:
+        out.append("<p>No ticket-vs-control verdicts: no requested sparsity has both a "
+                   "ticket and a control (or two ticket methods).</p>")
+        return out
+    mean_rows = attacks[attacks["replicate"] == "mean"]
+
+    def verdict_of(r, method) -> str | None:
+        col = f"verdict_{r['metric']}"
+        if col not in mean_rows:
+            return None
+        hit = mean_rows[(mean_rows["dataset"] == r["dataset"]) & (mean_rows["arch"] == r["arch"])
+                        & (mean_rows["method"] == method)
+                        & ((mean_rows["sparsity"] - r["sparsity"]).abs() < 1e-9)
+                        & (mean_rows["sample_size"] == r["sample_size"])
+                        & (mean_rows["attack"] == r["attack"])]
+        return None if hit.empty else hit[col].iat[0]
+
+    rows = [r for _, r in mv.iterrows()]
+    view = pd.DataFrame({
+        "dataset": mv["dataset"], "n": mv["sample_size"], "arch": mv["arch"],
+        "sparsity": [f"{v:g}" for v in mv["sparsity"]], "attack": mv["attack"],
+        "metric": mv["metric"], "method": mv["method"], "versus": mv["versus"],
+        "method value": [_value_with_chance(r["method_value"], verdict_of(r, r["method"]))
+                         for r in rows],
+        "versus value": [_value_with_chance(r["versus_value"], verdict_of(r, r["versus"]))
+                         for r in rows],
+        "difference [95% CI]": [
+            fmt_ci(v, lo, hi) + (" *" if bool(x) else "") for v, lo, hi, x in
+            zip(mv["difference"], mv["ci_low"], mv["ci_high"], mv["excludes_zero"])],
+        "achieved sparsity": [
+            f"{a:.3f} vs {b:.3f}" for a, b in
+            zip(mv["achieved_sparsity_method"], mv["achieved_sparsity_versus"])],
+        "test accuracy": [
+            ("n/a" if pd.isna(a) else f"{a:.3f}") + " vs "
+            + ("n/a" if pd.isna(b) else f"{b:.3f}")
+            for a, b in zip(mv["test_acc_method"], mv["test_acc_versus"])],
+    })
+    out += ["<h3>Verdicts: tickets vs controls</h3>",
+            "<p class='note'>Method minus versus (a ticket minus a control, or a later ticket "
+            "method minus the first) on the same attack-test rows at the same requested "
+            "sparsity, paired bootstrap 95% interval; '*': the interval excludes 0; "
+            "'(chance)': the attack's own interval on that model covers 0.5.</p>",
+            _table(view),
+            "<ul>" + "".join(f"<li>{esc(str(s))}</li>" for s in mv["sentence"]) + "</ul>"]
+    return out
 
 
 def _benchmark_section(benchmarks_csv) -> list[str]:

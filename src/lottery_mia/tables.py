@@ -1,5 +1,11 @@
-"""The report's tables: the paper's Table 1 with intervals, ticket-vs-dense verdicts, the
-attack-model comparison and per-class / per-correctness slices. Pure pandas: no torch.
+"""The report's tables: the paper's Table 1 with intervals, ticket-vs-dense verdicts,
+ticket-vs-control verdicts (the methods), the attack-model comparison and per-class /
+per-correctness slices. Pure pandas: no torch.
+
+A model is keyed by (dataset, arch, method, sparsity): ``method`` is ``dense`` for the dense
+network (sparsity 0) or a ticket-finding method (``oneshot``, ``imp``) or a control
+(``random_reinit``, ``random_mask``, ``snip``, ``grasp``); ``sparsity`` is the requested
+sparsity (an IMP round can prune more: ``achieved_sparsity``).
 """
 
 from __future__ import annotations
@@ -9,10 +15,82 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metrics import chance_verdict, paired_difference, slice_metrics
+from .metrics import chance_verdict, mean_ci, paired_difference, slice_metrics
 from .summaries import write_csv
 
 T1_METRICS = ("accuracy", "precision")
+DENSE = "dense"
+DEFAULT_METHOD = "oneshot"
+MODEL_KEYS = ["dataset", "arch", "method", "sparsity"]
+
+
+def with_method(frame: pd.DataFrame, method: str = "method", sparsity: str = "sparsity",
+                default: str = DEFAULT_METHOD) -> pd.DataFrame:
+    """``frame`` with a ``method`` column: as given, or (tables written before the methods
+    existed) ``dense`` at sparsity 0 and ``default`` elsewhere. Empty cells are filled the
+    same way."""
+    out = frame.copy()
+    guess = np.where(np.isclose(out[sparsity].astype(float), 0.0), DENSE, default) \
+        if sparsity in out else default
+    if method not in out:
+        out[method] = guess
+    else:
+        missing = out[method].isna()
+        if missing.any():
+            out[method] = np.where(missing, guess, out[method])
+    out[method] = out[method].astype(str)
+    return out
+
+
+def method_of(model: dict, default: str = DEFAULT_METHOD) -> str:
+    """The method of a group/model dict (``dense`` at sparsity 0 when it names none)."""
+    m = model.get("method")
+    if m:
+        return str(m)
+    return DENSE if float(model["sparsity"]) == 0.0 else default
+
+
+def achieved_column(frame: pd.DataFrame) -> pd.Series:
+    """The achieved sparsity of each row: ``achieved_sparsity``, else the measured sparsity
+    of the prunable weights, else the requested sparsity."""
+    out = frame["sparsity"].astype(float)
+    for col in ("measured_sparsity_prunable", "achieved_sparsity"):
+        if col in frame:
+            v = pd.to_numeric(frame[col], errors="coerce")
+            out = v.where(np.isfinite(v), out)
+    return out
+
+
+def method_means(training: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, arch, method, requested sparsity): replicates, the mean achieved
+    sparsity and the mean test/train accuracy and gap with a Student-t interval across
+    seeds (accuracy intervals clipped to [0, 1]; nan for a single seed)."""
+    tr = with_method(training)
+    tr["achieved_sparsity"] = achieved_column(tr)
+    if "method_kind" not in tr:
+        tr["method_kind"] = np.where(tr["method"] == DENSE, DENSE, "ticket")
+    rows = []
+    for key, part in tr.groupby(MODEL_KEYS, sort=True):
+        row = dict(zip(MODEL_KEYS, key))
+        row["method_kind"] = str(part["method_kind"].iloc[0])
+        row["replicates"] = len(part)
+        row["achieved_sparsity"] = float(part["achieved_sparsity"].mean())
+        for k in ("test_acc", "train_acc", "generalization_gap"):
+            if k not in part:
+                continue
+            row[k], lo, hi = mean_ci(part[k])
+            if k != "generalization_gap":
+                lo, hi = max(lo, 0.0), min(hi, 1.0)
+            row[f"{k}_seed_ci_low"], row[f"{k}_seed_ci_high"] = lo, hi
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def model_name(arch: str, method: str, sparsity: float) -> str:
+    """'resnet18 imp s=0.8'; the dense network is 'resnet18 dense'."""
+    if method == DENSE:
+        return f"{arch} dense"
+    return f"{arch} {method} s={float(sparsity):g}"
 
 
 def fmt_ci(value: float, low: float, high: float, digits: int = 3) -> str:
@@ -31,17 +109,27 @@ def _sel(attacks: pd.DataFrame, **eq) -> pd.DataFrame:
     return out
 
 
+def _model(frame: pd.DataFrame, method: str, sparsity: float) -> pd.DataFrame:
+    """Rows of one model kind: the dense network (any sparsity given) or ``method`` at
+    ``sparsity``."""
+    if method == DENSE:
+        return _sel(frame, method=DENSE)
+    return _sel(frame, method=method, sparsity=sparsity)
+
+
 def table1(attacks: pd.DataFrame, arch: str, ticket_sparsity: float,
-           attack: str = "mlp") -> pd.DataFrame:
+           attack: str = "mlp", method: str = DEFAULT_METHOD) -> pd.DataFrame:
     """Rows: dataset and sample size; columns: accuracy and precision (with 95% intervals)
-    of ``attack`` on the dense network and on its ticket, averaged over replicates."""
-    sel = _sel(attacks, arch=arch, attack=attack, replicate="mean")
-    base = _sel(sel, sparsity=0.0)
-    tick = _sel(sel, sparsity=ticket_sparsity)
+    of ``attack`` on the dense network and on its ``method`` ticket at ``ticket_sparsity``,
+    averaged over replicates."""
+    sel = _sel(with_method(attacks), arch=arch, attack=attack, replicate="mean")
+    base = _model(sel, DENSE, 0.0)
+    tick = _model(sel, method, ticket_sparsity)
     if base.empty or tick.empty:
-        raise ValueError(f"Table 1 needs {attack} attack results for {arch} at sparsity 0 and "
-                         f"at {ticket_sparsity} (config keys report.table1_arch, "
-                         f"report.table1_sparsity, attack.models)")
+        raise ValueError(f"Table 1 needs {attack} attack results for the dense {arch} and its "
+                         f"{method} ticket at sparsity {ticket_sparsity} (config keys "
+                         "report.table1_arch, report.table1_sparsity, report.table1_method, "
+                         "attack.models)")
     keys = ["dataset", "sample_size"]
     cols = keys + [f"{m}{x}" for m in T1_METRICS for x in ("", "_ci_low", "_ci_high")] + \
         ["replicates"]
@@ -52,6 +140,7 @@ def table1(attacks: pd.DataFrame, arch: str, ticket_sparsity: float,
                                   zip(out[f"accuracy_ci_low_{side}"],
                                       out[f"accuracy_ci_high_{side}"])]
     out.insert(2, "attack", attack)
+    out.insert(3, "method", method)
     return out.sort_values(keys).reset_index(drop=True)
 
 
@@ -63,11 +152,15 @@ def _cell(row, metric: str, side: str) -> str:
     return text
 
 
-def table1_markdown(t: pd.DataFrame, arch: str, ticket_sparsity: float) -> str:
+def table1_markdown(t: pd.DataFrame, arch: str, ticket_sparsity: float,
+                    method: str | None = None) -> str:
     reps = int(t["replicates_baseline"].min()) if len(t) else 0
+    if method is None:
+        method = str(t["method"].iat[0]) if "method" in t and len(t) else DEFAULT_METHOD
     lines = [
         f"Table 1. Accuracy and precision of the {t['attack'].iat[0]} membership-inference "
-        f"attack ({arch}; lottery ticket at sparsity {ticket_sparsity:g}); mean over {reps} "
+        f"attack ({arch}; {method} lottery ticket at sparsity {ticket_sparsity:g}); mean over "
+        f"{reps} "
         "training seed(s), 95% bootstrap interval over the attack-test rows. '(chance)': the "
         "interval covers 0.5.",
         "",
@@ -96,50 +189,63 @@ def _stacked_scores(paths: list, attack: str) -> tuple[np.ndarray, np.ndarray, n
     return y, s, frames
 
 
-def verdicts(attacks: pd.DataFrame, score_paths: dict, arch: str, ticket_sparsity: float,
-             attack: str = "mlp", n_bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Ticket minus dense, per Table 1 row, with a paired-bootstrap 95% interval.
+def _group_key(g: dict) -> tuple:
+    """(dataset, arch, method, sparsity, sample_size) of a group dict."""
+    return (g["dataset"], g.get("arch"), method_of(g), float(g["sparsity"]),
+            int(g["sample_size"]))
 
-    ``score_paths``: (dataset, sparsity-as-float, sample_size) -> list of replicate score
-    files (the same replicate order for both sides), or the list of groups that
-    :func:`score_groups` reads.
+
+def _thresholds(per: pd.DataFrame, **eq) -> np.ndarray:
+    """Per-replicate thresholds of one model (``per``: attacks.csv rows without the mean
+    rows), in replicate order."""
+    part = _sel(per, **eq)
+    return part.sort_values("replicate", key=lambda c: c.astype(int))["threshold"].to_numpy()
+
+
+def verdicts(attacks: pd.DataFrame, score_paths, arch: str, ticket_sparsity: float,
+             attack: str = "mlp", n_bootstrap: int = 1000, seed: int = 0,
+             method: str = DEFAULT_METHOD) -> pd.DataFrame:
+    """The ``method`` ticket minus the dense network, per Table 1 row, with a
+    paired-bootstrap 95% interval.
+
+    ``score_paths``: (dataset, method, sparsity-as-float, sample_size) -> list of replicate
+    score files (the same replicate order for both sides), or a list of groups (dicts with
+    dataset, arch, method, sparsity, sample_size and ``paths``).
     """
     if not isinstance(score_paths, dict):
-        score_paths = {(g["dataset"], float(g["sparsity"]), int(g["sample_size"])): g["paths"]
-                       for g in score_paths}
+        score_paths = {(g["dataset"], method_of(g), float(g["sparsity"]),
+                        int(g["sample_size"])): g["paths"]
+                       for g in score_paths if g.get("arch", arch) == arch}
     rows = []
-    per = _sel(attacks, arch=arch, attack=attack)
+    per = _sel(with_method(attacks), arch=arch, attack=attack)
     per = per[per["replicate"] != "mean"]
     for (ds, n), _ in sorted(per.groupby(["dataset", "sample_size"]).groups.items()):
-        dense_paths = score_paths.get((ds, 0.0, n))
-        tick_paths = score_paths.get((ds, float(ticket_sparsity), n))
+        dense_paths = score_paths.get((ds, DENSE, 0.0, n))
+        tick_paths = score_paths.get((ds, method, float(ticket_sparsity), n))
         if not dense_paths or not tick_paths:
             continue
         y, s_dense, _ = _stacked_scores(dense_paths, attack)
         y2, s_tick, _ = _stacked_scores(tick_paths, attack)
         if not np.array_equal(y, y2):
             raise ValueError(f"dense and ticket of {ds} n={n} were attacked on other rows")
-
-        def thresholds(sparsity):
-            part = _sel(per, dataset=ds, sample_size=n, sparsity=sparsity)
-            return part.sort_values("replicate", key=lambda c: c.astype(int))["threshold"]
-
-        d = paired_difference(y, s_dense, thresholds(0.0).to_numpy(), s_tick,
-                              thresholds(ticket_sparsity).to_numpy(),
-                              metrics=("accuracy", "auc"), n_boot=n_bootstrap, seed=seed)
+        d = paired_difference(
+            y, s_dense, _thresholds(per, dataset=ds, sample_size=n, method=DENSE), s_tick,
+            _thresholds(per, dataset=ds, sample_size=n, method=method,
+                        sparsity=ticket_sparsity),
+            metrics=("accuracy", "auc"), n_boot=n_bootstrap, seed=seed)
         for metric, v in d.items():
-            rows.append({"dataset": ds, "sample_size": n, "arch": arch,
+            rows.append({"dataset": ds, "sample_size": n, "arch": arch, "method": method,
                          "ticket_sparsity": ticket_sparsity, "attack": attack,
                          "metric": metric, "dense": v["a"], "ticket": v["b"],
                          "difference": v["difference"], "ci_low": v["ci_low"],
                          "ci_high": v["ci_high"], "excludes_zero": v["excludes_zero"],
                          "replicates": s_dense.shape[0],
                          "sentence": verdict_sentence(ds, n, arch, ticket_sparsity, attack,
-                                                      metric, v)})
+                                                      metric, v, method)})
     return pd.DataFrame(rows)
 
 
-def verdict_sentence(ds, n, arch, sparsity, attack, metric, v) -> str:
+def verdict_sentence(ds, n, arch, sparsity, attack, metric, v, method=DEFAULT_METHOD) -> str:
     if v["ci_low"] > 0:
         finding = "the ticket leaks more than its dense parent (the interval excludes 0)"
     elif v["ci_high"] < 0:
@@ -147,24 +253,162 @@ def verdict_sentence(ds, n, arch, sparsity, attack, metric, v) -> str:
     else:
         finding = ("no significant difference between the ticket and its dense parent "
                    "(the interval includes 0)")
-    return (f"{ds}, n={n}: {attack} attack {metric} on the {arch} ticket at sparsity "
-            f"{sparsity:g} is {v['b']:.3f} vs {v['a']:.3f} on the dense network, a difference "
+    return (f"{ds}, n={n}: {attack} attack {metric} on the {arch} {method} ticket at "
+            f"sparsity {sparsity:g} is {v['b']:.3f} vs {v['a']:.3f} on the dense network, a "
+            f"difference of {v['difference']:+.3f} (95% CI {v['ci_low']:+.3f} to "
+            f"{v['ci_high']:+.3f}): {finding}.")
+
+
+# --------------------------------------------------------------------------- methods
+METHOD_VERDICT_COLUMNS = [
+    "dataset", "sample_size", "arch", "sparsity", "attack", "metric", "method", "versus",
+    "method_kind", "versus_kind", "method_value", "versus_value", "difference", "ci_low",
+    "ci_high", "excludes_zero", "achieved_sparsity_method", "achieved_sparsity_versus",
+    "test_acc_method", "test_acc_versus", "replicates", "sentence",
+]
+
+
+def method_pairs(present: list[str], kinds: dict) -> list[tuple[str, str]]:
+    """(method, versus) comparisons among the methods ``present`` at one sparsity: every
+    ticket method against every control, then every later ticket method against the first
+    one (ticket order: that of ``kinds``, then of ``present``)."""
+    order = list(dict.fromkeys([m for m in kinds if m in present] + list(present)))
+    tickets = [m for m in order if kinds.get(m) == "ticket"]
+    controls = [m for m in order if kinds.get(m) == "control"]
+    pairs = [(t, c) for t in tickets for c in controls]
+    pairs += [(t, tickets[0]) for t in tickets[1:]]
+    return pairs
+
+
+def _fmt(v, digits: int = 3) -> str:
+    return f"{v:.{digits}f}" if v is not None and np.isfinite(v) else "n/a"
+
+
+def method_sentence(ds, n, arch, sparsity, attack, metric, method, versus, versus_kind, v,
+                    achieved=(np.nan, np.nan), test_acc=(np.nan, np.nan)) -> str:
+    """One method verdict in words (``v``: a :func:`metrics.paired_difference` entry, b =
+    ``method``, a = ``versus``)."""
+    other = f"{versus} (control)" if versus_kind == "control" else f"the {versus} ticket"
+    if v["ci_low"] > 0:
+        finding = (f"the {method} ticket leaks more than {versus} (the interval excludes 0)")
+    elif v["ci_high"] < 0:
+        finding = (f"the {method} ticket leaks less than {versus} (the interval excludes 0)")
+    else:
+        finding = "no significant difference (the interval includes 0)"
+    notes = []
+    for name, a in zip((method, versus), achieved):
+        if a is not None and np.isfinite(a) and not np.isclose(a, sparsity, atol=5e-4):
+            notes.append(f"{name} achieved sparsity {a:.3f}")
+    note = f" ({'; '.join(notes)})" if notes else ""
+    return (f"{ds}, n={n}, sparsity {sparsity:g}{note}: {attack} attack {metric} on the "
+            f"{arch} {method} ticket is {v['b']:.3f} vs {v['a']:.3f} on {other}, a difference "
             f"of {v['difference']:+.3f} (95% CI {v['ci_low']:+.3f} to {v['ci_high']:+.3f}): "
-            f"{finding}.")
+            f"{finding}. Test accuracy {_fmt(test_acc[0])} vs {_fmt(test_acc[1])}.")
+
+
+def method_verdicts(attacks: pd.DataFrame, training: pd.DataFrame | None, groups: list,
+                    method_kinds: dict | None = None, verdict_attacks=("mlp",),
+                    n_bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Tickets vs their controls: for each dataset, arch and sample size of ``groups``,
+    attack of ``verdict_attacks`` and requested sparsity > 0, every ticket method minus
+    every control present there, and every later ticket method minus the first
+    (e.g. imp - oneshot): attack accuracy and AUC, paired bootstrap over the attack-test
+    rows (95% interval), with the mean achieved sparsity and test accuracy of both sides.
+
+    ``groups``: dicts with dataset, arch, method, sparsity, sample_size and ``paths`` (the
+    replicate score files in replicate order). ``method_kinds``: method -> ``ticket`` |
+    ``control`` | ``dense`` (falls back to training.csv's ``method_kind``).
+    """
+    kinds = dict(method_kinds or {})
+    means = method_means(training) if training is not None and len(training) else None
+    if means is not None:
+        for m, k in zip(means["method"], means["method_kind"]):
+            kinds.setdefault(m, k)
+    kinds.setdefault(DENSE, DENSE)
+    per = with_method(attacks)
+    per = per[per["replicate"] != "mean"]
+    if "achieved_sparsity" in per:
+        per = per.assign(achieved_sparsity=achieved_column(per))
+
+    paths = {_group_key(g): list(g["paths"]) for g in groups}
+    cells: dict[tuple, list[str]] = {}
+    for ds, arch, method, sparsity, n in paths:
+        if sparsity > 0 and method != DENSE:
+            cells.setdefault((ds, arch, n, sparsity), []).append(method)
+
+    def side_info(ds, arch, method, sparsity):
+        """(mean achieved sparsity, mean test accuracy) of one model over its seeds."""
+        r = None if means is None else _sel(means, dataset=ds, arch=arch, method=method,
+                                            sparsity=sparsity)
+        if r is not None and not r.empty:
+            return float(r["achieved_sparsity"].iat[0]), float(r["test_acc"].iat[0])
+        a = _sel(per, dataset=ds, arch=arch, method=method, sparsity=sparsity)
+        if "achieved_sparsity" in a and not a.empty:
+            return float(a["achieved_sparsity"].mean()), np.nan
+        return np.nan, np.nan
+
+    rows = []
+    for (ds, arch, n, sparsity), present in sorted(cells.items()):
+        for method, versus in method_pairs(present, kinds):
+            info_m = side_info(ds, arch, method, sparsity)
+            info_v = side_info(ds, arch, versus, sparsity)
+            for attack in dict.fromkeys(verdict_attacks):
+                p_m, p_v = paths[(ds, arch, method, sparsity, n)], \
+                    paths[(ds, arch, versus, sparsity, n)]
+                y, s_m, _ = _stacked_scores(p_m, attack)
+                y2, s_v, _ = _stacked_scores(p_v, attack)
+                if not np.array_equal(y, y2):
+                    raise ValueError(f"{method} and {versus} of {ds} {arch} n={n} were "
+                                     "attacked on other rows")
+                sel = dict(dataset=ds, arch=arch, sample_size=n, attack=attack,
+                           sparsity=sparsity)
+                t_m = _thresholds(per, method=method, **sel)
+                t_v = _thresholds(per, method=versus, **sel)
+                for name, t, s in ((method, t_m, s_m), (versus, t_v, s_v)):
+                    if len(t) != s.shape[0]:
+                        raise ValueError(
+                            f"{ds} {arch} {name} s={sparsity:g} n={n} {attack}: "
+                            f"{len(t)} replicate rows in attacks.csv for {s.shape[0]} "
+                            "score files")
+                d = paired_difference(y, s_v, t_v, s_m, t_m, metrics=("accuracy", "auc"),
+                                      n_boot=n_bootstrap, seed=seed)
+                for metric, v in d.items():
+                    rows.append({
+                        "dataset": ds, "sample_size": n, "arch": arch, "sparsity": sparsity,
+                        "attack": attack, "metric": metric, "method": method,
+                        "versus": versus, "method_kind": kinds.get(method),
+                        "versus_kind": kinds.get(versus), "method_value": v["b"],
+                        "versus_value": v["a"], "difference": v["difference"],
+                        "ci_low": v["ci_low"], "ci_high": v["ci_high"],
+                        "excludes_zero": v["excludes_zero"],
+                        "achieved_sparsity_method": info_m[0],
+                        "achieved_sparsity_versus": info_v[0],
+                        "test_acc_method": info_m[1], "test_acc_versus": info_v[1],
+                        "replicates": min(s_m.shape[0], s_v.shape[0]),
+                        "sentence": method_sentence(
+                            ds, n, arch, sparsity, attack, metric, method, versus,
+                            kinds.get(versus), v, (info_m[0], info_v[0]),
+                            (info_m[1], info_v[1])),
+                    })
+    return pd.DataFrame(rows, columns=METHOD_VERDICT_COLUMNS)
 
 
 # --------------------------------------------------------------------------- attack models
-def attack_model_table(attacks: pd.DataFrame, arch: str, ticket_sparsity: float) -> pd.DataFrame:
-    """Every attack on Table 1's models at each dataset's largest sample size (the paper's
-    Section 4 comparison of attack models, with the threshold baselines beside them)."""
-    sel = _sel(attacks, arch=arch, replicate="mean")
+def attack_model_table(attacks: pd.DataFrame, arch: str, ticket_sparsity: float,
+                       method: str = DEFAULT_METHOD) -> pd.DataFrame:
+    """Every attack on Table 1's models (the dense network and its ``method`` ticket) at
+    each dataset's largest sample size (the paper's Section 4 comparison of attack models,
+    with the threshold baselines beside them)."""
+    sel = _sel(with_method(attacks), arch=arch, replicate="mean")
+    sel = sel[(sel["method"] == DENSE) | (sel["method"] == method)]
     rows = []
     for ds, part in sel.groupby("dataset"):
         n = int(part["sample_size"].max())
         for (attack, kind), a in _sel(part, sample_size=n).groupby(["attack", "kind"]):
-            row = {"dataset": ds, "sample_size": n, "attack": attack, "kind": kind}
-            for side, s in (("dense", 0.0), ("ticket", ticket_sparsity)):
-                r = _sel(a, sparsity=s)
+            row = {"dataset": ds, "sample_size": n, "method": method, "attack": attack,
+                   "kind": kind}
+            for side, m_, s in (("dense", DENSE, 0.0), ("ticket", method, ticket_sparsity)):
+                r = _model(a, m_, s)
                 if r.empty:
                     continue
                 r = r.iloc[0]
@@ -175,50 +419,59 @@ def attack_model_table(attacks: pd.DataFrame, arch: str, ticket_sparsity: float)
                 row[f"verdict_auc_{side}"] = r["verdict_auc"]
             rows.append(row)
     out = pd.DataFrame(rows)
-    if not out.empty:
+    if not out.empty and "auc_dense" in out:
         out = out.sort_values(["dataset", "auc_dense"], ascending=[True, False])
     return out.reset_index(drop=True)
 
 
-def write_tables(*, attacks_csv, score_paths: dict, arch: str, ticket_sparsity: float,
+def write_tables(*, attacks_csv, score_paths, arch: str, ticket_sparsity: float,
                  attack: str, n_bootstrap: int, seed: int, out_table1_csv, out_table1_md,
-                 out_verdicts, out_attack_models, verdict_attacks: list | None = None) -> None:
+                 out_verdicts, out_attack_models, verdict_attacks: list | None = None,
+                 method: str = DEFAULT_METHOD, training_csv=None, method_groups=None,
+                 method_kinds: dict | None = None, out_method_verdicts=None) -> None:
+    """Table 1 (csv, markdown), the ticket-vs-dense verdicts, the attack-model table and,
+    given ``out_method_verdicts``, the ticket-vs-control verdicts of ``method_groups``."""
     attacks = pd.read_csv(attacks_csv, dtype={"replicate": str})
-    t1 = table1(attacks, arch, ticket_sparsity, attack)
+    t1 = table1(attacks, arch, ticket_sparsity, attack, method)
     write_csv(t1, out_table1_csv)
-    Path(out_table1_md).write_text(table1_markdown(t1, arch, ticket_sparsity))
+    Path(out_table1_md).write_text(table1_markdown(t1, arch, ticket_sparsity, method))
     names = list(dict.fromkeys([attack] + list(verdict_attacks or [])))
-    frames = [verdicts(attacks, score_paths, arch, ticket_sparsity, a, n_bootstrap, seed)
-              for a in names]
+    frames = [verdicts(attacks, score_paths, arch, ticket_sparsity, a, n_bootstrap, seed,
+                       method) for a in names]
     write_csv(pd.concat(frames, ignore_index=True), out_verdicts)
-    write_csv(attack_model_table(attacks, arch, ticket_sparsity), out_attack_models)
+    write_csv(attack_model_table(attacks, arch, ticket_sparsity, method), out_attack_models)
+    if out_method_verdicts is not None:
+        training = pd.read_csv(training_csv) if training_csv is not None else None
+        mv = method_verdicts(attacks, training, list(method_groups or []),
+                             dict(method_kinds or {}), names, n_bootstrap, seed)
+        write_csv(mv, out_method_verdicts)
 
 
 # --------------------------------------------------------------------------- slices
-def slices(score_paths: dict, attacks: pd.DataFrame, slice_attacks: list[str],
+def slices(score_paths, attacks: pd.DataFrame, slice_attacks: list[str],
            n_bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Per-class and correct/incorrect slices of the attacks on the given models.
 
-    ``score_paths``: (dataset, arch, sparsity, sample_size) -> replicate score files, or a
-    list of groups (dicts with those keys and ``paths``).
+    ``score_paths``: (dataset, arch, method, sparsity, sample_size) -> replicate score
+    files, or a list of groups (dicts with those keys and ``paths``).
     """
     if not isinstance(score_paths, dict):
-        score_paths = {(g["dataset"], g["arch"], float(g["sparsity"]), int(g["sample_size"])):
-                       g["paths"] for g in score_paths}
+        score_paths = {_group_key(g): g["paths"] for g in score_paths}
+    attacks = with_method(attacks)
     rows = []
-    for (ds, arch, sparsity, n), paths in sorted(score_paths.items()):
+    for (ds, arch, method, sparsity, n), paths in sorted(score_paths.items()):
         for attack in slice_attacks:
             y, s, frames = _stacked_scores(paths, attack)
             test = (frames[0]["fold"] == "attack_test").to_numpy()
-            part = _sel(attacks, dataset=ds, arch=arch, sparsity=sparsity, sample_size=n,
-                        attack=attack)
+            part = _sel(attacks, dataset=ds, arch=arch, method=method, sparsity=sparsity,
+                        sample_size=n, attack=attack)
             part = part[part["replicate"] != "mean"].sort_values(
                 "replicate", key=lambda c: c.astype(int))
             thr = part["threshold"].to_numpy()
             labels = frames[0]["label"].to_numpy()[test]
             correct = np.stack([f["correct"].to_numpy()[test] for f in frames])
-            base = {"dataset": ds, "arch": arch, "sparsity": sparsity, "sample_size": n,
-                    "attack": attack, "replicates": len(frames)}
+            base = {"dataset": ds, "arch": arch, "method": method, "sparsity": sparsity,
+                    "sample_size": n, "attack": attack, "replicates": len(frames)}
             for c in np.unique(labels):
                 mask = np.broadcast_to(labels == c, s.shape)
                 rows.append({**base, "slice": "class", "value": str(int(c)),
@@ -231,7 +484,7 @@ def slices(score_paths: dict, attacks: pd.DataFrame, slice_attacks: list[str],
     return pd.DataFrame(rows)
 
 
-def write_slices(*, attacks_csv, score_paths: dict, slice_attacks: list[str],
+def write_slices(*, attacks_csv, score_paths, slice_attacks: list[str],
                  n_bootstrap: int, seed: int, output) -> pd.DataFrame:
     attacks = pd.read_csv(attacks_csv, dtype={"replicate": str})
     frame = slices(score_paths, attacks, slice_attacks, n_bootstrap, seed)

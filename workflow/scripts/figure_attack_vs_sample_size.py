@@ -5,4 +5,4 @@ from lottery_mia.workflow import logged
 p = snakemake.params
 with logged(snakemake.log[0], snakemake.rule):
     figure_attack_vs_sample_size_from_csv(snakemake.input[0], p.sparsity, snakemake.output[0],
-                                          p.attack)
+                                          p.attack, method=p.method)

@@ -10,5 +10,6 @@ with logged(snakemake.log[0], snakemake.rule):
         attacks_csv=inp.attacks, transfer_csv=inp.transfer, benchmarks_csv=inp.benchmarks,
         figures={k: inp[k] for k in inp.keys() if k.startswith("figure")},
         config=p.config, table1_arch=p.table1_arch, table1_sparsity=p.table1_sparsity,
-        attack=p.attack, output=snakemake.output[0],
+        attack=p.attack, output=snakemake.output[0], table1_method=p.table1_method,
+        methods=list(p.methods), method_verdicts_csv=inp.method_verdicts,
     )

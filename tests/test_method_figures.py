@@ -1,0 +1,160 @@
+"""The figures with several ticket-finding methods: a line per method from the dense point
+at the achieved sparsity (Fig. 1, 2), dense + one method (Fig. 3, 9), method labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lottery_mia import figures as F
+
+ARCHS = ("resnet18", "resnet50")
+METHODS = {  # method -> {requested sparsity: achieved sparsity}
+    "dense": {0.0: 0.0},
+    "oneshot": {0.5: 0.5, 0.8: 0.8},
+    "imp": {0.5: 0.52, 0.8: 0.832},
+    "random_reinit": {0.5: 0.5, 0.8: 0.8},
+}
+SIZES = (100, 400)
+ATTACKS = ("mlp", "loss")
+
+
+def _training(archs=ARCHS) -> pd.DataFrame:
+    rows = []
+    for arch in archs:
+        for method, sp in METHODS.items():
+            for s, a in sp.items():
+                for r in (0, 1):
+                    acc = 0.95 - 0.1 * s - (0.05 if method == "random_reinit" else 0) + 0.01 * r
+                    rows.append({"dataset": "digits", "arch": arch, "method": method,
+                                 "sparsity": s, "achieved_sparsity": a, "replicate": r,
+                                 "test_acc": acc, "test_acc_ci_low": acc - 0.02,
+                                 "test_acc_ci_high": acc + 0.02, "train_acc": 1.0,
+                                 "generalization_gap": 1.0 - acc})
+    return pd.DataFrame(rows)
+
+
+def _attacks(archs=ARCHS) -> pd.DataFrame:
+    rows = []
+    for arch in archs:
+        for method, sp in METHODS.items():
+            for s, a in sp.items():
+                for n in SIZES:
+                    for attack in ATTACKS:
+                        for rep in ("0", "1", "mean"):
+                            v = 0.55 + 0.1 * s + (0.01 if rep == "1" else 0)
+                            row = {"dataset": "digits", "arch": arch, "method": method,
+                                   "sparsity": s, "achieved_sparsity": a, "replicate": rep,
+                                   "sample_size": n, "attack": attack, "kind": "classifier",
+                                   "n_nonmembers": n // 4, "verdict_auc": "above chance"}
+                            for m in ("accuracy", "auc", "tpr_at_fpr_0.01"):
+                                row[m] = v if m != "tpr_at_fpr_0.01" else v / 10
+                                row[f"{m}_ci_low"] = row[m] - 0.02
+                                row[f"{m}_ci_high"] = row[m] + 0.02
+                            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _is_png(path) -> bool:
+    return path.exists() and path.stat().st_size > 1000 and \
+        path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _lines(ax) -> dict:
+    """label -> x values of the errorbar lines of an Axes."""
+    return {c.get_label(): np.asarray(c.lines[0].get_xdata(), dtype=float)
+            for c in ax.containers}
+
+
+def test_figure1_draws_a_line_per_method_from_the_dense_point(tmp_path):
+    out = tmp_path / "fig1.png"
+    fig = F.figure_test_accuracy(_training(), out)
+    assert _is_png(out)
+    assert len(fig.axes) == len(ARCHS)  # a panel per (dataset, arch)
+    for ax in fig.axes:
+        lines = _lines(ax)
+        assert lines.pop("dense (mean of 2)") == pytest.approx([0.0])  # drawn once, on top
+        assert {k.split(" ")[0] for k in lines} == {"oneshot", "imp", "random_reinit"}
+        assert len(lines) == 3
+        for label, xs in lines.items():
+            assert xs[0] == 0.0 and len(xs) == 3  # the dense point, then both sparsities
+        assert lines["imp (mean of 2)"] == pytest.approx([0.0, 52.0, 83.2])
+        assert lines["oneshot (mean of 2)"] == pytest.approx([0.0, 50.0, 80.0])
+        colors = {c.lines[0].get_color() for c in ax.containers}
+        markers = {c.lines[0].get_marker() for c in ax.containers}
+        assert len(colors) == 4 and len(markers) == 4
+        assert {t.get_text() for t in ax.get_legend().get_texts()} >= set(lines)
+
+
+def test_figure1_of_a_dense_only_run_draws_the_dense_point(tmp_path):
+    tr = _training(("resnet18",))
+    fig = F.figure_test_accuracy(tr[tr["method"] == "dense"], tmp_path / "f.png")
+    assert list(_lines(fig.axes[0])) == ["dense (mean of 2)"]
+
+
+def test_figure2_draws_a_line_per_arch_and_method(tmp_path):
+    out = tmp_path / "fig2.png"
+    fig = F.figure_attack_vs_sparsity(_attacks(), 400, out, "mlp")
+    assert _is_png(out)
+    assert len(fig.axes) == 2  # accuracy and auc of one dataset
+    for ax in fig.axes:
+        lines = _lines(ax)
+        assert set(lines) == {f"{a} {m}" for a in ARCHS
+                              for m in ("dense", "oneshot", "imp", "random_reinit")}
+        assert lines["resnet18 dense"] == pytest.approx([0.0])
+        assert lines["resnet50 imp"] == pytest.approx([0.0, 52.0, 83.2])
+        styles = {c.get_label().split(" ")[0]: c.lines[0].get_linestyle()
+                  for c in ax.containers if not c.get_label().endswith("dense")}
+        assert styles["resnet18"] != styles["resnet50"]
+        assert any(line.get_label() == "chance" for line in ax.get_lines())
+
+
+def test_figure3_shows_dense_and_the_given_method_only(tmp_path):
+    attacks = _attacks(("resnet18",))
+    out = tmp_path / "fig3.png"
+    fig = F.figure_attack_vs_sample_size(attacks, 0.8, out, "mlp", method="imp")
+    assert _is_png(out)
+    lines = _lines(fig.axes[0])
+    assert set(lines) == {"dense", "imp"}
+    assert list(lines["imp"]) == list(SIZES)
+    with pytest.raises(ValueError, match="snip ticket"):
+        F.figure_attack_vs_sample_size(attacks, 0.8, tmp_path / "x.png", "mlp", method="snip")
+    fig = F.figure_attack_vs_sample_size(attacks, 0.0, tmp_path / "d.png", "mlp", method="imp")
+    assert set(_lines(fig.axes[0])) == {"dense"}
+
+
+def test_figure9_shows_dense_and_the_given_method_only(tmp_path):
+    out = tmp_path / "fig9.png"
+    fig = F.figure_low_fpr_vs_sparsity(_attacks(), "resnet18", 400, out, which=list(ATTACKS),
+                                       method="imp")
+    assert _is_png(out)
+    lines = _lines(fig.axes[0])
+    assert set(lines) == set(ATTACKS)
+    for xs in lines.values():  # dense, imp at 0.5 and 0.8 (not oneshot nor the control)
+        assert len(xs) == 3
+        assert np.round(xs, -1).tolist() == [0.0, 50.0, 80.0]
+        assert xs[2] > 82  # at imp's achieved sparsity (83.2%, +- a small offset)
+
+
+def test_gap_roc_and_transfer_labels_carry_the_method(tmp_path):
+    res = F.figure_gap(_training(), _attacks(), 400, tmp_path / "gap.png")
+    assert res["models"] == 2 * 7 * 2  # archs x models x seeds
+    rng = np.random.default_rng(0)
+    member = np.r_[np.ones(50, bool), np.zeros(50, bool)]
+    curves = [{"dataset": "digits", "arch": "resnet18", "method": m, "sparsity": s,
+               "sample_size": 100, "member": member, "score": rng.random(100)}
+              for m, s in (("imp", 0.8), ("dense", 0.0), ("random_reinit", 0.8))]
+    fig = F.figure_roc(curves, tmp_path / "roc.png")
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert labels[:3] == ["resnet18 dense", "resnet18 imp s=0.8", "resnet18 random_reinit s=0.8"]
+    transfer = pd.DataFrame([{"dataset": "digits", "source_arch": "resnet18",
+                              "source_method": sm, "source_sparsity": ss,
+                              "target_arch": "resnet18", "target_method": tm,
+                              "target_sparsity": ts, "accuracy": 0.6, "accuracy_ci_low": 0.55,
+                              "accuracy_ci_high": 0.65}
+                             for sm, ss in (("dense", 0.0), ("imp", 0.8), ("oneshot", 0.8))
+                             for tm, ts in (("dense", 0.0), ("imp", 0.8), ("oneshot", 0.8))])
+    fig = F.figure_transfer(transfer, tmp_path / "transfer.png")
+    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert ticks == ["resnet18 dense", "resnet18 imp s=0.8", "resnet18 oneshot s=0.8"]

@@ -1,0 +1,266 @@
+"""Ticket-finding methods in the report's tables: Table 1 picks the configured method, the
+ticket-vs-control verdicts find a planted difference (and none where none is planted), and
+the report shows them in a 'Tickets and their controls' section, escaped."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lottery_mia.metrics import attack_metrics
+from lottery_mia.report import write_report
+from lottery_mia.tables import (
+    method_pairs, method_verdicts, slices, table1, verdicts, write_tables,
+)
+
+DS, ARCH, N = "digits", "resnet18", 400
+REPLICATES = (0, 1)
+KINDS = {"dense": "dense", "oneshot": "ticket", "imp": "ticket", "random_reinit": "control"}
+# (method, requested sparsity) -> (membership signal of the scores, achieved sparsity,
+# test accuracy). The oneshot and imp tickets separate members far better than the
+# random_reinit control at 0.8; at 0.5 the ticket and the control are alike.
+MODELS = {
+    ("dense", 0.0): (1.0, 0.0, 0.95),
+    ("oneshot", 0.5): (1.0, 0.5, 0.94),
+    ("random_reinit", 0.5): (1.0, 0.5, 0.93),
+    ("oneshot", 0.8): (2.0, 0.8, 0.92),
+    ("imp", 0.8): (2.0, 0.832, 0.93),
+    ("random_reinit", 0.8): (0.0, 0.8, 0.85),
+}
+EVIL = "<script>alert('m')</script>"
+
+
+def _scores(tmp_path, method, sparsity, replicate, signal, rng):
+    n_train = 100
+    member = np.r_[np.ones(N // 2, bool), np.zeros(N // 2, bool), np.ones(n_train // 2, bool),
+                   np.zeros(n_train // 2, bool)]
+    fold = np.r_[["attack_test"] * N, ["attack_train"] * n_train]
+    label = np.arange(len(member)) % 2
+    # The same noise values for every model of a replicate, shuffled among the members and
+    # among the non-members: models with the same signal have the same attack accuracy and
+    # AUC on other row pairings (a true difference of 0, a non-trivial bootstrap spread).
+    noise = np.random.default_rng(100 + replicate).normal(size=len(member))
+    for block in (member & (fold == "attack_test"), ~member & (fold == "attack_test")):
+        idx = np.flatnonzero(block)
+        noise[idx] = noise[rng.permutation(idx)]
+    score = signal * member + noise
+    frame = pd.DataFrame({
+        "sample_id": np.arange(len(member)), "member": member, "fold": fold, "label": label,
+        "correct": rng.random(len(member)) < 0.8, "score_mlp": score,
+        "score_loss": score + rng.normal(scale=0.5, size=len(member)),
+    })
+    path = tmp_path / f"{method}_{sparsity}_{replicate}.parquet"
+    frame.to_parquet(path)
+    return path, frame
+
+
+def _row(method, sparsity, replicate, attack, metrics, achieved, threshold=np.nan):
+    row = {"dataset": DS, "arch": ARCH, "method": method, "sparsity": sparsity,
+           "replicate": replicate, "sample_size": N, "attack": attack, "kind": "classifier",
+           "achieved_sparsity": achieved, "threshold": threshold, "replicates": 2,
+           "n_nonmembers": N // 2}
+    for k in ("accuracy", "precision", "auc", "tpr_at_fpr_0.01", "tpr_at_fpr_0.001"):
+        v = metrics[k]
+        row[k], row[f"{k}_ci_low"], row[f"{k}_ci_high"] = v, v - 0.03, v + 0.03
+    for k in ("accuracy", "auc"):
+        row[f"verdict_{k}"] = "at chance" if row[f"{k}_ci_low"] <= 0.5 else "above chance"
+    return row
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """Score files, attacks.csv and training.csv of a small synthetic run."""
+    tmp_path = tmp_path_factory.mktemp("methods")
+    rng = np.random.default_rng(7)
+    groups, attack_rows, training_rows = [], [], []
+    for (method, sparsity), (signal, achieved, acc) in MODELS.items():
+        paths = []
+        per_attack = {"mlp": [], "loss": []}
+        for r in REPLICATES:
+            path, frame = _scores(tmp_path, method, sparsity, r, signal, rng)
+            paths.append(str(path))
+            test = frame[frame["fold"] == "attack_test"]
+            for attack in per_attack:
+                thr = signal / 2
+                m = attack_metrics(test["member"].to_numpy(), test[f"score_{attack}"].to_numpy(),
+                                   thr)
+                per_attack[attack].append(m)
+                attack_rows.append(_row(method, sparsity, str(r), attack, m, achieved, thr))
+            training_rows.append({
+                "dataset": DS, "arch": ARCH, "method": method, "method_kind": KINDS[method],
+                "sparsity": sparsity,
+                "achieved_sparsity": achieved + (0.001 * r if achieved else 0.0),
+                "imp_round": 2 if method == "imp" else np.nan, "replicate": r,
+                "test_acc": acc + 0.01 * r, "test_acc_ci_low": acc - 0.02,
+                "test_acc_ci_high": acc + 0.03, "train_acc": 1.0, "train_acc_ci_low": 0.99,
+                "train_acc_ci_high": 1.0, "generalization_gap": 1.0 - acc - 0.01 * r})
+        for attack, ms in per_attack.items():
+            mean = {k: float(np.mean([m[k] for m in ms])) for k in ms[0]}
+            attack_rows.append(_row(method, sparsity, "mean", attack, mean, achieved))
+        groups.append({"dataset": DS, "arch": ARCH, "method": method, "sparsity": sparsity,
+                       "sample_size": N, "paths": paths})
+    attacks = pd.DataFrame(attack_rows)
+    training = pd.DataFrame(training_rows)
+    attacks.to_csv(tmp_path / "attacks.csv", index=False)
+    training.to_csv(tmp_path / "training.csv", index=False)
+    attacks = pd.read_csv(tmp_path / "attacks.csv", dtype={"replicate": str})
+    return {"dir": tmp_path, "groups": groups, "attacks": attacks, "training": training}
+
+
+def _pick(mv, sparsity, method, versus, metric="auc"):
+    hit = mv[np.isclose(mv["sparsity"], sparsity) & (mv["method"] == method)
+             & (mv["versus"] == versus) & (mv["metric"] == metric)]
+    assert len(hit) == 1, hit
+    return hit.iloc[0]
+
+
+def test_method_pairs_put_tickets_against_controls_and_the_first_ticket():
+    kinds = {"oneshot": "ticket", "imp": "ticket", "random_reinit": "control",
+             "snip": "control"}
+    assert method_pairs(["imp", "snip", "oneshot", "random_reinit"], kinds) == [
+        ("oneshot", "random_reinit"), ("oneshot", "snip"), ("imp", "random_reinit"),
+        ("imp", "snip"), ("imp", "oneshot")]
+    assert method_pairs(["oneshot"], kinds) == []
+
+
+def test_method_verdicts_find_the_planted_difference_and_none_elsewhere(run):
+    mv = method_verdicts(run["attacks"], run["training"], run["groups"], KINDS, ["mlp"],
+                         n_bootstrap=300, seed=0)
+    assert set(zip(mv["sparsity"], mv["method"], mv["versus"])) == {
+        (0.5, "oneshot", "random_reinit"), (0.8, "oneshot", "random_reinit"),
+        (0.8, "imp", "random_reinit"), (0.8, "imp", "oneshot")}
+    for method in ("oneshot", "imp"):
+        for metric in ("auc", "accuracy"):
+            r = _pick(mv, 0.8, method, "random_reinit", metric)
+            assert r["difference"] > 0.2 and r["ci_low"] > 0 and r["excludes_zero"]
+            assert r["method_value"] - r["versus_value"] == pytest.approx(r["difference"])
+    for sparsity, method, versus in ((0.5, "oneshot", "random_reinit"), (0.8, "imp", "oneshot")):
+        r = _pick(mv, sparsity, method, versus)
+        assert r["ci_low"] < 0 < r["ci_high"] and not r["excludes_zero"]
+        assert "no significant difference" in r["sentence"]
+    r = _pick(mv, 0.8, "imp", "random_reinit")
+    assert r["achieved_sparsity_method"] == pytest.approx(0.8325)
+    assert r["achieved_sparsity_versus"] == pytest.approx(0.8005)
+    assert r["test_acc_method"] == pytest.approx(0.935)
+    assert r["test_acc_versus"] == pytest.approx(0.855)
+    assert r["replicates"] == 2
+    assert r["sentence"].startswith("digits, n=400, sparsity 0.8 (imp achieved sparsity 0.833")
+    assert "random_reinit (control)" in r["sentence"] and "95% CI +" in r["sentence"]
+    assert "leaks more than random_reinit" in r["sentence"]
+    assert "Test accuracy 0.935 vs 0.855." in r["sentence"]
+
+
+def test_method_verdicts_need_a_threshold_per_replicate(run):
+    attacks = run["attacks"]
+    drop = (attacks["method"] == "imp") & (attacks["replicate"] == "1")
+    with pytest.raises(ValueError, match="1 replicate rows"):
+        method_verdicts(attacks[~drop], run["training"], run["groups"], KINDS, ["mlp"],
+                        n_bootstrap=20)
+
+
+def test_table1_and_verdicts_select_the_requested_method(run):
+    attacks = run["attacks"].copy()
+    # imp and oneshot score alike by construction: tell their mean rows apart
+    imp_mean = (attacks["method"] == "imp") & (attacks["replicate"] == "mean")
+    attacks.loc[imp_mean, "accuracy"] = 0.777
+
+    def mean_acc(method):
+        sel = attacks[(attacks["method"] == method) & np.isclose(attacks["sparsity"], 0.8)
+                      & (attacks["replicate"] == "mean") & (attacks["attack"] == "mlp")]
+        return float(sel["accuracy"].iat[0])
+
+    assert mean_acc("imp") != mean_acc("oneshot")
+    for method in ("imp", "oneshot", "random_reinit"):
+        t = table1(attacks, ARCH, 0.8, "mlp", method=method)
+        assert len(t) == 1 and t["method"].iat[0] == method
+        assert t["accuracy_ticket"].iat[0] == pytest.approx(mean_acc(method))
+        dense = attacks[(attacks["method"] == "dense") & (attacks["replicate"] == "mean")
+                        & (attacks["attack"] == "mlp")]
+        assert t["accuracy_baseline"].iat[0] == pytest.approx(dense["accuracy"].iat[0])
+    with pytest.raises(ValueError, match="snip ticket"):
+        table1(attacks, ARCH, 0.8, "mlp", method="snip")
+    v = verdicts(attacks, run["groups"], ARCH, 0.8, "mlp", n_bootstrap=50, method="random_reinit")
+    auc = v[v["metric"] == "auc"].iloc[0]
+    assert auc["method"] == "random_reinit" and auc["difference"] < 0 and auc["ci_high"] < 0
+    assert "random_reinit ticket" in auc["sentence"]
+
+
+def test_write_tables_writes_every_output_with_methods(run):
+    d = run["dir"]
+    out = {k: d / f"{k}.csv" for k in ("t1", "verdicts", "models", "mv")}
+    t1 = [g for g in run["groups"] if g["method"] in ("dense", "imp")]
+    write_tables(attacks_csv=d / "attacks.csv", score_paths=t1, arch=ARCH, ticket_sparsity=0.8,
+                 attack="mlp", n_bootstrap=50, seed=0, out_table1_csv=out["t1"],
+                 out_table1_md=d / "t1.md", out_verdicts=out["verdicts"],
+                 out_attack_models=out["models"], verdict_attacks=["mlp"], method="imp",
+                 training_csv=d / "training.csv", method_groups=run["groups"],
+                 method_kinds=KINDS, out_method_verdicts=out["mv"])
+    assert "imp lottery ticket at sparsity 0.8" in (d / "t1.md").read_text()
+    assert set(pd.read_csv(out["verdicts"])["method"]) == {"imp"}
+    models = pd.read_csv(out["models"])
+    assert set(models["method"]) == {"imp"} and "auc_ticket" in models
+    mv = pd.read_csv(out["mv"])
+    assert len(mv) == 4 * 2 and {"sentence", "achieved_sparsity_method"} <= set(mv.columns)
+
+
+def test_slices_carry_the_method(run):
+    groups = [g for g in run["groups"] if g["method"] in ("dense", "imp")]
+    frame = slices(groups, run["attacks"], ["mlp"], n_bootstrap=20)
+    assert set(frame["method"]) == {"dense", "imp"}
+    assert set(frame.loc[frame["method"] == "imp", "sparsity"]) == {0.8}
+
+
+def test_report_shows_the_methods_section_escaped(run):
+    from PIL import Image
+
+    from lottery_mia.figures import figure_gap_from_csv
+    from lottery_mia.tables import write_slices
+
+    d = run["dir"]
+    t1 = [g for g in run["groups"] if g["method"] in ("dense", "oneshot")]
+    write_tables(attacks_csv=d / "attacks.csv", score_paths=t1, arch=ARCH, ticket_sparsity=0.8,
+                 attack="mlp", n_bootstrap=30, seed=0, out_table1_csv=d / "r_t1.csv",
+                 out_table1_md=d / "r_t1.md", out_verdicts=d / "r_verdicts.csv",
+                 out_attack_models=d / "r_models.csv", verdict_attacks=["mlp"],
+                 training_csv=d / "training.csv", method_groups=run["groups"],
+                 method_kinds=KINDS, out_method_verdicts=d / "r_mv.csv")
+    write_slices(attacks_csv=d / "attacks.csv", score_paths=t1, slice_attacks=["mlp"],
+                 n_bootstrap=20, seed=0, output=d / "r_slices.csv")
+    figure_gap_from_csv(d / "training.csv", d / "attacks.csv", N, d / "r_gap.png",
+                        d / "r_gap.json")
+    pd.DataFrame([{"source_arch": ARCH, "source_method": "dense", "source_sparsity": 0.0,
+                   "target_arch": ARCH, "target_method": "imp", "target_sparsity": 0.8,
+                   "accuracy": 0.6, "accuracy_ci_low": 0.55, "accuracy_ci_high": 0.65,
+                   "auc": 0.6, "auc_ci_low": 0.55, "auc_ci_high": 0.65}]).to_csv(
+        d / "r_transfer.csv", index=False)
+    png = d / "r_fig.png"
+    Image.new("RGB", (2, 2)).save(png)
+    methods = [{"name": "dense", "kind": "dense", "description": "the dense parent"},
+               {"name": "oneshot", "kind": "ticket", "description": EVIL},
+               {"name": "imp", "kind": "ticket", "description": "iterative pruning"},
+               {"name": "random_reinit", "kind": "control", "description": "ticket mask, "
+                "fresh random weights"}]
+    out = d / "report.html"
+    write_report(table1_csv=d / "r_t1.csv", verdicts_csv=d / "r_verdicts.csv",
+                 attack_models_csv=d / "r_models.csv", slices_csv=d / "r_slices.csv",
+                 gap_json=d / "r_gap.json", training_csv=d / "training.csv",
+                 attacks_csv=d / "attacks.csv", transfer_csv=d / "r_transfer.csv",
+                 figures={"figure1": png}, config={"report": {"table1_method": "oneshot"}},
+                 table1_arch=ARCH, table1_sparsity=0.8, attack="mlp", output=out,
+                 table1_method="oneshot", methods=methods, method_verdicts_csv=d / "r_mv.csv")
+    html = out.read_text()
+    assert "<h2>Tickets and their controls</h2>" in html
+    assert html.index("Tickets and their controls") < html.index("Figure 1")
+    assert "<script" not in html and "&lt;script&gt;alert" in html
+    assert "ticket mask, fresh random weights" in html
+    mv = pd.read_csv(d / "r_mv.csv")
+    assert all(s.replace("'", "&#x27;") in html for s in mv["sentence"])
+    # the achieved sparsity of imp and its seed-interval test accuracy
+    assert "0.8325" in html and "0.9350 [" in html
+    # the random_reinit control at 0.8 attacks at chance: marked
+    assert "(chance)" in html.split("Verdicts: tickets vs controls")[1]
+    assert "oneshot lottery ticket at sparsity 0.8" in html
+    json.loads((d / "r_gap.json").read_text())
