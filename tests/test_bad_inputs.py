@@ -54,6 +54,14 @@ CONFIG_CASES = [
      ["pruning.rewind_epoch", "epochs=2", "lower it"]),
     ("rewind-beyond-epochs", lambda c: c["pruning"].update(rewind_epoch=50),
      ["pruning.rewind_epoch", "lower it"]),
+    ("rewind-both", lambda c: c["pruning"].update(rewind_step=10),
+     ["pruning.rewind_epoch", "pruning.rewind_step", "exactly one"]),
+    ("pruning-method-typo", lambda c: c["pruning"].update(methods=["oneshot", "imp", "snp"]),
+     ["pruning.methods", "'snp'", "did you mean 'snip'"]),
+    ("pruning-setting-typo", lambda c: c["pruning"].update(imp={"fracton": 0.2}),
+     ["pruning.imp", "fracton", "did you mean 'fraction'"]),
+    ("pruning-control-without-base", lambda c: c["pruning"].update(methods=["random_mask"]),
+     ["pruning.methods", "random_mask", "add 'oneshot'"]),
     ("duplicate-sample-size", lambda c: c["attack"].update(sample_sizes=[100, 200, 200]),
      ["attack.sample_sizes", "200 more than once", "list each value once"]),
     ("duplicate-dataset-sample-size",
@@ -218,10 +226,11 @@ def test_a_membership_table_without_members_column_is_named(artifacts, tmp_path)
 def test_a_mask_of_another_network_is_named(artifacts, tmp_path):
     from lottery_mia.checkpoints import model_spec, save_checkpoint
     from lottery_mia.models import build_model
-    from lottery_mia.training import rewound_ticket
+    from lottery_mia.pruning.jobs import rewound_ticket
 
     spec = model_spec("resnet18", "digits", 8)  # another width
-    save_checkpoint(tmp_path / "rewind.pt", build_model(**spec), spec, epoch=0, sparsity=0.0)
+    save_checkpoint(tmp_path / "rewind.pt", build_model(**spec), spec, epoch=0, step=0,
+                    sparsity=0.0)
     with pytest.raises(ValueError, match=f"mask {artifacts / 'mask.pt'} does not fit.*prune_mask"):
         rewound_ticket(tmp_path / "rewind.pt", artifacts / "mask.pt", 0)
 

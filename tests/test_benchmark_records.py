@@ -16,6 +16,7 @@ def test_jobs_leave_benchmark_records_and_the_summary_gathers_them(tmp_path):
     cfg["transfer"].update(sample_size=100, architectures=["resnet18"], sparsities=[0.0, 0.8])
     cfg["report"].update(figure2_sample_size=100)
     cfg["references"]["count"] = 0
+    cfg["pruning"]["methods"] = ["oneshot"]
     write_config(tmp_path, cfg)
     run_snakemake(tmp_path, "--cores", "2", "results/summary/benchmarks.csv")
     table = pd.read_csv(tmp_path / "results" / "summary" / "benchmarks.csv")

@@ -17,33 +17,38 @@ def _write(path: Path, *seconds: float) -> None:
 
 def test_benchmark_table_names_rules_and_wildcards(tmp_path):
     b = tmp_path / "benchmarks"
-    _write(b / "digits/resnet18/seed-0/sparsity-0/train_dense.tsv", 12.5)
-    _write(b / "digits/resnet18/seed-0/sparsity-0.8/train_ticket.tsv", 10.0, 11.0)
-    _write(b / "digits/resnet18/ref-1/sparsity-0.8/extract_confidences.tsv", 1.5)
-    _write(b / "digits/resnet50/seed-0/sparsity-0/fit_attack_n200.tsv", 2.0)
-    _write(b / "digits/transfer/seed-0/n200/resnet50_sparsity-0.8.tsv", 0.5)
+    _write(b / "digits/resnet18/seed-0/dense/sparsity-0/train_dense.tsv", 12.5)
+    _write(b / "digits/resnet18/seed-0/oneshot/sparsity-0.8/train_ticket.tsv", 10.0, 11.0)
+    _write(b / "digits/resnet18/ref-1/oneshot/sparsity-0.8/extract_confidences.tsv", 1.5)
+    _write(b / "digits/resnet50/seed-0/dense/sparsity-0/fit_attack_n200.tsv", 2.0)
+    _write(b / "digits/transfer/seed-0/n200/resnet50_random_reinit_sparsity-0.8.tsv", 0.5)
+    _write(b / "digits/resnet18/seed-0/imp/round-3/train_ticket.tsv", 9.0)
     t = benchmark_table(b)
-    assert len(t) == 6
+    assert len(t) == 7
+    imp = t[t["imp_round"] == 3].iloc[0]
+    assert (imp["rule"], imp["method"], imp["run"]) == ("train_ticket", "imp", "seed-0")
     assert sorted(set(t["rule"])) == ["extract_confidences", "fit_attack", "train_dense",
                                       "train_ticket", "transfer_attack"]
     dense = t[t["rule"] == "train_dense"].iloc[0]
     assert (dense["dataset"], dense["arch"], dense["sparsity"], dense["seconds"]) == (
         "digits", "resnet18", 0.0, 12.5)
-    ticket = t[t["rule"] == "train_ticket"]
+    assert dense["method"] == "dense"
+    ticket = t[(t["rule"] == "train_ticket") & (t["method"] == "oneshot")]
     assert list(ticket["repeat"]) == [0, 1] and set(ticket["sparsity"]) == {0.8}
     assert t.loc[t["rule"] == "extract_confidences", "run"].iloc[0] == "ref-1"
     assert set(t.loc[t["rule"] != "extract_confidences", "run"]) == {"seed-0"}
     attack = t[t["rule"] == "fit_attack"].iloc[0]
     assert (attack["arch"], attack["sparsity"], attack["n"]) == ("resnet50", 0.0, 200)
     tr = t[t["rule"] == "transfer_attack"].iloc[0]
-    assert (tr["arch"], tr["sparsity"], tr["n"]) == ("resnet50", 0.8, 200)
+    assert (tr["arch"], tr["method"], tr["sparsity"], tr["n"]) == (
+        "resnet50", "random_reinit", 0.8, 200)
     assert {"max_rss", "cpu_time", "mean_load"} <= set(t.columns)
     out = summarize_benchmarks(b, tmp_path / "summary" / "benchmarks.csv")
-    assert (tmp_path / "summary" / "benchmarks.csv").exists() and len(out) == 6
+    assert (tmp_path / "summary" / "benchmarks.csv").exists() and len(out) == 7
     from lottery_mia.benchmarks import benchmark_overview
 
     over = benchmark_overview(out).set_index("rule")
-    assert over.loc["train_ticket", "jobs"] == 2 and over.loc["train_ticket", "total_seconds"] == 21
+    assert over.loc["train_ticket", "jobs"] == 3 and over.loc["train_ticket", "total_seconds"] == 30
 
 
 def test_empty_directory_gives_an_empty_table(tmp_path):

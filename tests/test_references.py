@@ -61,6 +61,7 @@ def test_reference_tickets_come_from_their_own_dense_runs(tmp_path):
     from conftest import planned_jobs, run_snakemake, tiny_config, write_config
 
     cfg = copy.deepcopy(tiny_config())
+    cfg["pruning"]["methods"] = ["oneshot"]
     cfg["references"] = {"count": 3, "seed": 500, "architectures": ["resnet18"],
                          "sparsities": [0.0, 0.8],
                          "attacks": ["lira_online", "lira_offline", "rmia", "shadow_mlp"]}
@@ -74,19 +75,19 @@ def test_reference_tickets_come_from_their_own_dense_runs(tmp_path):
     blocks = re.split(r"(?m)^(?=(?:local)?rule \w+:)", out)
     for k in range(3):
         mask = [b for b in blocks if b.startswith("rule prune_mask:")
-                and f"ref-{k}/sparsity-0.8/mask.pt" in b]
+                and f"ref-{k}/oneshot/sparsity-0.8/mask.pt" in b]
         assert len(mask) == 1
-        assert f"resnet18/ref-{k}/sparsity-0/model.pt" in mask[0]
+        assert f"resnet18/ref-{k}/dense/sparsity-0/model.pt" in mask[0]
         assert "seed-0" not in mask[0]  # never the target's dense network
         ticket = [b for b in blocks if b.startswith("rule train_ticket:")
-                  and f"ref-{k}/sparsity-0.8/model.pt" in b]
+                  and f"ref-{k}/oneshot/sparsity-0.8/model.pt" in b]
         assert f"references/ref-{k}/membership.parquet" in ticket[0]
-        assert f"resnet18/ref-{k}/sparsity-0/rewind.pt" in ticket[0]
+        assert f"resnet18/ref-{k}/dense/sparsity-0/rewind.pt" in ticket[0]
     # only the target models in the reference grid get the reference inputs
     fits = [b for b in blocks if b.startswith("rule fit_attack:")]
     with_refs = [b for b in fits if "references/inclusion.parquet" in b]
     assert len(with_refs) == 2 * 2  # resnet18 at 0 and 0.8, two sample sizes
-    assert all("resnet18/seed-0/sparsity-0.5" not in b for b in with_refs)
+    assert all("resnet18/seed-0/oneshot/sparsity-0.5" not in b for b in with_refs)
 
 
 def test_a_reference_half_spanning_both_cifar_pools_loads_in_row_order(tmp_path):

@@ -236,7 +236,7 @@ def _start(tmp_path, *args):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     cmd = snakemake_cmd() + ["-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
                              "--configfile", str(tmp_path / "config.yaml"), "--cores", "1",
-                             *args, "results/digits/resnet18/seed-0/sparsity-0/model.pt"]
+                             *args, "results/digits/resnet18/seed-0/dense/sparsity-0/model.pt"]
     out = open(tmp_path / "snakemake.out", "w")  # a file: an orphaned job never hits a closed pipe
     return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True, env=env,
                             start_new_session=True)
@@ -256,7 +256,7 @@ def test_snakemake_killed_with_its_job_then_rerun_incomplete_resumes(tmp_path):
     """SIGKILL Snakemake and its training job; --rerun-incomplete resumes from resume.pt and
     the model equals an uninterrupted run bit for bit."""
     cfg = _snakemake_setup(tmp_path)
-    dense_dir = tmp_path / "results/digits/resnet18/seed-0/sparsity-0"
+    dense_dir = tmp_path / "results/digits/resnet18/seed-0/dense/sparsity-0"
     proc = _start(tmp_path)
     _wait_for(dense_dir / "resume.pt", proc)
     os.killpg(proc.pid, signal.SIGKILL)
@@ -266,8 +266,8 @@ def test_snakemake_killed_with_its_job_then_rerun_incomplete_resumes(tmp_path):
 
     run_snakemake(tmp_path, "--unlock")
     run_snakemake(tmp_path, "--cores", "1", "--rerun-incomplete",
-                  "results/digits/resnet18/seed-0/sparsity-0/model.pt")
-    log = (tmp_path / "logs/digits/resnet18/seed-0/sparsity-0/train_dense.log").read_text()
+                  "results/digits/resnet18/seed-0/dense/sparsity-0/model.pt")
+    log = (tmp_path / "logs/digits/resnet18/seed-0/dense/sparsity-0/train_dense.log").read_text()
     assert "resuming from" in log, log
     ref = tmp_path / "reference"
     data = DataSpec("digits", "digits", None, str(tmp_path / "results/digits/membership.parquet"))
@@ -283,7 +283,7 @@ def test_an_orphaned_job_and_a_rerun_never_share_a_folder(tmp_path):
     """The measured case: Snakemake killed but not its job, --unlock, rerun. The rerun fails
     at once naming the locked folder; the orphan finishes with every output, init.pt too."""
     _snakemake_setup(tmp_path, epochs=600)  # long enough to outlive the rerun's start
-    dense_dir = tmp_path / "results/digits/resnet18/seed-0/sparsity-0"
+    dense_dir = tmp_path / "results/digits/resnet18/seed-0/dense/sparsity-0"
     proc = _start(tmp_path)
     _wait_for(dense_dir / "resume.pt", proc)
     import psutil
@@ -295,13 +295,13 @@ def test_an_orphaned_job_and_a_rerun_never_share_a_folder(tmp_path):
 
     run_snakemake(tmp_path, "--unlock")
     rerun = run_snakemake(tmp_path, "--cores", "1", "--rerun-incomplete",
-                          "--show-failed-logs", "results/digits/resnet18/seed-0/sparsity-0/model.pt",
+                          "--show-failed-logs", "results/digits/resnet18/seed-0/dense/sparsity-0/model.pt",
                           check=False)
     if rerun.returncode == 0:  # the orphan had already finished: nothing to share
         pytest.skip("the orphaned job finished before the rerun started")
     out = rerun.stdout + rerun.stderr
-    assert "is locked by pid" in out and "results/digits/resnet18/seed-0/sparsity-0" in out, out[-3000:]
+    assert "is locked by pid" in out and "results/digits/resnet18/seed-0/dense/sparsity-0" in out, out[-3000:]
     psutil.wait_procs(children, timeout=300)
     for f in ("model.pt", "init.pt", "rewind.pt", "metrics.json"):
-        assert (dense_dir / f).exists(), (f, (tmp_path / "logs/digits/resnet18/seed-0/sparsity-0/train_dense.log")
+        assert (dense_dir / f).exists(), (f, (tmp_path / "logs/digits/resnet18/seed-0/dense/sparsity-0/train_dense.log")
                                           .read_text(errors="replace")[-3000:])

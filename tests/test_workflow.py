@@ -26,6 +26,7 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
     work, proc = finished_run
     report = (work / "results" / "report.html").read_text()
     assert "Table 1" in report and "Verdicts" in report and "Attack models" in report
+    assert "Tickets and their controls" in report
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', report)
     assert len(images) == 9
     for img in images:
@@ -40,15 +41,24 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
     md = (work / "results" / "report" / "table1.md").read_text()
     assert re.search(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]", md)
     training = pd.read_csv(work / "results" / "summary" / "training.csv")
-    assert len(training) == 6 and training.test_acc.between(0, 1).all()
+    # 2 dense networks + 2 architectures x 3 methods x 2 sparsities
+    assert len(training) == 14 and training.test_acc.between(0, 1).all()
     assert (training.test_acc_ci_low <= training.test_acc).all()
-    ticket = training[training.sparsity == 0.8]
+    assert set(training.method) == {"dense", "oneshot", "imp", "random_reinit"}
+    assert set(training[training.method == "random_reinit"].method_kind) == {"control"}
+    ticket = training[(training.sparsity == 0.8) & (training.method != "imp")]
     assert (ticket.measured_sparsity_prunable - 0.8).abs().max() < 1e-4
+    assert (ticket.achieved_sparsity - 0.8).abs().max() < 1e-4
+    imp = training[training.method == "imp"].set_index("sparsity")
+    # IMP at 0.6 a round: 0.5 is served by round 1 (0.6), 0.8 by round 2 (0.84)
+    assert set(imp.loc[0.5, "imp_round"]) == {1} and set(imp.loc[0.8, "imp_round"]) == {2}
+    assert (imp.loc[0.5, "achieved_sparsity"] - 0.6).abs().max() < 1e-4
+    assert (imp.loc[0.8, "achieved_sparsity"] - 0.84).abs().max() < 1e-4
     attacks = pd.read_csv(work / "results" / "summary" / "attacks.csv", dtype={"replicate": str})
     n_attacks = 9  # 5 attack models + 4 threshold baselines
-    # 6 models x 2 sample sizes x 9 attacks, plus the 4 reference attacks on resnet18 at
-    # sparsity 0 and 0.8; per replicate (1) and their mean
-    assert len(attacks) == (6 * 2 * n_attacks + 2 * 2 * 4) * 2
+    # 14 models x 2 sample sizes x 9 attacks, plus the 4 reference attacks on resnet18 at
+    # sparsity 0 and the oneshot ticket at 0.8; per replicate (1) and their mean
+    assert len(attacks) == (14 * 2 * n_attacks + 2 * 2 * 4) * 2
     assert set(attacks.replicate) == {"0", "mean"}
     assert set(attacks.attack) == {"mlp", "svm", "random_forest", "logistic_regression",
                                    "gradient_boosting", "loss", "confidence", "entropy",
@@ -56,6 +66,9 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
                                    "shadow_mlp"}
     ref_rows = attacks[attacks.attack == "lira_online"]
     assert set(ref_rows.arch) == {"resnet18"} and set(ref_rows.sparsity) == {0.0, 0.8}
+    assert set(ref_rows.method) == {"dense", "oneshot"}
+    imp_rows = attacks[(attacks.method == "imp") & (attacks.sparsity == 0.8)]
+    assert (imp_rows.achieved_sparsity - 0.84).abs().max() < 1e-4
     for m in ("accuracy", "precision", "recall", "auc", "advantage", "tpr_at_fpr_0.01",
               "tpr_at_fpr_0.001"):
         assert (attacks[f"{m}_ci_low"] <= attacks[m] + 1e-12).all(), m
@@ -64,6 +77,12 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
     assert set(verdicts.metric) == {"accuracy", "auc"} and len(verdicts) == 8
     assert set(verdicts.attack) == {"mlp", "loss"}
     assert verdicts.sentence.str.contains("95% CI").all()
+    mv = pd.read_csv(work / "results" / "report" / "method_verdicts.csv")
+    # each ticket method vs the control, and imp vs oneshot, at both sparsities
+    assert set(zip(mv.method, mv.versus)) == {("oneshot", "random_reinit"),
+                                              ("imp", "random_reinit"), ("imp", "oneshot")}
+    assert set(mv.sparsity) == {0.5, 0.8} and set(mv.metric) == {"accuracy", "auc"}
+    assert (mv.ci_low <= mv.difference).all() and (mv.difference <= mv.ci_high).all()
     models = pd.read_csv(work / "results" / "report" / "attack_models.csv")
     assert len(models) == n_attacks + 4
     slices = pd.read_csv(work / "results" / "summary" / "slices.csv")
@@ -78,15 +97,15 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
                                 "inclusion.parquet")
     for k in range(2):
         conf = pd.read_parquet(work / "results" / "digits" / "resnet18" / f"ref-{k}" /
-                               "sparsity-0.8" / "confidences.parquet",
+                               "oneshot" / "sparsity-0.8" / "confidences.parquet",
                                columns=["sample_id", "member"])
         mine = inclusion[inclusion.reference == k].set_index("sample_id")["included"]
         assert (conf.set_index("sample_id")["member"] == mine.loc[conf.sample_id].values).all()
-        log = (work / "logs" / "digits" / "resnet18" / f"ref-{k}" / "sparsity-0" /
+        log = (work / "logs" / "digits" / "resnet18" / f"ref-{k}" / "dense" / "sparsity-0" /
                "train_dense.log").read_text()
         assert f"{int(mine.sum())} members (training set)" in log
     # every job left a log, with per-epoch progress for training
-    log = (work / "logs" / "digits" / "resnet18" / "seed-0" / "sparsity-0" /
+    log = (work / "logs" / "digits" / "resnet18" / "seed-0" / "dense" / "sparsity-0" /
            "train_dense.log").read_text()
     assert "epoch 2/2" in log and "test_acc=" in log
     assert not list((work / "results").rglob("*.pkl"))
@@ -114,8 +133,10 @@ def test_changing_one_sparsity_reruns_only_that_ticket_branch(finished_run):
     cfg["sparsities"] = [0.0, 0.6, 0.8]
     jobs = dry_run_with(work, cfg)
     assert "train_dense" not in jobs and "membership_split" not in jobs
-    assert jobs["train_ticket"] == 2 and jobs["prune_mask"] == 2  # 0.6 for both archs
-    assert jobs["extract_confidences"] == 2 and jobs["fit_attack"] == 4
+    # 0.6 for both archs: oneshot and random_reinit train; IMP's round 1 (0.6) already
+    # serves it, so imp only scores and attacks that round again under sparsity-0.6
+    assert jobs["train_ticket"] == 4 and jobs["prune_mask"] == 4
+    assert jobs["extract_confidences"] == 6 and jobs["fit_attack"] == 12
     assert "transfer_attack" not in jobs  # 0.5/0.6 are not in the transfer set
     assert jobs["report"] == 1 and jobs["summarize_attacks"] == 1
 
@@ -125,9 +146,9 @@ def test_adding_a_replicate_reruns_only_its_branch_and_the_aggregates(finished_r
     cfg = copy.deepcopy(tiny_config())
     cfg["replicates"] = [0, 1]
     jobs = dry_run_with(work, cfg)
-    assert jobs["train_dense"] == 2 and jobs["train_ticket"] == 4  # seed 1, both archs
-    assert jobs["prune_mask"] == 4 and jobs["extract_confidences"] == 6
-    assert jobs["fit_attack"] == 12  # 6 models x 2 sample sizes of the new seed only
+    assert jobs["train_dense"] == 2 and jobs["train_ticket"] == 12  # seed 1, both archs
+    assert jobs["prune_mask"] == 12 and jobs["extract_confidences"] == 14
+    assert jobs["fit_attack"] == 28  # 14 models x 2 sample sizes of the new seed only
     # the membership split and the attack samples stay fixed; transfer uses the first seed
     for rule in ("membership_split", "attack_sample", "transfer_attack",
                  "summarize_transfer", "figure_transfer"):
@@ -141,7 +162,7 @@ def test_changing_an_attack_setting_reruns_attacks_and_aggregates_only(finished_
     cfg = copy.deepcopy(tiny_config())
     cfg["attack"]["mlp"]["hidden_layer_sizes"] = [16]
     jobs = dry_run_with(work, cfg)
-    assert jobs["fit_attack"] == 12 and jobs["transfer_attack"] == 4
+    assert jobs["fit_attack"] == 28 and jobs["transfer_attack"] == 4
     for rule in ("membership_split", "train_dense", "prune_mask", "train_ticket",
                  "extract_confidences", "attack_sample", "summarize_training",
                  "figure_test_accuracy"):
@@ -153,14 +174,48 @@ def test_changing_one_architectures_recipe_reruns_that_architecture_only(finishe
     cfg = copy.deepcopy(tiny_config())
     cfg["training"]["digits"]["resnet50"]["lr"] = 0.02
     jobs = dry_run_with(work, cfg)
-    assert jobs["train_dense"] == 1 and jobs["train_ticket"] == 2
-    assert jobs["extract_confidences"] == 3 and jobs["fit_attack"] == 6
+    assert jobs["train_dense"] == 1 and jobs["train_ticket"] == 6
+    assert jobs["extract_confidences"] == 7 and jobs["fit_attack"] == 14
     assert "membership_split" not in jobs and "attack_sample" not in jobs
     proc = run_snakemake(work, "-n", "--cores", "2", "--forcerun", "train_dense")
     assert "resnet50" in proc.stdout  # sanity: the dry run names jobs
 
 
+def test_adding_a_method_reruns_only_its_branch_and_the_aggregates(finished_run):
+    work, _ = finished_run
+    cfg = copy.deepcopy(tiny_config())
+    cfg["pruning"]["methods"] = ["oneshot", "imp", "random_reinit", "random_mask"]
+    jobs = dry_run_with(work, cfg)
+    # random_mask at 0.5 and 0.8 for both archs, from the existing oneshot masks
+    assert jobs["prune_mask"] == 4 and jobs["train_ticket"] == 4
+    assert jobs["extract_confidences"] == 4 and jobs["fit_attack"] == 8
+    for rule in ("membership_split", "train_dense", "attack_sample", "transfer_attack",
+                 "reference_split"):
+        assert rule not in jobs, rule
+    for rule in ("summarize_training", "summarize_attacks", "tables", "report"):
+        assert jobs[rule] == 1, rule
+
+
+def test_changing_the_imp_fraction_reruns_only_imp(finished_run):
+    work, _ = finished_run
+    cfg = copy.deepcopy(tiny_config())
+    cfg["pruning"]["imp"] = {"fraction": 0.5}  # rounds 0.5, 0.75, 0.875: 0.8 needs round 3
+    jobs = dry_run_with(work, cfg)
+    assert jobs["prune_mask"] == 6 and jobs["train_ticket"] == 6  # 3 rounds x 2 archs
+    assert jobs["extract_confidences"] == 4 and jobs["fit_attack"] == 8
+    assert "train_dense" not in jobs and "transfer_attack" not in jobs
+
+
 @pytest.mark.parametrize("change, key", [
+    (lambda c: c["pruning"].update(methods=["oneshot", "snipp"]), "pruning.methods"),
+    (lambda c: c["pruning"].update(methods=["random_mask"]), "pruning.methods"),
+    (lambda c: c["pruning"].update(methods=["oneshot", "oneshot"]), "pruning.methods"),
+    (lambda c: c["pruning"].update(imp={"fraction": 1.5}), "pruning.imp.fraction"),
+    (lambda c: c["pruning"].update(imp={"fractoin": 0.2}), "pruning.imp"),
+    (lambda c: c["pruning"].update(imq={"fraction": 0.2}), "pruning.imq"),
+    (lambda c: c["pruning"].update(rewind_step=5), "pruning.rewind_step"),
+    (lambda c: c["pruning"].update(rewind_epoch=None), "pruning.rewind_epoch"),
+    (lambda c: c["report"].update(table1_method="snip"), "report.table1_method"),
     (lambda c: c.update(architectures=["resnet18", "resnet34"]), "architectures"),
     (lambda c: c.update(sparsities=[0.0, 1.0]), "sparsities"),
     (lambda c: c["attack"].update(sample_sizes=[101]), "sample_sizes"),
@@ -222,12 +277,23 @@ def test_paper_grid_builds_without_data_and_gpu_rules_ask_for_a_gpu(tmp_path):
     reps = len(paper["replicates"])
     ref = paper["references"]
     n_ref = (ref["count"] * len(ref["datasets"]) * len(ref["architectures"]))
-    ref_tickets = n_ref * sum(1 for s in ref["sparsities"] if s > 0)
+    ref_tickets = n_ref * sum(1 for s in ref["sparsities"] if s > 0) * len(ref["methods"])
+    from lottery_mia.pruning import get_method
+
+    methods = paper["pruning"]["methods"]
+    tickets = [s for s in paper["sparsities"] if s > 0]
+    assert "imp" in methods and len(methods) >= 4
+    # IMP trains its rounds up to the one serving the highest sparsity; every other method
+    # trains each sparsity once
+    rounds = get_method("imp", paper["pruning"]["imp"]).rounds_for(max(tickets))
+    per_model_set = (len(methods) - 1) * len(tickets) + rounds  # per dataset x arch x seed
+    models = 1 + len(methods) * len(tickets)  # scored models per dataset x arch x seed
     assert jobs["train_dense"] == 6 * reps + n_ref
-    assert jobs["train_ticket"] == 36 * reps + ref_tickets
-    assert jobs["extract_confidences"] == 42 * reps + n_ref + ref_tickets
+    assert jobs["train_ticket"] == 6 * per_model_set * reps + ref_tickets
+    assert jobs["prune_mask"] == jobs["train_ticket"]
+    assert jobs["extract_confidences"] == 6 * models * reps + n_ref + ref_tickets
     assert jobs["transfer_attack"] == 8 and jobs["reference_split"] == len(ref["datasets"])
-    assert jobs["fit_attack"] == (2 * 14 * 3 + 14 * 4) * reps
+    assert jobs["fit_attack"] == (2 * 2 * models * 3 + 2 * models * 4) * reps
     out = proc.stdout + proc.stderr
     blocks = re.split(r"(?m)^(?=rule \w+:)", out)
     train_blocks = [b for b in blocks if "rule train_dense:" in b or "rule train_ticket:" in b]

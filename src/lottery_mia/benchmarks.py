@@ -16,29 +16,37 @@ import pandas as pd
 
 __all__ = ["benchmark_table", "summarize_benchmarks"]
 
-KEYS = ["rule", "dataset", "arch", "run", "sparsity", "n", "path", "repeat"]
+KEYS = ["rule", "dataset", "arch", "run", "method", "sparsity", "imp_round", "n", "path",
+        "repeat"]
 
 
 def _describe(rel: Path) -> dict:
     """Rule and wildcards of a benchmark file from its path under the benchmark directory:
-    {dataset}/{arch}/{run}/sparsity-{s}/{rule}[_n{n}].tsv or
-    {dataset}/transfer/{run}/n{n}/{arch}_sparsity-{s}.tsv."""
+    {dataset}/{arch}/{run}/{method}/(sparsity-{s}|round-{k})/{rule}[_n{n}].tsv or
+    {dataset}/transfer/{run}/n{n}/{arch}_{method}_sparsity-{s}.tsv (records of earlier
+    versions, without the method folder, are read too)."""
     parts, stem = rel.parts, rel.stem
     row: dict = {"rule": stem, "dataset": parts[0] if len(parts) > 1 else None,
-                 "arch": None, "run": None, "sparsity": None, "n": None}
+                 "arch": None, "run": None, "method": None, "sparsity": None,
+                 "imp_round": None, "n": None}
     transfer = len(parts) >= 3 and parts[1] == "transfer"
     if transfer:
         row["rule"] = "transfer_attack"
-        m = re.fullmatch(r"(.+)_sparsity-([0-9.]+)", stem)
+        m = re.fullmatch(r"(.+?)(?:_([a-z_]+))?_sparsity-([0-9.]+)", stem)
         if m:
-            row["arch"], row["sparsity"] = m.group(1), float(m.group(2))
+            row["arch"], row["method"] = m.group(1), m.group(2)
+            row["sparsity"] = float(m.group(3))
     elif len(parts) >= 3:
         row["arch"] = parts[1]
-    for p in parts[1:-1]:
+    for i, p in enumerate(parts[1:-1], start=1):
         if re.fullmatch(r"(seed|ref)-\d+", p):
             row["run"] = p
+            if i + 2 < len(parts) and re.fullmatch(r"(sparsity|round)-[0-9.]+", parts[i + 2]):
+                row["method"] = parts[i + 1]
         elif m := re.fullmatch(r"sparsity-([0-9.]+)", p):
             row["sparsity"] = float(m.group(1))
+        elif m := re.fullmatch(r"round-(\d+)", p):
+            row["imp_round"] = int(m.group(1))
         elif m := re.fullmatch(r"n(\d+)", p):
             row["n"] = int(m.group(1))
     if not transfer and (m := re.fullmatch(r"(.+)_n(\d+)", stem)):
@@ -66,7 +74,8 @@ def benchmark_table(path) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=KEYS + ["seconds"])
     table = pd.concat(frames, ignore_index=True)
-    return table.sort_values(["rule", "dataset", "arch", "run", "sparsity", "n", "repeat"],
+    return table.sort_values(["rule", "dataset", "arch", "run", "method", "sparsity",
+                              "imp_round", "n", "repeat"],
                              na_position="first", kind="stable").reset_index(drop=True)
 
 

@@ -4,7 +4,8 @@ network retrains from (``ticket_start``).
 A mask job loads the network the method scores (the dense run's trained weights, the previous
 IMP round's ticket, or w0), the mask it starts from (all ones, the previous round's, or the
 one-shot mask at the same sparsity), asks the registered method for the new mask, checks it
-(exact count, survivors a subset of the starting mask's) and writes it with a JSON report.
+(exact count; survivors a subset of the starting mask's, or for a control built on another
+mask, the same per-layer counts) and writes it with a JSON report.
 Unlike the registry modules, this module imports torch: only jobs import it.
 """
 
@@ -72,7 +73,10 @@ def prune_mask(*, method: str, settings: dict | None, score_model, out_mask, out
     if new.n_pruned() != target:
         raise AssertionError(f"{method} pruned {new.n_pruned()} weights, not {target}")
     for name, t in mask.tensors.items():
-        if torch.any((t == 0) & (new.tensors[name] == 1)):
+        if m.base_mask is not None:  # a control of a mask: its per-layer counts, redrawn or not
+            if int((t == 0).sum()) != int((new.tensors[name] == 0).sum()):
+                raise AssertionError(f"{method} changed the pruned count of {name}")
+        elif torch.any((t == 0) & (new.tensors[name] == 1)):  # nested: IMP rounds
             raise AssertionError(f"{method} brought back pruned weights of {name}")
     Path(out_mask).parent.mkdir(parents=True, exist_ok=True)
     new.save(out_mask)
