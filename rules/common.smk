@@ -1,5 +1,6 @@
 # Config validation, wildcard constraints and input helpers. No torch here: cluster jobs
 # re-read the Snakefile.
+import functools
 import sys
 from pathlib import Path
 
@@ -50,6 +51,7 @@ PRUNE = config["pruning"]
 METHOD_NAMES = pruning_methods(config)  # ticket methods and controls, in config order
 
 
+@functools.lru_cache(maxsize=None)
 def method_of(name):
     """The registered pruning method ``name`` with its config settings (pruning.<name>)."""
     return get_method(name, PRUNE.get(name), key=f"pruning.{name}")

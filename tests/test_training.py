@@ -8,7 +8,8 @@ import torch
 from lottery_mia.masks import Mask
 from lottery_mia.pruning.jobs import prune_mask as prune_step
 from lottery_mia.pruning.jobs import rewound_ticket, ticket_start
-from lottery_mia.training import Recipe, load_checkpoint, train_ticket
+from lottery_mia.checkpoints import load_checkpoint
+from lottery_mia.training import Recipe, train_ticket
 
 STEPS = 4  # the fixture's steps per epoch: 300 members // batch 64
 

@@ -53,7 +53,7 @@ def extract_confidences(*, data, model_path, dataset: str, arch: str, sparsity: 
     from .data import image_set
     from .devices import claim_device
     from .membership import read_membership
-    from .training import load_checkpoint
+    from .checkpoints import load_checkpoint
 
     if threads:
         torch.set_num_threads(int(threads))

@@ -1,18 +1,21 @@
-"""Dense training and lottery-ticket retraining (the paper's Algorithm 1).
+"""Dense training and the retraining of pruned networks (the paper's Algorithm 1).
 
 Dense run (sparsity 0):
   1. seed, build the network, keep its initial state w0 (``init.pt``, written with the other
      outputs at the end so a killed job leaves no output that looks valid);
   2. train for ``epochs`` with SGD + momentum + weight decay and the LR schedule, saving the
-     whole state at the start of epoch ``rewind_epoch`` (``rewind.pt``; = w0 when it is 0);
+     whole state after exactly ``rewind_step`` optimizer steps (``pruning.rewind_step``, or
+     ``pruning.rewind_epoch`` x steps per epoch) as ``rewind.pt`` (= w0 at step 0);
   3. save the final state (``model.pt``) and the metrics.
 
-Ticket run (sparsity p > 0), given the dense model's global magnitude mask (``masks``):
-  4. restore the *whole* rewind state (weights, biases, BatchNorm affine and running stats),
-     apply the mask;
-  5. retrain from epoch ``rewind_epoch`` to ``epochs`` with the identical recipe and data
-     order, zeroing pruned weights (and their gradients) after every optimizer step, so they
-     are exactly zero at every step and in every saved file.
+Pruned run (sparsity p > 0), given a method's mask (``lottery_mia.pruning``: the mask and the
+start state are made there):
+  4. start from the method's state (the whole rewind state, w0, or fresh random weights),
+     mask applied;
+  5. retrain from the start step to the end of ``epochs`` with the identical recipe, data
+     order and LR schedule (mid-epoch if the start step is), zeroing pruned weights (and
+     their gradients) after every optimizer step, so they are exactly zero at every step and
+     in every saved file.
 
 The checkpoint used is always the final one: test accuracy (measured on the held-out
 non-members) is recorded, never used to choose anything.
@@ -38,9 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoints import (load_checkpoint, load_resume, members_digest, data_identity,
-                          model_spec, output_lock, resume_fingerprint, save_checkpoint,
-                          save_resume)
+from .checkpoints import (load_resume, members_digest, data_identity, model_spec,
+                          output_lock, resume_fingerprint, save_checkpoint, save_resume)
 from .data import Augment, rows_image_set, steps_per_epoch
 from .io import log, write_json
 from .masks import Mask, model_sparsity
@@ -107,9 +109,8 @@ class Recipe:
                               .encode()).hexdigest()[:16]
 
 
-# --------------------------------------------------------------------------- checkpoints
-# save_checkpoint, load_checkpoint and model_spec live in checkpoints.py; they are imported
-# above, so ``from lottery_mia.training import load_checkpoint`` keeps working.
+# Checkpoints live in checkpoints.py; masks and the states pruned networks start from in
+# pruning/ (registry of methods, and jobs.py).
 
 
 # --------------------------------------------------------------------------- the loop

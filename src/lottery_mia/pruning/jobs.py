@@ -41,6 +41,17 @@ def _training_batches(data, recipe: dict, recipe_key: str, n_batches: int, batch
     return batches
 
 
+def fitting_mask(path, model, what) -> Mask:
+    """The mask at ``path``, checked to fit ``model`` (named ``what`` in the error)."""
+    mask = Mask.load(path)
+    try:
+        mask.validate(model)
+    except ValueError as err:
+        raise CorruptFileError(f"mask {path} does not fit {what}: {err}; delete the mask and "
+                               "rerun the prune_mask rule") from None
+    return mask
+
+
 def prune_mask(*, method: str, settings: dict | None, score_model, out_mask, out_report,
                base_mask=None, sparsity: float | None = None, imp_round: int | None = None,
                seed: int = 0, prune_fc: bool = True, data=None, recipe: dict | None = None,
@@ -51,12 +62,7 @@ def prune_mask(*, method: str, settings: dict | None, score_model, out_mask, out
     m = get_method(method, settings)
     model, _ = load_checkpoint(score_model)
     if base_mask is not None:
-        mask = Mask.load(base_mask)
-        try:
-            mask.validate(model)
-        except ValueError as err:
-            raise CorruptFileError(f"mask {base_mask} does not fit {score_model}: {err}; "
-                                   "delete it and rerun the prune_mask rule") from None
+        mask = fitting_mask(base_mask, model, score_model)
         if mask.prune_fc != prune_fc:
             raise ValueError(f"mask {base_mask} was made with prune_fc={mask.prune_fc}, the "
                              f"config says pruning.prune_fc={prune_fc}; delete it and rerun")
@@ -125,12 +131,7 @@ def ticket_start(start: str, start_path, mask_path, *, rewind_step: int, seed: i
         start_step = rewind_step
     else:
         raise ValueError(f"unknown start state {start!r}; expected rewind, init or reinit")
-    mask = Mask.load(mask_path)
-    try:
-        mask.validate(model)
-    except ValueError as err:
-        raise ValueError(f"mask {mask_path} does not fit the start state {start_path}: {err}; "
-                         "delete the mask and rerun the prune_mask rule") from None
+    mask = fitting_mask(mask_path, model, f"the start state {start_path}")
     mask.apply_(model)
     return model, spec, mask, start_step
 
