@@ -291,5 +291,10 @@ def score_groups(sample_sizes_of_dataset, models=None):
     return groups
 
 
+def figure2_size(g):
+    """Figure 2's sample size for a dataset's grid, or its largest if it lacks that one."""
+    return FIG2_N if FIG2_N in g.sample_sizes else max(g.sample_sizes)
+
+
 def group_paths(groups):
     return [p for g in groups for p in g["paths"]]

@@ -31,10 +31,6 @@ ROC_SCORES = [
 
 
 TABLE1_GROUPS = score_groups(lambda d, g: g.sample_sizes)
-def figure2_size(g):
-    return FIG2_N if FIG2_N in g.sample_sizes else max(g.sample_sizes)
-
-
 ROC_ALL_MODELS = [
     {"dataset": d, "arch": T1_ARCH, "method": m, "sparsity": float(s), "sample_size": n}
     for d, g in GRIDS.items()
