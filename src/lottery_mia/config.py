@@ -188,7 +188,8 @@ def _check_pruning(config: dict) -> None:
     tm = config["transfer"].get("method", "oneshot")
     _require(tm in methods, f"config key 'transfer.method': {tm!r} is not one of "
              f"pruning.methods {methods}")
-    for m in (config.get("references") or {}).get("methods", ["oneshot"]):
+    ref = config.get("references") or {}
+    for m in ref.get("methods", ["oneshot"]) if ref.get("count", 0) else []:
         _require(m in methods, f"config key 'references.methods': {m!r} is not one of "
                  f"pruning.methods {methods}")
 
