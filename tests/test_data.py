@@ -65,3 +65,24 @@ def test_augmentation_is_seeded_and_keeps_shapes():
     assert a[0].shape == (2, 1, 4, 4)
     plain = [b[0] for b in ds.train_batches(2, order_seed=5, augment=Augment())]
     assert sorted(plain[0].flatten().tolist()) == sorted(ds._prep(x).flatten().tolist())
+
+
+def test_digits_are_read_without_sklearn_datasets_and_equal_load_digits():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from lottery_mia.data import digits_arrays
+
+    images, labels = digits_arrays()
+    d = load_digits()
+    assert np.array_equal(images, d.images) and np.array_equal(labels, d.target)
+    assert labels.dtype == np.int64 and images.shape == (1797, 8, 8)
+    src = Path(__file__).resolve().parents[1] / "src"
+    code = (f"import sys; sys.path.insert(0, {str(src)!r}); "
+            "from lottery_mia.data import digits_arrays; digits_arrays(); "
+            "assert 'sklearn.datasets' not in sys.modules, 'sklearn.datasets was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
