@@ -485,8 +485,8 @@ def figure_low_fpr_vs_sparsity(attacks: pd.DataFrame, arch: str, sample_size: in
         ax.axhline(0.01, color="grey", linestyle=":", linewidth=1, label="chance (1%)")
         ax.set_yscale("symlog", linthresh=0.01)
         _finish(ax, ACHIEVED_LABEL, "TPR at 1% FPR",
-                f"Fig. 9: low-FPR attack power, {ds}, {arch} dense and {method} tickets, "
-                f"n={sample_size}\n"
+                f"Fig. 9: low-FPR attack power, {ds}, n={sample_size}\n"
+                f"{arch} dense and {method} tickets\n"
                 f"({n0} non-members in attack-test; {INTERVAL_NOTE})")
         ax.legend(fontsize=7, ncol=2)
     _save(fig, output)
