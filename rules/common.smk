@@ -165,6 +165,80 @@ def step_sparsity(w):
     return sparsity if k is None else method_of(w.method).round_sparsity(k)
 
 
+def run_params(w):
+    """What a training job of a model reads from the config: data, recipe, seed."""
+    return {
+        "data": data_params(w.dataset),
+        "recipe": recipe(w.dataset, w.arch),
+        "recipe_key": f"training.{w.dataset}.{w.arch}",
+        "seed": run_seed(w.run),
+    }
+
+
+def ticket_params(w):
+    """A pruned network's training job: run_params plus its method, start state and step."""
+    sparsity, k = point_of(w)
+    return {
+        **run_params(w),
+        "method": w.method,
+        "start": METHODS[w.method].start,
+        "sparsity": step_sparsity(w),
+        "imp_round": k,
+    }
+
+
+def prune_params(w):
+    """A pruning step: the method, its settings, the target, the seed (and, for methods that
+    score minibatches, the data and recipe)."""
+    sparsity, k = point_of(w)
+    data = METHODS[w.method].needs_data
+    return {
+        "method": w.method,
+        "settings": PRUNE.get(w.method) or {},
+        "sparsity": sparsity,
+        "imp_round": k,
+        "seed": run_seed(w.run),
+        "data": data_params(w.dataset) if data else None,
+        "recipe": recipe(w.dataset, w.arch) if data else None,
+        "recipe_key": f"training.{w.dataset}.{w.arch}",
+    }
+
+
+def score_params(w):
+    """A scoring job: the data, the model's method and sparsity, its seed."""
+    return {
+        "data": data_params(w.dataset),
+        "method": w.method,
+        "sparsity": float(w.sparsity),
+        "replicate": run_seed(w.run),
+        "num_workers": recipe(w.dataset, w.arch).get("num_workers", 4),
+    }
+
+
+def attack_params(w):
+    """A fit-attack job: the attacks it runs on this model, their settings, its seed."""
+    names = attacks_of(w)
+    return {
+        "attacks": names,
+        "settings": {name: ATTACK.get(name) or {} for name in names},
+        "replicate": run_seed(w.run),
+    }
+
+
+def scored_model(w):
+    """A scoring job's inputs: the membership table and the trained network behind it."""
+    return {
+        "membership": run_membership(w),
+        "model": f"{trained_dir(w)}/model.pt",
+        "metrics": f"{trained_dir(w)}/metrics.json",
+    }
+
+
+def ticket_inputs(w):
+    """A pruned network's training inputs besides its mask."""
+    return {"membership": run_membership(w), "start": start_state(w)}
+
+
 def run_seed(run):
     """Training seed of a run: a target's replicate seed, or references.seed + k."""
     kind, num = run.split("-")
@@ -255,6 +329,17 @@ def all_attack_results(name):
         for d, a, r, m, s in grid_models()
         for n in GRIDS[d].sample_sizes
     ]
+
+
+# Datasets grouped by their list of attack sample sizes (one fit-attack rule per group).
+SIZE_GROUPS = []
+for _ds, _g in GRIDS.items():
+    for _sizes, _members in SIZE_GROUPS:
+        if _sizes == tuple(_g.sample_sizes):
+            _members.append(_ds)
+            break
+    else:
+        SIZE_GROUPS.append((tuple(_g.sample_sizes), [_ds]))
 
 
 TRANSFER = config["transfer"]

@@ -21,10 +21,7 @@ rule train_dense:
         gpu=GPU,
         runtime=lambda wc, attempt: config.get("runtime", {}).get("train_minutes", 2880) * attempt,
     params:
-        data=lambda w: data_params(w.dataset),
-        recipe=lambda w: recipe(w.dataset, w.arch),
-        recipe_key=lambda w: f"training.{w.dataset}.{w.arch}",
-        seed=lambda w: run_seed(w.run),
+        run=run_params,
         rewind=REWIND,
         device=config["device"],
         runtime=config.get("runtime", {}),
@@ -48,15 +45,8 @@ rule prune_mask:
         "../envs/pytorch.yaml"
     threads: THREADS.get("train", 1)
     params:
-        method=lambda w: w.method,
-        settings=lambda w: PRUNE.get(w.method) or {},
-        sparsity=lambda w: point_of(w)[0],
-        imp_round=lambda w: point_of(w)[1],
-        seed=lambda w: run_seed(w.run),
+        step=prune_params,
         prune_fc=PRUNE["prune_fc"],
-        data=lambda w: data_params(w.dataset) if METHODS[w.method].needs_data else None,
-        recipe=lambda w: recipe(w.dataset, w.arch) if METHODS[w.method].needs_data else None,
-        recipe_key=lambda w: f"training.{w.dataset}.{w.arch}",
     script:
         "../workflow/scripts/prune_mask.py"
 
@@ -65,9 +55,8 @@ rule prune_mask:
 # (the rewind state, w0, or fresh random weights).
 rule train_ticket:
     input:
-        membership=run_membership,
+        unpack(ticket_inputs),
         mask=f"{STEP_DIR}/mask.pt",
-        start=start_state,
     output:
         model=f"{STEP_DIR}/model.pt",
         metrics=f"{STEP_DIR}/metrics.json",
@@ -85,15 +74,8 @@ rule train_ticket:
         gpu=GPU,
         runtime=lambda wc, attempt: config.get("runtime", {}).get("train_minutes", 2880) * attempt,
     params:
-        data=lambda w: data_params(w.dataset),
-        recipe=lambda w: recipe(w.dataset, w.arch),
-        recipe_key=lambda w: f"training.{w.dataset}.{w.arch}",
-        seed=lambda w: run_seed(w.run),
+        step=ticket_params,
         rewind=REWIND,
-        method=lambda w: w.method,
-        start=lambda w: METHODS[w.method].start,
-        sparsity=step_sparsity,
-        imp_round=lambda w: point_of(w)[1],
         device=config["device"],
         runtime=config.get("runtime", {}),
     script:
@@ -102,9 +84,7 @@ rule train_ticket:
 
 rule extract_confidences:
     input:
-        membership=run_membership,
-        model=lambda w: f"{trained_dir(w)}/model.pt",
-        metrics=lambda w: f"{trained_dir(w)}/metrics.json",
+        unpack(scored_model),
     output:
         f"{MODEL_DIR}/confidences.parquet",
     log:
@@ -117,13 +97,9 @@ rule extract_confidences:
     resources:
         gpu=GPU,
     params:
-        data=lambda w: data_params(w.dataset),
-        method=lambda w: w.method,
-        sparsity=lambda w: float(w.sparsity),
-        replicate=lambda w: run_seed(w.run),
+        model=score_params,
         batch_size=config["confidences"].get("batch_size", 512),
         augmentations=config["confidences"].get("augmentations", 1),
-        num_workers=lambda w: recipe(w.dataset, w.arch).get("num_workers", 4),
         device=config["device"],
         runtime=config.get("runtime", {}),
     script:

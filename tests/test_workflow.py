@@ -136,7 +136,7 @@ def test_changing_one_sparsity_reruns_only_that_ticket_branch(finished_run):
     # 0.6 for both archs: oneshot and random_reinit train; IMP's round 1 (0.6) already
     # serves it, so imp only scores and attacks that round again under sparsity-0.6
     assert jobs["train_ticket"] == 4 and jobs["prune_mask"] == 4
-    assert jobs["extract_confidences"] == 6 and jobs["fit_attack"] == 12
+    assert jobs["extract_confidences"] == 6 and jobs["fit_attack"] == 6  # one per model
     assert "transfer_attack" not in jobs  # 0.5/0.6 are not in the transfer set
     assert jobs["report"] == 1 and jobs["summarize_attacks"] == 1
 
@@ -148,7 +148,7 @@ def test_adding_a_replicate_reruns_only_its_branch_and_the_aggregates(finished_r
     jobs = dry_run_with(work, cfg)
     assert jobs["train_dense"] == 2 and jobs["train_ticket"] == 12  # seed 1, both archs
     assert jobs["prune_mask"] == 12 and jobs["extract_confidences"] == 14
-    assert jobs["fit_attack"] == 28  # 14 models x 2 sample sizes of the new seed only
+    assert jobs["fit_attack"] == 14  # the new seed's 14 models (both sample sizes each)
     # the membership split and the attack samples stay fixed; transfer uses the first seed
     for rule in ("membership_split", "attack_sample", "transfer_attack",
                  "summarize_transfer", "figure_transfer"):
@@ -162,7 +162,7 @@ def test_changing_an_attack_setting_reruns_attacks_and_aggregates_only(finished_
     cfg = copy.deepcopy(tiny_config())
     cfg["attack"]["mlp"]["hidden_layer_sizes"] = [16]
     jobs = dry_run_with(work, cfg)
-    assert jobs["fit_attack"] == 28 and jobs["transfer_attack"] == 4
+    assert jobs["fit_attack"] == 14 and jobs["transfer_attack"] == 4
     for rule in ("membership_split", "train_dense", "prune_mask", "train_ticket",
                  "extract_confidences", "attack_sample", "summarize_training",
                  "figure_test_accuracy"):
@@ -175,7 +175,7 @@ def test_changing_one_architectures_recipe_reruns_that_architecture_only(finishe
     cfg["training"]["digits"]["resnet50"]["lr"] = 0.02
     jobs = dry_run_with(work, cfg)
     assert jobs["train_dense"] == 1 and jobs["train_ticket"] == 6
-    assert jobs["extract_confidences"] == 7 and jobs["fit_attack"] == 14
+    assert jobs["extract_confidences"] == 7 and jobs["fit_attack"] == 7
     assert "membership_split" not in jobs and "attack_sample" not in jobs
     proc = run_snakemake(work, "-n", "--cores", "2", "--forcerun", "train_dense")
     assert "resnet50" in proc.stdout  # sanity: the dry run names jobs
@@ -188,7 +188,7 @@ def test_adding_a_method_reruns_only_its_branch_and_the_aggregates(finished_run)
     jobs = dry_run_with(work, cfg)
     # random_mask at 0.5 and 0.8 for both archs, from the existing oneshot masks
     assert jobs["prune_mask"] == 4 and jobs["train_ticket"] == 4
-    assert jobs["extract_confidences"] == 4 and jobs["fit_attack"] == 8
+    assert jobs["extract_confidences"] == 4 and jobs["fit_attack"] == 4
     for rule in ("membership_split", "train_dense", "attack_sample", "transfer_attack",
                  "reference_split"):
         assert rule not in jobs, rule
@@ -202,7 +202,7 @@ def test_changing_the_imp_fraction_reruns_only_imp(finished_run):
     cfg["pruning"]["imp"] = {"fraction": 0.5}  # rounds 0.5, 0.75, 0.875: 0.8 needs round 3
     jobs = dry_run_with(work, cfg)
     assert jobs["prune_mask"] == 6 and jobs["train_ticket"] == 6  # 3 rounds x 2 archs
-    assert jobs["extract_confidences"] == 4 and jobs["fit_attack"] == 8
+    assert jobs["extract_confidences"] == 4 and jobs["fit_attack"] == 4
     assert "train_dense" not in jobs and "transfer_attack" not in jobs
 
 
@@ -293,7 +293,10 @@ def test_paper_grid_builds_without_data_and_gpu_rules_ask_for_a_gpu(tmp_path):
     assert jobs["prune_mask"] == jobs["train_ticket"]
     assert jobs["extract_confidences"] == 6 * models * reps + n_ref + ref_tickets
     assert jobs["transfer_attack"] == 8 and jobs["reference_split"] == len(ref["datasets"])
-    assert jobs["fit_attack"] == (2 * 2 * models * 3 + 2 * models * 4) * reps
+    # one attack job per model, over all of its dataset's sample sizes; CIFAR-10/100 share a
+    # list of sizes (rule fit_attack), ImageNet has its own (fit_attack_1)
+    assert jobs["fit_attack"] == 2 * 2 * models * reps
+    assert jobs["fit_attack_1"] == 2 * models * reps
     out = proc.stdout + proc.stderr
     blocks = re.split(r"(?m)^(?=rule \w+:)", out)
     train_blocks = [b for b in blocks if "rule train_dense:" in b or "rule train_ticket:" in b]

@@ -31,11 +31,12 @@ def logged(log_path, rule: str = ""):
             raise
 
 
-def dataspec(snakemake):
-    """The :class:`~lottery_mia.training.DataSpec` of a job (``params.data`` + its membership)."""
+def dataspec(snakemake, data: dict | None = None):
+    """The :class:`~lottery_mia.training.DataSpec` of a job: ``data`` (default
+    ``params.data``: dataset, source, root) and the job's membership table."""
     from .training import DataSpec
 
-    d = snakemake.params.data
+    d = data if data is not None else snakemake.params.data
     return DataSpec(dataset=d["dataset"], source=d["source"], root=d["root"],
                     membership=str(snakemake.input.membership))
 

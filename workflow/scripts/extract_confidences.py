@@ -9,11 +9,12 @@ p = snakemake.params
 if (p.get("runtime") or {}).get("gpu_slots"):
     os.environ["LOTTERY_MIA_GPU_SLOTS"] = str(p.runtime["gpu_slots"])
 with logged(snakemake.log[0], snakemake.rule):
+    m = p.model
     extract_confidences(
-        data=dataspec(snakemake), model_path=snakemake.input.model,
+        data=dataspec(snakemake, m["data"]), model_path=snakemake.input.model,
         dataset=snakemake.wildcards.dataset, arch=snakemake.wildcards.arch,
-        sparsity=p.sparsity, replicate=p.replicate, device=p.device, batch_size=p.batch_size,
-        num_workers=p.num_workers, output=snakemake.output[0], threads=snakemake.threads,
-        augmentations=p.get("augmentations", 1), method=p.method,
-        metrics_path=snakemake.input.metrics,
+        sparsity=m["sparsity"], replicate=m["replicate"], device=p.device,
+        batch_size=p.batch_size, num_workers=m["num_workers"], output=snakemake.output[0],
+        threads=snakemake.threads, augmentations=p.get("augmentations", 1),
+        method=m["method"], metrics_path=snakemake.input.metrics,
     )

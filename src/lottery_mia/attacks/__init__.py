@@ -150,6 +150,25 @@ def run_attacks(*, confidences_path, sample_path, attacks: list[str], settings: 
     return result
 
 
+def run_attacks_per_sample(*, confidences_path, sample_paths: list, sample_sizes: list,
+                           out_metrics: list, out_scores: list, **kw) -> list[dict]:
+    """:func:`run_attacks` on one model for each attack sample (one per sample size, in the
+    order of ``sample_sizes``; the outputs in the same order)."""
+    if not len(sample_paths) == len(sample_sizes) == len(out_metrics) == len(out_scores):
+        raise ValueError("sample_paths, sample_sizes, out_metrics and out_scores differ in "
+                         "length")
+    results = []
+    for n, sample, metrics, scores in zip(sample_sizes, sample_paths, out_metrics, out_scores):
+        log(f"attack sample n={n}: {sample}")
+        result = run_attacks(confidences_path=confidences_path, sample_path=sample,
+                             out_metrics=metrics, out_scores=scores, **kw)
+        if result["sample_size"] != int(n):
+            raise ValueError(f"{sample} holds {result['sample_size']} rows, not n={n}; "
+                             "delete it and rerun the attack_sample rule")
+        results.append(result)
+    return results
+
+
 def model_method(meta: dict) -> str:
     """The pruning method of a model's metadata (tables of earlier versions: dense at
     sparsity 0, else one-shot)."""
