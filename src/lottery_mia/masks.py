@@ -49,22 +49,15 @@ class Mask:
         """Remove exactly round(sparsity * n) of the smallest-magnitude prunable weights."""
         if not 0.0 <= sparsity < 1.0:
             raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+        from .pruning import prune_by_score  # the one global ranking of every method
+
+        ones = cls.ones_like(model, prune_fc)
         params = dict(model.named_parameters())
-        names = prunable_names(model, prune_fc)
-        flat = torch.cat([params[n].detach().abs().flatten().cpu() for n in names])
-        n_prune = int(round(sparsity * flat.numel()))
-        keep = torch.ones_like(flat)
-        if n_prune > 0:
-            order = torch.sort(flat, stable=True).indices
-            keep[order[:n_prune]] = 0.0
-        tensors, offset = {}, 0
-        for n in names:
-            k = params[n].numel()
-            tensors[n] = keep[offset:offset + k].view_as(params[n].detach().cpu())
-            offset += k
-        mask = cls(tensors, prune_fc)
+        n_prune = int(round(sparsity * ones.n_total()))
+        scores = {n: params[n].detach().abs().cpu() for n in ones.tensors}
+        mask = cls(prune_by_score(scores, ones, n_prune).tensors, prune_fc)
         achieved = mask.sparsity()
-        expected = n_prune / flat.numel()
+        expected = n_prune / ones.n_total()
         assert abs(achieved - expected) < 1e-12, (achieved, expected)
         return mask
 

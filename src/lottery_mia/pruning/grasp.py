@@ -16,11 +16,10 @@ mode on a deep copy of the network, as for :mod:`~lottery_mia.pruning.snip`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .registry import PruningMethod, prune_by_score, register_method, setting, weights
-from .snip import _loss, mean_gradient, scoring_copy
+from .registry import register_method, weights
+from .snip import SaliencyAtInit, _loss, mean_gradient, scoring_copy
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -70,21 +69,8 @@ def grasp_scores(model: nn.Module, batches: list, names: list[str],
 
 
 @register_method
-class GraSP(PruningMethod):
+class GraSP(SaliencyAtInit):
     name = "grasp"
-    kind = "control"
-    score_state = "init"
-    needs_data = True
-    start = "init"
     description = ("GraSP (Wang et al. 2020): prune the weights whose removal least reduces "
                    "the gradient flow, -w*Hg at initialisation, train from w0")
-
-    @dataclass(frozen=True)
-    class Settings:
-        batches: int = field(default=1, metadata=setting(lambda v: v >= 1, ">= 1"))
-        batch_size: int = field(default=128, metadata=setting(lambda v: v >= 1, ">= 1"))
-
-    def prune(self, model, mask, *, target, seed, batches=None):
-        batches = self._needs_batches(batches)
-        scores = grasp_scores(model, batches, list(mask.tensors), mask)
-        return prune_by_score(scores, mask, target)
+    saliency = staticmethod(grasp_scores)

@@ -73,22 +73,34 @@ def snip_scores(model: nn.Module, batches: list, names: list[str],
     return {n: (gi * p.detach()).abs().cpu() for n, gi, p in zip(names, g, params)}
 
 
-@register_method
-class SNIP(PruningMethod):
-    name = "snip"
+class SaliencyAtInit(PruningMethod):
+    """What SNIP and GraSP share (not registered itself): a control pruned by one global
+    ranking of a saliency computed at w0 on minibatches of the members, then trained from w0.
+    A subclass names itself and gives ``saliency(model, batches, names, mask)``."""
+
     kind = "control"
     score_state = "init"
     needs_data = True
     start = "init"
-    description = ("SNIP (Lee et al. 2019): prune the lowest connection sensitivity |g*w| "
-                   "at initialisation, train from w0")
 
     @dataclass(frozen=True)
     class Settings:
         batches: int = field(default=1, metadata=setting(lambda v: v >= 1, ">= 1"))
         batch_size: int = field(default=128, metadata=setting(lambda v: v >= 1, ">= 1"))
 
+    @staticmethod
+    def saliency(model, batches, names, mask) -> dict:
+        raise NotImplementedError
+
     def prune(self, model, mask, *, target, seed, batches=None):
         batches = self._needs_batches(batches)
-        scores = snip_scores(model, batches, list(mask.tensors), mask)
+        scores = self.saliency(model, batches, list(mask.tensors), mask)
         return prune_by_score(scores, mask, target)
+
+
+@register_method
+class SNIP(SaliencyAtInit):
+    name = "snip"
+    description = ("SNIP (Lee et al. 2019): prune the lowest connection sensitivity |g*w| "
+                   "at initialisation, train from w0")
+    saliency = staticmethod(snip_scores)
