@@ -114,13 +114,17 @@ def imp_round_of(method, sparsity):
     return method_of(method).rounds_for(float(sparsity))
 
 
+def trained_point(method, sparsity):
+    """The <point> folder of the network behind model (method, sparsity): sparsity-<s>, or
+    the IMP round that serves s."""
+    if method != "dense" and METHODS[method].iterative:
+        return f"round-{imp_round_of(method, sparsity)}"
+    return f"sparsity-{sparsity}"
+
+
 def trained_dir(w):
     """The folder of the network behind a model folder (model.pt, metrics.json, mask.pt)."""
-    if w.method == "dense":
-        return dense_dir(w)
-    if METHODS[w.method].iterative:
-        return step_dir(w, w.method, f"round-{imp_round_of(w.method, w.sparsity)}")
-    return step_dir(w, w.method, f"sparsity-{w.sparsity}")
+    return step_dir(w, w.method, trained_point(w.method, w.sparsity))
 
 
 def point_of(w):
@@ -301,14 +305,8 @@ def grid_models(dataset=None):
 
 def trained_metrics(dataset, arch, replicate, method, sparsity):
     """metrics.json of the network behind a model (an IMP round serves its sparsities)."""
-    run = run_name(replicate)
-    if method == "dense":
-        point = "sparsity-0"
-    elif METHODS[method].iterative:
-        point = f"round-{imp_round_of(method, sparsity)}"
-    else:
-        point = f"sparsity-{sparsity}"
-    return f"{R}/{dataset}/{arch}/{run}/{method}/{point}/metrics.json"
+    point = trained_point(method, sparsity)
+    return f"{R}/{dataset}/{arch}/{run_name(replicate)}/{method}/{point}/metrics.json"
 
 
 TRAINING_MODELS = [
