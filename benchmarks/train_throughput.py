@@ -127,6 +127,7 @@ def measure_bare(width, size, batch, steps, rounds, device) -> dict:
     import torch
     import torch.nn.functional as F
 
+    from lottery_mia.data import as_model_input
     from lottery_mia.runtime import make_runtime
 
     rt = make_runtime(device, {"cuda_graphs": False})
@@ -135,9 +136,8 @@ def measure_bare(width, size, batch, steps, rounds, device) -> dict:
     g = torch.Generator().manual_seed(0)
     batches = []
     for _ in range(steps):
-        x = torch.randn(batch, 3, size, size, generator=g).to(device)
-        if rt.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = as_model_input(torch.randn(batch, 3, size, size, generator=g).to(device),
+                           rt.channels_last)
         batches.append((x, torch.randint(0, 10, (batch,), generator=g).to(device)))
     model.train()
     best, best_cpu = float("inf"), float("inf")

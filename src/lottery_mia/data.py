@@ -157,6 +157,44 @@ def _check_indices(indices: np.ndarray, n: int, where) -> None:
                          "dataset's membership.parquet and rerun (the split is rebuilt)")
 
 
+# --------------------------------------------------------------------------- model input
+def standard_strides(shape, channels_last: bool = False) -> tuple[int, ...]:
+    """The strides of a freshly allocated tensor of ``shape``: row-major (NCHW), or NHWC
+    for a 4-D ``channels_last`` tensor."""
+    if channels_last and len(shape) == 4:
+        n, c, h, w = shape
+        return (h * w * c, 1, w * c, c)
+    strides, acc = [], 1
+    for size in reversed(tuple(shape)):
+        strides.append(acc)
+        acc *= max(int(size), 1)
+    return tuple(reversed(strides))
+
+
+def as_model_input(x, channels_last: bool = False):
+    """``x`` laid out exactly as a freshly allocated tensor of its memory format.
+
+    ``Tensor.contiguous()`` is not enough: a tensor with a size-1 dimension can report
+    itself contiguous with strides that are also those of another layout (a 1-channel
+    N x 1 x 8 x 8 batch with strides (64, 1, 8, 1) is both NCHW- and NHWC-contiguous), and
+    oneDNN then picks an NHWC convolution kernel whose backward pass corrupts the heap on
+    AVX2 machines without AVX-512. Every batch a model sees goes through here."""
+    import torch
+
+    fmt = torch.channels_last if channels_last and x.dim() == 4 else torch.contiguous_format
+    if tuple(x.stride()) != standard_strides(x.shape, channels_last and x.dim() == 4):
+        x = x.clone(memory_format=fmt)
+    return x
+
+
+def check_model_input(x, channels_last: bool = False) -> None:
+    """Raise if ``x`` is not laid out as :func:`as_model_input` makes it."""
+    want = standard_strides(x.shape, channels_last and x.dim() == 4)
+    if tuple(x.stride()) != want:
+        raise AssertionError(f"a batch of shape {tuple(x.shape)} reached the model with "
+                             f"strides {tuple(x.stride())}, not the standard {want}")
+
+
 # --------------------------------------------------------------------------- image sets
 def steps_per_epoch(n: int, batch_size: int) -> int:
     """Training steps per epoch: full batches only (one short batch if n < batch_size)."""
@@ -181,10 +219,9 @@ class TensorImageSet:
         return int(self.y.shape[0])
 
     def _prep(self, xb):
-        import torch
-
-        xb = (xb.float() / 255.0 - self.mean) / self.std
-        return xb.contiguous(memory_format=torch.channels_last) if self.channels_last else xb
+        xb = as_model_input((xb.float() / 255.0 - self.mean) / self.std, self.channels_last)
+        check_model_input(xb, self.channels_last)
+        return xb
 
     def train_batches(self, batch_size: int, order_seed: int, augment: Augment) -> Iterator:
         import torch
@@ -264,11 +301,8 @@ class FolderImageSet:
         )
 
     def _move(self, xb, yb):
-        import torch
-
-        xb = xb.to(self.device, non_blocking=True)
-        if self.channels_last:
-            xb = xb.contiguous(memory_format=torch.channels_last)
+        xb = as_model_input(xb.to(self.device, non_blocking=True), self.channels_last)
+        check_model_input(xb, self.channels_last)
         return xb, yb.to(self.device, non_blocking=True)
 
     def train_batches(self, batch_size: int, order_seed: int, augment: Augment) -> Iterator:

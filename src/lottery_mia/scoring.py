@@ -20,6 +20,8 @@ def predict_logits(model, dataset, batch_size: int, device,
     horizontally flipped images with ``flip``)."""
     import torch
 
+    from .data import as_model_input
+
     model.eval().to(device)
     logits, labels = [], []
     with torch.no_grad():
@@ -27,7 +29,7 @@ def predict_logits(model, dataset, batch_size: int, device,
             xb = xb.float()
             if flip:
                 xb = xb.flip(-1)
-            logits.append(model(xb).float().cpu())
+            logits.append(model(as_model_input(xb)).float().cpu())
             labels.append(yb.cpu())
     return torch.cat(logits).numpy().astype(np.float32), torch.cat(labels).numpy()
 

@@ -40,9 +40,11 @@ def scoring_copy(model: nn.Module, mask: Mask | None = None) -> nn.Module:
 def _loss(net: nn.Module, batch) -> Tensor:
     import torch.nn.functional as F
 
+    from ..data import as_model_input
+
     x, y = batch
     device = next(net.parameters()).device
-    return F.cross_entropy(net(x.to(device)), y.to(device))
+    return F.cross_entropy(net(as_model_input(x.to(device))), y.to(device))
 
 
 def mean_gradient(net: nn.Module, batches: list, params: list) -> list:
