@@ -70,7 +70,7 @@ rule transfer_attack:
     params:
         targets=[{"arch": a, "method": m, "sparsity": float(s)} for a, m, s in TRANSFER_MODELS],
         attack=TRANSFER.get("attack", "mlp"),
-        settings=ATTACK.get(TRANSFER.get("attack", "mlp")) or {},
+        settings=canonical(ATTACK.get(TRANSFER.get("attack", "mlp")) or {}),
         features=ATTACK.get("features", "softmax"),
         seed=ATTACK.get("seed", 0),
         n_bootstrap=N_BOOTSTRAP,

@@ -17,7 +17,8 @@ SRC = str(Path(workflow.basedir) / "src")
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
-from lottery_mia.config import ConfigError, check_config, fmt_sparsity, sample_sizes_of
+from lottery_mia.config import ConfigError, canonical, check_config, fmt_sparsity
+from lottery_mia.config import how_to_run, sample_sizes_of, split_params
 from lottery_mia.config import pruning_methods, root_warnings, schema_problem
 from lottery_mia.pruning import METHODS, get_method
 
@@ -26,7 +27,7 @@ if _problem:  # one line naming the key, not the whole schema
     raise WorkflowError(f"invalid config: {_problem}")
 validate(config, schema="../workflow/schemas/config.schema.yaml")  # sets the defaults
 try:
-    GRIDS = check_config(config)
+    GRIDS = check_config(config, cache_dir=Path(".snakemake") / "lottery-mia")
 except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 for _warning in root_warnings(config):
@@ -68,12 +69,34 @@ wildcard_constraints:
 
 
 def data_params(dataset):
+    """Which data a job reads: the dataset, its source and (for sources read from files)
+    its root folder (digits ships with scikit-learn: its root is never read)."""
     ds = config["datasets"][dataset]
-    return {"dataset": dataset, "source": ds["source"], "root": ds.get("root")}
+    root = None if ds["source"] == "digits" else ds.get("root")
+    return {"dataset": dataset, "source": ds["source"], "root": root}
+
+
+# Recipe keys that say how a job reads its data, not what it trains: handed over by
+# how_params, out of what Snakemake compares for reruns.
+HOW_RECIPE_KEYS = ("num_workers",)
 
 
 def recipe(dataset, arch):
-    return config["training"][dataset][arch]
+    """The training recipe of (dataset, arch): what shapes the trained network."""
+    r = config["training"][dataset][arch]
+    return canonical({k: v for k, v in r.items() if k not in HOW_RECIPE_KEYS})
+
+
+def how_params(w):
+    """How and where a training, pruning or scoring job runs (device, CUDA graphs, GPU
+    slots, loader workers): a lottery_mia.config.how_to_run object, which Snakemake does
+    not compare when it decides what to rerun."""
+    rt = config.get("runtime") or {}
+    r = config["training"][w.dataset][w.arch]
+    return how_to_run(device=config["device"],
+                      runtime={"cuda_graphs": rt.get("cuda_graphs", "auto"),
+                               "gpu_slots": rt.get("gpu_slots", 1)},
+                      num_workers=r.get("num_workers", 4))
 
 
 # One folder per model: results/<dataset>/<arch>/<run>/<method>/sparsity-<s>/, where <run> is
@@ -196,7 +219,7 @@ def prune_params(w):
     score minibatches, the data and recipe)."""
     sparsity, k = point_of(w)
     data = METHODS[w.method].needs_data
-    return {
+    return canonical({
         "method": w.method,
         "settings": PRUNE.get(w.method) or {},
         "sparsity": sparsity,
@@ -205,37 +228,60 @@ def prune_params(w):
         "data": data_params(w.dataset) if data else None,
         "recipe": recipe(w.dataset, w.arch) if data else None,
         "recipe_key": f"training.{w.dataset}.{w.arch}",
-    }
+    })
+
+
+def trained_identity(w):
+    """The network behind a model folder as its training job records it (the scoring job
+    refuses any other checkpoint found there)."""
+    if w.method == "dense":
+        sparsity, k = 0.0, None
+    elif METHODS[w.method].iterative:
+        k = imp_round_of(w.method, w.sparsity)
+        sparsity = method_of(w.method).round_sparsity(k)
+    else:
+        sparsity, k = float(w.sparsity), None
+    return {"dataset": w.dataset, "arch": w.arch, "seed": run_seed(w.run),
+            "method": w.method, "sparsity": sparsity, "imp_round": k}
 
 
 def score_params(w):
-    """A scoring job: the data, the model's method and sparsity, its seed."""
+    """A scoring job: the data, the model's method and sparsity, its seed, and the network
+    it must find in its folder."""
     return {
         "data": data_params(w.dataset),
         "method": w.method,
         "sparsity": float(w.sparsity),
         "replicate": run_seed(w.run),
-        "num_workers": recipe(w.dataset, w.arch).get("num_workers", 4),
+        "expected": trained_identity(w),
     }
 
 
 def attack_params(w):
     """A fit-attack job: the attacks it runs on this model, their settings, its seed."""
     names = attacks_of(w)
-    return {
+    refs = in_reference_grid(w.dataset, w.arch, w.method, w.sparsity)
+    return canonical({
         "attacks": names,
         "settings": {name: ATTACK.get(name) or {} for name in names},
         "replicate": run_seed(w.run),
-    }
+        # the model whose confidence table the job must find (and its references')
+        "expected": {"dataset": w.dataset, "arch": w.arch, "method": w.method,
+                     "sparsity": float(w.sparsity), "replicate": run_seed(w.run)},
+        "reference_seeds": [run_seed(f"ref-{k}") for k in range(REF_COUNT)] if refs else [],
+    })
 
 
 def scored_model(w):
     """A scoring job's inputs: the membership table and the trained network behind it."""
-    return {
+    out = {
         "membership": run_membership(w),
         "model": f"{trained_dir(w)}/model.pt",
         "metrics": f"{trained_dir(w)}/metrics.json",
     }
+    if w.method != "dense":
+        out["mask"] = f"{trained_dir(w)}/mask.pt"
+    return out
 
 
 def ticket_inputs(w):

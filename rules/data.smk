@@ -7,11 +7,8 @@ rule membership_split:
         "../envs/pytorch.yaml"
     params:
         data=lambda w: data_params(w.dataset),
-        download=lambda w: config["datasets"][w.dataset].get("download", False),
-        members=lambda w: config["datasets"][w.dataset].get("members"),
-        nonmembers=lambda w: config["datasets"][w.dataset].get("nonmembers"),
-        scored_members=lambda w: config["datasets"][w.dataset].get("scored_members"),
-        split_seed=lambda w: config["datasets"][w.dataset].get("split_seed", 0),
+        split=lambda w: split_params(config["datasets"][w.dataset]),
+        how=lambda w: how_to_run(download=config["datasets"][w.dataset].get("download", False)),
     script:
         "../workflow/scripts/membership_split.py"
 

@@ -23,8 +23,7 @@ rule train_dense:
     params:
         run=run_params,
         rewind=REWIND,
-        device=config["device"],
-        runtime=config.get("runtime", {}),
+        how=how_params,
     script:
         "../workflow/scripts/train_dense.py"
 
@@ -47,6 +46,7 @@ rule prune_mask:
     params:
         step=prune_params,
         prune_fc=PRUNE["prune_fc"],
+        how=how_params,
     script:
         "../workflow/scripts/prune_mask.py"
 
@@ -76,8 +76,7 @@ rule train_ticket:
     params:
         step=ticket_params,
         rewind=REWIND,
-        device=config["device"],
-        runtime=config.get("runtime", {}),
+        how=how_params,
     script:
         "../workflow/scripts/train_ticket.py"
 
@@ -100,7 +99,6 @@ rule extract_confidences:
         model=score_params,
         batch_size=config["confidences"].get("batch_size", 512),
         augmentations=config["confidences"].get("augmentations", 1),
-        device=config["device"],
-        runtime=config.get("runtime", {}),
+        how=how_params,
     script:
         "../workflow/scripts/extract_confidences.py"

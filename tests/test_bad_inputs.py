@@ -97,6 +97,22 @@ CONFIG_CASES = [
      ["architectures", "resnet34"]),
     ("sample-size-above-data", lambda c: c["attack"].update(sample_sizes=[2000]),
      ["attack.sample_sizes", "lower it"]),
+    # values the attack's own estimator refuses (scikit-learn's parameter validation)
+    ("mlp-bad-value", lambda c: c["attack"]["mlp"].update(hidden_layer_sizes="abc"),
+     ["attack.mlp", "hidden_layer_sizes", "'abc'"]),
+    ("svm-bad-value", lambda c: c["attack"]["svm"].update(C=-1.0),
+     ["attack.svm", "'C' parameter", "-1"]),
+    ("lr-nan", lambda c: c["training"]["digits"]["resnet18"].update(lr=float("nan")),
+     ["training.digits.resnet18.lr", "not a finite number"]),
+    ("lr-inf", lambda c: c["training"]["digits"]["resnet50"].update(lr=float("inf")),
+     ["training.digits.resnet50.lr", "not a finite number"]),
+    ("momentum-nan", lambda c: c["training"]["digits"]["resnet18"].update(
+        momentum=float("nan")), ["training.digits.resnet18.momentum", "finite"]),
+    ("rewind-step-beyond-run",
+     lambda c: c["pruning"].update(rewind_epoch=None, rewind_step=10_000),
+     ["pruning.rewind_step", "10000", "optimizer steps", "lower it"]),
+    ("odd-reference-count", lambda c: c["references"].update(count=3),
+     ["references.count", "odd", "exactly half", "use 2 or 4"]),
 ]
 
 
@@ -371,3 +387,302 @@ def test_states_are_safetensors_and_earlier_torch_files_still_load(artifacts, tm
     torch.save({"prune_fc": True, "mask": {k: v.bool() for k, v in mask.tensors.items()}},
                legacy)
     assert Mask.load(legacy).n_pruned() == mask.n_pruned()
+
+
+# --------------------------------------------------------------------------- lock files
+def test_a_lock_that_is_a_symlink_is_refused_and_its_target_untouched(tmp_path):
+    from lottery_mia.locks import LockFileError, output_lock
+
+    victim = tmp_path / "precious.txt"
+    victim.write_text("precious\n")
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / ".lock").symlink_to(victim)
+    with pytest.raises(LockFileError, match=f"{folder / '.lock'}.*symbolic link"):
+        with output_lock(folder):
+            pass
+    assert victim.read_text() == "precious\n"
+
+
+@pytest.mark.parametrize("kind", ["hard link", "directory", "foreign file"])
+def test_a_lock_that_is_not_a_lock_of_ours_is_refused_untouched(tmp_path, kind):
+    import os
+
+    from lottery_mia.locks import LockFileError, output_lock
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    lock = folder / ".lock"
+    victim = tmp_path / "precious.txt"
+    victim.write_text("precious\n")
+    if kind == "hard link":
+        os.link(victim, lock)
+        words = "hard links"
+    elif kind == "directory":
+        lock.mkdir()
+        words = "not a regular file"
+    else:
+        lock.write_text("precious\n")
+        victim = lock
+        words = "other than a lock line"
+    with pytest.raises(LockFileError, match=words):
+        with output_lock(folder):
+            pass
+    assert victim.read_text() == "precious\n" if kind != "directory" else lock.is_dir()
+
+
+def test_an_output_lock_leaves_no_file_behind_and_a_stale_one_is_reused(tmp_path):
+    from lottery_mia.locks import output_lock
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / ".lock").write_text("pid 999999 on elsewhere\n")  # left by a killed job
+    with output_lock(folder) as lock:
+        assert lock.read_text().startswith("pid ")
+    assert not (folder / ".lock").exists()
+
+
+def test_a_hard_linked_gpu_lock_is_refused_not_truncated(tmp_path):
+    import os
+
+    from lottery_mia.devices import claim_device
+    from lottery_mia.locks import LockFileError
+
+    locks = tmp_path / "locks"
+    locks.mkdir(mode=0o700)
+    victim = tmp_path / "precious.txt"
+    victim.write_text("precious\n")
+    os.link(victim, locks / "gpu-0.lock")
+    with pytest.raises(LockFileError, match="gpu-0.lock.*hard links"):
+        claim_device("cuda", visible_count=1, lock_dir=locks, log=lambda m: None)
+    assert victim.read_text() == "precious\n"
+
+
+@pytest.mark.parametrize("parent", ["symlink", "world-writable"])
+def test_a_gpu_lock_dir_reached_through_an_unsafe_parent_is_refused(tmp_path, parent):
+    import os
+
+    from lottery_mia.devices import claim_device
+
+    real = tmp_path / "real"
+    real.mkdir()
+    if parent == "symlink":
+        (tmp_path / "link").symlink_to(real)
+        locks = tmp_path / "link" / "locks"
+        words = "symbolic link"
+    else:
+        os.chmod(real, 0o777)
+        locks = real / "locks"
+        words = "anyone can write"
+    with pytest.raises(PermissionError, match=words):
+        claim_device("cuda", visible_count=1, lock_dir=locks, log=lambda m: None)
+    assert not (real / "locks").exists()
+
+
+# --------------------------------------------------------------------------- mixed-up files
+def test_a_dense_network_in_a_tickets_folder_is_refused_when_scored(trained_digits, tmp_path):
+    from lottery_mia.masks import Mask
+    from lottery_mia.checkpoints import load_checkpoint
+    from lottery_mia.scoring import extract_confidences
+
+    d = trained_digits["dir"]
+    model, _ = load_checkpoint(d / "model.pt")
+    Mask.global_magnitude(model, 0.8).save(tmp_path / "mask.pt")
+    ticket = {"dataset": "digits", "arch": "resnet18", "seed": 0, "method": "oneshot",
+              "sparsity": 0.8, "imp_round": None}
+    with pytest.raises(ValueError, match=f"{d / 'model.pt'}.*method='dense'.*method='oneshot'"):
+        extract_confidences(data=trained_digits["data"], model_path=d / "model.pt",
+                            dataset="digits", arch="resnet18", sparsity=0.8, device="cpu",
+                            batch_size=256, output=tmp_path / "c.parquet", method="oneshot",
+                            expected=ticket, mask_path=tmp_path / "mask.pt")
+    assert not (tmp_path / "c.parquet").exists()
+    dense = {**ticket, "method": "dense", "sparsity": 0.0, "seed": 1}  # another seed's
+    with pytest.raises(ValueError, match="seed=0.*seed=1"):
+        extract_confidences(data=trained_digits["data"], model_path=d / "model.pt",
+                            dataset="digits", arch="resnet18", sparsity=0.0, device="cpu",
+                            batch_size=256, output=tmp_path / "c.parquet", method="dense",
+                            expected=dense)
+
+
+def _confidence_table(tmp_path, name, meta, n=40, classes=10, seed=0):
+    from lottery_mia.confidences import ConfidenceTable, write_confidences
+
+    rng = np.random.default_rng(seed)
+    t = ConfidenceTable.from_logits(np.arange(n), rng.integers(0, classes, n),
+                                    np.arange(n) % 2 == 0, rng.normal(size=(n, classes)),
+                                    meta)
+    write_confidences(t, tmp_path / name)
+    return t
+
+
+def test_a_dense_confidence_table_in_a_tickets_folder_is_refused_when_attacked(tmp_path):
+    import pandas as pd
+
+    from lottery_mia.attacks import run_attacks
+
+    t = _confidence_table(tmp_path, "confidences.parquet",
+                          {"dataset": "digits", "arch": "resnet18", "method": "dense",
+                           "sparsity": 0.0, "replicate": 0})
+    sample = pd.DataFrame({"sample_id": t.sample_id, "label": 0, "member": t.member,
+                           "fold": np.where(np.arange(40) < 20, "attack_train",
+                                            "attack_test")})
+    sample.to_parquet(tmp_path / "sample.parquet")
+    with pytest.raises(ValueError, match="confidences.parquet.*method='dense'.*'oneshot'"):
+        run_attacks(confidences_path=tmp_path / "confidences.parquet",
+                    sample_path=tmp_path / "sample.parquet", attacks=["loss"], settings={},
+                    features="softmax", seed=0, n_bootstrap=200,
+                    out_metrics=tmp_path / "m.json", out_scores=tmp_path / "s.parquet",
+                    expected={"dataset": "digits", "arch": "resnet18", "method": "oneshot",
+                              "sparsity": 0.8, "replicate": 0})
+
+
+def test_duplicate_attack_results_are_refused_naming_both_files(tmp_path):
+    from lottery_mia.io import write_json
+    from lottery_mia.summaries import summarize_attacks
+
+    result = {"dataset": "digits", "arch": "resnet18", "method": "dense", "sparsity": 0.0,
+              "replicate": 0, "sample_size": 100, "attacks": [{"attack": "loss",
+                                                               "threshold": 0.5}]}
+    for name in ("a", "b"):
+        write_json(result, tmp_path / name / "metrics.json")
+    with pytest.raises(ValueError, match=f"{tmp_path / 'a'}.*{tmp_path / 'b'}.*same model"):
+        summarize_attacks([tmp_path / "a/metrics.json", tmp_path / "b/metrics.json"],
+                          [tmp_path / "a/s.parquet", tmp_path / "b/s.parquet"],
+                          tmp_path / "attacks.csv")
+
+
+# --------------------------------------------------------------------------- named files
+def test_a_corrupt_metrics_json_is_named(artifacts, tmp_path):
+    from lottery_mia.summaries import summarize_training
+
+    bad = tmp_path / "metrics.json"
+    bad.write_text('{"dataset": "digits", "arch": ')
+    with pytest.raises(ValueError, match=f"{bad} is not a readable JSON file.*rerun"):
+        summarize_training([bad], {"digits": artifacts / "membership.parquet"},
+                           tmp_path / "training.csv")
+
+
+def test_a_summary_csv_without_its_columns_is_named(tmp_path):
+    import pandas as pd
+
+    from lottery_mia.tables import write_tables
+
+    bad = tmp_path / "attacks.csv"
+    pd.DataFrame({"dataset": ["digits"], "attack": ["mlp"]}).to_csv(bad, index=False)
+    with pytest.raises(ValueError, match=f"{bad}.*lacks the column.*'arch'.*summarize_attacks"):
+        write_tables(attacks_csv=bad, score_paths=[], arch="resnet18", ticket_sparsity=0.8,
+                     attack="mlp", n_bootstrap=200, seed=0, out_table1_csv=tmp_path / "t.csv",
+                     out_table1_md=tmp_path / "t.md", out_verdicts=tmp_path / "v.csv",
+                     out_attack_models=tmp_path / "a.csv")
+
+
+def test_a_confidence_table_with_variable_size_logit_lists(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lottery_mia.confidences import read_confidences
+
+    t = _confidence_table(tmp_path, "fixed.parquet", {"dataset": "digits"})
+    table = pq.read_table(tmp_path / "fixed.parquet")
+    for name, rows in (("same.parquet", t.logits.tolist()),
+                       ("ragged.parquet", [r[: 10 - (i % 2)] for i, r in
+                                           enumerate(t.logits.tolist())])):
+        col = pa.array(rows, pa.list_(pa.float32()))
+        pq.write_table(table.set_column(table.schema.get_field_index("logits"), "logits", col),
+                       tmp_path / name)
+    same = read_confidences(tmp_path / "same.parquet")  # another writer's layout: accepted
+    np.testing.assert_array_equal(same.logits, t.logits)
+    with pytest.raises(ValueError, match="ragged.parquet.*lists of different lengths"):
+        read_confidences(tmp_path / "ragged.parquet")
+
+
+def test_a_full_disk_names_the_file_being_written(tmp_path):
+    """RLIMIT_FSIZE makes write() fail with EFBIG ("File too large"), as a full disk does
+    with ENOSPC: the error must say which file."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from conftest import SRC
+
+    code = textwrap.dedent(f"""
+        import resource, signal, sys
+        sys.path.insert(0, {str(SRC)!r})
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+        from lottery_mia.io import write_json
+        try:
+            write_json({{"x": list(range(10000))}}, {str(tmp_path / "big.json")!r})
+        except OSError as err:
+            print("ERROR", err)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60).stdout
+    assert f"cannot write {tmp_path / 'big.json'}" in out and "free space" in out, out
+    assert not (tmp_path / "big.json").exists()
+    assert not list(tmp_path.glob(".big.json*"))  # no temporary file left
+
+
+def test_an_attack_sample_of_other_data_names_both_files(tmp_path):
+    import pandas as pd
+
+    from lottery_mia.attacks import attack_data
+
+    _confidence_table(tmp_path, "c.parquet", {"dataset": "digits"})
+    pd.DataFrame({"sample_id": [0, 1, 999, 3], "label": 0, "member": [True, False] * 2,
+                  "fold": ["attack_train"] * 2 + ["attack_test"] * 2}).to_parquet(
+        tmp_path / "n4.parquet")
+    from lottery_mia import attack_samples
+
+    real = attack_samples.validate_attack_sample
+    attack_samples.validate_attack_sample = lambda *a, **k: None  # not stratified: no matter
+    try:
+        with pytest.raises(ValueError, match="c.parquet has no row for sample_id 999.*"
+                                             "n4.parquet"):
+            attack_data(tmp_path / "c.parquet", tmp_path / "n4.parquet", "softmax")
+    finally:
+        attack_samples.validate_attack_sample = real
+
+
+def test_cifar_labels_outside_the_classes_are_named_at_the_split(tmp_path):
+    import pickle
+
+    from conftest import write_tiny_cifar
+    from lottery_mia.data import pool_labels
+
+    root = write_tiny_cifar(tmp_path / "cifar", n_train=40, n_test=20)
+    batch = root / "cifar-10-batches-py" / "data_batch_3"
+    with open(batch, "rb") as fh:
+        entry = pickle.load(fh)
+    entry["labels"][2] = 57
+    with open(batch, "wb") as fh:
+        pickle.dump(entry, fh)
+    with pytest.raises(ValueError, match=f"{batch} has label 57.*10 classes"):
+        pool_labels("cifar10", root, key="datasets.cifar10.root")
+
+
+# --------------------------------------------------------------------------- permissions
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o002, 0o664)])
+def test_outputs_follow_the_umask(tmp_path, mask, mode):
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    from conftest import SRC
+
+    code = textwrap.dedent(f"""
+        import os, sys
+        os.umask({mask})
+        sys.path.insert(0, {str(SRC)!r})
+        import torch
+        from lottery_mia.checkpoints import model_spec, save_checkpoint
+        from lottery_mia.io import write_json
+        from lottery_mia.models import build_model
+        write_json({{"a": 1}}, {str(tmp_path / "m.json")!r})
+        spec = model_spec("resnet18", "digits", 4)
+        save_checkpoint({str(tmp_path / "model.pt")!r}, build_model(**spec), spec)
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    for name in ("m.json", "model.pt"):
+        assert os.stat(tmp_path / name).st_mode & 0o777 == mode, name

@@ -21,11 +21,11 @@ def membership():
                                  nonmembers=None, scored_members=None, seed=0)
 
 
-@pytest.mark.parametrize("k", [2, 4, 5, 16])
-def test_every_pool_sample_is_in_about_half_of_the_references(membership, k):
+@pytest.mark.parametrize("k", [2, 4, 6, 16])
+def test_every_pool_sample_is_in_exactly_half_of_the_references(membership, k):
     inc = make_inclusion(membership, k, seed=7)
     per_sample = inc.groupby("sample_id")["included"].sum()
-    assert set(per_sample.unique()) <= {k // 2, (k + 1) // 2}
+    assert set(per_sample.unique()) == {k // 2}
     assert set(per_sample.index) == set(membership.loc[membership["scored"], "sample_id"])
     per_ref = inc.groupby("reference")["included"].mean()
     assert per_ref.between(0.4, 0.6).all()
@@ -51,9 +51,10 @@ def test_each_reference_trains_on_exactly_its_half(membership):
     assert all(m[r, i] == want[(r, s)] for r in range(4) for i, s in enumerate([5, 3, 1]))
 
 
-def test_fewer_than_two_references_are_refused(membership):
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_fewer_than_two_or_an_odd_number_of_references_are_refused(membership, k):
     with pytest.raises(ValueError, match="references.count"):
-        make_inclusion(membership, 1, seed=0)
+        make_inclusion(membership, k, seed=0)
 
 
 @pytest.mark.slow
@@ -62,18 +63,18 @@ def test_reference_tickets_come_from_their_own_dense_runs(tmp_path):
 
     cfg = copy.deepcopy(tiny_config())
     cfg["pruning"]["methods"] = ["oneshot"]
-    cfg["references"] = {"count": 3, "seed": 500, "architectures": ["resnet18"],
+    cfg["references"] = {"count": 4, "seed": 500, "architectures": ["resnet18"],
                          "sparsities": [0.0, 0.8],
                          "attacks": ["lira_online", "lira_offline", "rmia", "shadow_mlp"]}
     write_config(tmp_path, cfg)
     proc = run_snakemake(tmp_path, "-n", "--cores", "1", "-p")
     out = proc.stdout + proc.stderr
     jobs = planned_jobs(out)
-    # targets: 2 archs x (dense + 2 tickets); references: 3 x resnet18 x (dense + 0.8 ticket)
-    assert jobs["train_dense"] == 2 + 3 and jobs["train_ticket"] == 4 + 3
-    assert jobs["prune_mask"] == 4 + 3 and jobs["reference_split"] == 1
+    # targets: 2 archs x (dense + 2 tickets); references: 4 x resnet18 x (dense + 0.8 ticket)
+    assert jobs["train_dense"] == 2 + 4 and jobs["train_ticket"] == 4 + 4
+    assert jobs["prune_mask"] == 4 + 4 and jobs["reference_split"] == 1
     blocks = re.split(r"(?m)^(?=(?:local)?rule \w+:)", out)
-    for k in range(3):
+    for k in range(4):
         mask = [b for b in blocks if b.startswith("rule prune_mask:")
                 and f"ref-{k}/oneshot/sparsity-0.8/mask.pt" in b]
         assert len(mask) == 1

@@ -41,12 +41,14 @@ def test_the_report_escapes_config_and_data(tmp_path):
     (tmp_path / "gap.json").write_text(json.dumps({
         "attack": EVIL, "models": 4, "spearman_rho": 0.5, "spearman_rho_ci_low": 0.1,
         "spearman_rho_ci_high": 0.8, "p_value": 0.2}))
-    tr = _with_ci({"dataset": EVIL, "arch": EVIL, "sparsity": 0.5, "replicate": 0,
+    tr = _with_ci({"dataset": EVIL, "arch": EVIL, "method": EVIL, "sparsity": 0.5,
+                   "replicate": 0,
                    "train_acc": 1.0, "train_acc_ci_low": 0.9, "train_acc_ci_high": 1.0,
                    "generalization_gap": 0.1}, ("test_acc",))
     pd.DataFrame([tr]).to_csv(tmp_path / "training.csv", index=False)
-    at = _with_ci({"dataset": EVIL, "arch": EVIL, "sparsity": 0.5, "replicate": "mean",
-                   "sample_size": 100, "attack": EVIL, "kind": EVIL, "verdict_auc": EVIL},
+    at = _with_ci({"dataset": EVIL, "arch": EVIL, "method": EVIL, "sparsity": 0.5,
+                   "replicate": "mean", "sample_size": 100, "attack": EVIL, "kind": EVIL,
+                   "verdict_auc": EVIL, "threshold": 0.5},
                   POINT_METRICS)
     pd.DataFrame([at]).to_csv(tmp_path / "attacks.csv", index=False)
     pd.DataFrame([_with_ci({"source_arch": EVIL, "source_sparsity": 0.0, "target_arch": EVIL,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lottery_mia.checkpoints import OutputLockedError, output_lock
+from lottery_mia.locks import OutputLockedError, output_lock
 from lottery_mia.membership import build_membership_split
 from lottery_mia.training import DataSpec, train_dense
 
@@ -164,17 +164,17 @@ DRIVER = textwrap.dedent("""
         tr.save_resume = save_resume
     elif point == "during-write":  # dies half-way through writing the second resume state
         import tempfile
-        orig_write = checkpoints._atomic_write_bytes
+        orig_write = checkpoints.atomic_write_bytes
         writes = [0]
-        def write(data, path):
+        def write(data, path, **kw):
             writes[0] += 1
             if writes[0] == 2:
                 fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(str(path)) + ".",
                                            suffix=".tmp", dir=os.path.dirname(str(path)))
                 os.write(fd, data[: len(data) // 2])
                 kill()
-            return orig_write(data, path)
-        checkpoints._atomic_write_bytes = write
+            return orig_write(data, path, **kw)
+        checkpoints.atomic_write_bytes = write
     d = {out!r}
     data = DataSpec("digits", "digits", None, {table!r})
     train_dense(data=data, arch="resnet18", recipe={recipe!r}, seed=0, rewind_epoch=1,

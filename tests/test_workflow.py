@@ -111,6 +111,44 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
     assert not list((work / "results").rglob("*.pkl"))
 
 
+def test_a_finished_run_leaves_no_locks_and_files_a_group_can_read(finished_run):
+    import os
+
+    work, _ = finished_run
+    assert not list((work / "results").rglob(".lock"))
+    umask = os.umask(0o022)
+    os.umask(umask)
+    want = 0o666 & ~umask
+    modes = {f: f.stat().st_mode & 0o777 for f in (work / "results").rglob("*") if f.is_file()}
+    wrong = {str(f): oct(m) for f, m in modes.items() if m != want}
+    assert not wrong, list(wrong.items())[:5]
+
+
+def test_a_dense_network_copied_into_a_tickets_folder_is_refused(finished_run, tmp_path):
+    """The replaced file keeps the ticket's mtime, so Snakemake sees nothing to redo but the
+    deleted confidence table: the scoring job must refuse the network instead of reporting
+    it as a ticket."""
+    import os
+    import shutil
+
+    work, _ = finished_run
+    copy_ = tmp_path / "run"
+    shutil.copytree(work, copy_, symlinks=True)
+    base = copy_ / "results" / "digits" / "resnet18" / "seed-0"
+    ticket = base / "oneshot" / "sparsity-0.8"
+    st = (ticket / "model.pt").stat()
+    shutil.copy2(base / "dense" / "sparsity-0" / "model.pt", ticket / "model.pt")
+    os.utime(ticket / "model.pt", ns=(st.st_atime_ns, st.st_mtime_ns))
+    (ticket / "confidences.parquet").unlink()
+    proc = run_snakemake(copy_, "--cores", "1", str(ticket.relative_to(copy_) /
+                                                    "confidences.parquet"), check=False)
+    assert proc.returncode != 0
+    log = (copy_ / "logs" / "digits" / "resnet18" / "seed-0" / "oneshot" / "sparsity-0.8" /
+           "extract_confidences.log").read_text()
+    assert "method='dense'" in log and "method='oneshot'" in log and "delete it" in log
+    assert not (ticket / "confidences.parquet").exists()
+
+
 def test_unchanged_config_reruns_nothing(finished_run):
     work, _ = finished_run
     proc = run_snakemake(work, "-n", "--cores", "2")
@@ -125,6 +163,57 @@ def dry_run_with(work, cfg) -> dict[str, int]:
     finally:
         write_config(work, tiny_config())
     return planned_jobs(proc.stdout + proc.stderr)
+
+
+COMPUTING_RULES = ("membership_split", "reference_split", "attack_sample", "train_dense",
+                   "prune_mask", "train_ticket", "extract_confidences", "fit_attack",
+                   "transfer_attack")
+
+# Settings that say how or where jobs run, never what they compute (and values written out
+# that a null already stands for): changing one on a finished run reruns no computing job.
+HOW_CHANGES = {
+    "runtime.train_minutes": lambda c: c["runtime"].update(train_minutes=60),
+    "runtime.gpu_slots": lambda c: c["runtime"].update(gpu_slots=3),
+    "runtime.cuda_graphs": lambda c: c["runtime"].update(cuda_graphs=False),
+    "threads.train": lambda c: c["threads"].update(train=2),
+    "threads.confidences": lambda c: c["threads"].update(confidences=2),
+    "device cpu -> auto": lambda c: c.update(device="auto"),
+    "datasets.digits.root": lambda c: c["datasets"]["digits"].update(root="/data/unused"),
+    "scored_members null -> 300": lambda c: c["datasets"]["digits"].update(scored_members=300),
+    "training.*.num_workers": lambda c: c["training"]["digits"]["resnet18"].update(
+        num_workers=3),
+    "config keys in another order": lambda c: _reverse_key_order(c),
+}
+
+
+def _reverse_key_order(mapping: dict) -> None:
+    """Every mapping of ``mapping`` (itself included) with its keys in reverse order."""
+    items = list(mapping.items())
+    mapping.clear()
+    for k, v in reversed(items):
+        if isinstance(v, dict):
+            _reverse_key_order(v)
+        mapping[k] = v
+
+
+def test_a_change_of_how_or_where_jobs_run_reruns_nothing_computed(finished_run):
+    work, _ = finished_run
+    for name, change in HOW_CHANGES.items():
+        cfg = copy.deepcopy(tiny_config())
+        change(cfg)
+        jobs = dry_run_with(work, cfg)
+        rerun = {r: n for r, n in jobs.items() if r in COMPUTING_RULES}
+        assert not rerun, (name, jobs)
+
+
+def test_a_change_of_what_is_computed_still_reruns_what_it_affects(finished_run):
+    work, _ = finished_run
+    cfg = copy.deepcopy(tiny_config())
+    cfg["datasets"]["digits"]["split_seed"] = 1
+    jobs = dry_run_with(work, cfg)
+    # a new split: every network (2 targets, 2 references) and everything downstream
+    assert jobs["membership_split"] == 1 and jobs["train_dense"] == 4
+    assert jobs["reference_split"] == 1 and jobs["attack_sample"] == 2
 
 
 def test_changing_one_sparsity_reruns_only_that_ticket_branch(finished_run):

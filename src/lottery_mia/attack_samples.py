@@ -22,12 +22,10 @@ Columns: ``sample_id`` (int64), ``label`` (int64), ``member`` (bool), ``fold`` (
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from .io import log, read_parquet_frame
+from .io import atomic_path, log, read_parquet_frame
 
 FOLDS = ("attack_train", "attack_test")
 COLUMNS = ["sample_id", "label", "member", "fold"]
@@ -142,8 +140,8 @@ def build_attack_sample(*, membership_path, n: int, seed: int, test_fraction: fl
     from .membership import read_membership
 
     sample = make_attack_sample(read_membership(membership_path), n, seed, test_fraction)
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    sample.to_parquet(output, index=False)
+    with atomic_path(output) as tmp:
+        sample.to_parquet(tmp, index=False)
     log(f"attack sample n={n}: {int((sample.fold == 'attack_train').sum())} attack-train, "
         f"{int((sample.fold == 'attack_test').sum())} attack-test rows, "
         f"{sample.label.nunique()} classes, stratified -> {output}")

@@ -96,8 +96,10 @@ def benchmark_overview(table: pd.DataFrame) -> pd.DataFrame:
 
 def summarize_benchmarks(directory, output) -> pd.DataFrame:
     table = benchmark_table(directory)
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(output, index=False)
+    from .io import atomic_path
+
+    with atomic_path(output) as tmp:
+        table.to_csv(tmp, index=False)
     print(f"{len(table)} benchmark record(s) from {directory} -> {output}")
     if len(table):
         print(table.groupby("rule")["seconds"].agg(["count", "sum", "mean", "max"]).to_string())

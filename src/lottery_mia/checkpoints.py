@@ -20,18 +20,15 @@ not fit the model, is discarded with a log line naming it; training then starts 
 Files are written to a temporary name unique to the writing process and then renamed, so a
 killed job never leaves a half-written file under the final name, and two processes never
 share a temporary file. A job holds an exclusive lock on its output folder
-(:func:`output_lock`) while it runs, so two trainers can never share one resume state.
+(:func:`lottery_mia.locks.output_lock`) while it runs, so two trainers can never share one
+resume state.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import hashlib
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -39,17 +36,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .io import log
+from .io import atomic_write_bytes, log
 from .models import build_model
 from .sources import source_info
 
 
 class CorruptFileError(ValueError):
     """A file the pipeline reads back is corrupt, truncated or not what it should be."""
-
-
-class OutputLockedError(RuntimeError):
-    """Another process is writing the same output folder."""
 
 
 # --------------------------------------------------------------------------- files
@@ -72,23 +65,6 @@ def read_state(path, what: str, *, remedy: str | None = None):
             from None
 
 
-def _atomic_write_bytes(data: bytes, path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
-                               dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 META_KEY = "lottery_mia"
 
 
@@ -98,7 +74,7 @@ def write_tensors(path, tensors: dict, meta: dict) -> None:
 
     data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
                 metadata={META_KEY: json.dumps(meta, sort_keys=True)})
-    _atomic_write_bytes(data, path)
+    atomic_write_bytes(data, path, sync=True)
 
 
 def _is_safetensors(path: Path) -> bool:
@@ -162,6 +138,50 @@ def load_checkpoint(path, device="cpu") -> tuple[nn.Module, dict]:
                                f"{obj['model']}: {str(err).splitlines()[0][:300]}; delete it "
                                "and rerun the rule that writes it") from None
     return model.to(device), obj
+
+
+def mask_digest(mask) -> str:
+    """Content hash of a mask's 0/1 tensors (recorded in the network trained with it)."""
+    return tensors_digest({k: (v != 0).to(torch.uint8) for k, v in mask.tensors.items()})
+
+
+def check_trained_network(path, meta: dict, model: nn.Module, expected: dict,
+                          mask=None, mask_path=None) -> None:
+    """Refuse a network that is not the one a job was asked for.
+
+    ``meta`` is the checkpoint's metadata (its ``identity``: dataset, arch, seed, method,
+    sparsity, imp_round, mask digest, written by the training job); ``expected`` the same
+    keys as the rule that reads it sees them. With ``mask`` (the mask file of the model's
+    folder), the network must carry that mask: its recorded digest, and every pruned
+    weight exactly zero. A dense network copied into a ticket's folder, or a ticket of
+    another sparsity, method or seed, is refused with a message naming the file."""
+    fix = ("it is not the network of this folder (copied or moved by hand?); delete it and "
+           "rerun the workflow to train it again")
+    ident = meta.get("identity")
+    if not isinstance(ident, dict):
+        raise CorruptFileError(f"checkpoint {path} does not record which network it is "
+                               f"(written by an earlier version); {fix}")
+    for key, want in expected.items():
+        got = ident.get(key)
+        same = (got is None and want is None) or (
+            got is not None and want is not None
+            and (abs(float(got) - float(want)) < 1e-9 if key == "sparsity" else got == want))
+        if not same:
+            raise CorruptFileError(f"checkpoint {path} holds the network with {key}={got!r}, "
+                                   f"but this job reads the one with {key}={want!r}: {fix}")
+    if mask is None:
+        if ident.get("mask_digest"):
+            raise CorruptFileError(f"checkpoint {path} is a pruned network, but this job "
+                                   f"reads a dense one: {fix}")
+        return
+    if ident.get("mask_digest") != mask_digest(mask):
+        raise CorruptFileError(f"checkpoint {path} was not trained with the mask {mask_path} "
+                               f"of its folder: {fix}")
+    params = dict(model.named_parameters())
+    for name, t in mask.tensors.items():
+        if name not in params or torch.any(params[name].detach().cpu()[t == 0] != 0):
+            raise CorruptFileError(f"checkpoint {path}: weights that the mask {mask_path} "
+                                   f"prunes are not zero in {name}: {fix}")
 
 
 def model_spec(arch: str, source: str, width: int) -> dict:
@@ -309,40 +329,3 @@ def load_resume(path, *, fingerprint: str, model: nn.Module, optimizer,
         return None
     log(f"resuming from {path} at epoch {nxt}")
     return {"history": list(saved["history"]), "captured": saved["captured"], "next_epoch": nxt}
-
-
-# --------------------------------------------------------------------------- locking
-@contextlib.contextmanager
-def output_lock(folder):
-    """Hold an exclusive lock on ``folder`` (a ``.lock`` file in it) for the block.
-
-    A second process asking for the same folder fails at once, naming the folder and the
-    process that holds it, instead of training over the same resume state.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    lock_path = folder / ".lock"
-    fh = open(lock_path, "a+")
-    try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise OutputLockedError(
-                f"output folder {folder} is locked by {holder}, which is still writing it "
-                "(a job left running after Snakemake was killed?); wait for it to finish or "
-                "stop that process, then rerun") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
-        fh.flush()
-        for stale in folder.glob(".*.tmp"):  # left by a killed writer; the folder is ours now
-            log(f"removing {stale}, a temporary file left by a killed job")
-            with contextlib.suppress(FileNotFoundError):
-                stale.unlink()
-        yield lock_path
-    finally:
-        fh.close()  # releases the lock

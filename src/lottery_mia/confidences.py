@@ -29,12 +29,12 @@ computed here from the logits in float64. This module is pure numpy/pyarrow: no 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 SCHEMA_FIELDS = ["sample_id", "label", "member", "predicted", "loss", "logits", "softmax",
@@ -160,6 +160,23 @@ def validate_confidences(t: ConfidenceTable, source: str = "confidence table") -
         raise ValueError(f"{source}: duplicate sample_id")
 
 
+def check_table_identity(t: ConfidenceTable, expected: dict, path) -> None:
+    """Refuse a confidence table of another model than the one a job was asked for: its
+    metadata (dataset, arch, method, sparsity, replicate) must equal ``expected``."""
+    meta = t.metadata
+    for key, want in expected.items():
+        got = meta.get(key)
+        if key == "method" and got is None:  # tables of earlier versions
+            got = "dense" if not meta.get("sparsity") else "oneshot"
+        same = (got is not None and abs(float(got) - float(want)) < 1e-9) \
+            if key == "sparsity" else got == want
+        if not same:
+            raise ValueError(f"{path} holds the confidences of the model with {key}={got!r}, "
+                             f"but this job attacks the one with {key}={want!r} (a file "
+                             "copied or moved by hand?); delete it and rerun the workflow "
+                             "to score the right model")
+
+
 def _fixed_list(a: np.ndarray) -> pa.Array:
     flat = pa.array(np.ascontiguousarray(a, dtype=np.float32).ravel(), pa.float32())
     return pa.FixedSizeListArray.from_arrays(flat, a.shape[1])
@@ -174,16 +191,31 @@ def write_confidences(t: ConfidenceTable, path: str | Path) -> None:
         pa.array(t.loss.astype(np.float64)), _fixed_list(t.logits), _fixed_list(t.softmax),
         pa.array(t.scaled_logit().astype(np.float64)),
     ], schema=confidence_schema(c, t.metadata))
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(f"{path}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    from .io import atomic_path
+
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
 
 
-def _matrix(table: pa.Table, name: str) -> np.ndarray:
+def _matrix(table: pa.Table, name: str, path) -> np.ndarray:
+    """An N x classes matrix from a list column: fixed-size (as written here), or
+    variable-size lists of one common length (as other writers store them)."""
     col = table.column(name).combine_chunks()
-    c = col.type.list_size
-    return col.flatten().to_numpy(zero_copy_only=False).reshape(-1, c)
+    if pa.types.is_fixed_size_list(col.type):
+        c = col.type.list_size
+    elif pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+        lengths = np.unique(pc.list_value_length(col).to_numpy(zero_copy_only=False))
+        if col.null_count or len(lengths) > 1:
+            raise ValueError(f"{path}: column {name!r} holds lists of different lengths "
+                             f"({sorted(int(n) for n in lengths[:5] if n == n)}) or empty "
+                             "rows; every row needs one value per class. Delete it and rerun "
+                             "the workflow to score the model again")
+        c = int(lengths[0]) if len(lengths) else 0
+    else:
+        raise ValueError(f"{path}: column {name!r} is {col.type}, not a list of one value per "
+                         "class; delete it and rerun the workflow to score the model again")
+    values = col.flatten().to_numpy(zero_copy_only=False)
+    return values.astype(np.float32, copy=False).reshape(-1, c)
 
 
 def read_confidences(path: str | Path) -> ConfidenceTable:
@@ -201,7 +233,7 @@ def read_confidences(path: str | Path) -> ConfidenceTable:
         sample_id=table.column("sample_id").to_numpy(),
         label=table.column("label").to_numpy(),
         member=table.column("member").to_numpy(zero_copy_only=False).astype(bool),
-        logits=_matrix(table, "logits"),
+        logits=_matrix(table, "logits", path),
         metadata=meta,
         phi=table.column("scaled_logit").to_numpy() if meta.get("augmentations", 1) > 1
         else None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from .sources import SOURCES, max_split_sizes
 
@@ -39,6 +40,31 @@ class Grid:
     sample_sizes: tuple[int, ...]
 
 
+def canonical(obj):
+    """``obj`` with the keys of every mapping sorted, recursively.
+
+    Snakemake decides whether a job's params changed by comparing their ``repr``, so a
+    mapping whose keys merely come in another order (a config file rewritten with sorted
+    keys) would rerun every job that takes it. Params hand over canonical values."""
+    if isinstance(obj, dict) or (hasattr(obj, "items") and not isinstance(obj, (str, bytes))):
+        return {str(k): canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, (list, tuple)):
+        return [canonical(v) for v in obj]
+    return obj
+
+
+def how_to_run(**settings) -> SimpleNamespace:
+    """How and where a job runs, never what it computes: the device, the runtime block
+    (CUDA graphs, GPU slots), data-loader workers, whether a dataset may be downloaded.
+
+    A rule hands it to its job as a param like any other setting. It is deliberately not a
+    builtin type: Snakemake compares the ``repr`` of builtin-typed params only when it
+    decides what to rerun, so changing how or where jobs run (a faster device, more loader
+    workers, a SLURM time limit) reruns nothing that is already computed
+    (``tests/test_workflow.py`` checks this for every such key)."""
+    return SimpleNamespace(**canonical(settings))
+
+
 def _require(cond: bool, msg: str) -> None:
     if not cond:
         raise ConfigError(msg)
@@ -61,14 +87,29 @@ def split_sizes(ds_cfg: dict, source: str) -> tuple[int, int, int]:
     return n_mem, scored, n_non
 
 
+def split_params(ds_cfg: dict) -> dict:
+    """The membership split's sizes in one canonical form: a size equal to what ``null``
+    resolves to is ``None``, so writing out the value a ``null`` already stands for (or
+    the reverse) reruns nothing."""
+    source = ds_cfg.get("source")
+    n_mem, n_scored, n_non = split_sizes(ds_cfg, source)
+    default_mem, _, _ = split_sizes({}, source)
+    _, _, default_non = split_sizes({"members": ds_cfg.get("members")}, source)
+    return {"members": None if n_mem == default_mem else int(n_mem),
+            "nonmembers": None if n_non == default_non else int(n_non),
+            "scored_members": None if n_scored == n_mem else int(n_scored),
+            "split_seed": int(ds_cfg.get("split_seed") or 0)}
+
+
 def sample_sizes_of(config: dict, dataset: str) -> tuple[int, ...]:
     """Attack sample sizes of a dataset: its own list, else ``attack.sample_sizes``."""
     own = config["datasets"][dataset].get("attack_sample_sizes")
     return tuple(own if own is not None else config["attack"]["sample_sizes"])
 
 
-def check_config(config: dict) -> dict[str, Grid]:
-    """Check cross-key consistency; return the grid of every dataset."""
+def check_config(config: dict, cache_dir=None) -> dict[str, Grid]:
+    """Check cross-key consistency; return the grid of every dataset. ``cache_dir``: where
+    the attack estimators' checks of their settings are remembered between DAG builds."""
     for key in ("datasets", "architectures", "sparsities", "training", "attack", "transfer",
                 "report", "pruning", "replicates"):
         _require(key in config, f"config key {key!r} is missing")
@@ -129,7 +170,7 @@ def check_config(config: dict) -> dict[str, Grid]:
     _check_transfer(config, grids)
     _check_report(config, archs, sparsities, grids)
     _check_replicates(config)
-    _check_attacks(config)
+    _check_attacks(config, cache_dir)
     _check_references(config, archs, sparsities)
     _check_pruning(config)
     return grids
@@ -202,6 +243,9 @@ def _check_references(config: dict, archs, sparsities) -> None:
     _require(isinstance(count, int) and not isinstance(count, bool) and
              (count == 0 or count >= 2), f"config key 'references.count': {count!r} must be 0 "
              "(no reference attacks) or at least 2 (16+ for per-sample variances)")
+    _require(count % 2 == 0, f"config key 'references.count': {count} is odd; every pool "
+             "sample is IN for exactly half of the references, so the count must be even "
+             f"(use {count - 1} or {count + 1})")
     if count == 0:
         return
     for d in ref.get("datasets") or []:
@@ -247,7 +291,7 @@ def attack_names(config: dict) -> list[str]:
         a.get("baselines", ["loss", "confidence", "entropy", "modified_entropy"]))
 
 
-def _check_attacks(config: dict) -> None:
+def _check_attacks(config: dict, cache_dir=None) -> None:
     from .attacks import ATTACKS, check_attack_config
 
     a = config["attack"]
@@ -263,7 +307,7 @@ def _check_attacks(config: dict) -> None:
         _require(not isinstance(value, dict) or key in ATTACKS,
                  f"config key 'attack.{key}': no attack is called {key!r}; attack settings go "
                  f"under the name of a registered attack: {sorted(ATTACKS)}")
-    problems = check_attack_config(names, {n: a.get(n) for n in names})
+    problems = check_attack_config(names, {n: a.get(n) for n in names}, cache_dir)
     _require(not problems, "; ".join(problems))
     t_attack = config["transfer"].get("attack", "mlp")
     _require(t_attack in a.get("models", ["mlp"]),
@@ -323,7 +367,9 @@ def check_inputs(config: dict) -> None:
     _check_seeds(config)
     _check_dataset_inputs(config)
     _check_attack_inputs(config)
+    _check_finite_numbers(config)
     _check_rewind_epoch(config)
+    _check_rewind_step(config)
 
 
 def _duplicates(values) -> list:
@@ -464,6 +510,47 @@ def _check_rewind_epoch(config: dict) -> None:
                 _require(rewind < epochs, f"config key 'pruning.rewind_epoch': {rewind} is not "
                          f"below training.{ds}.{arch}.epochs={epochs} (a ticket rewound to "
                          "the last epoch is never retrained); lower it or raise the epochs")
+
+
+def _check_finite_numbers(config: dict, path: str = "") -> None:
+    """No NaN or infinity anywhere but in the attack models' own settings (which their
+    estimator checks): ``lr: .nan`` would otherwise train a network of NaNs, three times."""
+    items = (config.items() if isinstance(config, dict)
+             else enumerate(config) if isinstance(config, list) else ())
+    for k, v in items:
+        key = f"{path}.{k}" if path and isinstance(k, str) else (
+            f"{path}[{k}]" if path else str(k))
+        if path == "attack" and isinstance(v, dict):
+            continue  # attack.<model>: scikit-learn validates its own settings
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"config key {key!r}: {v} is not a finite number; give a real "
+                              "value")
+        _check_finite_numbers(v, key)
+
+
+def _check_rewind_step(config: dict) -> None:
+    """``pruning.rewind_step`` must lie before the last optimizer step of every target run
+    (steps per epoch: members // batch_size, the pipeline drops a last short batch)."""
+    step = (config.get("pruning") or {}).get("rewind_step")
+    if not isinstance(step, int) or isinstance(step, bool) \
+            or (config.get("pruning") or {}).get("rewind_epoch") is not None:
+        return  # not set, or both set (named by the check of pruning)
+    for ds, archs in (config.get("training") or {}).items():
+        ds_cfg = (config.get("datasets") or {}).get(ds)
+        if not isinstance(ds_cfg, dict) or ds_cfg.get("source") not in SOURCES:
+            continue
+        n_mem = split_sizes(ds_cfg, ds_cfg["source"])[0]
+        for arch, rec in (archs or {}).items():
+            if arch not in (config.get("architectures") or []) or not isinstance(rec, dict):
+                continue
+            epochs, bs = rec.get("epochs"), rec.get("batch_size")
+            if not (isinstance(epochs, int) and isinstance(bs, int) and bs > 0):
+                continue
+            total = epochs * max(n_mem // bs, 1)
+            _require(0 <= step < total, f"config key 'pruning.rewind_step': {step} is not "
+                     f"within the {total} optimizer steps of training.{ds}.{arch} ({epochs} "
+                     f"epochs x {max(n_mem // bs, 1)} steps of {bs} of the {n_mem} members); "
+                     "lower it or raise the epochs")
 
 
 def schema_problem(config: dict, schema_path) -> str | None:

@@ -95,6 +95,12 @@ def _read_cifar(source: str, root: Path, pool: str) -> tuple[np.ndarray, np.ndar
                              f"({type(err).__name__}: {first}); {fix}") from None
         if len(x) != len(y):
             raise ValueError(f"CIFAR batch {path} has {len(x)} images but {len(y)} labels; {fix}")
+        classes = source_info(source).num_classes
+        bad = (y < 0) | (y >= classes)
+        if bad.any():
+            raise ValueError(f"CIFAR batch {path} has label {int(y[bad][0])} (and "
+                             f"{int(bad.sum()) - 1} more) outside the {classes} classes of "
+                             f"{source} (0..{classes - 1}): it is not a {source} batch; {fix}")
         xs.append(x)
         ys.append(y)
     return np.concatenate(xs), np.concatenate(ys)

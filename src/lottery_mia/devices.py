@@ -34,8 +34,11 @@ overlap still never share a device.
 
 The lock directory (``/tmp/lottery-mia-gpu-locks-<uid>`` by default) is
 created private (mode 0700) and must be owned by the user, not be a symlink
-and not be writable by others; otherwise it is refused. Lock files are opened
-with ``O_NOFOLLOW``, so a planted symlink is never followed (nor truncated).
+and not be writable by others, nor be reached through a symlinked folder or one
+that others can write to without the sticky bit; otherwise it is refused. Lock
+files are opened with ``O_NOFOLLOW`` and used only when they are regular files
+of ours with one link holding a lock line (:mod:`lottery_mia.locks`), so a
+planted symlink or hard link is never followed, truncated or written.
 
 ``torch`` is imported lazily, only when real CUDA detection is needed, so the
 Snakemake process and CPU-only tests never pay for it.
@@ -43,7 +46,6 @@ Snakemake process and CPU-only tests never pay for it.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import re
@@ -145,8 +147,29 @@ def _lock_dir_error(directory: Path, problem: str) -> PermissionError:
     )
 
 
+def _check_lock_dir_parents(directory: Path) -> None:
+    """Every folder above ``directory`` must be safe to reach it through: not a symbolic
+    link (except the system's own links at the top level, such as macOS's /tmp ->
+    /private/tmp) and not writable by others without the sticky bit (/tmp has it), where
+    another user could swap the lock folder for their own."""
+    for parent in Path(os.path.abspath(directory)).parents:
+        try:
+            st = os.lstat(parent)
+        except FileNotFoundError:
+            continue
+        system_link = parent.parent == Path("/") and st.st_uid == 0
+        if stat.S_ISLNK(st.st_mode) and not system_link:
+            raise _lock_dir_error(directory, f"is reached through {parent}, a symbolic link "
+                                  f"(to {os.readlink(parent)}); use the real path")
+        if (stat.S_ISDIR(st.st_mode) and st.st_mode & 0o002
+                and not st.st_mode & stat.S_ISVTX):
+            raise _lock_dir_error(directory, f"is reached through {parent}, which anyone can "
+                                  f"write to (mode {st.st_mode & 0o7777:o}, no sticky bit)")
+
+
 def _prepare_lock_dir(directory: Path) -> Path:
     """Create ``directory`` private (0700), or check an existing one is safe to use."""
+    _check_lock_dir_parents(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.mkdir(directory, 0o700)
@@ -167,31 +190,20 @@ def _prepare_lock_dir(directory: Path) -> Path:
 def _try_lock(path: Path) -> int | None:
     """Lock ``path`` without blocking; the open descriptor, or ``None`` if busy.
 
-    The file is opened without following symlinks and must be a regular file of ours.
-    """
+    The file is opened without following symlinks and must be a regular file of ours with
+    a single link holding nothing but a lock line (:mod:`lottery_mia.locks`)."""
+    from .locks import claim_lock_file, open_lock_file
+
+    fd = open_lock_file(path, "GPU lock file", mode=0o600)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            raise PermissionError(
-                f"GPU lock file {path} is a symbolic link; refusing to follow it. "
-                f"Remove it (and check who planted it)."
-            ) from None
-        raise
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
-            raise PermissionError(f"GPU lock file {path} is not a regular file owned by you; "
-                                  "remove it")
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        claim_lock_file(fd, path, "GPU lock file")
     except BlockingIOError:
         os.close(fd)
         return None
     except BaseException:
         os.close(fd)
         raise
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
     return fd
 
 

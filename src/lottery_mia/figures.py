@@ -35,6 +35,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .summaries import read_attacks_csv, read_scores, read_training_csv  # noqa: E402
 from .tables import (  # noqa: E402
     DEFAULT_METHOD, DENSE, achieved_column, method_means, method_of, model_name, with_method,
 )
@@ -495,11 +496,11 @@ def figure_low_fpr_vs_sparsity(attacks: pd.DataFrame, arch: str, sample_size: in
 
 # --------------------------------------------------------------------------- workflow entries
 def figure_test_accuracy_from_csv(training_csv, output):
-    return figure_test_accuracy(pd.read_csv(training_csv), output)
+    return figure_test_accuracy(read_training_csv(training_csv), output)
 
 
 def _attacks(attacks_csv) -> pd.DataFrame:
-    return pd.read_csv(attacks_csv, dtype={"replicate": str})
+    return read_attacks_csv(attacks_csv)
 
 
 def figure_attack_vs_sparsity_from_csv(attacks_csv, sample_size: int, output,
@@ -525,7 +526,7 @@ def figure_gap_from_csv(training_csv, attacks_csv, sample_size: int, output_figu
                         output_json, attack: str = "mlp") -> dict:
     from .io import write_json
 
-    res = figure_gap(pd.read_csv(training_csv), _attacks(attacks_csv), sample_size,
+    res = figure_gap(read_training_csv(training_csv), _attacks(attacks_csv), sample_size,
                      output_figure, attack)
     write_json({**res, "attack": attack, "sample_size": sample_size}, output_json)
     return res
@@ -539,7 +540,7 @@ def figure_roc_all_attacks_from_scores(score_paths: list, models: list[dict], at
     kinds = dict(zip(attacks["attack"], attacks["kind"]))
     curves = []
     for path, m in zip(score_paths, models, strict=True):
-        s = pd.read_parquet(path)
+        s = read_scores(path)
         s = s[s["fold"] == "attack_test"]
         label = (f"{m['dataset']} {model_name(m['arch'], method_of(m), m['sparsity'])} "
                  f"n={m['sample_size']}")
@@ -563,7 +564,7 @@ def figure_roc_from_scores(score_paths: list, models: list[dict], output,
     dataset, arch, method, sparsity, sample_size, in path order)."""
     curves = []
     for path, m in zip(score_paths, models, strict=True):
-        s = pd.read_parquet(path)
+        s = read_scores(path)
         s = s[s["fold"] == "attack_test"]
         curves.append({**m, "method": method_of(m), "member": s["member"].to_numpy(),
                        "score": s[f"score_{attack}"].to_numpy()})

@@ -20,7 +20,6 @@ scored        bool     True: its confidences are extracted (all by default; Imag
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -117,15 +116,11 @@ def validate_membership(table: pd.DataFrame) -> None:
 
 
 def write_membership(table: pd.DataFrame, path: str | Path) -> None:
+    from .io import atomic_path
+
     validate_membership(table)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # unique per process
-    try:
+    with atomic_path(path) as tmp:
         table[COLUMNS].to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def read_membership(path: str | Path) -> pd.DataFrame:

@@ -3,9 +3,8 @@
 The population pool of a dataset is the scored members and non-members of its membership
 table (the samples whose confidences are extracted). ``K`` reference models are trained on
 seeded halves of that pool: the inclusion table assigns every pool sample to exactly ``K/2``
-references (for even K; ``floor``/``ceil`` alternate for odd K), so each sample is IN for
-about half of them and each reference trains on about half of the pool, as in Carlini et
-al.'s LiRA. The inclusion table (``reference`` x ``sample_id`` -> ``included``) is the single
+references (K is even), so each sample is IN for exactly half of them and each reference
+trains on about half of the pool, as in Carlini et al.'s LiRA. The inclusion table (``reference`` x ``sample_id`` -> ``included``) is the single
 record of which reference saw which sample; each reference's own membership table (the
 membership schema, ``member`` = included) is derived from it and is what its training and
 scoring jobs read, exactly as a target's jobs read the dataset's table.
@@ -13,30 +12,26 @@ scoring jobs read, exactly as a target's jobs read the dataset's table.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from .io import log, read_parquet_frame
+from .io import atomic_path, log, read_parquet_frame
 
 INCLUSION_COLUMNS = ["reference", "sample_id", "included"]
 
 
 def make_inclusion(membership: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
     """Seeded inclusion of every pool sample in exactly half of ``k`` references."""
-    if k < 2:
-        raise ValueError(f"references.count={k}: reference attacks need at least 2 reference "
-                         "models (16 or more for per-sample variances)")
+    if k < 2 or k % 2:
+        raise ValueError(f"references.count={k}: reference attacks need an even number of "
+                         "at least 2 reference models (16 or more for per-sample variances), "
+                         "so that every pool sample is IN for exactly half of them")
     pool = membership[membership["scored"]].sort_values("sample_id")
     ids = pool["sample_id"].to_numpy()
     rng = np.random.default_rng(seed)
     # rank k random numbers per sample: the references ranked below k/2 include it
     order = rng.random((k, len(ids))).argsort(axis=0).argsort(axis=0)
-    half = np.full(len(ids), k // 2)
-    if k % 2:  # odd k: alternate floor/ceil so the references stay near half the pool
-        half += (np.arange(len(ids)) % 2).astype(int)
-    included = order < half[None, :]
+    included = order < k // 2
     frame = pd.DataFrame({"reference": np.repeat(np.arange(k), len(ids)),
                           "sample_id": np.tile(ids, k).astype(np.int64),
                           "included": included.ravel()})
@@ -87,8 +82,8 @@ def build_references(*, membership_path, count: int, seed: int, out_inclusion,
 
     membership = read_membership(membership_path)
     inclusion = make_inclusion(membership, count, seed)
-    Path(out_inclusion).parent.mkdir(parents=True, exist_ok=True)
-    inclusion.to_parquet(out_inclusion, index=False)
+    with atomic_path(out_inclusion) as tmp:
+        inclusion.to_parquet(tmp, index=False)
     for r, path in enumerate(out_memberships):
         write_membership(reference_membership(membership, inclusion, r), path)
     per = inclusion.groupby("reference")["included"].sum()

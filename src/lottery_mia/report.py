@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .io import log, read_json
+from .io import atomic_write_bytes, log, read_json
+from .summaries import read_attacks_csv, read_training_csv
 from .tables import DEFAULT_METHOD, fmt_ci, method_means, with_method
 
 # --------------------------------------------------------------------------- HTML report
@@ -103,8 +104,8 @@ def write_report(*, table1_csv, verdicts_csv, attack_models_csv, slices_csv, gap
     models = pd.read_csv(attack_models_csv)
     slices = pd.read_csv(slices_csv)
     gap = read_json(gap_json)
-    training = with_method(pd.read_csv(training_csv))
-    attacks = with_method(pd.read_csv(attacks_csv, dtype={"replicate": str}))
+    training = with_method(read_training_csv(training_csv))
+    attacks = with_method(read_attacks_csv(attacks_csv))
     transfer = with_method(with_method(pd.read_csv(transfer_csv), "source_method",
                                        "source_sparsity"), "target_method", "target_sparsity")
     slices = with_method(slices)
@@ -218,10 +219,7 @@ def write_report(*, table1_csv, verdicts_csv, attack_models_csv, slices_csv, gap
         "<h2>Configuration of this run</h2>", f"<pre>{esc(config_text)}</pre>",
         "</body></html>",
     ]
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(f"{output}.tmp")
-    tmp.write_text("\n".join(parts))
-    tmp.replace(output)
+    atomic_write_bytes("\n".join(parts).encode(), output)
     log(f"wrote {output}")
 
 

@@ -38,14 +38,18 @@ def extract_confidences(*, data, model_path, dataset: str, arch: str, sparsity: 
                         device: str, batch_size: int, output, replicate: int | None = None,
                         threads: int | None = None, num_workers: int = 4,
                         augmentations: int = 1, method: str | None = None,
-                        metrics_path=None) -> ConfidenceTable:
+                        metrics_path=None, gpu_slots: int | None = None,
+                        expected: dict | None = None, mask_path=None) -> ConfidenceTable:
     """Score every scored member and non-member of the membership table with one model.
 
     ``augmentations`` 2 also scores the horizontally flipped images and stores LiRA's
     scaled logit averaged over both views (use it when training flips; the logits column
     stays the original view's). ``method`` (the pruning method, ``dense`` for the dense
     network) and the achieved sparsity read from the training job's ``metrics_path`` go into
-    the table's metadata, so attack results carry them.
+    the table's metadata, so attack results carry them. With ``expected`` (the network's
+    identity as the rule sees it) the checkpoint must be that network, trained with the
+    mask at ``mask_path`` (a ticket) or with none (dense):
+    :func:`lottery_mia.checkpoints.check_trained_network`.
     """
     if augmentations not in (1, 2):
         raise ValueError(f"config key confidences.augmentations: {augmentations} must be 1 "
@@ -55,16 +59,20 @@ def extract_confidences(*, data, model_path, dataset: str, arch: str, sparsity: 
     from .data import image_set
     from .devices import claim_device
     from .membership import read_membership
-    from .checkpoints import load_checkpoint
+    from .checkpoints import check_trained_network, load_checkpoint
+    from .masks import Mask
 
     if threads:
         torch.set_num_threads(int(threads))
     table = read_membership(data.membership)
     table = table[table["scored"]]
     parts = []
-    with claim_device(device) as claim:
+    with claim_device(device, slots=gpu_slots) as claim:
         dev = torch.device(claim.device)
-        model, _ = load_checkpoint(model_path, dev)
+        model, ckpt = load_checkpoint(model_path, dev)
+        if expected is not None:
+            mask = Mask.load(mask_path) if mask_path else None
+            check_trained_network(model_path, ckpt, model, dict(expected), mask, mask_path)
         # images are read from the pool each row names (a reference model's members can come
         # from either pool of the source)
         for pool, rows in table.groupby("pool", sort=True):

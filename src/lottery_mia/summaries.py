@@ -17,12 +17,10 @@ Student-t interval across the replicates' values (the spread due to training see
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from .io import log, read_json
+from .io import atomic_path, log, read_csv_table, read_json, read_parquet_frame
 from .metrics import POINT_METRICS, bootstrap_metrics, chance_verdict, mean_ci, proportion_ci
 
 MODEL_KEYS = ["dataset", "arch", "method", "sparsity"]
@@ -35,10 +33,8 @@ def default_method(sparsity) -> str:
 
 
 def write_csv(frame: pd.DataFrame, output) -> None:
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(f"{output}.tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(output)
+    with atomic_path(output) as tmp:
+        frame.to_csv(tmp, index=False)
     log(f"wrote {output} ({len(frame)} rows)")
 
 
@@ -52,14 +48,33 @@ def summarize_training(metric_paths: list, membership_paths: dict, output,
     does not name (an IMP round)."""
     sizes = {}
     for ds, path in membership_paths.items():
-        table = pd.read_parquet(path, columns=["member"])
+        table = read_parquet_frame(path, "membership table",
+                                   "delete it and rerun the membership_split rule")
         sizes[ds] = (int(table["member"].sum()), int((~table["member"]).sum()))
-    rows = []
+    rows, seen = [], {}
     for i, p in enumerate(metric_paths):
         m = read_json(p)
+        key = (m.get("dataset"), m.get("arch"), int(m.get("seed", -1)),
+               (models[i].get("method") if models is not None else None) or m.get("method"),
+               float(models[i]["sparsity"]) if models is not None else m.get("sparsity"))
+        if key in seen:
+            raise ValueError(f"{seen[key]} and {p} describe the same network "
+                             f"(dataset, arch, seed, method, sparsity = {key}): one is a copy "
+                             "of the other; delete the wrong one's folder and rerun")
+        seen[key] = p
+        spec = models[i] if models is not None else {}
+        clashes = []
+        if spec.get("method") and m.get("method") and spec["method"] != m["method"]:
+            clashes.append(("method", m["method"], spec["method"]))
+        if isinstance(spec.get("replicate"), int) and m.get("seed") is not None \
+                and int(m["seed"]) != spec["replicate"]:
+            clashes.append(("seed", m["seed"], spec["replicate"]))
+        for k, mine, folder in clashes:
+            raise ValueError(f"{p} describes a network with {k} {mine!r}, but it sits in the "
+                             f"folder of {k} {folder!r} (copied by hand?); delete it and rerun "
+                             "the workflow")
         mask = m.get("mask", {})
         n_train, n_test = sizes[m["dataset"]]
-        spec = models[i] if models is not None else {}
         sparsity = float(spec.get("sparsity", m["sparsity"]))
         method = spec.get("method") or m.get("method") or default_method(sparsity)
         row = {
@@ -118,7 +133,27 @@ def read_attack_results(metric_path) -> list[dict]:
 
 
 def read_scores(path) -> pd.DataFrame:
-    return pd.read_parquet(path)
+    """A fit-attack job's scores table (``scores.parquet``)."""
+    return read_parquet_frame(path, "attack scores table",
+                              "delete it and rerun the fit_attack rule of its model")
+
+
+TRAINING_COLUMNS = MODEL_KEYS + ["replicate", "test_acc", "train_acc"]
+ATTACK_COLUMNS = ATTACK_KEYS + ["threshold", "accuracy", "auc"]
+
+
+def read_training_csv(path) -> pd.DataFrame:
+    """``summary/training.csv``; one without its columns is an error naming it."""
+    return read_csv_table(path, "training summary", TRAINING_COLUMNS,
+                          "delete it and rerun the summarize_training rule")
+
+
+def read_attacks_csv(path) -> pd.DataFrame:
+    """``summary/attacks.csv`` (replicate as text: seeds and ``mean``); one without its
+    columns is an error naming it."""
+    return read_csv_table(path, "attack summary", ATTACK_COLUMNS,
+                          "delete it and rerun the summarize_attacks rule",
+                          dtype={"replicate": str})
 
 
 def replicate_mean_rows(groups: dict, n_bootstrap: int, seed: int) -> list[dict]:
@@ -160,9 +195,20 @@ def replicate_mean_rows(groups: dict, n_bootstrap: int, seed: int) -> list[dict]
 def summarize_attacks(metric_paths: list, score_paths: list, output, *,
                       n_bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Per-replicate attack rows plus the replicate-mean rows (see the module doc)."""
-    rows, groups = [], {}
-    for mp, sp in zip(metric_paths, score_paths, strict=True):
+    rows, groups, seen, results_of = [], {}, {}, []
+    for mp in metric_paths:
         results = read_attack_results(mp)
+        results_of.append(results)
+        for r in results:
+            key = tuple(r[k] for k in ATTACK_KEYS)
+            if key in seen:
+                raise ValueError(
+                    f"{seen[key]} and {mp} hold results for the same model, sample size and "
+                    f"attack ({dict(zip(ATTACK_KEYS, key))}): one of them is a copy of "
+                    "another model's results; delete the wrong one's folder and rerun the "
+                    "workflow")
+            seen[key] = mp
+    for results, sp in zip(results_of, score_paths, strict=True):
         rows += results
         r0 = results[0]
         key = (r0["dataset"], r0["arch"], r0["method"], r0["sparsity"], r0["sample_size"])
@@ -179,7 +225,9 @@ def summarize_attacks(metric_paths: list, score_paths: list, output, *,
 
 
 def summarize_transfer(paths: list, dataset: str, replicate: int, output) -> pd.DataFrame:
-    frame = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    frame = pd.concat([read_csv_table(p, "transfer table", ["target_arch", "accuracy"],
+                                      "delete it and rerun its transfer_attack job")
+                       for p in paths], ignore_index=True)
     frame.insert(0, "dataset", dataset)
     frame.insert(1, "replicate", replicate)
     frame = frame.sort_values([c for c in ("source_arch", "source_method", "source_sparsity",

@@ -10,13 +10,12 @@ sparsity (an IMP round can prune more: ``achieved_sparsity``).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
+from .io import atomic_write_bytes
 from .metrics import chance_verdict, mean_ci, paired_difference, slice_metrics
-from .summaries import write_csv
+from .summaries import read_attacks_csv, read_scores, read_training_csv, write_csv
 
 T1_METRICS = ("accuracy", "precision")
 DENSE = "dense"
@@ -178,7 +177,7 @@ def table1_markdown(t: pd.DataFrame, arch: str, ticket_sparsity: float,
 # --------------------------------------------------------------------------- verdicts
 def _stacked_scores(paths: list, attack: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(member flags, R x n_test scores, ids) of one attack over replicate score tables."""
-    frames = [pd.read_parquet(p) for p in paths]
+    frames = [read_scores(p) for p in paths]
     ids = frames[0]["sample_id"].to_numpy()
     for p, f in zip(paths, frames):
         if not np.array_equal(f["sample_id"].to_numpy(), ids):
@@ -431,17 +430,18 @@ def write_tables(*, attacks_csv, score_paths, arch: str, ticket_sparsity: float,
                  method_kinds: dict | None = None, out_method_verdicts=None) -> None:
     """Table 1 (csv, markdown), the ticket-vs-dense verdicts, the attack-model table and,
     given ``out_method_verdicts``, the ticket-vs-control verdicts of ``method_groups``."""
-    attacks = pd.read_csv(attacks_csv, dtype={"replicate": str})
+    attacks = read_attacks_csv(attacks_csv)
     t1 = table1(attacks, arch, ticket_sparsity, attack, method)
     write_csv(t1, out_table1_csv)
-    Path(out_table1_md).write_text(table1_markdown(t1, arch, ticket_sparsity, method))
+    atomic_write_bytes(table1_markdown(t1, arch, ticket_sparsity, method).encode(),
+                       out_table1_md)
     names = list(dict.fromkeys([attack] + list(verdict_attacks or [])))
     frames = [verdicts(attacks, score_paths, arch, ticket_sparsity, a, n_bootstrap, seed,
                        method) for a in names]
     write_csv(pd.concat(frames, ignore_index=True), out_verdicts)
     write_csv(attack_model_table(attacks, arch, ticket_sparsity, method), out_attack_models)
     if out_method_verdicts is not None:
-        training = pd.read_csv(training_csv) if training_csv is not None else None
+        training = read_training_csv(training_csv) if training_csv is not None else None
         mv = method_verdicts(attacks, training, list(method_groups or []),
                              dict(method_kinds or {}), names, n_bootstrap, seed)
         write_csv(mv, out_method_verdicts)
@@ -486,7 +486,7 @@ def slices(score_paths, attacks: pd.DataFrame, slice_attacks: list[str],
 
 def write_slices(*, attacks_csv, score_paths, slice_attacks: list[str],
                  n_bootstrap: int, seed: int, output) -> pd.DataFrame:
-    attacks = pd.read_csv(attacks_csv, dtype={"replicate": str})
+    attacks = read_attacks_csv(attacks_csv)
     frame = slices(score_paths, attacks, slice_attacks, n_bootstrap, seed)
     write_csv(frame, output)
     return frame

@@ -41,10 +41,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoints import (load_resume, members_digest, data_identity, model_spec,
-                          output_lock, resume_fingerprint, save_checkpoint, save_resume)
+from .checkpoints import (load_resume, mask_digest, members_digest, data_identity,
+                          model_spec, resume_fingerprint, save_checkpoint, save_resume)
 from .data import Augment, rows_image_set, steps_per_epoch
 from .io import log, write_json
+from .locks import output_lock
 from .masks import Mask, model_sparsity
 from .membership import read_membership
 from .models import build_model
@@ -105,7 +106,9 @@ class Recipe:
         return self.lr
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=str)
+        """What shapes the trained network (every field but the loader's worker count)."""
+        fields = {k: v for k, v in asdict(self).items() if k != "num_workers"}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str)
                               .encode()).hexdigest()[:16]
 
 
@@ -425,6 +428,22 @@ def _data_key(data: DataSpec) -> str:
     return f"{data_identity(data.source, data.root)}:{members}"
 
 
+def network_identity(data: DataSpec, arch: str, seed: int, method: str, sparsity: float,
+                     imp_round: int | None = None, mask: str | None = None) -> dict:
+    """Which network a checkpoint holds, as its training job was asked for it (checked by
+    :func:`lottery_mia.checkpoints.check_trained_network` before anything reads it)."""
+    return {"dataset": data.dataset, "arch": arch, "seed": int(seed), "method": method,
+            "sparsity": float(sparsity), "imp_round": imp_round, "mask_digest": mask}
+
+
+def _recipe(recipe: dict, key: str, num_workers: int | None) -> Recipe:
+    """The recipe of a job, with the loader's worker count (how, not what) put in."""
+    d = dict(recipe)
+    if num_workers is not None:
+        d["num_workers"] = int(num_workers)
+    return Recipe.from_dict(d, key)
+
+
 def _setup(threads: int | None, seed: int) -> None:
     if threads:
         torch.set_num_threads(int(threads))
@@ -456,12 +475,14 @@ def rewind_step_of(rewind_epoch: int | None, rewind_step: int | None, n_steps: i
 def train_dense(*, data: DataSpec, arch: str, recipe: dict, seed: int, device: str,
                 out_model, out_init, out_rewind, out_metrics, rewind_epoch: int | None = 0,
                 rewind_step: int | None = None, threads: int | None = None,
-                recipe_key: str = "training", runtime: dict | None = None) -> dict:
+                recipe_key: str = "training", runtime: dict | None = None,
+                num_workers: int | None = None) -> dict:
     """Steps 1-2 of Algorithm 1: w0, dense training, the rewind state (after exactly
-    ``rewind_step`` optimizer steps, or at the start of epoch ``rewind_epoch``)."""
+    ``rewind_step`` optimizer steps, or at the start of epoch ``rewind_epoch``).
+    ``num_workers`` (ImageNet loader processes) overrides the recipe's."""
     from .devices import claim_device
 
-    rec = Recipe.from_dict(recipe, recipe_key)
+    rec = _recipe(recipe, recipe_key, num_workers)
     _setup(threads, seed)
     with output_lock(Path(out_model).parent), \
             claim_device(device, slots=(runtime or {}).get("gpu_slots")) as claim:
@@ -482,12 +503,14 @@ def train_dense(*, data: DataSpec, arch: str, recipe: dict, seed: int, device: s
                            runtime=make_runtime(dev, runtime))
         rewind_model = build_model(**spec)
         rewind_model.load_state_dict(res["captured_state"])
+        identity = network_identity(data, arch, seed, "dense", 0.0)
         # Every output is written at the end, so a killed job leaves none that look valid.
-        save_checkpoint(out_init, init_model, spec, epoch=0, step=0, sparsity=0.0)
+        save_checkpoint(out_init, init_model, spec, epoch=0, step=0, sparsity=0.0,
+                        identity={**identity, "state": "init"})
         save_checkpoint(out_rewind, rewind_model, spec, epoch=capture / n_steps, step=capture,
-                        sparsity=0.0)
+                        sparsity=0.0, identity={**identity, "state": "rewind"})
         save_checkpoint(out_model, model.cpu(), spec, epoch=rec.epochs,
-                        step=rec.epochs * n_steps, sparsity=0.0)
+                        step=rec.epochs * n_steps, sparsity=0.0, identity=identity)
     metrics = _metrics(arch, data, 0.0, rec, seed, capture, n_steps, res, str(dev))
     metrics["method"] = "dense"
     write_json(metrics, out_metrics)
@@ -500,13 +523,13 @@ def train_ticket(*, data: DataSpec, arch: str, recipe: dict, seed: int, sparsity
                  method: str = "oneshot", start: str = "rewind", rewind_epoch: int | None = 0,
                  rewind_step: int | None = None, imp_round: int | None = None,
                  threads: int | None = None, recipe_key: str = "training",
-                 runtime: dict | None = None) -> dict:
+                 runtime: dict | None = None, num_workers: int | None = None) -> dict:
     """Steps 4-5 of Algorithm 1 for any pruning method: the method's start state (the
     rewind state, w0, or fresh random weights), the mask applied, masked retraining."""
     from .devices import claim_device
     from .pruning.jobs import ticket_start
 
-    rec = Recipe.from_dict(recipe, recipe_key)
+    rec = _recipe(recipe, recipe_key, num_workers)
     _setup(threads, seed)
     with output_lock(Path(out_model).parent), \
             claim_device(device, slots=(runtime or {}).get("gpu_slots")) as claim:
@@ -531,7 +554,9 @@ def train_ticket(*, data: DataSpec, arch: str, recipe: dict, seed: int, sparsity
             if torch.any(p.detach()[t == 0] != 0):
                 raise AssertionError(f"pruned weights of {name} are not zero after retraining")
         save_checkpoint(out_model, model, spec, epoch=rec.epochs, step=rec.epochs * n_steps,
-                        sparsity=sparsity)
+                        sparsity=sparsity,
+                        identity=network_identity(data, arch, seed, method, sparsity, imp_round,
+                                                  mask_digest(mask.to("cpu"))))
     metrics = _metrics(arch, data, sparsity, rec, seed, rewind, n_steps, res, str(dev))
     metrics.update(method=method, start=start, start_step=start_step, imp_round=imp_round)
     metrics["mask"] = mask.report(model)

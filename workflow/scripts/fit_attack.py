@@ -12,5 +12,6 @@ with logged(snakemake.log[0], snakemake.rule):
         n_bootstrap=p.n_bootstrap, replicate=p.target["replicate"],
         out_metrics=list(out.metrics),
         out_scores=list(out.scores), reference_paths=list(inp.get("references") or []),
-        inclusion_path=inp.get("inclusion"),
+        inclusion_path=inp.get("inclusion"), expected=dict(p.target["expected"]),
+        reference_seeds=list(p.target["reference_seeds"]),
     )

@@ -6,6 +6,7 @@ p = snakemake.params
 with logged(snakemake.log[0], snakemake.rule):
     build_membership_split(
         p.data["source"], p.data["root"], key=f"datasets.{p.data['dataset']}.root",
-        download=p.download, members=p.members, nonmembers=p.nonmembers,
-        scored_members=p.scored_members, seed=p.split_seed, output=snakemake.output[0],
+        download=p.how.download, members=p.split["members"],
+        nonmembers=p.split["nonmembers"], scored_members=p.split["scored_members"],
+        seed=p.split["split_seed"], output=snakemake.output[0],
     )

@@ -9,6 +9,7 @@ with logged(snakemake.log[0], snakemake.rule):
         method=s["method"], settings=s["settings"], score_model=inp.score_model,
         base_mask=inp.get("base_mask"), sparsity=s["sparsity"], imp_round=s["imp_round"],
         seed=s["seed"], prune_fc=p.prune_fc, out_mask=out.mask, out_report=out.report,
-        data=dataspec(snakemake, s["data"]) if s["data"] else None, recipe=s["recipe"],
+        data=dataspec(snakemake, s["data"]) if s["data"] else None,
+        recipe={**s["recipe"], "num_workers": p.how.num_workers} if s["recipe"] else None,
         recipe_key=s["recipe_key"], threads=snakemake.threads,
     )

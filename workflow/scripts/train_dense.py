@@ -3,12 +3,12 @@ from lottery_mia.training import train_dense
 from lottery_mia.workflow import dataspec, logged
 
 p, out = snakemake.params, snakemake.output
-r = p.run
+r, how = p.run, p.how
 with logged(snakemake.log[0], snakemake.rule):
     train_dense(
         data=dataspec(snakemake, r["data"]), arch=snakemake.wildcards.arch, recipe=r["recipe"],
         recipe_key=r["recipe_key"], seed=r["seed"], rewind_epoch=p.rewind["rewind_epoch"],
-        rewind_step=p.rewind["rewind_step"], device=p.device, out_model=out.model,
+        rewind_step=p.rewind["rewind_step"], device=how.device, out_model=out.model,
         out_init=out.init, out_rewind=out.rewind, out_metrics=out.metrics,
-        threads=snakemake.threads, runtime=p.get("runtime"),
+        threads=snakemake.threads, runtime=how.runtime, num_workers=how.num_workers,
     )

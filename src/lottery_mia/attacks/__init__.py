@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,8 +23,8 @@ import numpy as np
 if TYPE_CHECKING:  # pandas is imported when an attack runs, not at DAG build
     import pandas as pd
 
-from ..confidences import read_confidences
-from ..io import log, write_json
+from ..confidences import check_table_identity, read_confidences
+from ..io import atomic_path, log, write_json
 from ..metrics import bootstrap_metrics, chance_verdict
 from .base import (ATTACKS, FEATURES, AttackData, AttackKind, AttackScores, attack_features,
                    get_attack, register_attack)
@@ -41,9 +40,10 @@ __all__ = ["ATTACKS", "FEATURES", "AttackData", "AttackKind", "AttackScores",
 SCORE_PREFIX = "score_"
 
 
-def check_attack_config(names: list, settings_of: dict) -> list[str]:
-    """Problems with the configured attacks (unknown names, unknown settings)."""
-    from .classifiers import ESTIMATORS, check_settings
+def check_attack_config(names: list, settings_of: dict, cache_dir=None) -> list[str]:
+    """Problems with the configured attacks (unknown names, unknown settings, values the
+    estimator refuses; ``cache_dir`` remembers the estimators' verdicts)."""
+    from .classifiers import ESTIMATORS, cached_value_problems, check_settings
 
     problems = []
     for name in names:
@@ -51,7 +51,8 @@ def check_attack_config(names: list, settings_of: dict) -> list[str]:
             problems.append(f"config key attack.models/attack.baselines: unknown attack "
                             f"{name!r}; choose from {sorted(ATTACKS)}")
         elif name in ESTIMATORS:
-            problems += check_settings(name, settings_of.get(name))
+            problems += (check_settings(name, settings_of.get(name))
+                         or cached_value_problems(name, settings_of.get(name), cache_dir))
         elif settings_of.get(name):
             try:  # an attack checks its own settings when it is built
                 ATTACKS[name].factory(settings_of.get(name), 0)
@@ -60,12 +61,17 @@ def check_attack_config(names: list, settings_of: dict) -> list[str]:
     return problems
 
 
-def attack_data(confidences_path, sample_path, features: str) -> AttackData:
+def attack_data(confidences_path, sample_path, features: str,
+                expected: dict | None = None) -> AttackData:
+    """The target's confidence rows of an attack sample (with ``expected``, the table must
+    be that model's: :func:`lottery_mia.confidences.check_table_identity`)."""
     from ..attack_samples import read_attack_sample
 
     conf = read_confidences(confidences_path)
+    if expected:
+        check_table_identity(conf, expected, confidences_path)
     sample = read_attack_sample(sample_path)
-    rows = conf.rows(sample["sample_id"].to_numpy())
+    rows = rows_of(conf, sample["sample_id"].to_numpy(), confidences_path, sample_path)
     if not np.array_equal(rows.member, sample["member"].to_numpy()):
         raise ValueError(f"{confidences_path} and {sample_path} disagree on membership: one "
                          "of them is stale; rerun the workflow")
@@ -75,22 +81,42 @@ def attack_data(confidences_path, sample_path, features: str) -> AttackData:
     return AttackData(target=rows, sample=sample, features=features)
 
 
+def rows_of(table, sample_ids, table_path, sample_path):
+    """``table``'s rows of ``sample_ids``; an id it lacks is an error naming both files."""
+    try:
+        return table.rows(sample_ids)
+    except KeyError as err:
+        raise ValueError(f"{table_path} has no row for {err.args[0]} of the attack sample "
+                         f"{sample_path}: the two were made from different membership "
+                         "tables; delete them and rerun the workflow") from None
+
+
 def add_references(data: AttackData, reference_paths: list, inclusion_path,
-                   target_confidences) -> AttackData:
+                   target_confidences, reference_seeds: list | None = None) -> AttackData:
     """Attach reference models' rows, their inclusion, and the population rows (target
-    non-members outside the attack sample) to ``data``."""
+    non-members outside the attack sample) to ``data``. With ``reference_seeds``, each
+    reference table must be of the target's dataset, arch, method and sparsity, trained
+    with its seed."""
     from ..references import inclusion_matrix, read_inclusion
 
     inclusion = read_inclusion(inclusion_path)
     ids = data.sample["sample_id"].to_numpy()
     refs = [read_confidences(p) for p in reference_paths]
+    if reference_seeds:
+        meta = data.target.metadata
+        for path, ref, seed in zip(reference_paths, refs, reference_seeds, strict=True):
+            check_table_identity(ref, {k: meta.get(k) for k in
+                                       ("dataset", "arch", "method", "sparsity")}
+                                 | {"replicate": seed}, path)
     conf = read_confidences(target_confidences)
     outside = ~np.isin(conf.sample_id, ids) & ~conf.member
     pop_ids = conf.sample_id[outside]
-    data.references = [r.rows(ids) for r in refs]
+    data.references = [rows_of(r, ids, p, "the attack sample")
+                       for r, p in zip(refs, reference_paths)]
     data.reference_in = inclusion_matrix(inclusion, ids, len(refs))
     data.population = conf.rows(pop_ids)
-    data.population_references = [r.rows(pop_ids) for r in refs]
+    data.population_references = [rows_of(r, pop_ids, p, target_confidences)
+                                  for r, p in zip(refs, reference_paths)]
     data.population_in = inclusion_matrix(inclusion, pop_ids, len(refs))
     for k, r in enumerate(data.references):
         if not np.array_equal(r.member, data.reference_in[k]):
@@ -102,18 +128,22 @@ def add_references(data: AttackData, reference_paths: list, inclusion_path,
 def run_attacks(*, confidences_path, sample_path, attacks: list[str], settings: dict,
                 features: str, seed: int, n_bootstrap: int, out_metrics, out_scores,
                 replicate: int | None = None, reference_paths: list | None = None,
-                inclusion_path=None) -> dict:
+                inclusion_path=None, expected: dict | None = None,
+                reference_seeds: list | None = None) -> dict:
     """Run every attack of ``attacks`` on one model and one attack sample (attacks that
-    need reference models get ``reference_paths`` and the ``inclusion_path`` table)."""
+    need reference models get ``reference_paths`` and the ``inclusion_path`` table).
+    ``expected``: the identity of the model the job was asked for (its table's metadata
+    must match), ``reference_seeds`` the seeds of the references, in path order."""
     import pandas as pd
 
-    data = attack_data(confidences_path, sample_path, features)
+    data = attack_data(confidences_path, sample_path, features, expected)
     needs = [a for a in attacks if get_attack(a).needs_references]
     if needs:
         if not reference_paths or inclusion_path is None:
             raise ValueError(f"attacks {needs} need reference models (config key "
                              "references.count and the reference grid)")
-        add_references(data, reference_paths, inclusion_path, confidences_path)
+        add_references(data, reference_paths, inclusion_path, confidences_path,
+                       reference_seeds)
     meta = data.target.metadata
     test = data.test
     y_test = data.is_member[test]
@@ -144,8 +174,8 @@ def run_attacks(*, confidences_path, sample_path, attacks: list[str], settings: 
               "replicate": replicate,
               "sample_size": int(len(data.sample)), "features": features, "seed": seed,
               "attacks": rows}
-    Path(out_scores).parent.mkdir(parents=True, exist_ok=True)
-    scores.to_parquet(out_scores, index=False)
+    with atomic_path(out_scores) as tmp:
+        scores.to_parquet(tmp, index=False)
     write_json(result, out_metrics)
     return result
 
@@ -196,7 +226,10 @@ def transfer_attack(*, source_confidences, sample_path, attack: str, settings: d
     y_test = source.is_member[source.test]
     out = []
     for target, path in zip(targets, target_paths, strict=True):
-        conf = read_confidences(path).rows(test_ids)
+        table = read_confidences(path)
+        check_table_identity(table, {k: target[k] for k in ("arch", "method", "sparsity")
+                                     if k in target}, path)
+        conf = rows_of(table, test_ids, path, sample_path)
         if not np.array_equal(conf.member, y_test):
             raise ValueError(f"{path} disagrees with {sample_path} on membership; rerun")
         score = clf.score(attack_features(conf, features))
@@ -213,6 +246,6 @@ def transfer_attack(*, source_confidences, sample_path, attack: str, settings: d
             f"{target['arch']}@{target['sparsity']}: accuracy {m['accuracy']:.4f} "
             f"[{m['accuracy_ci_low']:.4f}, {m['accuracy_ci_high']:.4f}]")
     frame = pd.DataFrame(out)
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(output, index=False)
+    with atomic_path(output) as tmp:
+        frame.to_csv(tmp, index=False)
     return frame

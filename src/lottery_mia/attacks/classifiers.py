@@ -87,6 +87,50 @@ def check_settings(name: str, settings: dict | None) -> list[str]:
     return []
 
 
+def value_problems(name: str, settings: dict | None) -> list[str]:
+    """Problems with the values of ``attack.<name>``, found by scikit-learn's own parameter
+    validation of the configured estimator (types and ranges: ``hidden_layer_sizes: "abc"``,
+    ``C: -1``), so a bad value fails when the DAG is built, not inside every attack job."""
+    path, defaults = ESTIMATORS[name]
+    params = _fix_types({**defaults, **(settings or {})})
+    try:
+        est = estimator_class(path)(**params)
+        est._validate_params()
+    except (TypeError, ValueError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        return [f"config key 'attack.{name}': {first}"]
+    return []
+
+
+def cached_value_problems(name: str, settings: dict | None, cache_dir=None) -> list[str]:
+    """:func:`value_problems`, remembered in ``cache_dir`` (a JSON file keyed by the
+    estimator, its settings and the installed scikit-learn version): importing
+    scikit-learn costs about a second, which every DAG build would pay."""
+    import hashlib
+    import json
+    from importlib.metadata import version
+    from pathlib import Path
+
+    if cache_dir is None:
+        return value_problems(name, settings)
+    key = hashlib.sha256(json.dumps([name, settings, version("scikit-learn")], sort_keys=True,
+                                    default=str).encode()).hexdigest()
+    path = Path(cache_dir) / "attack-settings.json"
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if key not in cache:
+        cache[key] = value_problems(name, settings)
+        try:
+            from ..io import atomic_write_bytes
+
+            atomic_write_bytes(json.dumps(cache).encode(), path)
+        except OSError:  # a read-only working directory: check again next time
+            pass
+    return list(cache[key])
+
+
 def _fix_types(params: dict) -> dict:
     params = dict(params)
     if isinstance(params.get("hidden_layer_sizes"), list):
