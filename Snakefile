@@ -3,6 +3,9 @@
 #          retraining -> confidences -> attacks on stratified attack samples (with bootstrap
 #          intervals) / transfer -> summaries -> Table 1, verdicts, figures, report.
 # Run:  snakemake --cores all            (see README.md)
+#
+# The config is typed (lottery_mia.config), the grid planned from it (lottery_mia.plan) and
+# every path comes from one layout (lottery_mia.layout); the rules ask the plan.
 
 # A --configfile given on the command line is complete by itself (config/paper.yaml, say):
 # it replaces the default rather than being merged into it, so no default dataset leaks in.
@@ -16,7 +19,6 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/attack.smk"
 include: "rules/report.smk"
-include: "rules/benchmarks.smk"
 
 
 localrules:
@@ -25,22 +27,15 @@ localrules:
     summarize_attacks,
     summarize_transfer,
     summarize_benchmarks,
+    gap_correlation,
     tables,
     slices,
-    figure_test_accuracy,
-    figure_attack_vs_sparsity,
-    figure_attack_vs_sample_size,
-    figure_transfer,
-    figure_roc,
-    figure_slices,
-    figure_gap,
-    figure_roc_all_attacks,
-    figure_low_fpr,
+    figure,
     report,
 
 
 rule all:
     input:
-        REPORT,
-        rules.tables.output,
-        rules.summarize_benchmarks.output,
+        L.REPORT,
+        *L.REPORT_TABLES.values(),
+        L.SUMMARY_TABLES["benchmarks"],

@@ -35,7 +35,8 @@ def main() -> int:
     from lottery_mia.masks import Mask, model_sparsity
     from lottery_mia.models import build_model
     from lottery_mia.sources import source_info
-    from lottery_mia.training import Recipe, run_training
+    from lottery_mia.recipe import Recipe
+    from lottery_mia.training import run_training
 
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to check")
@@ -69,7 +70,7 @@ def main() -> int:
         dense_s = time.time() - t0
         hook.remove()
         assert (torch.bfloat16, True) in seen, f"expected bf16 autocast on channels_last: {seen}"
-        mask = Mask.global_magnitude(model, 0.8)
+        mask = get_method("oneshot").mask_at(model, 0.8)
         ticket = build_model("resnet18", 10, width=64, in_channels=3, small_input=True)
         ticket.load_state_dict(w0)
         mask.apply_(ticket)

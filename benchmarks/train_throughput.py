@@ -105,7 +105,8 @@ def measure_project(width, size, batch, steps, epochs, device, threads=None) -> 
     import torch
 
     from lottery_mia.runtime import make_runtime
-    from lottery_mia.training import Recipe, run_training
+    from lottery_mia.recipe import Recipe
+    from lottery_mia.training import run_training
 
     if threads:
         torch.set_num_threads(threads)

@@ -1,52 +1,50 @@
-REWIND = {"rewind_epoch": PRUNE.get("rewind_epoch"), "rewind_step": PRUNE.get("rewind_step")}
-
-
+# The networks: the dense run (w0, rewind state, trained network), the masks of every
+# pruning step and the pruned networks retrained with their masks held. Inputs, params and
+# paths come from the plan and the layout (lottery_mia.plan, lottery_mia.layout).
 rule train_dense:
     input:
-        membership=run_membership,
+        membership=lambda w: PLAN.membership(step(w)),
     output:
-        model=f"{DENSE_DIR}/model.pt",
-        init=f"{DENSE_DIR}/init.pt",
-        rewind=f"{DENSE_DIR}/rewind.pt",
-        metrics=f"{DENSE_DIR}/metrics.json",
+        model=StepKey.pattern(L.MODEL_FILE, dense=True),
+        init=StepKey.pattern(L.INIT_FILE, dense=True),
+        rewind=StepKey.pattern(L.REWIND_FILE, dense=True),
+        metrics=StepKey.pattern(L.METRICS_FILE, dense=True),
     log:
-        "logs/{dataset}/{arch}/{run}/dense/sparsity-0/train_dense.log",
+        L.log_of(StepKey.pattern(dense=True), "train_dense"),
     benchmark:
-        f"{R}/benchmarks/{{dataset}}/{{arch}}/{{run}}/dense/sparsity-0/train_dense.tsv"
+        L.benchmark_of(StepKey.pattern(dense=True), "train_dense")
     retries: 2
     conda:
         "../envs/pytorch.yaml"
-    threads: THREADS.get("train", 1)
+    threads: CFG.threads.train
     resources:
         gpu=GPU,
-        runtime=lambda wc, attempt: config.get("runtime", {}).get("train_minutes", 2880) * attempt,
+        runtime=train_minutes,
     params:
-        run=run_params,
-        rewind=REWIND,
-        how=how_params,
+        run=lambda w: PLAN.train_params(step(w)),
+        how=lambda w: PLAN.how(step(w)),
     script:
         "../workflow/scripts/train_dense.py"
 
 
 # One pruning step of a method (pruning.methods): the mask, from the network the method
-# scores and the mask it starts from (see mask_inputs in common.smk).
+# scores and the mask it starts from (Plan.mask_inputs).
 rule prune_mask:
     input:
-        unpack(mask_inputs),
+        unpack(lambda w: PLAN.mask_inputs(step(w))),
     output:
-        mask=f"{STEP_DIR}/mask.pt",
-        report=f"{STEP_DIR}/mask.json",
+        mask=StepKey.pattern(L.MASK_FILE),
+        report=StepKey.pattern(L.MASK_REPORT),
     log:
-        "logs/{dataset}/{arch}/{run}/{method}/{point}/prune_mask.log",
+        L.log_of(StepKey.pattern(), "prune_mask"),
     wildcard_constraints:
-        method=TICKET_METHODS,
+        method="|".join(sorted(METHODS)),
     conda:
         "../envs/pytorch.yaml"
-    threads: THREADS.get("train", 1)
+    threads: CFG.threads.train
     params:
-        step=prune_params,
-        prune_fc=PRUNE["prune_fc"],
-        how=how_params,
+        step=lambda w: PLAN.prune_params(step(w)),
+        how=lambda w: PLAN.how(step(w)),
     script:
         "../workflow/scripts/prune_mask.py"
 
@@ -55,50 +53,46 @@ rule prune_mask:
 # (the rewind state, w0, or fresh random weights).
 rule train_ticket:
     input:
-        unpack(ticket_inputs),
-        mask=f"{STEP_DIR}/mask.pt",
+        unpack(lambda w: PLAN.ticket_inputs(step(w))),
     output:
-        model=f"{STEP_DIR}/model.pt",
-        metrics=f"{STEP_DIR}/metrics.json",
+        model=StepKey.pattern(L.MODEL_FILE),
+        metrics=StepKey.pattern(L.METRICS_FILE),
     log:
-        "logs/{dataset}/{arch}/{run}/{method}/{point}/train_ticket.log",
+        L.log_of(StepKey.pattern(), "train_ticket"),
     benchmark:
-        f"{R}/benchmarks/{{dataset}}/{{arch}}/{{run}}/{{method}}/{{point}}/train_ticket.tsv"
+        L.benchmark_of(StepKey.pattern(), "train_ticket")
     retries: 2
     wildcard_constraints:
-        method=TICKET_METHODS,
+        method="|".join(sorted(METHODS)),
     conda:
         "../envs/pytorch.yaml"
-    threads: THREADS.get("train", 1)
+    threads: CFG.threads.train
     resources:
         gpu=GPU,
-        runtime=lambda wc, attempt: config.get("runtime", {}).get("train_minutes", 2880) * attempt,
+        runtime=train_minutes,
     params:
-        step=ticket_params,
-        rewind=REWIND,
-        how=how_params,
+        step=lambda w: PLAN.train_params(step(w)),
+        how=lambda w: PLAN.how(step(w)),
     script:
         "../workflow/scripts/train_ticket.py"
 
 
 rule extract_confidences:
     input:
-        unpack(scored_model),
+        unpack(lambda w: PLAN.scored_inputs(model(w))),
     output:
-        f"{MODEL_DIR}/confidences.parquet",
+        ModelKey.pattern(L.CONFIDENCES),
     log:
-        "logs/{dataset}/{arch}/{run}/{method}/sparsity-{sparsity}/extract_confidences.log",
+        L.log_of(ModelKey.pattern(), "extract_confidences"),
     benchmark:
-        f"{R}/benchmarks/{{dataset}}/{{arch}}/{{run}}/{{method}}/sparsity-{{sparsity}}/extract_confidences.tsv"
+        L.benchmark_of(ModelKey.pattern(), "extract_confidences")
     conda:
         "../envs/pytorch.yaml"
-    threads: THREADS.get("confidences", 1)
+    threads: CFG.threads.confidences
     resources:
         gpu=GPU,
     params:
-        model=score_params,
-        batch_size=config["confidences"].get("batch_size", 512),
-        augmentations=config["confidences"].get("augmentations", 1),
-        how=how_params,
+        model=lambda w: PLAN.score_params(model(w)),
+        how=lambda w: PLAN.how(model(w)),
     script:
         "../workflow/scripts/extract_confidences.py"

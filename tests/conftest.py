@@ -138,8 +138,9 @@ def write_tiny_imagefolder(root: Path, classes: int = 3, per_class: int = 4, siz
 @pytest.fixture(scope="session")
 def trained_digits(tmp_path_factory):
     """A dense resnet18 (width 4) trained 3 epochs on digits, with its init and rewind states."""
-    from lottery_mia.membership import build_membership_split
-    from lottery_mia.training import DataSpec, train_dense
+    from lottery_mia.jobs.split import build_membership_split
+    from lottery_mia.data import DataSpec
+    from lottery_mia.jobs.train import train_dense
 
     d = tmp_path_factory.mktemp("dense")
     build_membership_split("digits", None, key="datasets.digits.root", download=False,
@@ -155,3 +156,11 @@ def trained_digits(tmp_path_factory):
 
 def have(cmd: str) -> bool:
     return shutil.which(cmd) is not None
+
+
+def magnitude_mask(model, sparsity: float, prune_fc: bool = True):
+    """The global magnitude mask of ``model`` at ``sparsity`` (the oneshot method from an
+    all-ones mask)."""
+    from lottery_mia.pruning import get_method
+
+    return get_method("oneshot").mask_at(model, sparsity, prune_fc=prune_fc)

@@ -1,10 +1,18 @@
-"""benchmark_table: Snakemake's per-job benchmark records as one table (no torch)."""
+"""benchmark_table: Snakemake's per-job benchmark records as one table (no torch), and a
+small workflow run that writes them."""
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
 
-from lottery_mia.benchmarks import benchmark_table, summarize_benchmarks
+import pandas as pd
+import pytest
+
+from lottery_mia.benchmarks import benchmark_table
+from lottery_mia.jobs.summarize import summarize_benchmarks
+
+from conftest import run_snakemake, tiny_config, write_config
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
@@ -20,7 +28,7 @@ def test_benchmark_table_names_rules_and_wildcards(tmp_path):
     _write(b / "digits/resnet18/seed-0/dense/sparsity-0/train_dense.tsv", 12.5)
     _write(b / "digits/resnet18/seed-0/oneshot/sparsity-0.8/train_ticket.tsv", 10.0, 11.0)
     _write(b / "digits/resnet18/ref-1/oneshot/sparsity-0.8/extract_confidences.tsv", 1.5)
-    _write(b / "digits/resnet50/seed-0/dense/sparsity-0/fit_attack_n200.tsv", 2.0)
+    _write(b / "digits/resnet50/seed-0/dense/sparsity-0/fit_attack.tsv", 2.0)
     _write(b / "digits/transfer/seed-0/n200/resnet50_random_reinit_sparsity-0.8.tsv", 0.5)
     _write(b / "digits/resnet18/seed-0/imp/round-3/train_ticket.tsv", 9.0)
     t = benchmark_table(b)
@@ -38,7 +46,7 @@ def test_benchmark_table_names_rules_and_wildcards(tmp_path):
     assert t.loc[t["rule"] == "extract_confidences", "run"].iloc[0] == "ref-1"
     assert set(t.loc[t["rule"] != "extract_confidences", "run"]) == {"seed-0"}
     attack = t[t["rule"] == "fit_attack"].iloc[0]
-    assert (attack["arch"], attack["sparsity"], attack["n"]) == ("resnet50", 0.0, 200)
+    assert (attack["arch"], attack["sparsity"], attack["method"]) == ("resnet50", 0.0, "dense")
     tr = t[t["rule"] == "transfer_attack"].iloc[0]
     assert (tr["arch"], tr["method"], tr["sparsity"], tr["n"]) == (
         "resnet50", "random_reinit", 0.8, 200)
@@ -61,3 +69,25 @@ def test_module_is_torch_free():
     code = ("import sys; sys.path.insert(0, %r); import lottery_mia.benchmarks; "
             "assert 'torch' not in sys.modules" % str(src))
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.slow
+def test_jobs_leave_benchmark_records_and_the_summary_gathers_them(tmp_path):
+    cfg = copy.deepcopy(tiny_config())
+    cfg["architectures"] = ["resnet18"]
+    cfg["sparsities"] = [0.0, 0.8]
+    cfg["training"]["digits"]["resnet18"].update(epochs=1)
+    cfg["attack"]["sample_sizes"] = [100]
+    cfg["transfer"].update(sample_size=100, architectures=["resnet18"], sparsities=[0.0, 0.8])
+    cfg["report"].update(figure2_sample_size=100)
+    cfg["references"]["count"] = 0
+    cfg["pruning"]["methods"] = ["oneshot"]
+    write_config(tmp_path, cfg)
+    run_snakemake(tmp_path, "--cores", "2", "results/summary/benchmarks.csv")
+    table = pd.read_csv(tmp_path / "results" / "summary" / "benchmarks.csv")
+    counts = table["rule"].value_counts().to_dict()
+    assert counts == {"train_dense": 1, "train_ticket": 1, "extract_confidences": 2,
+                      "fit_attack": 2, "transfer_attack": 2}, counts
+    assert (table["seconds"] > 0).all() and table["max_rss"].notna().all()
+    dense = table[table["rule"] == "train_dense"].iloc[0]
+    assert (dense["dataset"], dense["arch"], dense["sparsity"]) == ("digits", "resnet18", 0.0)

@@ -6,7 +6,8 @@ import torch
 
 from conftest import write_tiny_cifar, write_tiny_imagefolder
 from lottery_mia.data import Augment, TensorImageSet, image_set, pool_labels
-from lottery_mia.membership import build_membership_split, read_membership
+from lottery_mia.jobs.split import build_membership_split
+from lottery_mia.membership import read_membership
 from lottery_mia.sources import DataNotFoundError, check_root
 
 

@@ -65,7 +65,8 @@ def test_a_width_4_resnet18_on_1_channel_8x8_images_trains_on_an_avx2_cpu(tmp_pa
         import torch
         from lottery_mia.data import TensorImageSet, load_in_memory
         from lottery_mia.models import build_model
-        from lottery_mia.training import Recipe, run_training
+        from lottery_mia.recipe import Recipe
+        from lottery_mia.training import run_training
 
         torch.set_num_threads(1)
         torch.manual_seed(0)

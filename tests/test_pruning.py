@@ -9,12 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from lottery_mia.masks import Mask
+from lottery_mia.masks import Mask, prune_by_score
 from lottery_mia.models import build_model
 from lottery_mia.pruning import (METHODS, PruningMethod, derived_seed, describe_methods,
-                                 get_method, method_names, prune_by_score, register_method)
+                                 get_method, method_names, register_method)
 from lottery_mia.pruning.grasp import gradient_and_hg, grasp_scores
 from lottery_mia.pruning.snip import snip_scores
+from conftest import magnitude_mask
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -155,15 +156,19 @@ def test_prune_by_score_refuses_a_target_below_the_pruned_count():
 
 # ---------------------------------------------------------------------- oneshot and IMP
 @pytest.mark.parametrize("sparsity", [0.0, 0.3, 0.9])
-def test_oneshot_equals_global_magnitude(sparsity):
+def test_oneshot_prunes_the_k_smallest_magnitudes_globally(sparsity):
     model = tiny_resnet()
     method = get_method("oneshot")
     ones = Mask.ones_like(model)
     target = method.target_pruned(ones, sparsity)
     got = method.prune(model, ones, target=target, seed=0)
-    want = Mask.global_magnitude(model, sparsity)
-    assert got.tensors.keys() == want.tensors.keys()
-    assert all(torch.equal(got.tensors[n], want.tensors[n]) for n in want.tensors)
+    params = dict(model.named_parameters())
+    flat = torch.cat([params[n].detach().abs().flatten() for n in ones.tensors])
+    kept = torch.cat([got.tensors[n].flatten() for n in ones.tensors])
+    assert int((kept == 0).sum()) == target == round(sparsity * flat.numel())
+    if 0 < target < flat.numel():  # every pruned |w| is at most every kept one
+        assert flat[kept == 0].max() <= flat[kept == 1].min()
+    assert got.tensors.keys() == magnitude_mask(model, sparsity).tensors.keys()
     assert ones.n_pruned() == 0
 
 
@@ -207,7 +212,7 @@ def test_imp_round_arithmetic():
 # ---------------------------------------------------------------------- controls
 def test_random_reinit_returns_the_same_mask():
     model = tiny_resnet()
-    base = Mask.global_magnitude(model, 0.6)
+    base = magnitude_mask(model, 0.6)
     method = get_method("random_reinit")
     got = method.prune(model, base, target=base.n_pruned(), seed=3)
     assert got is not base
@@ -220,7 +225,7 @@ def test_random_reinit_returns_the_same_mask():
 
 def test_random_mask_keeps_per_layer_counts_and_is_seeded():
     model = tiny_resnet()
-    base = Mask.global_magnitude(model, 0.7)
+    base = magnitude_mask(model, 0.7)
     method = get_method("random_mask")
     a = method.prune(model, base, target=base.n_pruned(), seed=11)
     again = method.prune(model, base, target=base.n_pruned(), seed=11)
@@ -341,7 +346,7 @@ def test_snip_and_grasp_on_a_tiny_resnet_give_exact_nested_counts():
     model = tiny_resnet()
     torch.manual_seed(2)
     batches = [(torch.randn(4, 3, 8, 8), torch.randint(0, 10, (4,)))]
-    base = Mask.global_magnitude(model, 0.3)
+    base = magnitude_mask(model, 0.3)
     for name in ("snip", "grasp"):
         method = get_method(name)
         target = method.target_pruned(base, 0.6)

@@ -96,7 +96,8 @@ def test_a_reference_half_spanning_both_cifar_pools_loads_in_row_order(tmp_path)
     training half spans both files; images are read from the pool each row names."""
     from conftest import write_tiny_cifar
     from lottery_mia.data import load_in_memory, pool_labels
-    from lottery_mia.training import DataSpec, Recipe, member_and_test_sets
+    from lottery_mia.data import DataSpec, member_and_test_sets
+    from lottery_mia.recipe import Recipe
 
     root = write_tiny_cifar(tmp_path / "cifar", n_train=40, n_test=20)
     labels = pool_labels("cifar10", root, key="datasets.c.root")

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from lottery_mia.locks import OutputLockedError, output_lock
-from lottery_mia.membership import build_membership_split
-from lottery_mia.training import DataSpec, train_dense
+from lottery_mia.jobs.split import build_membership_split
+from lottery_mia.data import DataSpec
+from lottery_mia.jobs.train import train_dense
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = dict(width=4, epochs=3, batch_size=64, lr=0.05, eval_every=1, num_workers=0)
@@ -141,7 +142,8 @@ DRIVER = textwrap.dedent("""
     import torch
     from lottery_mia import checkpoints
     from lottery_mia.data import TensorImageSet
-    from lottery_mia.training import DataSpec, train_dense
+    from lottery_mia.data import DataSpec
+    from lottery_mia.jobs.train import train_dense
 
     point = sys.argv[1]
     kill = lambda: os.kill(os.getpid(), signal.SIGKILL)

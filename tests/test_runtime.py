@@ -13,7 +13,9 @@ from lottery_mia import training
 from lottery_mia.masks import Mask
 from lottery_mia.models import build_model
 from lottery_mia.runtime import Runtime, make_runtime
-from lottery_mia.training import _EagerStep, _GraphedStep, _Totals, make_step, model_spec
+from lottery_mia.checkpoints import model_spec
+from lottery_mia.training import _EagerStep, _GraphedStep, _Totals, make_step
+from conftest import magnitude_mask
 
 CUDA = torch.cuda.is_available()
 
@@ -39,7 +41,7 @@ def test_runtime_is_decided_once_from_the_device_and_config():
 def _setup(seed=0, masked=True, device="cpu"):
     torch.manual_seed(seed)
     model = build_model(**model_spec("resnet18", "digits", 4)).to(device)
-    mask = Mask.global_magnitude(model, 0.8, prune_fc=True).to(device) if masked else None
+    mask = magnitude_mask(model, 0.8, prune_fc=True).to(device) if masked else None
     if mask is not None:
         mask.apply_(model)
     rt = make_runtime(device, {"cuda_graphs": False})

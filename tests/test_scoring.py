@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lottery_mia.confidences import read_confidences, scaled_logit_of
-from lottery_mia.scoring import extract_confidences
+from lottery_mia.jobs.score import extract_confidences
 
 
 @pytest.mark.parametrize("augmentations", [1, 2])

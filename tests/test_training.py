@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from lottery_mia.masks import Mask
-from lottery_mia.pruning.jobs import prune_mask as prune_step
-from lottery_mia.pruning.jobs import rewound_ticket, ticket_start
 from lottery_mia.checkpoints import load_checkpoint
-from lottery_mia.training import Recipe, train_ticket
+from lottery_mia.jobs.prune import prune_mask as prune_step
+from lottery_mia.jobs.train import rewound_ticket, ticket_start, train_ticket
+from lottery_mia.masks import Mask
+from lottery_mia.recipe import Recipe
 
 STEPS = 4  # the fixture's steps per epoch: 300 members // batch 64
 
@@ -30,7 +30,7 @@ def test_dense_run_saves_w0_before_training_and_rewind_state(trained_digits):
     assert init_ck["step"] == 0 and rewind_ck["step"] == STEPS
     # w0 is the seeded initialisation: the same seed builds the same network
     from lottery_mia.models import build_model
-    from lottery_mia.training import model_spec
+    from lottery_mia.checkpoints import model_spec
 
     torch.manual_seed(0)
     fresh = build_model(**model_spec("resnet18", "digits", 4))
@@ -110,7 +110,8 @@ def test_pruned_weights_stay_exactly_zero_after_every_optimizer_step(trained_dig
 
 def test_without_the_mask_the_same_training_would_revive_pruned_weights(trained_digits, tmp_path):
     """Guards the test above: momentum and weight decay do move zeroed weights."""
-    from lottery_mia.training import member_and_test_sets, run_training
+    from lottery_mia.data import member_and_test_sets
+    from lottery_mia.training import run_training
 
     d = trained_digits["dir"]
     prune_mask(dense_model=d / "model.pt", sparsity=0.9, prune_fc=True,
@@ -124,18 +125,6 @@ def test_without_the_mask_the_same_training_would_revive_pruned_weights(trained_
     assert any(torch.any(params[n].detach()[t == 0] != 0) for n, t in mask.tensors.items())
 
 
-def test_recipe_names_the_bad_key():
-    import pytest
-
-    with pytest.raises(ValueError, match="training.digits.resnet18.*lr_max"):
-        Recipe.from_dict({"epochs": 1, "batch_size": 2, "lr": 0.1, "lr_max": 3},
-                         "training.digits.resnet18")
-    r = Recipe.from_dict({"epochs": 10, "batch_size": 2, "lr": 0.1, "schedule": "step",
-                          "milestones": [5], "gamma": 0.1})
-    assert r.lr_at(4.9) == 0.1 and abs(r.lr_at(5.0) - 0.01) < 1e-12
-    c = Recipe.from_dict({"epochs": 10, "batch_size": 2, "lr": 0.1, "warmup_epochs": 2})
-    assert c.lr_at(1.0) < c.lr_at(2.0) and c.lr_at(10.0) < 1e-9
-
 
 def test_an_interrupted_run_resumes_where_it_stopped_with_identical_results(trained_digits,
                                                                             tmp_path):
@@ -144,7 +133,9 @@ def test_an_interrupted_run_resumes_where_it_stopped_with_identical_results(trai
 
     from lottery_mia.data import TensorImageSet
     from lottery_mia.models import build_model
-    from lottery_mia.training import member_and_test_sets, model_spec, run_training
+    from lottery_mia.checkpoints import model_spec
+    from lottery_mia.data import member_and_test_sets
+    from lottery_mia.training import run_training
 
     rec = Recipe.from_dict(dict(trained_digits["recipe"], epochs=3))
     train_set, test_set = member_and_test_sets(trained_digits["data"], rec, "cpu")
@@ -197,7 +188,8 @@ def test_an_interrupted_run_resumes_where_it_stopped_with_identical_results(trai
 def _fresh_run(trained_digits, epochs=2, **kw):
     from lottery_mia.checkpoints import model_spec
     from lottery_mia.models import build_model
-    from lottery_mia.training import member_and_test_sets, run_training
+    from lottery_mia.data import member_and_test_sets
+    from lottery_mia.training import run_training
 
     rec = Recipe.from_dict(dict(trained_digits["recipe"], epochs=epochs))
     train_set, test_set = member_and_test_sets(trained_digits["data"], rec, "cpu")
@@ -255,7 +247,7 @@ def test_training_from_a_mid_epoch_step_takes_exactly_the_remaining_steps(traine
 
 
 def test_rewind_step_reaches_the_ticket_and_rejects_a_mismatch(trained_digits, tmp_path):
-    from lottery_mia.training import train_dense
+    from lottery_mia.jobs.train import train_dense
 
     d = tmp_path / "dense"
     train_dense(data=trained_digits["data"], arch="resnet18", recipe=trained_digits["recipe"],

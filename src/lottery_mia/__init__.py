@@ -1,21 +1,22 @@
 """lottery-mia: membership-inference attacks on lottery-ticket networks.
 
-The package holds all logic of the pipeline; the Snakemake scripts in
-``workflow/scripts`` only map ``snakemake.input/params/output`` onto one call
-of this package. Modules:
+The package holds all logic of the pipeline; the Snakemake scripts in ``workflow/scripts``
+only map ``snakemake.input/params/output`` onto one call of :mod:`lottery_mia.jobs`. The
+layers, from the DAG side down (README.md, "Structure"):
 
-- :mod:`lottery_mia.sources`     dataset sources (digits, CIFAR-10/100, ImageNet), no torch
-- :mod:`lottery_mia.membership`  the membership split (the one source of truth)
-- :mod:`lottery_mia.data`        image tensors / loaders for the pools of a source
-- :mod:`lottery_mia.models`      ResNet18/50 from torchvision's blocks
-- :mod:`lottery_mia.masks`       the pruning mask and global magnitude pruning
-- :mod:`lottery_mia.training`    dense training and ticket retraining (Algorithm 1)
-- :mod:`lottery_mia.confidences` the confidence table and its schema
-- :mod:`lottery_mia.attacks`     balanced attack samples, MLP attacks, transfer
-- :mod:`lottery_mia.metrics`     metric definitions (members are the positive class)
-- :mod:`lottery_mia.figures`     the paper's Figures 1-4
-- :mod:`lottery_mia.report`      Table 1 and the HTML report
-- :mod:`lottery_mia.devices`     claiming a GPU when Snakemake runs several jobs
+- :mod:`lottery_mia.config`    the typed config: every key, its type, range, default, meaning
+- :mod:`lottery_mia.plan`      the grid planned from the config: every network, model and job
+- :mod:`lottery_mia.layout`    where every result lives (keys <-> folders <-> wildcards)
+- :mod:`lottery_mia.jobs`      one entry point per rule (read inputs, call the library, write)
+- the library: :mod:`~lottery_mia.sources`, :mod:`~lottery_mia.membership`,
+  :mod:`~lottery_mia.data`, :mod:`~lottery_mia.models`, :mod:`~lottery_mia.masks`,
+  :mod:`~lottery_mia.pruning` (registry of methods), :mod:`~lottery_mia.recipe`,
+  :mod:`~lottery_mia.training` (the loop), :mod:`~lottery_mia.scoring`,
+  :mod:`~lottery_mia.confidences`, :mod:`~lottery_mia.attacks` (registry of attacks),
+  :mod:`~lottery_mia.metrics`, :mod:`~lottery_mia.summaries`, :mod:`~lottery_mia.tables`,
+  :mod:`~lottery_mia.figures` (registry of figures), :mod:`~lottery_mia.report`,
+  :mod:`~lottery_mia.devices`, :mod:`~lottery_mia.locks`, :mod:`~lottery_mia.checkpoints`;
+- the words of the result tables: :mod:`lottery_mia.vocabulary`.
 """
 
 __version__ = "0.1.0"

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .io import atomic_path, log, read_parquet_frame
+from .io import read_parquet_frame
 
 FOLDS = ("attack_train", "attack_test")
 COLUMNS = ["sample_id", "label", "member", "fold"]
@@ -132,20 +132,6 @@ def validate_attack_sample(sample: pd.DataFrame, source: str = "attack sample") 
                 not (counts[True] == counts[False]).all():
             raise ValueError(f"{source}: fold {fold} is not class-stratified (each class "
                              "needs as many members as non-members)")
-
-
-def build_attack_sample(*, membership_path, n: int, seed: int, test_fraction: float,
-                        output) -> pd.DataFrame:
-    """Workflow entry point: draw the sample of size n and write it as Parquet."""
-    from .membership import read_membership
-
-    sample = make_attack_sample(read_membership(membership_path), n, seed, test_fraction)
-    with atomic_path(output) as tmp:
-        sample.to_parquet(tmp, index=False)
-    log(f"attack sample n={n}: {int((sample.fold == 'attack_train').sum())} attack-train, "
-        f"{int((sample.fold == 'attack_test').sum())} attack-test rows, "
-        f"{sample.label.nunique()} classes, stratified -> {output}")
-    return sample
 
 
 def read_attack_sample(path) -> pd.DataFrame:

@@ -1,51 +1,673 @@
-"""Config checks and the helpers the Snakefile uses to turn the config into jobs.
+"""The typed config: every key with its type, range, default and meaning, in one place.
 
-No torch here: the Snakefile imports this module, and cluster jobs re-read the Snakefile.
-The JSON schema (``workflow/schemas/config.schema.yaml``) checks types and names; this module
-checks what a schema cannot: consistency between keys, and sizes against the data. Every
-error names the config key at fault.
+:func:`load_config` turns the config mapping Snakemake read (``config/config.yaml``, or a
+``--configfile``) into a :class:`Config`, or raises :class:`ConfigError` with one line that
+names the key at fault and what to do. The structure (types, ranges, defaults, unknown keys
+with a did-you-mean) is pydantic's; the rules between keys sit beside the keys they concern,
+as each section's ``check`` method, and run after the structure is valid. The rest of the
+code reads typed values from a :class:`Config` and never repeats a default.
+
+``workflow/schemas/config.schema.json`` is generated from :class:`Config`
+(``python -m lottery_mia.config > workflow/schemas/config.schema.json``; a test keeps it in
+step). No torch here: the Snakefile imports this module, and cluster jobs re-read the
+Snakefile.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+import difflib
 from types import SimpleNamespace
+from typing import Annotated, Any, Literal
 
-from .sources import SOURCES, max_split_sizes
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .layout import fmt_sparsity, sparsity_folder
+from .recipe import Recipe
+from .sources import max_split_sizes, source_info
 
 ARCHITECTURE_NAMES = ("resnet18", "resnet50")
 DEVICES = ("cpu", "cuda", "auto")
+MAX_SEED = 2**32 - 1  # numpy and scikit-learn seeds are 32-bit
+DEFAULT_BASELINES = ("loss", "confidence", "entropy", "modified_entropy")
 
 
 class ConfigError(ValueError):
     """The config is wrong; the message names the key and what to do."""
 
 
-def fmt_sparsity(s: float) -> str:
-    """How a sparsity appears in paths and wildcards: 0 -> "0", 0.8 -> "0.8"."""
-    s = float(s)
-    if not 0.0 <= s < 1.0:
-        raise ConfigError(f"sparsity {s} is outside [0, 1)")
-    return f"{s:.6g}"
+def _require(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
 
 
-@dataclass(frozen=True)
-class Grid:
-    """The experiment grid of one dataset."""
-
-    dataset: str
-    architectures: tuple[str, ...]
-    sparsities: tuple[float, ...]
-    sample_sizes: tuple[int, ...]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+Sparsity = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+SampleSize = Annotated[int, Field(ge=2, multiple_of=2)]
+Arch = Literal["resnet18", "resnet50"]
 
 
+class Section(BaseModel):
+    """A config section: unknown keys are refused, values never coerced between types."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+    def check(self, cfg: "Config") -> None:
+        """Rules between this section's keys and the rest of the config."""
+
+
+def _no_duplicates(key: str, values, norm=lambda v: v) -> None:
+    seen, dup = set(), []
+    for v in values:
+        n = norm(v)
+        if n in seen and n not in dup:
+            dup.append(n)
+        seen.add(n)
+    _require(not dup, f"config key {key!r} lists {dup[0]!r} more than once "
+             f"({list(values)}); list each value once" if dup else "")
+
+
+# --------------------------------------------------------------------------- sections
+class Threads(Section):
+    """Torch threads of each job (how, not what: changing them reruns nothing)."""
+
+    train: int = Field(1, ge=1, description="threads of each training and pruning job")
+    confidences: int = Field(1, ge=1, description="threads of each scoring job")
+
+
+class Runtime(Section):
+    """How jobs use their device (how, not what: changing it reruns nothing)."""
+
+    cuda_graphs: Literal["auto"] | bool = Field(
+        "auto", description="replay the fixed-shape training step as a CUDA graph: auto (on "
+        "with CUDA), true, false")
+    gpu_slots: int = Field(1, ge=1, description="jobs per GPU at once; run with --resources "
+                           "gpu=<GPUs x gpu_slots>")
+    train_minutes: int = Field(2880, ge=1, description="SLURM time limit of a training job's "
+                               "first attempt (retries ask for 2x, then 3x)")
+
+
+class Dataset(Section):
+    """One dataset of the grid and its membership split."""
+
+    source: Literal["digits", "cifar10", "cifar100", "imagenet"] = Field(
+        description="digits (bundled with scikit-learn), cifar10, cifar100 or imagenet")
+    root: str | None = Field(None, description="folder of the dataset files (not read for "
+                             "digits)")
+    download: bool = Field(False, description="CIFAR only: let torchvision download into root")
+    members: int | None = Field(None, ge=1, description="training-set size (null: half of "
+                                "digits / all of the train split)")
+    nonmembers: int | None = Field(None, ge=1, description="held-out set size (null: the rest "
+                                   "of digits / all of the test split)")
+    scored_members: int | None = Field(None, ge=1, description="members whose confidences "
+                                       "are extracted (null: all)")
+    split_seed: Seed = Field(0, description="seed of the membership split")
+    attack_sample_sizes: list[SampleSize] | None = Field(
+        None, description="this dataset's attack sample sizes (null: attack.sample_sizes)")
+
+    def sizes(self) -> tuple[int, int, int]:
+        """(members, scored members, non-members) the membership split will have, from the
+        config and the standard sizes of the source (the split job checks the real files)."""
+        max_mem, max_non = max_split_sizes(self.source)
+        if self.source == "digits":  # one pool shared by both roles
+            n_mem = self.members or max_mem // 2
+            n_non = self.nonmembers or max_mem - n_mem
+        else:
+            n_mem = self.members or max_mem
+            n_non = self.nonmembers or max_non
+        return n_mem, self.scored_members or n_mem, n_non
+
+    def split_params(self) -> dict:
+        """The split's sizes in one canonical form: a size equal to what ``null`` resolves
+        to is ``None``, so writing out the value a ``null`` stands for reruns nothing."""
+        n_mem, n_scored, n_non = self.sizes()
+        default_mem = Dataset(source=self.source).sizes()[0]
+        default_non = Dataset(source=self.source, members=self.members).sizes()[2]
+        return {"members": None if n_mem == default_mem else n_mem,
+                "nonmembers": None if n_non == default_non else n_non,
+                "scored_members": None if n_scored == n_mem else n_scored,
+                "split_seed": self.split_seed}
+
+    def check_dataset(self, name: str) -> None:
+        key = f"datasets.{name}"
+        n_mem, n_scored, n_non = self.sizes()
+        max_mem, max_non = max_split_sizes(self.source)
+        if self.download:
+            _require(self.source in ("cifar10", "cifar100"), f"config key '{key}.download': "
+                     f"only CIFAR can be downloaded, not {self.source!r}; set it to false and "
+                     f"put the files under '{key}.root'")
+            _require(self.root not in (None, ""), f"config key '{key}.download' is true but "
+                     f"'{key}.root' is empty: set '{key}.root' to the folder to download into")
+        if self.source == "digits":
+            classes = source_info(self.source).num_classes
+            for k in ("members", "nonmembers"):
+                n = getattr(self, k)
+                _require(n is None or n >= classes, f"config key '{key}.{k}': {n} is fewer "
+                         f"than the {classes} classes of digits (the split is stratified, one "
+                         f"sample of each class at least); raise it to {classes} or more")
+            _require(n_mem + n_non <= max_mem, f"config keys '{key}.members' + "
+                     f"'{key}.nonmembers' = {n_mem + n_non} exceed the {max_mem} digits "
+                     "images")
+        else:
+            _require(n_mem <= max_mem, f"config key '{key}.members': {n_mem} exceeds the "
+                     f"{max_mem} training images of {self.source}")
+            _require(n_non <= max_non, f"config key '{key}.nonmembers': {n_non} exceeds the "
+                     f"{max_non} held-out images of {self.source}")
+        _require(n_scored <= n_mem, f"config key '{key}.scored_members': {n_scored} exceeds "
+                 f"the {n_mem} members")
+        if self.attack_sample_sizes is not None:
+            _no_duplicates(f"{key}.attack_sample_sizes", self.attack_sample_sizes)
+
+
+class Pruning(BaseModel):
+    """How tickets are found: the methods (names in the pruning registry) and, under
+    ``pruning.<method>``, each method's settings (checked by the method)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    prune_fc: bool = Field(True, description="prune the final classifier too (as OpenLTH "
+                           "does for ResNets)")
+    rewind_epoch: int | None = Field(0, ge=0, description="0: rewind to the initial weights "
+                                     "w0 (Algorithm 1); k: to the state at epoch k")
+    rewind_step: int | None = Field(None, ge=0, description="or rewind to the state after "
+                                    "this many optimizer steps; set exactly one of the two")
+    methods: list[str] = Field(["oneshot"], min_length=1, description="ticket methods and "
+                               "controls to train at every sparsity > 0")
+
+    def settings(self, method: str) -> dict:
+        """``pruning.<method>`` (empty when not given)."""
+        return dict((self.model_extra or {}).get(method) or {})
+
+    def check(self, cfg: "Config") -> None:
+        from .pruning import METHODS, get_method
+
+        _no_duplicates("pruning.methods", self.methods)
+        for name in self.methods:
+            try:
+                get_method(name, self.settings(name), key=f"pruning.{name}")
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
+            base = METHODS[name].base_mask
+            _require(base is None or base in self.methods, f"config key 'pruning.methods': "
+                     f"{name!r} builds on the {base!r} mask; add {base!r} to the list")
+        known = list(type(self).model_fields)
+        for key, value in (self.model_extra or {}).items():
+            if key not in METHODS:
+                m = difflib.get_close_matches(key, known + sorted(METHODS), n=1)
+                hint = f" (did you mean {m[0]!r}?)" if m else ""
+                raise ConfigError(f"config key 'pruning.{key}': unknown key{hint}; known keys: "
+                                  f"{known} or the settings of a pruning method "
+                                  f"{sorted(METHODS)}")
+            _require(isinstance(value, dict), f"config key 'pruning.{key}': the settings of a "
+                     "pruning method are a mapping")
+            try:
+                get_method(key, value, key=f"pruning.{key}")
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
+        epoch, step = self.rewind_epoch, self.rewind_step
+        _require((epoch is None) != (step is None), "config keys 'pruning.rewind_epoch' and "
+                 f"'pruning.rewind_step': set exactly one of them (got {epoch!r} and "
+                 f"{step!r}); null the other")
+        for ds, arch, rec in cfg.recipes():
+            if epoch is not None:
+                _require(epoch < rec.epochs, f"config key 'pruning.rewind_epoch': {epoch} is "
+                         f"not below training.{ds}.{arch}.epochs={rec.epochs} (a ticket "
+                         "rewound to the last epoch is never retrained); lower it or raise "
+                         "the epochs")
+            else:
+                n_mem = cfg.datasets[ds].sizes()[0]
+                per = max(n_mem // rec.batch_size, 1)
+                total = rec.epochs * per
+                _require(step < total, f"config key 'pruning.rewind_step': {step} is not "
+                         f"within the {total} optimizer steps of training.{ds}.{arch} "
+                         f"({rec.epochs} epochs x {per} steps of {rec.batch_size} of the "
+                         f"{n_mem} members); lower it or raise the epochs")
+
+
+class Confidences(Section):
+    """How models are scored."""
+
+    batch_size: int = Field(512, ge=1, description="inference batch size")
+    augmentations: Literal[1, 2] = Field(1, description="1: score the image; 2: also its "
+                                         "horizontal flip, for LiRA's scaled logit")
+
+
+class Attack(BaseModel):
+    """The attacks, their samples and intervals; ``attack.<name>`` holds an attack's settings
+    (checked by the attack: scikit-learn's own validation for the classifier attacks)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    sample_sizes: list[SampleSize] = Field(min_length=1, description="attack sample sizes n "
+                                           "(n/2 members + n/2 non-members)")
+    test_fraction: float = Field(0.5, gt=0, lt=1, allow_inf_nan=False,
+                                 description="share of each sample held out to evaluate")
+    features: Literal["softmax", "sorted", "softmax_label", "log_softmax"] = Field(
+        "softmax", description="features of the classifier attacks (the paper: softmax)")
+    seed: Seed = Field(0, description="seed of the attack samples, models and bootstrap")
+    n_bootstrap: int = Field(1000, ge=200, description="bootstrap resamples behind every "
+                             "attack interval")
+    models: list[str] = Field(["mlp"], description="classifier attacks to run")
+    baselines: list[str] = Field(list(DEFAULT_BASELINES), description="threshold attacks to run")
+
+    @property
+    def names(self) -> list[str]:
+        """Every attack a fit-attack job runs: the models, then the baselines."""
+        return list(self.models) + list(self.baselines)
+
+    def settings(self, name: str) -> dict:
+        """``attack.<name>`` (empty when not given)."""
+        return dict((self.model_extra or {}).get(name) or {})
+
+    def check(self, cfg: "Config") -> None:
+        from .attacks import ATTACKS, check_attack_config
+
+        _no_duplicates("attack.sample_sizes", self.sample_sizes)
+        names = self.names
+        dup = sorted({n for n in names if names.count(n) > 1})
+        _require(not dup, f"config keys attack.models/attack.baselines list {dup} more than "
+                 "once")
+        for key, kind in (("models", "classifier"), ("baselines", "threshold")):
+            for n in getattr(self, key):
+                _require(n in ATTACKS and ATTACKS[n].kind == kind,
+                         f"config key 'attack.{key}': {n!r} is not a {kind} attack; choose "
+                         f"from {sorted(k for k, v in ATTACKS.items() if v.kind == kind)}")
+        problems = check_attack_config(names, {n: self.settings(n) for n in names},
+                                       cfg._cache_dir)
+        _require(not problems, "; ".join(problems))
+        for key, size in ([("attack.sample_sizes", n) for n in self.sample_sizes]
+                          + [(f"datasets.{d}.attack_sample_sizes", n)
+                             for d, ds in cfg.datasets.items()
+                             for n in ds.attack_sample_sizes or []]):
+            half = size // 2
+            n_test = int(round(half * self.test_fraction))
+            _require(0 < n_test < half, f"config key {key!r}: {size} is too small to split "
+                     "into attack-train and attack-test halves at attack.test_fraction="
+                     f"{self.test_fraction} (each needs a member and a non-member at least); "
+                     "raise it")
+
+
+class References(Section):
+    """Reference models for the attacks that need them (LiRA, RMIA, shadow models)."""
+
+    count: int = Field(0, ge=0, description="K reference models per (dataset, architecture); "
+                       "0: off, else even and at least 2")
+    seed: Seed = Field(1000, description="reference k trains with seed + k; the inclusion is "
+                       "drawn from seed")
+    datasets: list[str] | None = Field(None, description="datasets with references (null: "
+                                       "every dataset)")
+    architectures: list[Arch] = Field([], description="architectures with references")
+    sparsities: list[Sparsity] = Field([], description="sparsities with references")
+    methods: list[str] = Field(["oneshot"], description="ticket methods whose tickets get "
+                               "reference tickets")
+    attacks: list[str] = Field([], description="reference-model attacks to run")
+
+    def check(self, cfg: "Config") -> None:
+        from .attacks import ATTACKS, check_attack_config
+
+        count = self.count
+        _require(count == 0 or count >= 2, f"config key 'references.count': {count!r} must "
+                 "be 0 (no reference attacks) or at least 2 (16+ for per-sample variances)")
+        _require(count % 2 == 0, f"config key 'references.count': {count} is odd; every pool "
+                 "sample is IN for exactly half of the references, so the count must be even "
+                 f"(use {count - 1} or {count + 1})")
+        if count == 0:
+            return
+        for d in self.datasets or []:
+            _require(d in cfg.datasets, f"config key 'references.datasets': {d!r} is not "
+                     "one of the configured datasets")
+        for a in self.architectures:
+            _require(a in cfg.architectures, f"config key 'references.architectures': {a!r} "
+                     "is not in 'architectures'")
+        spars = {fmt_sparsity(x) for x in cfg.sparsities}
+        for s in self.sparsities:
+            _require(fmt_sparsity(s) in spars, f"config key 'references.sparsities': {s} is "
+                     "not in 'sparsities'")
+        for m in self.methods:
+            _require(m in cfg.pruning.methods, f"config key 'references.methods': {m!r} is "
+                     f"not one of pruning.methods {cfg.pruning.methods}")
+        names = list(self.attacks)
+        _require(len(set(names)) == len(names), "config key 'references.attacks' lists an "
+                 "attack twice")
+        for n in names:
+            _require(n in ATTACKS and ATTACKS[n].needs_references,
+                     f"config key 'references.attacks': {n!r} is not an attack that uses "
+                     "reference models; choose from "
+                     f"{sorted(k for k, v in ATTACKS.items() if v.needs_references)}")
+        _require(not set(names) & set(cfg.attack.names), "config keys "
+                 "'references.attacks' and 'attack.models'/'attack.baselines' overlap")
+        problems = check_attack_config(names, {n: cfg.attack.settings(n) for n in names})
+        _require(not problems, "; ".join(problems))
+
+
+class Transfer(Section):
+    """Figure 4: every ordered pair of these models, diagonal included (first replicate)."""
+
+    dataset: str = Field(description="the dataset of the transferred models")
+    attack: str = Field("mlp", description="the transferred attack (one of attack.models)")
+    method: str = Field("oneshot", description="the pruning method of the tickets")
+    sample_size: SampleSize = Field(description="the attack sample size")
+    architectures: list[Arch] = Field(min_length=1, description="architectures")
+    sparsities: list[Sparsity] = Field(min_length=1, description="sparsities (0: dense)")
+
+    def check(self, cfg: "Config") -> None:
+        _no_duplicates("transfer.architectures", self.architectures)
+        _no_duplicates("transfer.sparsities", self.sparsities, float)
+        _require(self.dataset in cfg.datasets, f"config key 'transfer.dataset': "
+                 f"{self.dataset!r} is not one of the configured datasets")
+        for a in self.architectures:
+            _require(a in cfg.architectures, f"config key 'transfer.architectures': {a!r} is "
+                     "not in 'architectures'")
+        spars = {fmt_sparsity(x) for x in cfg.sparsities}
+        for s in self.sparsities:
+            _require(fmt_sparsity(s) in spars, f"config key 'transfer.sparsities': {s} is not "
+                     "in 'sparsities'")
+        _require(self.sample_size in cfg.sample_sizes(self.dataset), f"config key "
+                 f"'transfer.sample_size': {self.sample_size} is not in 'attack.sample_sizes'")
+        _require(self.attack in cfg.attack.models, f"config key 'transfer.attack': "
+                 f"{self.attack!r} is not one of attack.models")
+        _require(self.method in cfg.pruning.methods, f"config key 'transfer.method': "
+                 f"{self.method!r} is not one of pruning.methods {cfg.pruning.methods}")
+
+
+class Report(Section):
+    """What the report shows."""
+
+    table1_arch: Arch = Field(description="the architecture of Table 1 (the paper: ResNet18)")
+    table1_sparsity: float = Field(gt=0, lt=1, allow_inf_nan=False,
+                                   description="the lottery ticket of Table 1")
+    table1_method: str = Field("oneshot", description="its pruning method (Table 1, Figures "
+                               "3, 5, 8, 9, the verdicts)")
+    figure2_sample_size: int = Field(ge=2, description="Figures 2, 5, 6, 7 at this sample size")
+    figure3_sparsity: Sparsity = Field(description="Figure 3 at this sparsity")
+    attack: str = Field("mlp", description="the attack of Table 1, the verdicts and Figures "
+                        "2-5, 7")
+    slice_attacks: list[str] | None = Field(None, description="attacks sliced per class and "
+                                            "correctness (null: report.attack and loss)")
+    verdict_attacks: list[str] | None = Field(None, description="attacks of the ticket-vs-"
+                                              "dense verdicts (null: report.attack and loss)")
+
+    @property
+    def slices(self) -> list[str]:
+        return list(self.slice_attacks) if self.slice_attacks is not None \
+            else [self.attack, "loss"]
+
+    @property
+    def verdicts(self) -> list[str]:
+        """report.attack, then verdict_attacks (default: loss), each once."""
+        more = self.verdict_attacks if self.verdict_attacks is not None else ["loss"]
+        return list(dict.fromkeys([self.attack] + list(more)))
+
+    def check(self, cfg: "Config") -> None:
+        spars = {fmt_sparsity(x) for x in cfg.sparsities}
+        _require(self.table1_arch in cfg.architectures, f"config key 'report.table1_arch': "
+                 f"{self.table1_arch!r} is not in 'architectures'")
+        for k in ("table1_sparsity", "figure3_sparsity"):
+            _require(fmt_sparsity(getattr(self, k)) in spars, f"config key 'report.{k}': "
+                     f"{getattr(self, k)} is not in 'sparsities'")
+        _require(any(self.figure2_sample_size in cfg.sample_sizes(d) for d in cfg.datasets),
+                 f"config key 'report.figure2_sample_size': {self.figure2_sample_size} is not "
+                 "an attack sample size of any dataset")
+        _require(self.table1_method in cfg.pruning.methods, f"config key "
+                 f"'report.table1_method': {self.table1_method!r} is not one of "
+                 f"pruning.methods {cfg.pruning.methods}")
+        names = cfg.attack.names
+        _require(self.attack in names, f"config key 'report.attack': {self.attack!r} is not "
+                 "one of attack.models/attack.baselines")
+        for key in ("slice_attacks", "verdict_attacks"):
+            for n in getattr(self, key) or []:
+                _require(n in names, f"config key 'report.{key}': {n!r} is not one of "
+                         "attack.models/attack.baselines")
+
+
+class Config(Section):
+    """The whole config (``config/config.yaml``; README.md, "Configuration")."""
+
+    device: str = Field("auto", description="cpu | cuda | auto (cuda when available) | cuda:N")
+    replicates: list[Seed] = Field(min_length=1, description="training seeds, one run of "
+                                   "dense networks and tickets each")
+    threads: Threads = Field(default_factory=Threads)
+    runtime: Runtime = Field(default_factory=Runtime)
+    datasets: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")], Dataset] = Field(
+        min_length=1, description="the datasets, by the name results are filed under")
+    architectures: list[Arch] = Field(min_length=1, description="resnet18 and/or resnet50")
+    sparsities: list[Sparsity] = Field(min_length=1, description="fractions of prunable "
+                                       "weights removed; 0 is the dense network")
+    training: dict[str, dict[Arch, Recipe]] = Field(description="the recipe of each dataset "
+                                                    "and architecture")
+    pruning: Pruning = Field(default_factory=Pruning)
+    confidences: Confidences = Field(default_factory=Confidences)
+    attack: Attack
+    references: References = Field(default_factory=References)
+    transfer: Transfer
+    report: Report
+
+    _cache_dir: Any = None  # where attack settings' checks are remembered (not a key)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v not in DEVICES and not (v.startswith("cuda:") and v[5:].isdigit()):
+            raise ValueError(f"{v!r} is not one of {DEVICES} (or cuda:N)")
+        return v
+
+    # ------------------------------------------------------------------ derived values
+    def sample_sizes(self, dataset: str) -> tuple[int, ...]:
+        """Attack sample sizes of a dataset: its own list, else ``attack.sample_sizes``."""
+        own = self.datasets[dataset].attack_sample_sizes
+        return tuple(own if own is not None else self.attack.sample_sizes)
+
+    def recipe(self, dataset: str, arch: str) -> Recipe:
+        return self.training[dataset][arch]
+
+    def recipes(self):
+        """(dataset, arch, recipe) of every configured dataset and architecture."""
+        for ds in self.datasets:
+            for arch in self.architectures:
+                if arch in self.training.get(ds, {}):
+                    yield ds, arch, self.training[ds][arch]
+
+    def how_to_run(self, dataset: str | None = None, arch: str | None = None,
+                   **more) -> SimpleNamespace:
+        """How and where a job runs (see :func:`how_to_run`)."""
+        workers = self.recipe(dataset, arch).num_workers if dataset and arch else None
+        return how_to_run(device=self.device,
+                          runtime={"cuda_graphs": self.runtime.cuda_graphs,
+                                   "gpu_slots": self.runtime.gpu_slots},
+                          num_workers=workers, **more)
+
+    def as_dict(self) -> dict:
+        """Every key with its value or default (plain types)."""
+        return self.model_dump(mode="json")
+
+    # ------------------------------------------------------------------ rules between keys
+    def check(self, cfg: "Config" | None = None) -> None:
+        _no_duplicates("architectures", self.architectures)
+        _no_duplicates("sparsities", self.sparsities, float)
+        names: dict[str, float] = {}
+        for v in self.sparsities:
+            other = names.setdefault(fmt_sparsity(v), float(v))
+            _require(other == float(v), f"config key 'sparsities': {other} and {v} cannot be "
+                     f"told apart in folder names (both become {sparsity_folder(v)!r}); "
+                     "make them differ in the first 6 significant digits")
+        _require(0.0 in self.sparsities, "config key 'sparsities' must include 0 (the dense "
+                 "network)")
+        _no_duplicates("replicates", self.replicates)
+        for name, ds in self.datasets.items():
+            ds.check_dataset(name)
+            for a in self.architectures:
+                _require(a in self.training.get(name, {}), f"config key 'training.{name}.{a}' "
+                         "is missing: every dataset x architecture needs a training recipe")
+            _, n_scored, n_non = ds.sizes()
+            size_key = (f"datasets.{name}.attack_sample_sizes"
+                        if ds.attack_sample_sizes is not None else "attack.sample_sizes")
+            limit = 2 * min(n_scored, n_non)
+            for n in self.sample_sizes(name):
+                _require(n <= limit, f"config key '{size_key}': {n} is larger than dataset "
+                         f"{name!r} allows ({n_scored} scored members and {n_non} "
+                         f"non-members, so at most {limit}); lower it or raise "
+                         f"'datasets.{name}.members'/'nonmembers'")
+        for section in (self.attack, self.pruning, self.references, self.transfer,
+                        self.report):
+            section.check(self)
+
+    def root_warnings(self) -> list[str]:
+        """DAG-time warnings: a dataset root that does not exist (the job fails naming it)."""
+        from pathlib import Path
+
+        out = []
+        for name, ds in self.datasets.items():
+            if ds.source == "digits":
+                continue
+            key = f"datasets.{name}.root"
+            if ds.root in (None, ""):
+                out.append(f"config key {key!r} is empty: dataset {name!r} ({ds.source}) needs "
+                           "its files; the membership_split job will fail until it is set")
+            elif not Path(ds.root).expanduser().exists() and not ds.download:
+                out.append(f"config key {key!r}: {ds.root} does not exist; put the "
+                           f"{ds.source} files there (or set download: true for CIFAR) "
+                           "before running the jobs that read it")
+        return out
+
+
+# --------------------------------------------------------------------------- loading
+def load_config(raw: dict, cache_dir=None) -> Config:
+    """The typed config of the mapping ``raw``; :class:`ConfigError` naming the key at fault.
+
+    ``cache_dir``: where the attack estimators' checks of their settings are remembered
+    between DAG builds (importing scikit-learn costs about a second)."""
+    raw = _plain(raw)
+    _require(isinstance(raw, dict), "the config must be a mapping of keys to values")
+    _unknown_section_keys(raw)
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(describe_errors(err, raw)) from None
+    cfg._cache_dir = cache_dir
+    cfg.check()
+    return cfg
+
+
+def _plain(obj):
+    """Snakemake's config mapping types as plain dicts and lists."""
+    if isinstance(obj, dict) or (hasattr(obj, "items") and not isinstance(obj, (str, bytes))):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _unknown_section_keys(raw: dict) -> None:
+    """In ``attack`` and ``pruning``, where a mapping-valued key holds the settings of a
+    registered attack or method, a key that is neither a setting nor a mapping is a typo."""
+    for section, cls in (("attack", Attack), ("pruning", Pruning)):
+        body = raw.get(section)
+        if not isinstance(body, dict):
+            continue
+        known = list(cls.model_fields)
+        for key, value in body.items():
+            if key in known:
+                continue
+            if not isinstance(value, dict):
+                m = difflib.get_close_matches(str(key), known, n=1)
+                hint = f" (did you mean {m[0]!r}?)" if m else ""
+                raise ConfigError(f"config key '{section}.{key}': unknown key {key!r}{hint}; "
+                                  f"known keys: {known}, or mapping-valued settings of a "
+                                  f"registered {'attack' if section == 'attack' else 'pruning method'}")
+            if section == "attack":
+                from .attacks import ATTACKS
+
+                _require(key in ATTACKS, f"config key 'attack.{key}': no attack is called "
+                         f"{key!r}; attack settings go under the name of a registered attack: "
+                         f"{sorted(ATTACKS)}")
+
+
+def _loc(loc) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def describe_errors(err: ValidationError, raw: dict | None = None) -> str:
+    """The most telling of pydantic's errors as one line naming the key: an unknown key
+    first (a typo is the likeliest cause, and it also makes its right name 'missing')."""
+    errors = err.errors(include_url=False)
+    errors.sort(key=lambda e: e["type"] != "extra_forbidden")
+    e = errors[0]
+    loc = list(e["loc"])
+    # unions report each branch (e.g. 'int' / 'none'); the key is the config path
+    loc = [p for p in loc if not (isinstance(p, str) and p in (
+        "int", "none", "bool", "str", "float", "list[int]", "literal['auto']",
+        "list[constrained-int]", "constrained-int"))]
+    key = _loc(loc)
+    where = f"config key {key!r}" if key else "config"
+    value, ctx, kind = e.get("input"), e.get("ctx") or {}, e["type"]
+    if kind == "extra_forbidden":
+        parent = loc[:-1]
+        allowed = _allowed_keys(parent)
+        name = str(loc[-1])
+        m = difflib.get_close_matches(name, allowed, n=1)
+        hint = f" (did you mean {m[0]!r}?)" if m else ""
+        return f"{where}: unknown key {name!r}{hint}; allowed: {allowed}"
+    if kind == "missing":
+        return f"config key {key!r} is missing"
+    if kind in ("literal_error", "enum"):
+        return f"{where}: {value!r} is not one of {ctx.get('expected', '')}"
+    if kind in ("less_than_equal", "less_than"):
+        bound = ctx.get("le", ctx.get("lt"))
+        return f"{where}: {value!r} is above the maximum {bound}" if kind == "less_than_equal" \
+            else f"{where}: {value!r} must be below {bound}"
+    if kind in ("greater_than_equal", "greater_than"):
+        bound = ctx.get("ge", ctx.get("gt"))
+        return f"{where}: {value!r} is below the minimum {bound}" if kind == \
+            "greater_than_equal" else f"{where}: {value!r} must be above {bound}"
+    if kind == "finite_number":
+        return f"{where}: {value} is not a finite number; give a real value"
+    if kind == "multiple_of":
+        return f"{where}: {value!r} must be a multiple of {ctx.get('multiple_of')}"
+    if kind in ("too_short", "too_long"):
+        return f"{where}: {e['msg'].lower()}"
+    if kind == "value_error":
+        return f"{where}: {str(ctx.get('error', e['msg']))}"
+    msg = e["msg"]
+    return f"{where}: {msg} (got {value!r})" if len(repr(value)) < 200 else f"{where}: {msg}"
+
+
+def _allowed_keys(parent: list) -> list[str]:
+    """The declared keys of the section at ``parent`` (a loc path)."""
+    model: Any = Config
+    for part in parent:
+        field = getattr(model, "model_fields", {}).get(part) if isinstance(part, str) else None
+        if field is not None:
+            model = _model_of(field.annotation)
+            continue
+        # a dict value: datasets.<name>, training.<ds>.<arch>
+        model = _dict_value_model(model)
+    return sorted(getattr(model, "model_fields", {}))
+
+
+def _model_of(annotation):
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return annotation
+
+
+def _dict_value_model(annotation):
+    import typing
+
+    args = typing.get_args(annotation)
+    return _model_of(args[-1]) if args else annotation
+
+
+# --------------------------------------------------------------------------- job params
 def canonical(obj):
     """``obj`` with the keys of every mapping sorted, recursively.
 
     Snakemake decides whether a job's params changed by comparing their ``repr``, so a
-    mapping whose keys merely come in another order (a config file rewritten with sorted
-    keys) would rerun every job that takes it. Params hand over canonical values."""
+    mapping whose keys merely come in another order would rerun every job that takes it."""
     if isinstance(obj, dict) or (hasattr(obj, "items") and not isinstance(obj, (str, bytes))):
         return {str(k): canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
     if isinstance(obj, (list, tuple)):
@@ -65,542 +687,19 @@ def how_to_run(**settings) -> SimpleNamespace:
     return SimpleNamespace(**canonical(settings))
 
 
-def _require(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ConfigError(msg)
+def schema() -> dict:
+    """The JSON schema of the config (written to workflow/schemas/config.schema.json)."""
+    s = Config.model_json_schema()
+    s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    s["description"] = ("lottery-mia configuration, generated from lottery_mia.config.Config "
+                        "(python -m lottery_mia.config); see README.md, \"Configuration\"")
+    return s
 
 
-def split_sizes(ds_cfg: dict, source: str) -> tuple[int, int, int]:
-    """(members, scored members, non-members) the membership split will have.
+if __name__ == "__main__":  # python -m lottery_mia.config > workflow/schemas/config.schema.json
+    import json
 
-    Computed from the config and the standard sizes of the source, before any data is read;
-    the membership job checks the real files.
-    """
-    max_mem, max_non = max_split_sizes(source)
-    if source == "digits":  # one pool shared by both roles
-        n_mem = ds_cfg.get("members") or max_mem // 2
-        n_non = ds_cfg.get("nonmembers") or max_mem - n_mem
-    else:
-        n_mem = ds_cfg.get("members") or max_mem
-        n_non = ds_cfg.get("nonmembers") or max_non
-    scored = ds_cfg.get("scored_members") or n_mem
-    return n_mem, scored, n_non
+    print(json.dumps(schema(), indent=1, sort_keys=True))
 
-
-def split_params(ds_cfg: dict) -> dict:
-    """The membership split's sizes in one canonical form: a size equal to what ``null``
-    resolves to is ``None``, so writing out the value a ``null`` already stands for (or
-    the reverse) reruns nothing."""
-    source = ds_cfg.get("source")
-    n_mem, n_scored, n_non = split_sizes(ds_cfg, source)
-    default_mem, _, _ = split_sizes({}, source)
-    _, _, default_non = split_sizes({"members": ds_cfg.get("members")}, source)
-    return {"members": None if n_mem == default_mem else int(n_mem),
-            "nonmembers": None if n_non == default_non else int(n_non),
-            "scored_members": None if n_scored == n_mem else int(n_scored),
-            "split_seed": int(ds_cfg.get("split_seed") or 0)}
-
-
-def sample_sizes_of(config: dict, dataset: str) -> tuple[int, ...]:
-    """Attack sample sizes of a dataset: its own list, else ``attack.sample_sizes``."""
-    own = config["datasets"][dataset].get("attack_sample_sizes")
-    return tuple(own if own is not None else config["attack"]["sample_sizes"])
-
-
-def check_config(config: dict, cache_dir=None) -> dict[str, Grid]:
-    """Check cross-key consistency; return the grid of every dataset. ``cache_dir``: where
-    the attack estimators' checks of their settings are remembered between DAG builds."""
-    for key in ("datasets", "architectures", "sparsities", "training", "attack", "transfer",
-                "report", "pruning", "replicates"):
-        _require(key in config, f"config key {key!r} is missing")
-    check_inputs(config)
-    device = config.get("device", "auto")
-    _require(device in DEVICES or str(device).startswith("cuda:"),
-             f"config key 'device': {device!r} is not one of {DEVICES} (or cuda:N)")
-    datasets = config["datasets"]
-    _require(isinstance(datasets, dict) and datasets, "config key 'datasets' must name at "
-             "least one dataset")
-    archs = tuple(config["architectures"])
-    _require(len(archs) > 0, "config key 'architectures' is empty")
-    for a in archs:
-        _require(a in ARCHITECTURE_NAMES, f"config key 'architectures': unknown architecture "
-                 f"{a!r}; choose from {ARCHITECTURE_NAMES}")
-    sparsities = tuple(float(s) for s in config["sparsities"])
-    for s in sparsities:
-        _require(0.0 <= s < 1.0 and math.isfinite(s),
-                 f"config key 'sparsities': {s} is outside [0, 1)")
-    _require(0.0 in sparsities, "config key 'sparsities' must include 0 (the dense baseline)")
-    _require(len({fmt_sparsity(s) for s in sparsities}) == len(sparsities),
-             "config key 'sparsities' lists a value twice")
-    grids = {}
-    for name, ds in datasets.items():
-        key = f"datasets.{name}"
-        source = ds.get("source")
-        _require(source in SOURCES, f"config key '{key}.source': unknown dataset source "
-                 f"{source!r}; choose from {SOURCES}")
-        n_mem, n_scored, n_non = split_sizes(ds, source)
-        max_mem, max_non = max_split_sizes(source)
-        if source == "digits":
-            _require(n_mem + n_non <= max_mem, f"config keys '{key}.members' + "
-                     f"'{key}.nonmembers' = {n_mem + n_non} exceed the {max_mem} digits images")
-        else:
-            _require(n_mem <= max_mem, f"config key '{key}.members': {n_mem} exceeds the "
-                     f"{max_mem} training images of {source}")
-            _require(n_non <= max_non, f"config key '{key}.nonmembers': {n_non} exceeds the "
-                     f"{max_non} held-out images of {source}")
-        _require(n_scored <= n_mem, f"config key '{key}.scored_members': {n_scored} exceeds "
-                 f"the {n_mem} members")
-        sizes = sample_sizes_of(config, name)
-        size_key = (f"{key}.attack_sample_sizes" if ds.get("attack_sample_sizes") is not None
-                    else "attack.sample_sizes")
-        _require(len(sizes) > 0, f"config key '{size_key}' is empty")
-        limit = 2 * min(n_scored, n_non)
-        for n in sizes:
-            _require(isinstance(n, int) and not isinstance(n, bool) and n > 0 and n % 2 == 0,
-                     f"config key '{size_key}': {n!r} must be a positive even integer "
-                     "(n/2 members and n/2 non-members)")
-            _require(n <= limit, f"config key '{size_key}': {n} is larger than dataset "
-                     f"{name!r} allows ({n_scored} scored members and {n_non} non-members, "
-                     f"so at most {limit}); lower it or raise '{key}.members'/'nonmembers'")
-        for a in archs:
-            _require(a in config["training"].get(name, {}),
-                     f"config key 'training.{name}.{a}' is missing: every dataset x "
-                     "architecture needs a training recipe")
-        grids[name] = Grid(name, archs, sparsities, tuple(int(n) for n in sizes))
-    _check_transfer(config, grids)
-    _check_report(config, archs, sparsities, grids)
-    _check_replicates(config)
-    _check_attacks(config, cache_dir)
-    _check_references(config, archs, sparsities)
-    _check_pruning(config)
-    return grids
-
-
-def pruning_methods(config: dict) -> list[str]:
-    """The configured pruning methods (``pruning.methods``; default: oneshot)."""
-    return list((config.get("pruning") or {}).get("methods") or ["oneshot"])
-
-
-PRUNING_KEYS = ("prune_fc", "rewind_epoch", "rewind_step", "methods")
-
-
-def _check_pruning(config: dict) -> None:
-    import difflib
-
-    from .pruning import METHODS, get_method
-
-    p = config["pruning"]
-    methods = pruning_methods(config)
-    dup = _duplicates(methods)
-    if dup:
-        raise ConfigError(f"config key 'pruning.methods' lists {dup[0]!r} more than once; "
-                          "list each method once")
-    for name in methods:
-        try:
-            get_method(name, p.get(name), key=f"pruning.{name}")
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
-        base = METHODS[name].base_mask
-        _require(base is None or base in methods, f"config key 'pruning.methods': {name!r} "
-                 f"builds on the {base!r} mask; add {base!r} to the list")
-    for key, value in p.items():
-        if key in PRUNING_KEYS:
-            continue
-        if key not in METHODS:
-            m = difflib.get_close_matches(key, list(PRUNING_KEYS) + sorted(METHODS), n=1)
-            hint = f" (did you mean {m[0]!r}?)" if m else ""
-            raise ConfigError(f"config key 'pruning.{key}': unknown key{hint}; known keys: "
-                              f"{list(PRUNING_KEYS)} or the settings of a pruning method "
-                              f"{sorted(METHODS)}")
-        _require(isinstance(value, dict), f"config key 'pruning.{key}': the settings of a "
-                 "pruning method are a mapping")
-        try:
-            get_method(key, value, key=f"pruning.{key}")
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
-    epoch, step = p.get("rewind_epoch"), p.get("rewind_step")
-    _require((epoch is None) != (step is None), "config keys 'pruning.rewind_epoch' and "
-             f"'pruning.rewind_step': set exactly one of them (got {epoch!r} and {step!r}); "
-             "null the other")
-    r = config["report"]
-    t1 = r.get("table1_method", "oneshot")
-    _require(t1 in methods, f"config key 'report.table1_method': {t1!r} is not one of "
-             f"pruning.methods {methods}")
-    tm = config["transfer"].get("method", "oneshot")
-    _require(tm in methods, f"config key 'transfer.method': {tm!r} is not one of "
-             f"pruning.methods {methods}")
-    ref = config.get("references") or {}
-    for m in ref.get("methods", ["oneshot"]) if ref.get("count", 0) else []:
-        _require(m in methods, f"config key 'references.methods': {m!r} is not one of "
-                 f"pruning.methods {methods}")
-
-
-def _check_references(config: dict, archs, sparsities) -> None:
-    from .attacks import ATTACKS, check_attack_config
-
-    ref = config.get("references") or {}
-    count = ref.get("count", 0)
-    _require(isinstance(count, int) and not isinstance(count, bool) and
-             (count == 0 or count >= 2), f"config key 'references.count': {count!r} must be 0 "
-             "(no reference attacks) or at least 2 (16+ for per-sample variances)")
-    _require(count % 2 == 0, f"config key 'references.count': {count} is odd; every pool "
-             "sample is IN for exactly half of the references, so the count must be even "
-             f"(use {count - 1} or {count + 1})")
-    if count == 0:
-        return
-    for d in ref.get("datasets") or []:
-        _require(d in config["datasets"], f"config key 'references.datasets': {d!r} is not "
-                 "one of the configured datasets")
-    for a in ref.get("architectures", []):
-        _require(a in archs, f"config key 'references.architectures': {a!r} is not in "
-                 "'architectures'")
-    spars = {fmt_sparsity(x) for x in sparsities}
-    for s in ref.get("sparsities", []):
-        _require(fmt_sparsity(s) in spars, f"config key 'references.sparsities': {s} is not "
-                 "in 'sparsities'")
-    names = list(ref.get("attacks", []))
-    _require(len(set(names)) == len(names), "config key 'references.attacks' lists an "
-             "attack twice")
-    for n in names:
-        _require(n in ATTACKS and ATTACKS[n].needs_references,
-                 f"config key 'references.attacks': {n!r} is not an attack that uses "
-                 "reference models; choose from "
-                 f"{sorted(k for k, v in ATTACKS.items() if v.needs_references)}")
-    _require(not set(names) & set(attack_names(config)), "config keys "
-             "'references.attacks' and 'attack.models'/'attack.baselines' overlap")
-    problems = check_attack_config(names, {n: config["attack"].get(n) for n in names})
-    _require(not problems, "; ".join(problems))
-
-
-def _check_replicates(config: dict) -> None:
-    reps = config["replicates"]
-    _require(isinstance(reps, list) and len(reps) > 0,
-             "config key 'replicates' must be a non-empty list of training seeds, e.g. [0, 1]")
-    for r in reps:
-        _require(isinstance(r, int) and not isinstance(r, bool) and 0 <= r < 2**31,
-                 f"config key 'replicates': {r!r} is not a seed (an integer in [0, 2^31))")
-    dup = sorted({r for r in reps if reps.count(r) > 1})
-    _require(not dup, f"config key 'replicates' lists {dup} more than once; each replicate "
-             "must be its own seed")
-
-
-def attack_names(config: dict) -> list[str]:
-    """Every attack a fit-attack job runs: attack.models, then attack.baselines."""
-    a = config["attack"]
-    return list(a.get("models", ["mlp"])) + list(
-        a.get("baselines", ["loss", "confidence", "entropy", "modified_entropy"]))
-
-
-def _check_attacks(config: dict, cache_dir=None) -> None:
-    from .attacks import ATTACKS, check_attack_config
-
-    a = config["attack"]
-    names = attack_names(config)
-    dup = sorted({n for n in names if names.count(n) > 1})
-    _require(not dup, f"config keys attack.models/attack.baselines list {dup} more than once")
-    for key, kind in (("models", "classifier"), ("baselines", "threshold")):
-        for n in a.get(key, []):
-            _require(n in ATTACKS and ATTACKS[n].kind == kind,
-                     f"config key 'attack.{key}': {n!r} is not a {kind} attack; choose from "
-                     f"{sorted(k for k, v in ATTACKS.items() if v.kind == kind)}")
-    for key, value in a.items():
-        _require(not isinstance(value, dict) or key in ATTACKS,
-                 f"config key 'attack.{key}': no attack is called {key!r}; attack settings go "
-                 f"under the name of a registered attack: {sorted(ATTACKS)}")
-    problems = check_attack_config(names, {n: a.get(n) for n in names}, cache_dir)
-    _require(not problems, "; ".join(problems))
-    t_attack = config["transfer"].get("attack", "mlp")
-    _require(t_attack in a.get("models", ["mlp"]),
-             f"config key 'transfer.attack': {t_attack!r} is not one of attack.models")
-    r = config["report"]
-    _require(r.get("attack", "mlp") in names, f"config key 'report.attack': "
-             f"{r.get('attack', 'mlp')!r} is not one of attack.models/attack.baselines")
-    for key in ("slice_attacks", "verdict_attacks"):
-        for n in r.get(key, []):
-            _require(n in names, f"config key 'report.{key}': {n!r} is not one of "
-                     "attack.models/attack.baselines")
-    nb = a.get("n_bootstrap", 1000)
-    _require(isinstance(nb, int) and nb >= 200, f"config key 'attack.n_bootstrap': {nb!r} "
-             "must be an integer >= 200 (1000 or more for reported intervals)")
-
-
-def _check_transfer(config: dict, grids: dict[str, Grid]) -> None:
-    t = config["transfer"]
-    _require(t["dataset"] in grids, f"config key 'transfer.dataset': {t['dataset']!r} is not "
-             "one of the configured datasets")
-    g = grids[t["dataset"]]
-    for a in t["architectures"]:
-        _require(a in g.architectures, f"config key 'transfer.architectures': {a!r} is not in "
-                 "'architectures'")
-    for s in t["sparsities"]:
-        _require(fmt_sparsity(s) in {fmt_sparsity(x) for x in g.sparsities},
-                 f"config key 'transfer.sparsities': {s} is not in 'sparsities'")
-    _require(t["sample_size"] in g.sample_sizes, f"config key 'transfer.sample_size': "
-             f"{t['sample_size']} is not in 'attack.sample_sizes'")
-
-
-def _check_report(config: dict, archs, sparsities, grids: dict[str, Grid]) -> None:
-    r = config["report"]
-    spars = {fmt_sparsity(x) for x in sparsities}
-    _require(r["table1_arch"] in archs, f"config key 'report.table1_arch': "
-             f"{r['table1_arch']!r} is not in 'architectures'")
-    for k in ("table1_sparsity", "figure3_sparsity"):
-        _require(fmt_sparsity(r[k]) in spars, f"config key 'report.{k}': {r[k]} is not in "
-                 "'sparsities'")
-    _require(float(r["table1_sparsity"]) > 0, "config key 'report.table1_sparsity' must be a "
-             "ticket sparsity (> 0)")
-    _require(any(r["figure2_sample_size"] in g.sample_sizes for g in grids.values()),
-             f"config key 'report.figure2_sample_size': {r['figure2_sample_size']} is not an "
-             "attack sample size of any dataset")
-
-
-# --------------------------------------------------------------------------- input checks
-# Checks of values that would otherwise pass the DAG and fail (or silently misbehave) only
-# when a job runs (issue 10). Each names the key and what to do.
-MAX_SEED = 2**32 - 1  # numpy and scikit-learn seeds are 32-bit
-
-
-def check_inputs(config: dict) -> None:
-    """Every DAG-time input check below (called by :func:`check_config`)."""
-    _check_duplicate_values(config)
-    _check_sparsity_folder_names(config)
-    _check_seeds(config)
-    _check_dataset_inputs(config)
-    _check_attack_inputs(config)
-    _check_finite_numbers(config)
-    _check_rewind_epoch(config)
-    _check_rewind_step(config)
-
-
-def _duplicates(values) -> list:
-    seen, dup = set(), []
-    for v in values:
-        if v in seen and v not in dup:
-            dup.append(v)
-        seen.add(v)
-    return dup
-
-
-def _check_duplicate_values(config: dict) -> None:
-    lists = {"architectures": config.get("architectures"),
-             "attack.sample_sizes": (config.get("attack") or {}).get("sample_sizes")}
-    for name, ds in (config.get("datasets") or {}).items():
-        if isinstance(ds, dict):
-            lists[f"datasets.{name}.attack_sample_sizes"] = ds.get("attack_sample_sizes")
-    for k, v in (config.get("transfer") or {}).items():
-        if isinstance(v, list):
-            lists[f"transfer.{k}"] = v
-    for ds, archs in (config.get("training") or {}).items():
-        for arch, rec in (archs or {}).items():
-            if isinstance(rec, dict):
-                lists[f"training.{ds}.{arch}.milestones"] = rec.get("milestones")
-    for key in ("sparsities",):
-        lists[key] = config.get(key)
-    for key, values in lists.items():
-        if not isinstance(values, list):
-            continue
-        norm = [float(v) if "sparsities" in key else v for v in values]
-        dup = _duplicates(norm)
-        if dup:
-            raise ConfigError(f"config key {key!r} lists {dup[0]!r} more than once ({values}); "
-                              "list each value once")
-
-
-def _check_sparsity_folder_names(config: dict) -> None:
-    for key, values in (("sparsities", config.get("sparsities")),
-                        ("transfer.sparsities", (config.get("transfer") or {}).get("sparsities"))):
-        by_name: dict[str, float] = {}
-        for v in values or []:
-            try:
-                name = fmt_sparsity(v)
-            except (ConfigError, TypeError, ValueError):
-                continue  # out of range: reported by the range check
-            other = by_name.setdefault(name, float(v))
-            _require(other == float(v), f"config key {key!r}: {other} and {v} cannot be told "
-                     f"apart in folder names (both become 'sparsity-{name}'); make them differ "
-                     "in the first 6 significant digits")
-
-
-def _check_seeds(config: dict) -> None:
-    seeds = {"attack.seed": (config.get("attack") or {}).get("seed"),
-             "references.seed": (config.get("references") or {}).get("seed")}
-    for i, r in enumerate(config.get("replicates") or []):
-        seeds[f"replicates[{i}]"] = r
-    for name, ds in (config.get("datasets") or {}).items():
-        if isinstance(ds, dict):
-            seeds[f"datasets.{name}.split_seed"] = ds.get("split_seed")
-    for key, v in seeds.items():
-        if v is None:
-            continue
-        _require(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_SEED,
-                 f"config key {key!r}: {v!r} is not a seed; use an integer in [0, {MAX_SEED}]")
-
-
-def _check_dataset_inputs(config: dict) -> None:
-    from .sources import source_info
-
-    for name, ds in (config.get("datasets") or {}).items():
-        if not isinstance(ds, dict) or ds.get("source") not in SOURCES:
-            continue
-        key, source = f"datasets.{name}", ds["source"]
-        root = ds.get("root")
-        if ds.get("download"):
-            _require(source in ("cifar10", "cifar100"), f"config key '{key}.download': only "
-                     f"CIFAR can be downloaded, not {source!r}; set it to false and put the "
-                     f"files under '{key}.root'")
-            _require(root not in (None, ""), f"config key '{key}.download' is true but "
-                     f"'{key}.root' is empty: set '{key}.root' to the folder to download into")
-        if source == "digits":
-            classes = source_info(source).num_classes
-            for k in ("members", "nonmembers"):
-                n = ds.get(k)
-                _require(n is None or n >= classes, f"config key '{key}.{k}': {n} is fewer "
-                         f"than the {classes} classes of digits (the split is stratified, one "
-                         f"sample of each class at least); raise it to {classes} or more")
-
-
-def root_warnings(config: dict) -> list[str]:
-    """DAG-time warnings: a dataset root that does not exist (the job fails naming it)."""
-    from pathlib import Path
-
-    out = []
-    for name, ds in (config.get("datasets") or {}).items():
-        if not isinstance(ds, dict) or ds.get("source") in (None, "digits"):
-            continue
-        root = ds.get("root")
-        key = f"datasets.{name}.root"
-        if root in (None, ""):
-            out.append(f"config key {key!r} is empty: dataset {name!r} ({ds['source']}) needs "
-                       "its files; the membership_split job will fail until it is set")
-        elif not Path(root).expanduser().exists() and not ds.get("download"):
-            out.append(f"config key {key!r}: {root} does not exist; put the {ds['source']} "
-                       "files there (or set download: true for CIFAR) before running the "
-                       "jobs that read it")
-    return out
-
-
-def _check_attack_inputs(config: dict) -> None:
-    attack = config.get("attack") or {}
-    tf = attack.get("test_fraction", 0.5)
-    lists = {"attack.sample_sizes": attack.get("sample_sizes")}
-    for name, ds in (config.get("datasets") or {}).items():
-        if isinstance(ds, dict):
-            lists[f"datasets.{name}.attack_sample_sizes"] = ds.get("attack_sample_sizes")
-    for key, sizes in lists.items():
-        for n in sizes or []:
-            if not isinstance(n, int) or n <= 0 or n % 2:
-                continue  # reported by the sample-size checks
-            half = n // 2
-            n_test = int(round(half * tf))
-            _require(0 < n_test < half, f"config key {key!r}: {n} is too small to split into "
-                     f"attack-train and attack-test halves at attack.test_fraction={tf} (each "
-                     "needs a member and a non-member at least); raise it")
-
-
-def _check_rewind_epoch(config: dict) -> None:
-    rewind = (config.get("pruning") or {}).get("rewind_epoch")
-    if not isinstance(rewind, int):
-        return
-    for ds, archs in (config.get("training") or {}).items():
-        if ds not in (config.get("datasets") or {}):
-            continue
-        for arch, rec in (archs or {}).items():
-            epochs = rec.get("epochs") if isinstance(rec, dict) else None
-            if isinstance(epochs, int):
-                _require(rewind < epochs, f"config key 'pruning.rewind_epoch': {rewind} is not "
-                         f"below training.{ds}.{arch}.epochs={epochs} (a ticket rewound to "
-                         "the last epoch is never retrained); lower it or raise the epochs")
-
-
-def _check_finite_numbers(config: dict, path: str = "") -> None:
-    """No NaN or infinity anywhere but in the attack models' own settings (which their
-    estimator checks): ``lr: .nan`` would otherwise train a network of NaNs, three times."""
-    items = (config.items() if isinstance(config, dict)
-             else enumerate(config) if isinstance(config, list) else ())
-    for k, v in items:
-        key = f"{path}.{k}" if path and isinstance(k, str) else (
-            f"{path}[{k}]" if path else str(k))
-        if path == "attack" and isinstance(v, dict):
-            continue  # attack.<model>: scikit-learn validates its own settings
-        if isinstance(v, float) and not math.isfinite(v):
-            raise ConfigError(f"config key {key!r}: {v} is not a finite number; give a real "
-                              "value")
-        _check_finite_numbers(v, key)
-
-
-def _check_rewind_step(config: dict) -> None:
-    """``pruning.rewind_step`` must lie before the last optimizer step of every target run
-    (steps per epoch: members // batch_size, the pipeline drops a last short batch)."""
-    step = (config.get("pruning") or {}).get("rewind_step")
-    if not isinstance(step, int) or isinstance(step, bool) \
-            or (config.get("pruning") or {}).get("rewind_epoch") is not None:
-        return  # not set, or both set (named by the check of pruning)
-    for ds, archs in (config.get("training") or {}).items():
-        ds_cfg = (config.get("datasets") or {}).get(ds)
-        if not isinstance(ds_cfg, dict) or ds_cfg.get("source") not in SOURCES:
-            continue
-        n_mem = split_sizes(ds_cfg, ds_cfg["source"])[0]
-        for arch, rec in (archs or {}).items():
-            if arch not in (config.get("architectures") or []) or not isinstance(rec, dict):
-                continue
-            epochs, bs = rec.get("epochs"), rec.get("batch_size")
-            if not (isinstance(epochs, int) and isinstance(bs, int) and bs > 0):
-                continue
-            total = epochs * max(n_mem // bs, 1)
-            _require(0 <= step < total, f"config key 'pruning.rewind_step': {step} is not "
-                     f"within the {total} optimizer steps of training.{ds}.{arch} ({epochs} "
-                     f"epochs x {max(n_mem // bs, 1)} steps of {bs} of the {n_mem} members); "
-                     "lower it or raise the epochs")
-
-
-def schema_problem(config: dict, schema_path) -> str | None:
-    """The config's most relevant JSON-schema error in one line, or ``None``.
-
-    Run before ``snakemake.utils.validate`` (which then sets the defaults): that one prints
-    the whole schema, about 240 lines, for a one-letter typo.
-    """
-    import jsonschema
-    import yaml
-    from jsonschema.exceptions import best_match
-
-    from pathlib import Path
-
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    err = best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
-    return None if err is None else schema_error_message(err, schema)
-
-
-def schema_error_message(ve, root_schema: dict | None = None) -> str:
-    """One line for a ``jsonschema`` error: the failing key and its allowed values."""
-    path = ".".join(str(p) for p in ve.absolute_path)
-    where = f"config key {path!r}" if path else "config"
-    schema = ve.schema if isinstance(ve.schema, dict) else {}
-    sp = list(ve.absolute_schema_path)
-    if root_schema is not None and "additionalProperties" in sp and ve.absolute_path:
-        # a key the object does not declare, checked against its catch-all (e.g. the
-        # attack.<name> settings): name it as an unknown key, with the declared ones
-        parent = root_schema
-        for part in sp[:sp.index("additionalProperties")]:
-            parent = parent[part]
-        declared = sorted(parent.get("properties", {}))
-        key = str(list(ve.absolute_path)[len(list(ve.absolute_path)) - 1])
-        if key not in declared and ve.validator == "type":
-            import difflib
-
-            m = difflib.get_close_matches(key, declared, n=1)
-            hint = f" (did you mean {m[0]!r}?)" if m else ""
-            return (f"{where}: unknown key {key!r}{hint}; known keys: {declared}, or "
-                    f"{ve.validator_value}-valued settings of a registered attack or pruning "
-                    "method")
-    if ve.validator == "additionalProperties" and isinstance(ve.instance, dict):
-        import difflib
-
-        allowed = sorted(schema.get("properties", {}))
-        unknown = sorted(set(ve.instance) - set(allowed))
-        hints = [f"{u!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(
-            str(u), allowed, n=1)) else repr(u) for u in unknown]
-        return f"{where}: unknown key(s) {', '.join(hints)}; allowed: {allowed}"
-    if ve.validator == "enum":
-        return f"{where}: {ve.instance!r} is not one of {ve.validator_value}"
-    msg = ve.message if len(ve.message) <= 300 else ve.message[:300] + "..."
-    return f"{where}: {msg}"
+__all__ = ["Config", "ConfigError", "load_config", "canonical", "how_to_run", "schema",
+           "MAX_SEED"]

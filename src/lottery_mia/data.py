@@ -17,15 +17,40 @@ import numpy as np
 from .sources import CIFAR_FILES, check_root, source_info
 
 
-@dataclass(frozen=True)
-class Augment:
-    crop_padding: int = 0
-    hflip: bool = False
+from .recipe import Augment  # noqa: E402  (re-exported: the batch producer's augmentation)
 
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "Augment":
-        d = dict(d or {})
-        return cls(crop_padding=int(d.get("crop_padding", 0)), hflip=bool(d.get("hflip", False)))
+
+# --------------------------------------------------------------------------- a job's data
+@dataclass
+class DataSpec:
+    """Where a job finds its data: the dataset's source, root and membership table."""
+
+    dataset: str  # the config's name for it
+    source: str
+    root: str | None
+    membership: str
+
+    @property
+    def key(self) -> str:
+        return f"datasets.{self.dataset}.root"
+
+
+def member_and_test_sets(data: DataSpec, recipe, device) -> tuple:
+    """The members (training set) and non-members (test set) of a membership table, read
+    from the pool each row names (a reference model's members can come from any pool)."""
+    import torch
+
+    from .membership import read_membership
+
+    table = read_membership(data.membership)
+    mem = table[table["member"]]
+    non = table[~table["member"]]
+    channels_last = torch.device(device).type == "cuda"
+    kw = dict(key=data.key, device=device, num_workers=recipe.num_workers,
+              channels_last=channels_last)
+    train_set = rows_image_set(data.source, data.root, mem, **kw)
+    test_set = rows_image_set(data.source, data.root, non, **kw)
+    return train_set, test_set
 
 
 # --------------------------------------------------------------------------- pool access

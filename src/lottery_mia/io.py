@@ -85,6 +85,13 @@ def atomic_path(path):
             tmp.unlink()
 
 
+def write_csv(frame, output) -> None:
+    """A table as CSV, through a temporary name."""
+    with atomic_path(output) as tmp:
+        frame.to_csv(tmp, index=False)
+    log(f"wrote {output} ({len(frame)} rows)")
+
+
 def write_json(obj, path: str | Path) -> None:
     text = json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n"
     atomic_write_bytes(text.encode(), path)

@@ -5,9 +5,11 @@ of ``Conv2d`` and ``Linear`` layers are prunable; biases and BatchNorm parameter
 Whether the final classifier (``fc``) is pruned is a choice recorded in the mask
 (``prune_fc``; OpenLTH prunes it for ResNets, ShrinkBench never does).
 
-Pruning is *global* one-shot magnitude pruning: one ranking of |w| over every prunable weight,
-removing exactly ``round(sparsity * n_prunable)`` of the smallest (ties broken by position),
-so the achieved sparsity is exact, not "whatever a threshold happens to give".
+Mask arithmetic lives here and nowhere else: :func:`prune_by_score` is the one global
+ranking every pruning method prunes by (exactly the requested number of weights, ties broken
+by position, so the achieved sparsity is exact, not "whatever a threshold happens to
+give"); the methods themselves (which scores, which network) are in
+:mod:`lottery_mia.pruning`.
 """
 
 from __future__ import annotations
@@ -44,22 +46,9 @@ class Mask:
         return cls({n: torch.ones_like(params[n]) for n in prunable_names(model, prune_fc)},
                    prune_fc)
 
-    @classmethod
-    def global_magnitude(cls, model: nn.Module, sparsity: float, prune_fc: bool = True) -> "Mask":
-        """Remove exactly round(sparsity * n) of the smallest-magnitude prunable weights."""
-        if not 0.0 <= sparsity < 1.0:
-            raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
-        from .pruning import prune_by_score  # the one global ranking of every method
-
-        ones = cls.ones_like(model, prune_fc)
-        params = dict(model.named_parameters())
-        n_prune = int(round(sparsity * ones.n_total()))
-        scores = {n: params[n].detach().abs().cpu() for n in ones.tensors}
-        mask = cls(prune_by_score(scores, ones, n_prune).tensors, prune_fc)
-        achieved = mask.sparsity()
-        expected = n_prune / ones.n_total()
-        assert abs(achieved - expected) < 1e-12, (achieved, expected)
-        return mask
+    def copy(self) -> "Mask":
+        """An independent copy (the constructor does not copy tensors already float32/CPU)."""
+        return Mask({n: t.clone() for n, t in self.tensors.items()}, self.prune_fc)
 
     # ------------------------------------------------------------------ use
     def validate(self, model: nn.Module) -> None:
@@ -153,6 +142,61 @@ class Mask:
             return cls({k: v.to(torch.float32) for k, v in obj["mask"].items()}, obj["prune_fc"])
         except ValueError as err:
             raise CorruptFileError(f"mask {path}: {err}; {fix}") from None
+
+
+def prune_by_score(scores: dict[str, torch.Tensor], mask: Mask, target: int) -> Mask:
+    """Among the weights that survive in ``mask``, prune the lowest-scoring ones (one global
+    ranking over all layers; ties broken by position, layers in the mask's order) until
+    exactly ``target`` weights are pruned in total. Weights ``mask`` prunes stay pruned and
+    count towards ``target``."""
+    names = list(mask.tensors)
+    if set(scores) != set(names):
+        raise ValueError(f"scores name {sorted(set(scores) ^ set(names))}, which the mask "
+                         f"does (not) have")
+    for n in names:
+        if tuple(scores[n].shape) != tuple(mask.tensors[n].shape):
+            raise ValueError(f"scores for {n!r} have shape {tuple(scores[n].shape)}, the "
+                             f"mask's is {tuple(mask.tensors[n].shape)}")
+    n_total, already = mask.n_total(), mask.n_pruned()
+    if isinstance(target, bool) or not isinstance(target, int):
+        raise ValueError(f"target must be an integer number of weights, got {target!r}")
+    if target < already:
+        raise ValueError(f"target {target} pruned weights is below the {already} the mask "
+                         f"already prunes; pruning never brings a weight back")
+    if target > n_total:
+        raise ValueError(f"target {target} pruned weights exceeds the {n_total} prunable")
+    flat_mask = torch.cat([mask.tensors[n].flatten() for n in names])
+    flat = torch.cat([scores[n].detach().flatten().to("cpu", torch.float64) for n in names])
+    survivors = torch.nonzero(flat_mask == 1, as_tuple=True)[0]
+    alive = flat[survivors]
+    if torch.isnan(alive).any():
+        raise ValueError("pruning scores contain NaN")
+    keep = flat_mask.clone()
+    n_extra = target - already
+    if n_extra > 0:
+        order = torch.sort(alive, stable=True).indices
+        keep[survivors[order[:n_extra]]] = 0.0
+    tensors, offset = {}, 0
+    for n in names:
+        k = mask.tensors[n].numel()
+        tensors[n] = keep[offset:offset + k].view_as(mask.tensors[n]).clone()
+        offset += k
+    new = Mask(tensors, mask.prune_fc)
+    assert new.n_pruned() == target, (new.n_pruned(), target)
+    return new
+
+
+def load_fitting_mask(path, model: nn.Module, what) -> Mask:
+    """The mask at ``path``, checked to fit ``model`` (named ``what`` in the error)."""
+    from .checkpoints import CorruptFileError
+
+    mask = Mask.load(path)
+    try:
+        mask.validate(model)
+    except ValueError as err:
+        raise CorruptFileError(f"mask {path} does not fit {what}: {err}; delete the mask and "
+                               "rerun the prune_mask rule") from None
+    return mask
 
 
 def model_sparsity(model: nn.Module, prune_fc: bool = True) -> dict:

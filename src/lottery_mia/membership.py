@@ -137,18 +137,3 @@ def read_membership(path: str | Path) -> pd.DataFrame:
     if table["member"].dtype != bool:
         raise ValueError(f"{path}: membership table column 'member' is not boolean; {fix}")
     return table
-
-
-def build_membership_split(source: str, root, *, key: str, download: bool, members,
-                           nonmembers, scored_members, seed: int, output: str | Path) -> pd.DataFrame:
-    """Workflow entry point: read the pools' labels, draw the split, write the table."""
-    from .data import pool_labels
-
-    labels = pool_labels(source, root, key=key, download=download)
-    table = make_membership_split(labels, source, members=members, nonmembers=nonmembers,
-                                  scored_members=scored_members, seed=seed)
-    write_membership(table, output)
-    n_mem = int(table["member"].sum())
-    print(f"membership split for {source}: {n_mem} members, {len(table) - n_mem} non-members, "
-          f"{int(table['scored'].sum())} scored; written to {output}", flush=True)
-    return table

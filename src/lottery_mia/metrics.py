@@ -223,31 +223,45 @@ def paired_difference(is_member, scores_a, thresholds_a, scores_b, thresholds_b,
 
 
 def mean_ci(values, level: float = LEVEL) -> tuple[float, float, float]:
-    """Mean of independent replicate values with a Student-t interval (nan for one value)."""
+    """Mean of independent replicate values with a Student-t interval (nan for one value):
+    ``scipy.stats.t.interval`` around the mean with its standard error."""
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
     if v.size == 0:
         return float("nan"), float("nan"), float("nan")
     m = float(v.mean())
     if v.size < 2:
         return m, float("nan"), float("nan")
+    sem = float(v.std(ddof=1)) / math.sqrt(v.size)
+    if sem == 0.0:  # every value equal: no spread to scale (scipy gives nan there)
+        return m, m, m
     from scipy.stats import t
 
-    half = float(t.ppf(0.5 + level / 2.0, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
-    return m, m - half, m + half
+    lo, hi = t.interval(level, v.size - 1, loc=m, scale=sem)
+    return m, float(lo), float(hi)
 
 
 def proportion_ci(successes: int, n: int, level: float = LEVEL) -> tuple[float, float]:
-    """Wilson score interval of a proportion (e.g. a test accuracy over n samples)."""
+    """Wilson score interval of a proportion (e.g. a test accuracy over n samples):
+    ``scipy.stats.binomtest(...).proportion_ci(method="wilson")``."""
     if n <= 0:
         return float("nan"), float("nan")
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(successes), int(n)).proportion_ci(confidence_level=level,
+                                                         method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def spearman_ci(rho: float, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """Interval of a Spearman correlation: Fisher's z with Bonett & Wright's (2000)
+    standard error sqrt((1 + rho^2 / 2) / (n - 3)); nan with fewer than 4 points."""
     from scipy.stats import norm
 
-    z = float(norm.ppf(0.5 + level / 2.0))
-    p = successes / n
-    den = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, centre - half), min(1.0, centre + half)
+    if n < 4 or not np.isfinite(rho):
+        return float("nan"), float("nan")
+    z = np.arctanh(np.clip(rho, -0.999999, 0.999999))
+    half = norm.ppf(0.5 + level / 2) * np.sqrt((1 + rho * rho / 2) / (n - 3))
+    return float(np.tanh(z - half)), float(np.tanh(z + half))
 
 
 def chance_verdict(low: float, high: float, chance: float = 0.5) -> str:

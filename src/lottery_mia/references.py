@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .io import atomic_path, log, read_parquet_frame
+from .io import read_parquet_frame
 
 INCLUSION_COLUMNS = ["reference", "sample_id", "included"]
 
@@ -73,23 +73,6 @@ def inclusion_matrix(inclusion: pd.DataFrame, sample_ids, k: int) -> np.ndarray:
         return wide.loc[np.asarray(sample_ids), list(range(k))].to_numpy(dtype=bool).T
     except KeyError as err:
         raise ValueError(f"the inclusion table lacks sample {err}; rerun") from None
-
-
-def build_references(*, membership_path, count: int, seed: int, out_inclusion,
-                     out_memberships: list) -> pd.DataFrame:
-    """Workflow entry point: the inclusion table and every reference's membership table."""
-    from .membership import read_membership, write_membership
-
-    membership = read_membership(membership_path)
-    inclusion = make_inclusion(membership, count, seed)
-    with atomic_path(out_inclusion) as tmp:
-        inclusion.to_parquet(tmp, index=False)
-    for r, path in enumerate(out_memberships):
-        write_membership(reference_membership(membership, inclusion, r), path)
-    per = inclusion.groupby("reference")["included"].sum()
-    log(f"{count} reference models over a pool of {inclusion.sample_id.nunique()} samples: "
-        f"{int(per.min())}-{int(per.max())} IN samples each -> {out_inclusion}")
-    return inclusion
 
 
 def read_inclusion(path) -> pd.DataFrame:

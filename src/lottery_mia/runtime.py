@@ -79,10 +79,10 @@ def _parse_flag(value, key: str):
 def make_runtime(device, config: dict | None = None) -> Runtime:
     """The runtime of a job on ``device`` (a claimed torch device), given the config's
     ``runtime`` block (``None``: the defaults)."""
-    config = dict(config or {})
     dev = torch.device(device)
     cuda = dev.type == "cuda"
-    graphs = _parse_flag(config.get("cuda_graphs", "auto"), "runtime.cuda_graphs")
+    # without a config block (library use): the config's own default, auto
+    graphs = _parse_flag(config["cuda_graphs"] if config else None, "runtime.cuda_graphs")
     if graphs is True and not cuda:
         raise ValueError(f"config key runtime.cuda_graphs is true but the job runs on {dev}; "
                          "CUDA graphs need a GPU: set it to auto or false")

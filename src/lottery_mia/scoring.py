@@ -1,5 +1,5 @@
-"""Scoring: run a trained model over every scored member and non-member and write its
-confidence table.
+"""Scoring: a trained model's float32 logits of the images of an image set (the scoring job
+that writes a model's confidence table is :mod:`lottery_mia.jobs.score`).
 
 Inference runs in float32 without autocast, whatever the device: membership signal lives in
 the last digits of the confidences (a bf16 logit moves in steps of about 0.125), and the
@@ -9,9 +9,6 @@ table stores the raw logits so every later score is computed from them exactly.
 from __future__ import annotations
 
 import numpy as np
-
-from .confidences import ConfidenceTable, scaled_logit_of, write_confidences
-from .io import log
 
 
 def predict_logits(model, dataset, batch_size: int, device,
@@ -32,86 +29,3 @@ def predict_logits(model, dataset, batch_size: int, device,
             logits.append(model(as_model_input(xb)).float().cpu())
             labels.append(yb.cpu())
     return torch.cat(logits).numpy().astype(np.float32), torch.cat(labels).numpy()
-
-
-def extract_confidences(*, data, model_path, dataset: str, arch: str, sparsity: float,
-                        device: str, batch_size: int, output, replicate: int | None = None,
-                        threads: int | None = None, num_workers: int = 4,
-                        augmentations: int = 1, method: str | None = None,
-                        metrics_path=None, gpu_slots: int | None = None,
-                        expected: dict | None = None, mask_path=None) -> ConfidenceTable:
-    """Score every scored member and non-member of the membership table with one model.
-
-    ``augmentations`` 2 also scores the horizontally flipped images and stores LiRA's
-    scaled logit averaged over both views (use it when training flips; the logits column
-    stays the original view's). ``method`` (the pruning method, ``dense`` for the dense
-    network) and the achieved sparsity read from the training job's ``metrics_path`` go into
-    the table's metadata, so attack results carry them. With ``expected`` (the network's
-    identity as the rule sees it) the checkpoint must be that network, trained with the
-    mask at ``mask_path`` (a ticket) or with none (dense):
-    :func:`lottery_mia.checkpoints.check_trained_network`.
-    """
-    if augmentations not in (1, 2):
-        raise ValueError(f"config key confidences.augmentations: {augmentations} must be 1 "
-                         "(the image) or 2 (the image and its horizontal flip)")
-    import torch
-
-    from .data import image_set
-    from .devices import claim_device
-    from .membership import read_membership
-    from .checkpoints import check_trained_network, load_checkpoint
-    from .masks import Mask
-
-    if threads:
-        torch.set_num_threads(int(threads))
-    table = read_membership(data.membership)
-    table = table[table["scored"]]
-    parts = []
-    with claim_device(device, slots=gpu_slots) as claim:
-        dev = torch.device(claim.device)
-        model, ckpt = load_checkpoint(model_path, dev)
-        if expected is not None:
-            mask = Mask.load(mask_path) if mask_path else None
-            check_trained_network(model_path, ckpt, model, dict(expected), mask, mask_path)
-        # images are read from the pool each row names (a reference model's members can come
-        # from either pool of the source)
-        for pool, rows in table.groupby("pool", sort=True):
-            ds = image_set(data.source, data.root, pool, rows["pool_index"].to_numpy(),
-                           key=data.key, device=dev, num_workers=num_workers,
-                           channels_last=False)
-            logits, labels = predict_logits(model, ds, batch_size, dev)
-            phi = scaled_logit_of(logits, labels)
-            if augmentations == 2:
-                flipped, _ = predict_logits(model, ds, batch_size, dev, flip=True)
-                phi = (phi + scaled_logit_of(flipped, labels)) / 2.0
-            if not np.array_equal(labels, rows["label"].to_numpy()):
-                raise ValueError(f"labels read from {pool} disagree with {data.membership}: "
-                                 "the dataset files changed since the split was made; "
-                                 "rerun the membership_split rule")
-            parts.append((rows["sample_id"].to_numpy(), labels, rows["member"].to_numpy(),
-                          logits, phi))
-            log(f"scored {len(rows)} samples of pool {pool!r} ({int(rows['member'].sum())} "
-                f"members) on {dev} (float32)")
-    sid, lab, mem, lg, phi = (np.concatenate(x) for x in zip(*parts))
-    meta = {"dataset": dataset, "arch": arch, "sparsity": sparsity,
-            "num_classes": int(lg.shape[1]), "augmentations": int(augmentations)}
-    if replicate is not None:
-        meta["replicate"] = int(replicate)
-    if method is not None:
-        meta["method"] = method
-    if metrics_path is not None:
-        from .io import read_json
-
-        trained = read_json(metrics_path)
-        meta["achieved_sparsity"] = float(trained.get("mask", {}).get("sparsity_prunable", 0.0))
-        if trained.get("imp_round") is not None:
-            meta["imp_round"] = int(trained["imp_round"])
-    t = ConfidenceTable.from_logits(sid, lab, mem, lg, meta,
-                                    phi=phi if augmentations > 1 else None)
-    write_confidences(t, output)
-    acc_m = float(t.correct[t.member].mean())
-    acc_n = float(t.correct[~t.member].mean())
-    log(f"wrote {output}: accuracy on members {acc_m:.4f}, on non-members {acc_n:.4f}; "
-        f"mean loss members {t.loss[t.member].mean():.4g}, non-members "
-        f"{t.loss[~t.member].mean():.4g}")
-    return t

@@ -13,92 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .io import atomic_write_bytes
-from .metrics import chance_verdict, mean_ci, paired_difference, slice_metrics
-from .summaries import read_attacks_csv, read_scores, read_training_csv, write_csv
+from .metrics import chance_verdict, paired_difference, slice_metrics
+from .summaries import method_means, read_scores
+from .vocabulary import DENSE, MEAN, fmt_ci
 
 T1_METRICS = ("accuracy", "precision")
-DENSE = "dense"
-DEFAULT_METHOD = "oneshot"
-MODEL_KEYS = ["dataset", "arch", "method", "sparsity"]
-
-
-def with_method(frame: pd.DataFrame, method: str = "method", sparsity: str = "sparsity",
-                default: str = DEFAULT_METHOD) -> pd.DataFrame:
-    """``frame`` with a ``method`` column: as given, or (tables written before the methods
-    existed) ``dense`` at sparsity 0 and ``default`` elsewhere. Empty cells are filled the
-    same way."""
-    out = frame.copy()
-    guess = np.where(np.isclose(out[sparsity].astype(float), 0.0), DENSE, default) \
-        if sparsity in out else default
-    if method not in out:
-        out[method] = guess
-    else:
-        missing = out[method].isna()
-        if missing.any():
-            out[method] = np.where(missing, guess, out[method])
-    out[method] = out[method].astype(str)
-    return out
-
-
-def method_of(model: dict, default: str = DEFAULT_METHOD) -> str:
-    """The method of a group/model dict (``dense`` at sparsity 0 when it names none)."""
-    m = model.get("method")
-    if m:
-        return str(m)
-    return DENSE if float(model["sparsity"]) == 0.0 else default
-
-
-def achieved_column(frame: pd.DataFrame) -> pd.Series:
-    """The achieved sparsity of each row: ``achieved_sparsity``, else the measured sparsity
-    of the prunable weights, else the requested sparsity."""
-    out = frame["sparsity"].astype(float)
-    for col in ("measured_sparsity_prunable", "achieved_sparsity"):
-        if col in frame:
-            v = pd.to_numeric(frame[col], errors="coerce")
-            out = v.where(np.isfinite(v), out)
-    return out
-
-
-def method_means(training: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, arch, method, requested sparsity): replicates, the mean achieved
-    sparsity and the mean test/train accuracy and gap with a Student-t interval across
-    seeds (accuracy intervals clipped to [0, 1]; nan for a single seed)."""
-    tr = with_method(training)
-    tr["achieved_sparsity"] = achieved_column(tr)
-    if "method_kind" not in tr:
-        tr["method_kind"] = np.where(tr["method"] == DENSE, DENSE, "ticket")
-    rows = []
-    for key, part in tr.groupby(MODEL_KEYS, sort=True):
-        row = dict(zip(MODEL_KEYS, key))
-        row["method_kind"] = str(part["method_kind"].iloc[0])
-        row["replicates"] = len(part)
-        row["achieved_sparsity"] = float(part["achieved_sparsity"].mean())
-        for k in ("test_acc", "train_acc", "generalization_gap"):
-            if k not in part:
-                continue
-            row[k], lo, hi = mean_ci(part[k])
-            if k != "generalization_gap":
-                lo, hi = max(lo, 0.0), min(hi, 1.0)
-            row[f"{k}_seed_ci_low"], row[f"{k}_seed_ci_high"] = lo, hi
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def model_name(arch: str, method: str, sparsity: float) -> str:
-    """'resnet18 imp s=0.8'; the dense network is 'resnet18 dense'."""
-    if method == DENSE:
-        return f"{arch} dense"
-    return f"{arch} {method} s={float(sparsity):g}"
-
-
-def fmt_ci(value: float, low: float, high: float, digits: int = 3) -> str:
-    """'0.574 [0.565, 0.584]' (a nan interval prints as the value alone)."""
-    if not np.isfinite(value):
-        return "n/a"
-    if not (np.isfinite(low) and np.isfinite(high)):
-        return f"{value:.{digits}f}"
-    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def _sel(attacks: pd.DataFrame, **eq) -> pd.DataFrame:
@@ -117,11 +36,11 @@ def _model(frame: pd.DataFrame, method: str, sparsity: float) -> pd.DataFrame:
 
 
 def table1(attacks: pd.DataFrame, arch: str, ticket_sparsity: float,
-           attack: str = "mlp", method: str = DEFAULT_METHOD) -> pd.DataFrame:
+           attack: str, method: str) -> pd.DataFrame:
     """Rows: dataset and sample size; columns: accuracy and precision (with 95% intervals)
     of ``attack`` on the dense network and on its ``method`` ticket at ``ticket_sparsity``,
     averaged over replicates."""
-    sel = _sel(with_method(attacks), arch=arch, attack=attack, replicate="mean")
+    sel = _sel(attacks, arch=arch, attack=attack, replicate=MEAN)
     base = _model(sel, DENSE, 0.0)
     tick = _model(sel, method, ticket_sparsity)
     if base.empty or tick.empty:
@@ -151,11 +70,8 @@ def _cell(row, metric: str, side: str) -> str:
     return text
 
 
-def table1_markdown(t: pd.DataFrame, arch: str, ticket_sparsity: float,
-                    method: str | None = None) -> str:
+def table1_markdown(t: pd.DataFrame, arch: str, ticket_sparsity: float, method: str) -> str:
     reps = int(t["replicates_baseline"].min()) if len(t) else 0
-    if method is None:
-        method = str(t["method"].iat[0]) if "method" in t and len(t) else DEFAULT_METHOD
     lines = [
         f"Table 1. Accuracy and precision of the {t['attack'].iat[0]} membership-inference "
         f"attack ({arch}; {method} lottery ticket at sparsity {ticket_sparsity:g}); mean over "
@@ -190,7 +106,7 @@ def _stacked_scores(paths: list, attack: str) -> tuple[np.ndarray, np.ndarray, n
 
 def _group_key(g: dict) -> tuple:
     """(dataset, arch, method, sparsity, sample_size) of a group dict."""
-    return (g["dataset"], g.get("arch"), method_of(g), float(g["sparsity"]),
+    return (g["dataset"], g.get("arch"), g["method"], float(g["sparsity"]),
             int(g["sample_size"]))
 
 
@@ -202,8 +118,7 @@ def _thresholds(per: pd.DataFrame, **eq) -> np.ndarray:
 
 
 def verdicts(attacks: pd.DataFrame, score_paths, arch: str, ticket_sparsity: float,
-             attack: str = "mlp", n_bootstrap: int = 1000, seed: int = 0,
-             method: str = DEFAULT_METHOD) -> pd.DataFrame:
+             attack: str, n_bootstrap: int, seed: int, method: str) -> pd.DataFrame:
     """The ``method`` ticket minus the dense network, per Table 1 row, with a
     paired-bootstrap 95% interval.
 
@@ -212,12 +127,12 @@ def verdicts(attacks: pd.DataFrame, score_paths, arch: str, ticket_sparsity: flo
     dataset, arch, method, sparsity, sample_size and ``paths``).
     """
     if not isinstance(score_paths, dict):
-        score_paths = {(g["dataset"], method_of(g), float(g["sparsity"]),
+        score_paths = {(g["dataset"], g["method"], float(g["sparsity"]),
                         int(g["sample_size"])): g["paths"]
                        for g in score_paths if g.get("arch", arch) == arch}
     rows = []
-    per = _sel(with_method(attacks), arch=arch, attack=attack)
-    per = per[per["replicate"] != "mean"]
+    per = _sel(attacks, arch=arch, attack=attack)
+    per = per[per["replicate"] != MEAN]
     for (ds, n), _ in sorted(per.groupby(["dataset", "sample_size"]).groups.items()):
         dense_paths = score_paths.get((ds, DENSE, 0.0, n))
         tick_paths = score_paths.get((ds, method, float(ticket_sparsity), n))
@@ -244,7 +159,7 @@ def verdicts(attacks: pd.DataFrame, score_paths, arch: str, ticket_sparsity: flo
     return pd.DataFrame(rows)
 
 
-def verdict_sentence(ds, n, arch, sparsity, attack, metric, v, method=DEFAULT_METHOD) -> str:
+def verdict_sentence(ds, n, arch, sparsity, attack, metric, v, method) -> str:
     if v["ci_low"] > 0:
         finding = "the ticket leaks more than its dense parent (the interval excludes 0)"
     elif v["ci_high"] < 0:
@@ -324,10 +239,7 @@ def method_verdicts(attacks: pd.DataFrame, training: pd.DataFrame | None, groups
         for m, k in zip(means["method"], means["method_kind"]):
             kinds.setdefault(m, k)
     kinds.setdefault(DENSE, DENSE)
-    per = with_method(attacks)
-    per = per[per["replicate"] != "mean"]
-    if "achieved_sparsity" in per:
-        per = per.assign(achieved_sparsity=achieved_column(per))
+    per = attacks[attacks["replicate"] != MEAN]
 
     paths = {_group_key(g): list(g["paths"]) for g in groups}
     cells: dict[tuple, list[str]] = {}
@@ -394,11 +306,11 @@ def method_verdicts(attacks: pd.DataFrame, training: pd.DataFrame | None, groups
 
 # --------------------------------------------------------------------------- attack models
 def attack_model_table(attacks: pd.DataFrame, arch: str, ticket_sparsity: float,
-                       method: str = DEFAULT_METHOD) -> pd.DataFrame:
+                       method: str) -> pd.DataFrame:
     """Every attack on Table 1's models (the dense network and its ``method`` ticket) at
     each dataset's largest sample size (the paper's Section 4 comparison of attack models,
     with the threshold baselines beside them)."""
-    sel = _sel(with_method(attacks), arch=arch, replicate="mean")
+    sel = _sel(attacks, arch=arch, replicate=MEAN)
     sel = sel[(sel["method"] == DENSE) | (sel["method"] == method)]
     rows = []
     for ds, part in sel.groupby("dataset"):
@@ -423,30 +335,6 @@ def attack_model_table(attacks: pd.DataFrame, arch: str, ticket_sparsity: float,
     return out.reset_index(drop=True)
 
 
-def write_tables(*, attacks_csv, score_paths, arch: str, ticket_sparsity: float,
-                 attack: str, n_bootstrap: int, seed: int, out_table1_csv, out_table1_md,
-                 out_verdicts, out_attack_models, verdict_attacks: list | None = None,
-                 method: str = DEFAULT_METHOD, training_csv=None, method_groups=None,
-                 method_kinds: dict | None = None, out_method_verdicts=None) -> None:
-    """Table 1 (csv, markdown), the ticket-vs-dense verdicts, the attack-model table and,
-    given ``out_method_verdicts``, the ticket-vs-control verdicts of ``method_groups``."""
-    attacks = read_attacks_csv(attacks_csv)
-    t1 = table1(attacks, arch, ticket_sparsity, attack, method)
-    write_csv(t1, out_table1_csv)
-    atomic_write_bytes(table1_markdown(t1, arch, ticket_sparsity, method).encode(),
-                       out_table1_md)
-    names = list(dict.fromkeys([attack] + list(verdict_attacks or [])))
-    frames = [verdicts(attacks, score_paths, arch, ticket_sparsity, a, n_bootstrap, seed,
-                       method) for a in names]
-    write_csv(pd.concat(frames, ignore_index=True), out_verdicts)
-    write_csv(attack_model_table(attacks, arch, ticket_sparsity, method), out_attack_models)
-    if out_method_verdicts is not None:
-        training = read_training_csv(training_csv) if training_csv is not None else None
-        mv = method_verdicts(attacks, training, list(method_groups or []),
-                             dict(method_kinds or {}), names, n_bootstrap, seed)
-        write_csv(mv, out_method_verdicts)
-
-
 # --------------------------------------------------------------------------- slices
 def slices(score_paths, attacks: pd.DataFrame, slice_attacks: list[str],
            n_bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -457,7 +345,6 @@ def slices(score_paths, attacks: pd.DataFrame, slice_attacks: list[str],
     """
     if not isinstance(score_paths, dict):
         score_paths = {_group_key(g): g["paths"] for g in score_paths}
-    attacks = with_method(attacks)
     rows = []
     for (ds, arch, method, sparsity, n), paths in sorted(score_paths.items()):
         for attack in slice_attacks:
@@ -482,11 +369,3 @@ def slices(score_paths, attacks: pd.DataFrame, slice_attacks: list[str],
                                  **slice_metrics(y, s, thr, mask, n_boot=n_bootstrap,
                                                  seed=seed)})
     return pd.DataFrame(rows)
-
-
-def write_slices(*, attacks_csv, score_paths, slice_attacks: list[str],
-                 n_bootstrap: int, seed: int, output) -> pd.DataFrame:
-    attacks = read_attacks_csv(attacks_csv)
-    frame = slices(score_paths, attacks, slice_attacks, n_bootstrap, seed)
-    write_csv(frame, output)
-    return frame

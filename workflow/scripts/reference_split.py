@@ -1,6 +1,6 @@
 import _checkout  # noqa: F401  (this checkout's src/ first on the import path)
-from lottery_mia.references import build_references
-from lottery_mia.workflow import logged
+from lottery_mia.jobs import logged
+from lottery_mia.jobs.split import build_references
 
 out = snakemake.output
 with logged(snakemake.log[0], snakemake.rule):

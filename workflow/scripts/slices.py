@@ -1,6 +1,6 @@
 import _checkout  # noqa: F401  (this checkout's src/ first on the import path)
-from lottery_mia.tables import write_slices
-from lottery_mia.workflow import logged
+from lottery_mia.jobs import logged
+from lottery_mia.jobs.tables import write_slices
 
 p = snakemake.params
 with logged(snakemake.log[0], snakemake.rule):

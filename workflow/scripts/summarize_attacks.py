@@ -1,6 +1,6 @@
 import _checkout  # noqa: F401  (this checkout's src/ first on the import path)
-from lottery_mia.summaries import summarize_attacks
-from lottery_mia.workflow import logged
+from lottery_mia.jobs import logged
+from lottery_mia.jobs.summarize import summarize_attacks
 
 p = snakemake.params
 with logged(snakemake.log[0], snakemake.rule):

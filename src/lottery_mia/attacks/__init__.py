@@ -7,35 +7,24 @@ ones on one model's confidence table and attack sample: each is fit (or threshol
 by the attack's name in ``metrics.json`` (a list of rows, one per attack), in the scores
 table (a ``score_<name>`` column per attack) and in the summaries.
 
-Transfer: the source model's classifier attack is refit from the source's own attack-train
-rows (deterministic for a fixed seed) and applied to each target's attack-test rows, so no
-fitted model is ever written to disk and read back (nothing is unpickled).
+The jobs that run them on files are in :mod:`lottery_mia.jobs.attack`.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-if TYPE_CHECKING:  # pandas is imported when an attack runs, not at DAG build
-    import pandas as pd
-
 from ..confidences import check_table_identity, read_confidences
-from ..io import atomic_path, log, write_json
+from ..io import log
 from ..metrics import bootstrap_metrics, chance_verdict
 from .base import (ATTACKS, FEATURES, AttackData, AttackKind, AttackScores, attack_features,
                    get_attack, register_attack)
 
-for _mod in pkgutil.iter_modules(__path__):  # every module here registers its attacks
-    if _mod.name not in ("base",):
-        importlib.import_module(f"{__name__}.{_mod.name}")
+ATTACKS.load(__name__, skip=("base",))  # every other module registers its attacks
 
 __all__ = ["ATTACKS", "FEATURES", "AttackData", "AttackKind", "AttackScores",
-           "attack_features", "get_attack", "register_attack", "run_attacks",
-           "transfer_attack", "attack_data", "check_attack_config"]
+           "attack_features", "get_attack", "register_attack", "evaluate_attacks",
+           "attack_data", "add_references", "check_attack_config", "SCORE_PREFIX"]
 
 SCORE_PREFIX = "score_"
 
@@ -125,32 +114,14 @@ def add_references(data: AttackData, reference_paths: list, inclusion_path,
     return data
 
 
-def run_attacks(*, confidences_path, sample_path, attacks: list[str], settings: dict,
-                features: str, seed: int, n_bootstrap: int, out_metrics, out_scores,
-                replicate: int | None = None, reference_paths: list | None = None,
-                inclusion_path=None, expected: dict | None = None,
-                reference_seeds: list | None = None) -> dict:
-    """Run every attack of ``attacks`` on one model and one attack sample (attacks that
-    need reference models get ``reference_paths`` and the ``inclusion_path`` table).
-    ``expected``: the identity of the model the job was asked for (its table's metadata
-    must match), ``reference_seeds`` the seeds of the references, in path order."""
-    import pandas as pd
-
-    data = attack_data(confidences_path, sample_path, features, expected)
-    needs = [a for a in attacks if get_attack(a).needs_references]
-    if needs:
-        if not reference_paths or inclusion_path is None:
-            raise ValueError(f"attacks {needs} need reference models (config key "
-                             "references.count and the reference grid)")
-        add_references(data, reference_paths, inclusion_path, confidences_path,
-                       reference_seeds)
-    meta = data.target.metadata
+def evaluate_attacks(data: AttackData, attacks: list[str], settings: dict, *, seed: int,
+                     n_bootstrap: int) -> tuple[list[dict], dict]:
+    """Fit (or threshold) every attack of ``attacks`` on the attack-train rows of ``data``
+    and evaluate it on the attack-test rows with 95% bootstrap intervals: the result rows
+    (one per attack) and each attack's score of every row (by attack name)."""
     test = data.test
     y_test = data.is_member[test]
-    scores = pd.DataFrame({"sample_id": data.target.sample_id, "label": data.target.label,
-                           "member": data.is_member, "fold": data.sample["fold"].to_numpy(),
-                           "correct": data.target.correct})
-    rows = []
+    rows, scores = [], {}
     for name in attacks:
         kind = get_attack(name)
         out: AttackScores = kind.factory(settings.get(name), seed).fit_score(data)
@@ -161,91 +132,16 @@ def run_attacks(*, confidences_path, sample_path, attacks: list[str], settings: 
         row["verdict_accuracy"] = chance_verdict(m["accuracy_ci_low"], m["accuracy_ci_high"])
         row["verdict_auc"] = chance_verdict(m["auc_ci_low"], m["auc_ci_high"])
         rows.append(row)
-        scores[SCORE_PREFIX + name] = out.score
+        scores[name] = out.score
         log(f"{name:>20}: accuracy {m['accuracy']:.3f} [{m['accuracy_ci_low']:.3f}, "
             f"{m['accuracy_ci_high']:.3f}]  auc {m['auc']:.3f} [{m['auc_ci_low']:.3f}, "
             f"{m['auc_ci_high']:.3f}]  tpr@1%fpr {m['tpr_at_fpr_0.01']:.3f} "
             f"({row['verdict_auc']})"
             + ("" if out.info.get("converged", True) else
                f"  did not converge: raise attack.{name}.max_iter"))
-    result = {"dataset": meta.get("dataset"), "arch": meta.get("arch"),
-              "method": model_method(meta), "sparsity": meta.get("sparsity"),
-              "achieved_sparsity": meta.get("achieved_sparsity", meta.get("sparsity")),
-              "replicate": replicate,
-              "sample_size": int(len(data.sample)), "features": features, "seed": seed,
-              "attacks": rows}
-    with atomic_path(out_scores) as tmp:
-        scores.to_parquet(tmp, index=False)
-    write_json(result, out_metrics)
-    return result
-
-
-def run_attacks_per_sample(*, confidences_path, sample_paths: list, sample_sizes: list,
-                           out_metrics: list, out_scores: list, **kw) -> list[dict]:
-    """:func:`run_attacks` on one model for each attack sample (one per sample size, in the
-    order of ``sample_sizes``; the outputs in the same order)."""
-    if not len(sample_paths) == len(sample_sizes) == len(out_metrics) == len(out_scores):
-        raise ValueError("sample_paths, sample_sizes, out_metrics and out_scores differ in "
-                         "length")
-    results = []
-    for n, sample, metrics, scores in zip(sample_sizes, sample_paths, out_metrics, out_scores):
-        log(f"attack sample n={n}: {sample}")
-        result = run_attacks(confidences_path=confidences_path, sample_path=sample,
-                             out_metrics=metrics, out_scores=scores, **kw)
-        if result["sample_size"] != int(n):
-            raise ValueError(f"{sample} holds {result['sample_size']} rows, not n={n}; "
-                             "delete it and rerun the attack_sample rule")
-        results.append(result)
-    return results
+    return rows, scores
 
 
 def model_method(meta: dict) -> str:
-    """The pruning method of a model's metadata (tables of earlier versions: dense at
-    sparsity 0, else one-shot)."""
-    if meta.get("method"):
-        return str(meta["method"])
-    return "dense" if not meta.get("sparsity") else "oneshot"
-
-
-def transfer_attack(*, source_confidences, sample_path, attack: str, settings: dict | None,
-                    features: str, seed: int, n_bootstrap: int, targets: list[dict],
-                    target_paths: list, output) -> pd.DataFrame:
-    """Fit ``attack`` on the source model's attack-train rows; evaluate it on every target
-    model's attack-test rows (``targets``: dicts with arch and sparsity, in path order)."""
-    import pandas as pd
-
-    from .classifiers import ClassifierAttack
-
-    source = attack_data(source_confidences, sample_path, features)
-    clf = get_attack(attack).factory(settings, seed)
-    if not isinstance(clf, ClassifierAttack):
-        raise ValueError(f"config key transfer.attack: {attack!r} is not a classifier attack")
-    clf.fit(source.feature_matrix()[source.train], source.is_member[source.train].astype(int))
-    meta = source.target.metadata
-    test_ids = source.sample.loc[source.test, "sample_id"].to_numpy()
-    y_test = source.is_member[source.test]
-    out = []
-    for target, path in zip(targets, target_paths, strict=True):
-        table = read_confidences(path)
-        check_table_identity(table, {k: target[k] for k in ("arch", "method", "sparsity")
-                                     if k in target}, path)
-        conf = rows_of(table, test_ids, path, sample_path)
-        if not np.array_equal(conf.member, y_test):
-            raise ValueError(f"{path} disagrees with {sample_path} on membership; rerun")
-        score = clf.score(attack_features(conf, features))
-        m = bootstrap_metrics(y_test, score, clf.threshold, n_boot=n_bootstrap, seed=seed)
-        out.append({"attack": attack, "source_arch": meta.get("arch"),
-                    "source_method": model_method(meta),
-                    "source_sparsity": meta.get("sparsity"),
-                    "target_arch": target["arch"],
-                    "target_method": target.get("method", model_method(target)),
-                    "target_sparsity": float(target["sparsity"]),
-                    **m, "verdict_accuracy": chance_verdict(m["accuracy_ci_low"],
-                                                            m["accuracy_ci_high"])})
-        log(f"transfer {meta.get('arch')}@{meta.get('sparsity')} -> "
-            f"{target['arch']}@{target['sparsity']}: accuracy {m['accuracy']:.4f} "
-            f"[{m['accuracy_ci_low']:.4f}, {m['accuracy_ci_high']:.4f}]")
-    frame = pd.DataFrame(out)
-    with atomic_path(output) as tmp:
-        frame.to_csv(tmp, index=False)
-    return frame
+    """The pruning method of a model's confidence-table metadata."""
+    return str(meta["method"])

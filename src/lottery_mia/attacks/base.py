@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from ..confidences import ConfidenceTable
+from ..registry import Registry
 
 if TYPE_CHECKING:  # pandas is only needed when an attack runs
     import pandas as pd
@@ -104,22 +105,19 @@ class AttackKind:
     needs_references: bool = False  # True: AttackData.references etc. must be given
 
 
-ATTACKS: dict[str, AttackKind] = {}
+ATTACKS: Registry[AttackKind] = Registry("attack", "attack.models")
 
 
 def register_attack(name: str, *, kind: str, description: str, estimator: str | None = None,
                     defaults: dict | None = None, needs_references: bool = False):
     def deco(factory):
-        if name in ATTACKS:
-            raise ValueError(f"attack {name!r} is registered twice")
-        ATTACKS[name] = AttackKind(name, kind, factory, description, estimator,
-                                   dict(defaults or {}), needs_references)
+        ATTACKS.register(name, AttackKind(name, kind, factory, description, estimator,
+                                          dict(defaults or {}), needs_references))
         return factory
     return deco
 
 
-def get_attack(name: str) -> AttackKind:
-    try:
-        return ATTACKS[name]
-    except KeyError:
-        raise ValueError(f"unknown attack {name!r}; registered: {sorted(ATTACKS)}") from None
+def get_attack(name: str, key: str | None = None) -> AttackKind:
+    """The attack called ``name`` (a ValueError naming the config key ``key`` and the
+    closest registered name otherwise)."""
+    return ATTACKS.get_entry(name, key)

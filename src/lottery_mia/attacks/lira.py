@@ -93,12 +93,13 @@ def _gaussian_fit(phi: np.ndarray, mask: np.ndarray, fixed: bool):
     return mu, np.maximum(var, EPS), count
 
 
-class LiRA:
-    SETTINGS = {"fixed_variance"}
+DEFAULTS = {"fixed_variance": "auto"}  # attack.lira_online / attack.lira_offline
 
+
+class LiRA:
     def __init__(self, name: str, online: bool, settings: dict | None, seed: int):
-        s = check_settings(name, settings, self.SETTINGS)
-        fixed = s.get("fixed_variance", "auto")
+        s = {**DEFAULTS, **check_settings(name, settings, set(DEFAULTS))}
+        fixed = s["fixed_variance"]
         if fixed != "auto" and not isinstance(fixed, bool):
             raise ValueError(f"config key attack.{name}.fixed_variance: {fixed!r} is not "
                              "'auto', true or false")
@@ -137,16 +138,14 @@ class LiRA:
         return AttackScores(score, thr, info)
 
 
-@register_attack("lira_online", kind="reference", needs_references=True,
-                 defaults={"fixed_variance": "auto"},
+@register_attack("lira_online", kind="reference", needs_references=True, defaults=DEFAULTS,
                  description="LiRA online (Carlini et al. 2022): Gaussian likelihood ratio "
                              "of the scaled logit, IN vs OUT references")
 def lira_online(settings: dict | None, seed: int) -> LiRA:
     return LiRA("lira_online", True, settings, seed)
 
 
-@register_attack("lira_offline", kind="reference", needs_references=True,
-                 defaults={"fixed_variance": "auto"},
+@register_attack("lira_offline", kind="reference", needs_references=True, defaults=DEFAULTS,
                  description="LiRA offline (Carlini et al. 2022): one-sided Gaussian test of "
                              "the scaled logit against OUT references")
 def lira_offline(settings: dict | None, seed: int) -> LiRA:

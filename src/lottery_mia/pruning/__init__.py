@@ -1,10 +1,10 @@
 """Pruning methods: how a ticket's (or a control's) mask is chosen.
 
-Every module of this package but ``registry`` and ``jobs`` registers one method in
-:data:`METHODS` (see :mod:`lottery_mia.pruning.registry`); importing the package imports them
-all. The import does not load torch (no method module imports it at module level): the
-Snakefile reads the registry while it builds the DAG. ``jobs`` (the DAG's pruning jobs, which
-do use torch) is imported by the jobs only.
+Every module of this package but ``registry`` registers one method in :data:`METHODS` (see
+:mod:`lottery_mia.pruning.registry`); importing the package imports them all. The import
+does not load torch (no method module imports it at module level): the Snakefile reads the
+registry while it builds the DAG. The pruning job is :mod:`lottery_mia.jobs.prune`; the mask
+arithmetic every method prunes by is :func:`lottery_mia.masks.prune_by_score`.
 
 - ``oneshot``        global magnitude pruning of the trained dense network (the ticket)
 - ``imp``            iterative magnitude pruning, a fraction of the survivors per round
@@ -14,15 +14,10 @@ do use torch) is imported by the jobs only.
 - ``grasp``          GraSP gradient-signal preservation at initialisation (control)
 """
 
-import importlib
-import pkgutil
-
 from .registry import (METHODS, PruningMethod, derived_seed, describe_methods, get_method,
-                       method_names, prune_by_score, register_method)
+                       method_names, register_method)
 
-for _mod in pkgutil.iter_modules(__path__):  # every module here registers its method
-    if _mod.name not in ("registry", "jobs"):
-        importlib.import_module(f"{__name__}.{_mod.name}")
+METHODS.load(__name__, skip=("registry",))  # every other module registers its method
 
 __all__ = ["METHODS", "PruningMethod", "derived_seed", "describe_methods", "get_method",
-           "method_names", "prune_by_score", "register_method"]
+           "method_names", "register_method"]

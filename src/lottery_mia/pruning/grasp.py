@@ -3,7 +3,7 @@
 With g the gradient of the cross-entropy at the initial weights w0 (the mean over the given
 minibatches) and H the Hessian of the loss with respect to the prunable weights, GraSP
 scores ``S(-w) = -w * (H g)`` and removes the weights with the *highest* S. Since
-:func:`~lottery_mia.pruning.registry.prune_by_score` removes the *lowest* scores, the
+:func:`~lottery_mia.masks.prune_by_score` removes the *lowest* scores, the
 scores handed to it are ``-S = w * (H g)``.
 
 Hg is a Hessian-gradient product by double backpropagation, as in the reference code: g is

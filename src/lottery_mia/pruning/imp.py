@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .oneshot import magnitude_scores
-from .registry import PruningMethod, prune_by_score, register_method, setting
+from .registry import PruningMethod, register_method, setting
 
 
 @register_method
@@ -35,6 +35,8 @@ class IMP(PruningMethod):
         return p + int(round(self.settings.fraction * (n - p)))
 
     def prune(self, model, mask, *, target, seed, batches=None):
+        from ..masks import prune_by_score
+
         return prune_by_score(magnitude_scores(model, mask), mask, target)
 
     def round_sparsity(self, k: int) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .registry import PruningMethod, prune_by_score, register_method, weights
+from .registry import PruningMethod, register_method, weights
 
 if TYPE_CHECKING:
     from torch import nn
@@ -20,7 +20,7 @@ def magnitude_scores(model: nn.Module, mask: Mask) -> dict:
 @register_method
 class OneShot(PruningMethod):
     """Prune the smallest |w| of the trained dense network, one global ranking over all
-    prunable weights; from an all-ones mask this is ``Mask.global_magnitude``."""
+    prunable weights (from an all-ones mask: global magnitude pruning)."""
 
     name = "oneshot"
     kind = "ticket"
@@ -30,4 +30,6 @@ class OneShot(PruningMethod):
                    "rewound to the rewind state")
 
     def prune(self, model, mask, *, target, seed, batches=None):
+        from ..masks import prune_by_score
+
         return prune_by_score(magnitude_scores(model, mask), mask, target)

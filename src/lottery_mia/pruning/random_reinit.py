@@ -7,7 +7,7 @@ the training job (``start = "reinit"``).
 
 from __future__ import annotations
 
-from .registry import PruningMethod, copy_mask, register_method
+from .registry import PruningMethod, register_method
 
 
 @register_method
@@ -23,4 +23,4 @@ class RandomReinit(PruningMethod):
         if target != mask.n_pruned():
             raise ValueError(f"random_reinit keeps its base mask: target {target} must equal "
                              f"the {mask.n_pruned()} weights it prunes")
-        return copy_mask(mask)
+        return mask.copy()

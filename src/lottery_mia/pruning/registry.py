@@ -34,6 +34,8 @@ import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, ClassVar
 
+from ..registry import Registry
+
 if TYPE_CHECKING:  # torch is only needed when a method prunes
     from torch import Tensor, nn
 
@@ -76,6 +78,15 @@ class PruningMethod:
         return f"{type(self).__name__}({self.settings!r})"
 
     # ------------------------------------------------------------------ the interface
+    def mask_at(self, model: nn.Module, sparsity: float, *, prune_fc: bool = True,
+                seed: int = 0, batches: list | None = None) -> Mask:
+        """This method's mask of ``model`` at ``sparsity``, from an all-ones mask."""
+        from ..masks import Mask
+
+        ones = Mask.ones_like(model, prune_fc)
+        return self.prune(model, ones, target=self.target_pruned(ones, sparsity), seed=seed,
+                          batches=batches)
+
     def target_pruned(self, mask: Mask, sparsity: float | None) -> int:
         """Total number of pruned prunable weights the new mask must have."""
         if sparsity is None:
@@ -104,7 +115,7 @@ class PruningMethod:
         return list(batches)
 
 
-METHODS: dict[str, type[PruningMethod]] = {}
+METHODS: Registry[type[PruningMethod]] = Registry("pruning method", "pruning.methods")
 
 
 def register_method(cls: type[PruningMethod]) -> type[PruningMethod]:
@@ -125,7 +136,7 @@ def register_method(cls: type[PruningMethod]) -> type[PruningMethod]:
         raise ValueError(f"pruning method {name!r}: base_mask must be None or a method name")
     if not (dataclasses.is_dataclass(cls.Settings) and isinstance(cls.Settings, type)):
         raise ValueError(f"pruning method {name!r}: Settings must be a dataclass")
-    METHODS[name] = cls
+    METHODS.register(name, cls)
     return cls
 
 
@@ -136,14 +147,7 @@ def method_names() -> list[str]:
 def get_method(name: str, settings: dict | None = None, key: str | None = None
                ) -> PruningMethod:
     """An instance of the method called ``name``, its ``settings`` validated."""
-    try:
-        cls = METHODS[name]
-    except (KeyError, TypeError):
-        m = difflib.get_close_matches(str(name), method_names(), n=1)
-        hint = f" (did you mean {m[0]!r}?)" if m else ""
-        raise ValueError(f"config key 'pruning.methods': no pruning method is called "
-                         f"{name!r}{hint}; choose from {method_names()}") from None
-    return cls(settings, key)
+    return METHODS.get_entry(name)(settings, key)
 
 
 def describe_methods() -> list[dict]:
@@ -214,60 +218,7 @@ def _check_value(where: str, typ, value, field: dataclasses.Field):
     return value
 
 
-# ---------------------------------------------------------------------- masks
-def prune_by_score(scores: dict[str, Tensor], mask: Mask, target: int) -> Mask:
-    """Among the weights that survive in ``mask``, prune the lowest-scoring ones (one global
-    ranking over all layers; ties broken by position, layers in the mask's order) until
-    exactly ``target`` weights are pruned in total. Weights ``mask`` prunes stay pruned and
-    count towards ``target``."""
-    import torch
-
-    from ..masks import Mask
-
-    names = list(mask.tensors)
-    if set(scores) != set(names):
-        raise ValueError(f"scores name {sorted(set(scores) ^ set(names))}, which the mask "
-                         f"does (not) have")
-    for n in names:
-        if tuple(scores[n].shape) != tuple(mask.tensors[n].shape):
-            raise ValueError(f"scores for {n!r} have shape {tuple(scores[n].shape)}, the "
-                             f"mask's is {tuple(mask.tensors[n].shape)}")
-    n_total, already = mask.n_total(), mask.n_pruned()
-    if isinstance(target, bool) or not isinstance(target, int):
-        raise ValueError(f"target must be an integer number of weights, got {target!r}")
-    if target < already:
-        raise ValueError(f"target {target} pruned weights is below the {already} the mask "
-                         f"already prunes; pruning never brings a weight back")
-    if target > n_total:
-        raise ValueError(f"target {target} pruned weights exceeds the {n_total} prunable")
-    flat_mask = torch.cat([mask.tensors[n].flatten() for n in names])
-    flat = torch.cat([scores[n].detach().flatten().to("cpu", torch.float64) for n in names])
-    survivors = torch.nonzero(flat_mask == 1, as_tuple=True)[0]
-    alive = flat[survivors]
-    if torch.isnan(alive).any():
-        raise ValueError("pruning scores contain NaN")
-    keep = flat_mask.clone()
-    n_extra = target - already
-    if n_extra > 0:
-        order = torch.sort(alive, stable=True).indices
-        keep[survivors[order[:n_extra]]] = 0.0
-    tensors, offset = {}, 0
-    for n in names:
-        k = mask.tensors[n].numel()
-        tensors[n] = keep[offset:offset + k].view_as(mask.tensors[n]).clone()
-        offset += k
-    new = Mask(tensors, mask.prune_fc)
-    assert new.n_pruned() == target, (new.n_pruned(), target)
-    return new
-
-
-def copy_mask(mask: Mask) -> Mask:
-    """An independent copy of ``mask`` (Mask() does not copy tensors already float32/CPU)."""
-    from ..masks import Mask
-
-    return Mask({n: t.clone() for n, t in mask.tensors.items()}, mask.prune_fc)
-
-
+# ---------------------------------------------------------------------- helpers
 def weights(model: nn.Module, names: list[str]) -> dict[str, Tensor]:
     """The named parameters of ``model`` (ValueError naming a missing one)."""
     params = dict(model.named_parameters())

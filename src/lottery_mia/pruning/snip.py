@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .registry import PruningMethod, prune_by_score, register_method, setting, weights
+from .registry import PruningMethod, register_method, setting, weights
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -97,6 +97,8 @@ class SaliencyAtInit(PruningMethod):
     def prune(self, model, mask, *, target, seed, batches=None):
         batches = self._needs_batches(batches)
         scores = self.saliency(model, batches, list(mask.tensors), mask)
+        from ..masks import prune_by_score
+
         return prune_by_score(scores, mask, target)
 
 

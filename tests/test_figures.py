@@ -7,7 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lottery_mia import figures as F
+from lottery_mia.figures.attack_vs_sample_size import figure_attack_vs_sample_size
+from lottery_mia.figures.attack_vs_sparsity import figure_attack_vs_sparsity
+from lottery_mia.figures.gap import figure_gap
+from lottery_mia.figures.low_fpr import figure_low_fpr_vs_sparsity
+from lottery_mia.figures.roc import figure_roc
+from lottery_mia.figures.test_accuracy import figure_test_accuracy
+from lottery_mia.figures.transfer import figure_transfer
 
 ARCHS = ("resnet18", "resnet50")
 METHODS = {  # method -> {requested sparsity: achieved sparsity}
@@ -27,7 +33,9 @@ def _training(archs=ARCHS) -> pd.DataFrame:
             for s, a in sp.items():
                 for r in (0, 1):
                     acc = 0.95 - 0.1 * s - (0.05 if method == "random_reinit" else 0) + 0.01 * r
+                    kind = {"dense": "dense", "random_reinit": "control"}.get(method, "ticket")
                     rows.append({"dataset": "digits", "arch": arch, "method": method,
+                                 "method_kind": kind,
                                  "sparsity": s, "achieved_sparsity": a, "replicate": r,
                                  "test_acc": acc, "test_acc_ci_low": acc - 0.02,
                                  "test_acc_ci_high": acc + 0.02, "train_acc": 1.0,
@@ -69,7 +77,7 @@ def _lines(ax) -> dict:
 
 def test_figure1_draws_a_line_per_method_from_the_dense_point(tmp_path):
     out = tmp_path / "fig1.png"
-    fig = F.figure_test_accuracy(_training(), out)
+    fig = figure_test_accuracy(_training(), out)
     assert _is_png(out)
     assert len(fig.axes) == len(ARCHS)  # a panel per (dataset, arch)
     for ax in fig.axes:
@@ -89,13 +97,13 @@ def test_figure1_draws_a_line_per_method_from_the_dense_point(tmp_path):
 
 def test_figure1_of_a_dense_only_run_draws_the_dense_point(tmp_path):
     tr = _training(("resnet18",))
-    fig = F.figure_test_accuracy(tr[tr["method"] == "dense"], tmp_path / "f.png")
+    fig = figure_test_accuracy(tr[tr["method"] == "dense"], tmp_path / "f.png")
     assert list(_lines(fig.axes[0])) == ["dense (mean of 2)"]
 
 
 def test_figure2_draws_a_line_per_arch_and_method(tmp_path):
     out = tmp_path / "fig2.png"
-    fig = F.figure_attack_vs_sparsity(_attacks(), 400, out, "mlp")
+    fig = figure_attack_vs_sparsity(_attacks(), 400, out, "mlp")
     assert _is_png(out)
     assert len(fig.axes) == 2  # accuracy and auc of one dataset
     for ax in fig.axes:
@@ -113,20 +121,20 @@ def test_figure2_draws_a_line_per_arch_and_method(tmp_path):
 def test_figure3_shows_dense_and_the_given_method_only(tmp_path):
     attacks = _attacks(("resnet18",))
     out = tmp_path / "fig3.png"
-    fig = F.figure_attack_vs_sample_size(attacks, 0.8, out, "mlp", method="imp")
+    fig = figure_attack_vs_sample_size(attacks, 0.8, out, "mlp", method="imp")
     assert _is_png(out)
     lines = _lines(fig.axes[0])
     assert set(lines) == {"dense", "imp"}
     assert list(lines["imp"]) == list(SIZES)
     with pytest.raises(ValueError, match="snip ticket"):
-        F.figure_attack_vs_sample_size(attacks, 0.8, tmp_path / "x.png", "mlp", method="snip")
-    fig = F.figure_attack_vs_sample_size(attacks, 0.0, tmp_path / "d.png", "mlp", method="imp")
+        figure_attack_vs_sample_size(attacks, 0.8, tmp_path / "x.png", "mlp", method="snip")
+    fig = figure_attack_vs_sample_size(attacks, 0.0, tmp_path / "d.png", "mlp", method="imp")
     assert set(_lines(fig.axes[0])) == {"dense"}
 
 
 def test_figure9_shows_dense_and_the_given_method_only(tmp_path):
     out = tmp_path / "fig9.png"
-    fig = F.figure_low_fpr_vs_sparsity(_attacks(), "resnet18", 400, out, which=list(ATTACKS),
+    fig = figure_low_fpr_vs_sparsity(_attacks(), "resnet18", 400, out, which=list(ATTACKS),
                                        method="imp")
     assert _is_png(out)
     lines = _lines(fig.axes[0])
@@ -138,14 +146,14 @@ def test_figure9_shows_dense_and_the_given_method_only(tmp_path):
 
 
 def test_gap_roc_and_transfer_labels_carry_the_method(tmp_path):
-    res = F.figure_gap(_training(), _attacks(), 400, tmp_path / "gap.png")
+    res = figure_gap(_training(), _attacks(), 400, tmp_path / "gap.png", "mlp")
     assert res["models"] == 2 * 7 * 2  # archs x models x seeds
     rng = np.random.default_rng(0)
     member = np.r_[np.ones(50, bool), np.zeros(50, bool)]
     curves = [{"dataset": "digits", "arch": "resnet18", "method": m, "sparsity": s,
                "sample_size": 100, "member": member, "score": rng.random(100)}
               for m, s in (("imp", 0.8), ("dense", 0.0), ("random_reinit", 0.8))]
-    fig = F.figure_roc(curves, tmp_path / "roc.png")
+    fig = figure_roc(curves, tmp_path / "roc.png", "mlp")
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
     assert labels[:3] == ["resnet18 dense", "resnet18 imp s=0.8", "resnet18 random_reinit s=0.8"]
     transfer = pd.DataFrame([{"dataset": "digits", "source_arch": "resnet18",
@@ -155,6 +163,6 @@ def test_gap_roc_and_transfer_labels_carry_the_method(tmp_path):
                               "accuracy_ci_high": 0.65}
                              for sm, ss in (("dense", 0.0), ("imp", 0.8), ("oneshot", 0.8))
                              for tm, ts in (("dense", 0.0), ("imp", 0.8), ("oneshot", 0.8))])
-    fig = F.figure_transfer(transfer, tmp_path / "transfer.png")
+    fig = figure_transfer(transfer, tmp_path / "transfer.png")
     ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert ticks == ["resnet18 dense", "resnet18 imp s=0.8", "resnet18 oneshot s=0.8"]

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 
 from lottery_mia.metrics import POINT_METRICS
-from lottery_mia.report import write_report
+from lottery_mia.jobs.report import write_report
 
 EVIL = "<script>alert('x')</script>"
 
@@ -34,7 +34,8 @@ def test_the_report_escapes_config_and_data(tmp_path):
     for side in ("_dense", "_ticket"):
         _with_ci(models, ("accuracy", "auc", "tpr_at_fpr_0.01", "tpr_at_fpr_0.001"), side)
     pd.DataFrame([models]).to_csv(tmp_path / "models.csv", index=False)
-    sl = _with_ci({"dataset": EVIL, "arch": EVIL, "sparsity": 0.0, "sample_size": 100,
+    sl = _with_ci({"dataset": EVIL, "arch": EVIL, "method": EVIL, "sparsity": 0.0,
+                   "sample_size": 100,
                    "attack": EVIL, "slice": "class", "value": EVIL, "n_members": 5,
                    "n_nonmembers": 5}, ("accuracy", "auc"))
     pd.DataFrame([sl]).to_csv(tmp_path / "slices.csv", index=False)
@@ -42,29 +43,39 @@ def test_the_report_escapes_config_and_data(tmp_path):
         "attack": EVIL, "models": 4, "spearman_rho": 0.5, "spearman_rho_ci_low": 0.1,
         "spearman_rho_ci_high": 0.8, "p_value": 0.2}))
     tr = _with_ci({"dataset": EVIL, "arch": EVIL, "method": EVIL, "sparsity": 0.5,
-                   "replicate": 0,
+                   "achieved_sparsity": 0.5, "method_kind": EVIL, "replicate": 0,
                    "train_acc": 1.0, "train_acc_ci_low": 0.9, "train_acc_ci_high": 1.0,
                    "generalization_gap": 0.1}, ("test_acc",))
     pd.DataFrame([tr]).to_csv(tmp_path / "training.csv", index=False)
     at = _with_ci({"dataset": EVIL, "arch": EVIL, "method": EVIL, "sparsity": 0.5,
-                   "replicate": "mean", "sample_size": 100, "attack": EVIL, "kind": EVIL,
+                   "achieved_sparsity": 0.5, "replicate": "mean", "sample_size": 100, "attack": EVIL, "kind": EVIL,
                    "verdict_auc": EVIL, "threshold": 0.5},
                   POINT_METRICS)
     pd.DataFrame([at]).to_csv(tmp_path / "attacks.csv", index=False)
-    pd.DataFrame([_with_ci({"source_arch": EVIL, "source_sparsity": 0.0, "target_arch": EVIL,
+    (tmp_path / "empty_mv.csv").write_text("")
+    pd.DataFrame([_with_ci({"source_arch": EVIL, "source_method": EVIL,
+                            "source_sparsity": 0.0, "target_arch": EVIL, "target_method": EVIL,
                             "target_sparsity": 0.5}, ("accuracy", "auc"))]).to_csv(
         tmp_path / "transfer.csv", index=False)
     pd.DataFrame({"rule": [EVIL], "seconds": [1.0], "max_rss": [10.0]}).to_csv(
         tmp_path / "benchmarks.csv", index=False)
     out = tmp_path / "report.html"
-    write_report(table1_csv=tmp_path / "t1.csv", verdicts_csv=tmp_path / "verdicts.csv",
-                 attack_models_csv=tmp_path / "models.csv", slices_csv=tmp_path / "slices.csv",
-                 gap_json=tmp_path / "gap.json", training_csv=tmp_path / "training.csv",
-                 attacks_csv=tmp_path / "attacks.csv", transfer_csv=tmp_path / "transfer.csv",
-                 benchmarks_csv=tmp_path / "benchmarks.csv",
+    pd.DataFrame({"sentence": [EVIL], "dataset": [EVIL]}).to_csv(tmp_path / "mv.csv",
+                                                                  index=False)
+    write_report(summary={"training": tmp_path / "training.csv",
+                          "attacks": tmp_path / "attacks.csv",
+                          "transfer": tmp_path / "transfer.csv",
+                          "slices": tmp_path / "slices.csv",
+                          "gap_correlation": tmp_path / "gap.json",
+                          "benchmarks": tmp_path / "benchmarks.csv"},
+                 report_tables={"table1_csv": tmp_path / "t1.csv",
+                                "verdicts": tmp_path / "verdicts.csv",
+                                "attack_models": tmp_path / "models.csv",
+                                "method_verdicts": tmp_path / "empty_mv.csv"},
                  figures={"figure1": png, "figure7": png},
-                 config={"datasets": {EVIL: {"root": EVIL}}}, table1_arch=EVIL,
-                 table1_sparsity=0.8, attack=EVIL, output=out)
+                 config={"datasets": {EVIL: {"root": EVIL}}},
+                 values={"attack": EVIL, "arch": EVIL, "method": EVIL, "table1_sparsity": 0.8},
+                 methods=[{"name": EVIL, "kind": EVIL, "description": EVIL}], output=out)
     html = out.read_text()
     assert "<script" not in html
     assert html.count("&lt;script&gt;") >= 10

@@ -10,11 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lottery_mia.jobs.report import write_report
+from lottery_mia.jobs.tables import write_tables
 from lottery_mia.metrics import attack_metrics
-from lottery_mia.report import write_report
-from lottery_mia.tables import (
-    method_pairs, method_verdicts, slices, table1, verdicts, write_tables,
-)
+from lottery_mia.tables import method_pairs, method_verdicts, slices, table1, verdicts
 
 DS, ARCH, N = "digits", "resnet18", 400
 REPLICATES = (0, 1)
@@ -182,7 +181,8 @@ def test_table1_and_verdicts_select_the_requested_method(run):
         assert t["accuracy_baseline"].iat[0] == pytest.approx(dense["accuracy"].iat[0])
     with pytest.raises(ValueError, match="snip ticket"):
         table1(attacks, ARCH, 0.8, "mlp", method="snip")
-    v = verdicts(attacks, run["groups"], ARCH, 0.8, "mlp", n_bootstrap=50, method="random_reinit")
+    v = verdicts(attacks, run["groups"], ARCH, 0.8, "mlp", n_bootstrap=50, seed=0,
+                 method="random_reinit")
     auc = v[v["metric"] == "auc"].iloc[0]
     assert auc["method"] == "random_reinit" and auc["difference"] < 0 and auc["ci_high"] < 0
     assert "random_reinit ticket" in auc["sentence"]
@@ -216,8 +216,8 @@ def test_slices_carry_the_method(run):
 def test_report_shows_the_methods_section_escaped(run):
     from PIL import Image
 
-    from lottery_mia.figures import figure_gap_from_csv
-    from lottery_mia.tables import write_slices
+    from lottery_mia.jobs.summarize import write_gap_correlation
+    from lottery_mia.jobs.tables import write_slices
 
     d = run["dir"]
     t1 = [g for g in run["groups"] if g["method"] in ("dense", "oneshot")]
@@ -225,12 +225,12 @@ def test_report_shows_the_methods_section_escaped(run):
                  attack="mlp", n_bootstrap=30, seed=0, out_table1_csv=d / "r_t1.csv",
                  out_table1_md=d / "r_t1.md", out_verdicts=d / "r_verdicts.csv",
                  out_attack_models=d / "r_models.csv", verdict_attacks=["mlp"],
-                 training_csv=d / "training.csv", method_groups=run["groups"],
+                 method="oneshot", training_csv=d / "training.csv", method_groups=run["groups"],
                  method_kinds=KINDS, out_method_verdicts=d / "r_mv.csv")
     write_slices(attacks_csv=d / "attacks.csv", score_paths=t1, slice_attacks=["mlp"],
                  n_bootstrap=20, seed=0, output=d / "r_slices.csv")
-    figure_gap_from_csv(d / "training.csv", d / "attacks.csv", N, d / "r_gap.png",
-                        d / "r_gap.json")
+    write_gap_correlation(training_csv=d / "training.csv", attacks_csv=d / "attacks.csv",
+                          sample_size=N, attack="mlp", output=d / "r_gap.json")
     pd.DataFrame([{"source_arch": ARCH, "source_method": "dense", "source_sparsity": 0.0,
                    "target_arch": ARCH, "target_method": "imp", "target_sparsity": 0.8,
                    "accuracy": 0.6, "accuracy_ci_low": 0.55, "accuracy_ci_high": 0.65,
@@ -244,13 +244,15 @@ def test_report_shows_the_methods_section_escaped(run):
                {"name": "random_reinit", "kind": "control", "description": "ticket mask, "
                 "fresh random weights"}]
     out = d / "report.html"
-    write_report(table1_csv=d / "r_t1.csv", verdicts_csv=d / "r_verdicts.csv",
-                 attack_models_csv=d / "r_models.csv", slices_csv=d / "r_slices.csv",
-                 gap_json=d / "r_gap.json", training_csv=d / "training.csv",
-                 attacks_csv=d / "attacks.csv", transfer_csv=d / "r_transfer.csv",
+    write_report(summary={"training": d / "training.csv", "attacks": d / "attacks.csv",
+                          "transfer": d / "r_transfer.csv", "slices": d / "r_slices.csv",
+                          "gap_correlation": d / "r_gap.json"},
+                 report_tables={"table1_csv": d / "r_t1.csv", "verdicts": d / "r_verdicts.csv",
+                                "attack_models": d / "r_models.csv",
+                                "method_verdicts": d / "r_mv.csv"},
                  figures={"figure1": png}, config={"report": {"table1_method": "oneshot"}},
-                 table1_arch=ARCH, table1_sparsity=0.8, attack="mlp", output=out,
-                 table1_method="oneshot", methods=methods, method_verdicts_csv=d / "r_mv.csv")
+                 values={"attack": "mlp", "arch": ARCH, "method": "oneshot",
+                         "table1_sparsity": 0.8}, methods=methods, output=out)
     html = out.read_text()
     assert "<h2>Tickets and their controls</h2>" in html
     assert html.index("Tickets and their controls") < html.index("Figure 1")

@@ -1,0 +1,63 @@
+"""Figure 7: generalisation gap vs attack success."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..summaries import gap_correlation
+from ..vocabulary import fmt_ci
+from .registry import FigureData, register_figure
+from .style import save, errbar, finish, pyplot, method_order, method_style, MARKERS
+
+CAPTION = (
+    "Figure 7 (the paper's future work). Generalisation gap (train - test accuracy) of "
+    "every model and seed against the attack's AUC (95% interval), colored by method, with"
+    ' the Spearman rank correlation.'
+)
+
+
+def figure_gap(training: pd.DataFrame, attacks: pd.DataFrame, sample_size: int, output,
+               attack: str) -> dict:
+    """Generalisation gap (train - test accuracy) vs attack AUC, one dot per model and seed,
+    titled with the Spearman rank correlation (:func:`lottery_mia.summaries.gap_correlation`);
+    returns the correlation."""
+    merged, stats = gap_correlation(training, attacks, sample_size, attack)
+    rho, lo, hi = stats["spearman_rho"], stats["spearman_rho_ci_low"], \
+        stats["spearman_rho_ci_high"]
+    fig, ax = pyplot().subplots(figsize=(6.4, 4.6))
+    order = method_order(merged["method"])
+    archs = sorted(merged["arch"].unique())
+    for (arch, method), part in merged.groupby(["arch", "method"]):
+        style = method_style(method, order)
+        if len(archs) > 1:
+            style["marker"] = MARKERS[archs.index(arch) % len(MARKERS)]
+        errbar(ax, part["generalization_gap"], part["auc"], part["auc_ci_low"],
+               part["auc_ci_high"], linestyle="none",
+               label=method if len(archs) == 1 else f"{arch} {method}", **style)
+    finish(ax, "generalisation gap (train accuracy - test accuracy)",
+           f"attack AUC ({attack})",
+           f"Fig. 7: gap vs attack, n={sample_size}: Spearman rho = {rho:.2f} "
+           f"[{lo:.2f}, {hi:.2f}] (p = {stats['p_value']:.2g}, {stats['models']} models)",
+           chance=0.5)
+    ax.legend(fontsize=7, ncol=2)
+    save(fig, output)
+    return stats
+
+
+def gap_note(tables: dict) -> str:
+    """The Spearman correlation in words (printed under the figure)."""
+    gap = tables["gap_correlation"]
+    return (f"Spearman rank correlation between generalisation gap and {gap.get('attack')} "
+            f"attack AUC over {gap['models']} models: rho = "
+            + fmt_ci(gap["spearman_rho"], gap["spearman_rho_ci_low"],
+                     gap["spearman_rho_ci_high"])
+            + f" (95% interval by Fisher's z; p = {gap['p_value']:.2g}).")
+
+
+@register_figure("figure7", file="figure7_gap_vs_attack.png",
+                 title="Figure 7. Generalisation gap vs attack success",
+                 caption=CAPTION, tables=("training", "attacks", "gap_correlation"),
+                 params=("figure2_sample_size", "attack"), note=gap_note)
+def draw(data: FigureData, output):
+    return figure_gap(data.tables["training"], data.tables["attacks"],
+                      data.params["figure2_sample_size"], output, data.params["attack"])

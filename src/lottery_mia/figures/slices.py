@@ -1,0 +1,64 @@
+"""Figure 6: the attack by class and by correctness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..vocabulary import model_name
+from .registry import FigureData, register_figure
+from .style import save, pyplot, INTERVAL_NOTE
+
+CAPTION = (
+    "Figure 6 (the paper's future work). Attack accuracy and AUC per true class, and on "
+    "samples the model classifies correctly vs incorrectly, for Table 1's dense network "
+    'and ticket (mean over seeds, 95% bootstrap intervals). Classes are balanced by '
+    'construction; the correct/incorrect slices are not (most misclassified samples are '
+    'non-members), so read their AUC.'
+)
+
+
+def figure_slices(slices: pd.DataFrame, output):
+    """Per-class and correct/incorrect attack accuracy and AUC of Table 1's models."""
+    attacks = list(dict.fromkeys(slices["attack"]))
+    fig, axes = pyplot().subplots(len(attacks), 2, figsize=(12, 3.4 * len(attacks)), squeeze=False)
+    models = list(dict.fromkeys(zip(slices["arch"], slices["method"], slices["sparsity"])))
+    width = 0.8 / max(len(models), 1)
+    for i, attack in enumerate(attacks):
+        part = slices[slices["attack"] == attack]
+        cats = list(dict.fromkeys(
+            (f"class {v}" if k == "class" else v) for k, v in zip(part["slice"], part["value"])))
+        for j, metric in enumerate(("accuracy", "auc")):
+            ax = axes[i, j]
+            for k, (arch, method, sp) in enumerate(models):
+                m = part[(part["arch"] == arch) & (part["method"] == method)
+                         & np.isclose(part["sparsity"], sp)]
+                labels = [(f"class {v}" if kk == "class" else v)
+                          for kk, v in zip(m["slice"], m["value"])]
+                xs = (np.array([cats.index(lbl) for lbl in labels])
+                      + (k - (len(models) - 1) / 2) * width)
+                ys = m[metric].to_numpy(dtype=float)
+                lo = m[f"{metric}_ci_low"].to_numpy(dtype=float)
+                hi = m[f"{metric}_ci_high"].to_numpy(dtype=float)
+                yerr = np.vstack([np.nan_to_num(ys - lo), np.nan_to_num(hi - ys)])
+                ax.bar(xs, np.nan_to_num(ys - 0.5), bottom=0.5, width=width, yerr=yerr,
+                       capsize=2, label=model_name(arch, method, sp), color=f"C{k % 10}",
+                       alpha=0.8)
+            ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+            ax.set_xticks(range(len(cats)), cats, rotation=45, ha="right", fontsize=8)
+            ax.set_ylabel(f"attack {metric}")
+            n = int(part["sample_size"].iat[0])
+            ax.set_title(f"Fig. 6: {attack} attack {metric} by slice, n={n} ({INTERVAL_NOTE})",
+                         fontsize=10)
+            ax.grid(alpha=0.3, axis="y")
+            ax.legend(fontsize=8)
+    save(fig, output)
+    return fig
+
+
+@register_figure('figure6', file='figure6_slices.png',
+                 title='Figure 6. The attack by class and by correctness',
+                 caption=CAPTION, tables=('slices',), scores=None,
+                 params=())
+def draw(data: FigureData, output):
+    return figure_slices(data.tables["slices"], output)

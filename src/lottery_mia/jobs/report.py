@@ -1,0 +1,87 @@
+"""The report job of the DAG (rule ``report``): ``results/report.html``, one self-contained
+page rendered from ``templates/report.html.j2``: Table 1, the verdicts, the attack-model
+table, the methods section, every registered figure (in figure order, each with its title,
+caption and note), the summary tables and the run's configuration."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from ..figures import figure_specs
+from ..io import atomic_write_bytes, log, read_csv_table, read_json
+from ..report import (CSS, attack_models_view, attacks_view, benchmark_view, data_uri,
+                      html_table, method_accuracy_view, method_verdicts_view,
+                      models_each_view, models_mean_view, plain, slices_view, table1_view,
+                      transfer_view)
+from ..summaries import (read_attacks_csv, read_slices_csv, read_training_csv,
+                         read_transfer_csv)
+
+__all__ = ["write_report", "render"]
+
+
+def _csv(path, what):
+    return read_csv_table(path, what, remedy="delete it and rerun the workflow")
+
+
+def write_report(*, summary: dict, report_tables: dict, figures: dict, config: dict,
+                 values: dict, methods: list, output) -> None:
+    """``summary``: the summary tables by name (training, attacks, transfer, slices,
+    benchmarks, gap_correlation); ``report_tables``: table1_csv, verdicts, attack_models,
+    method_verdicts; ``figures``: figure name -> PNG; ``values``: the report settings
+    (:meth:`lottery_mia.plan.Plan.report_values`); ``methods``: {name, kind, description}
+    of the dense network and every configured method."""
+    import yaml
+
+    training = read_training_csv(summary["training"])
+    attacks = read_attacks_csv(summary["attacks"])
+    tables = {"training": training, "attacks": attacks,
+              "transfer": read_transfer_csv(summary["transfer"]),
+              "slices": read_slices_csv(summary["slices"]),
+              "gap_correlation": read_json(summary["gap_correlation"])}
+    verdicts = _csv(report_tables["verdicts"], "verdict table")
+    mv = _csv(report_tables["method_verdicts"], "method verdict table")
+    methods = [plain(m) for m in methods]
+    kinds = {str(m.get("name")): str(m.get("kind")) for m in methods}
+    bench = summary.get("benchmarks")
+    context = {
+        "css": CSS, "generated": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "replicates": sorted(training["replicate"].unique().tolist()),
+        "values": plain(values),
+        "table1": html_table(table1_view(_csv(report_tables["table1_csv"], "Table 1"))),
+        "verdicts": list(verdicts["sentence"]) if len(verdicts) else [],
+        "attack_models": html_table(attack_models_view(
+            _csv(report_tables["attack_models"], "attack-model table"))),
+        "methods": methods,
+        "method_accuracy": html_table(method_accuracy_view(training, kinds))
+        if len(training) else "",
+        "method_verdicts": html_table(method_verdicts_view(mv, attacks)) if len(mv) else "",
+        "method_sentences": list(mv["sentence"]) if len(mv) else [],
+        "figures": [{"title": f.title, "caption": f.caption, "file": Path(figures[f.name]).name,
+                     "data_uri": data_uri(figures[f.name]),
+                     "note": f.note(tables) if f.note else ""}
+                    for f in figure_specs() if f.name in figures],
+        "models_mean": html_table(models_mean_view(training)),
+        "models_each": html_table(models_each_view(training)),
+        "attacks": html_table(attacks_view(attacks)),
+        "slices": html_table(slices_view(tables["slices"])),
+        "transfer": html_table(transfer_view(tables["transfer"])),
+        "benchmarks": html_table(benchmark_view(pd.read_csv(bench)), "{:.1f}")
+        if bench and Path(bench).exists() else "",
+        "config_text": yaml.safe_dump(plain(config), sort_keys=False),
+    }
+    atomic_write_bytes(render(context).encode(), output)
+    log(f"wrote {output}")
+
+
+def render(context: dict) -> str:
+    """The report page from its template (every value autoescaped; the tables are HTML
+    that pandas escaped)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("lottery_mia", "templates"),
+                      autoescape=select_autoescape(default=True, default_for_string=True),
+                      keep_trailing_newline=True)
+    return env.get_template("report.html.j2").render(**context)

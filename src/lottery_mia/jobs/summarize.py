@@ -1,0 +1,147 @@
+"""The summary jobs of the DAG: the training, attack and transfer tables of a run, the gap
+correlation, and Snakemake's per-job benchmark records as one table."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..io import log, read_json, read_parquet_frame, write_csv, write_json
+from ..metrics import proportion_ci
+from ..summaries import (read_attack_results, read_attacks_csv, read_scores,
+                         read_training_csv, read_transfer_csv, gap_correlation,
+                         replicate_mean_rows)
+from ..vocabulary import ATTACK_KEYS, DENSE, MEAN, MODEL_KEYS
+
+__all__ = ["summarize_training", "summarize_attacks", "summarize_transfer",
+           "summarize_benchmarks", "write_gap_correlation"]
+
+
+# --------------------------------------------------------------------------- training
+def summarize_training(metric_paths: list, membership_paths: dict, output,
+                       models: list[dict] | None = None) -> pd.DataFrame:
+    """One row per model (replicate), with Wilson intervals on the accuracies.
+
+    ``models`` (aligned with ``metric_paths``): dicts with the model's ``method``, configured
+    ``sparsity`` and ``kind``, for the rows whose network serves a configured sparsity it
+    does not name (an IMP round)."""
+    sizes = {}
+    for ds, path in membership_paths.items():
+        table = read_parquet_frame(path, "membership table",
+                                   "delete it and rerun the membership_split rule")
+        sizes[ds] = (int(table["member"].sum()), int((~table["member"]).sum()))
+    rows, seen = [], {}
+    for i, p in enumerate(metric_paths):
+        m = read_json(p)
+        key = (m.get("dataset"), m.get("arch"), int(m.get("seed", -1)),
+               (models[i].get("method") if models is not None else None) or m.get("method"),
+               float(models[i]["sparsity"]) if models is not None else m.get("sparsity"))
+        if key in seen:
+            raise ValueError(f"{seen[key]} and {p} describe the same network "
+                             f"(dataset, arch, seed, method, sparsity = {key}): one is a copy "
+                             "of the other; delete the wrong one's folder and rerun")
+        seen[key] = p
+        spec = models[i] if models is not None else {}
+        clashes = []
+        if spec.get("method") and m.get("method") and spec["method"] != m["method"]:
+            clashes.append(("method", m["method"], spec["method"]))
+        if isinstance(spec.get("replicate"), int) and m.get("seed") is not None \
+                and int(m["seed"]) != spec["replicate"]:
+            clashes.append(("seed", m["seed"], spec["replicate"]))
+        for k, mine, folder in clashes:
+            raise ValueError(f"{p} describes a network with {k} {mine!r}, but it sits in the "
+                             f"folder of {k} {folder!r} (copied by hand?); delete it and rerun "
+                             "the workflow")
+        mask = m.get("mask", {})
+        n_train, n_test = sizes[m["dataset"]]
+        sparsity = float(spec.get("sparsity", m["sparsity"]))
+        method = spec.get("method") or m["method"]
+        row = {
+            "dataset": m["dataset"], "arch": m["arch"], "method": method,
+            "method_kind": spec.get("kind", DENSE if method == DENSE else "ticket"),
+            "sparsity": sparsity,
+            "achieved_sparsity": float(mask.get("sparsity_prunable", 0.0)),
+            "imp_round": m.get("imp_round"),
+            "replicate": int(m["seed"]),
+            "test_acc": m["test_acc"], "train_acc": m["train_acc"],
+            "generalization_gap": m["train_acc"] - m["test_acc"],
+            "n_train": n_train, "n_test": n_test,
+            "measured_sparsity_prunable": m.get("measured_sparsity_prunable", 0.0),
+            "sparsity_all_parameters": mask.get("sparsity_all_parameters", 0.0),
+            "epochs": m["recipe"]["epochs"], "rewind_epoch": m["rewind_epoch"],
+            "rewind_step": m.get("rewind_step"), "start": m.get("start", "dense"),
+            "train_seconds": m["train_seconds"], "device": m["device"],
+        }
+        for k, n in (("test_acc", n_test), ("train_acc", n_train)):
+            row[f"{k}_ci_low"], row[f"{k}_ci_high"] = proportion_ci(round(m[k] * n), n)
+        rows.append(row)
+    frame = pd.DataFrame(rows).sort_values(MODEL_KEYS + ["replicate"]).reset_index(drop=True)
+    write_csv(frame, output)
+    return frame
+
+
+
+# --------------------------------------------------------------------------- attacks
+def summarize_attacks(metric_paths: list, score_paths: list, output, *,
+                      n_bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Per-replicate attack rows plus the replicate-mean rows (see the module doc)."""
+    rows, groups, seen, results_of = [], {}, {}, []
+    for mp in metric_paths:
+        results = read_attack_results(mp)
+        results_of.append(results)
+        for r in results:
+            key = tuple(r[k] for k in ATTACK_KEYS)
+            if key in seen:
+                raise ValueError(
+                    f"{seen[key]} and {mp} hold results for the same model, sample size and "
+                    f"attack ({dict(zip(ATTACK_KEYS, key))}): one of them is a copy of "
+                    "another model's results; delete the wrong one's folder and rerun the "
+                    "workflow")
+            seen[key] = mp
+    for results, sp in zip(results_of, score_paths, strict=True):
+        rows += results
+        r0 = results[0]
+        key = (r0["dataset"], r0["arch"], r0["method"], r0["sparsity"], r0["sample_size"])
+        groups.setdefault(key, []).append((results, read_scores(sp)))
+    rows += replicate_mean_rows(groups, n_bootstrap, seed)
+    frame = pd.DataFrame(rows)
+    frame["_mean"] = frame["replicate"] == MEAN
+    frame = frame.sort_values(["dataset", "arch", "method", "sparsity", "sample_size", "attack",
+                               "_mean", "replicate"]).drop(columns="_mean").reset_index(drop=True)
+    lead = ATTACK_KEYS + ["kind"]
+    frame = frame[lead + [c for c in frame.columns if c not in lead]]
+    write_csv(frame, output)
+    return frame
+
+
+def summarize_transfer(paths: list, dataset: str, replicate: int, output) -> pd.DataFrame:
+    frame = pd.concat([read_transfer_csv(p) for p in paths], ignore_index=True)
+    frame.insert(0, "dataset", dataset)
+    frame.insert(1, "replicate", replicate)
+    frame = frame.sort_values(["source_arch", "source_method", "source_sparsity",
+                               "target_arch", "target_method", "target_sparsity"])
+    write_csv(frame, output)
+    return frame
+
+
+def write_gap_correlation(*, training_csv, attacks_csv, sample_size: int, attack: str,
+                          output) -> dict:
+    """``summary/gap_correlation.json``: generalisation gap vs attack AUC over the models
+    (:func:`lottery_mia.summaries.gap_correlation`)."""
+    _, stats = gap_correlation(read_training_csv(training_csv), read_attacks_csv(attacks_csv),
+                               sample_size, attack)
+    stats = {**stats, "attack": attack, "sample_size": sample_size}
+    write_json(stats, output)
+    log(f"gap vs {attack} AUC at n={sample_size}: Spearman rho {stats['spearman_rho']:.3f} "
+        f"over {stats['models']} models -> {output}")
+    return stats
+
+
+def summarize_benchmarks(directory, output) -> pd.DataFrame:
+    """Snakemake's benchmark records under ``directory`` as one table."""
+    from ..benchmarks import benchmark_table
+
+    table = benchmark_table(directory)
+    write_csv(table, output)
+    if len(table):
+        log(table.groupby("rule")["seconds"].agg(["count", "sum", "mean", "max"]).to_string())
+    return table

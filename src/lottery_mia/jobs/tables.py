@@ -1,0 +1,47 @@
+"""The report-table jobs of the DAG: Table 1, the verdicts and the attack-model table (rule
+``tables``), and the per-class / per-correctness slices (rule ``slices``)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..io import atomic_write_bytes, write_csv
+from ..summaries import read_attacks_csv, read_training_csv
+from ..tables import (attack_model_table, method_verdicts, slices, table1, table1_markdown,
+                      verdicts)
+
+__all__ = ["write_tables", "write_slices"]
+
+
+def write_tables(*, attacks_csv, score_paths, arch: str, ticket_sparsity: float,
+                 attack: str, method: str, n_bootstrap: int, seed: int, out_table1_csv,
+                 out_table1_md, out_verdicts, out_attack_models,
+                 verdict_attacks: list | None = None, training_csv=None, method_groups=None,
+                 method_kinds: dict | None = None, out_method_verdicts=None) -> None:
+    """Table 1 (csv, markdown), the ticket-vs-dense verdicts of ``attack`` and
+    ``verdict_attacks``, the attack-model table and, given ``out_method_verdicts``, the
+    ticket-vs-control verdicts of ``method_groups``."""
+    attacks = read_attacks_csv(attacks_csv)
+    t1 = table1(attacks, arch, ticket_sparsity, attack, method)
+    write_csv(t1, out_table1_csv)
+    atomic_write_bytes(table1_markdown(t1, arch, ticket_sparsity, method).encode(),
+                       out_table1_md)
+    names = list(dict.fromkeys([attack] + list(verdict_attacks or [])))
+    frames = [verdicts(attacks, score_paths, arch, ticket_sparsity, a, n_bootstrap, seed,
+                       method) for a in names]
+    write_csv(pd.concat(frames, ignore_index=True), out_verdicts)
+    write_csv(attack_model_table(attacks, arch, ticket_sparsity, method), out_attack_models)
+    if out_method_verdicts is not None:
+        training = read_training_csv(training_csv) if training_csv is not None else None
+        mv = method_verdicts(attacks, training, list(method_groups or []),
+                             dict(method_kinds or {}), names, n_bootstrap, seed)
+        write_csv(mv, out_method_verdicts)
+
+
+def write_slices(*, attacks_csv, score_paths, slice_attacks: list[str],
+                 n_bootstrap: int, seed: int, output) -> pd.DataFrame:
+    """Per-class and correct/incorrect slices of ``slice_attacks`` on the given models."""
+    attacks = read_attacks_csv(attacks_csv)
+    frame = slices(score_paths, attacks, slice_attacks, n_bootstrap, seed)
+    write_csv(frame, output)
+    return frame

@@ -1,0 +1,240 @@
+"""The training jobs of the DAG: Algorithm 1's steps on files.
+
+- :func:`train_dense` (rule ``train_dense``): steps 1-2, w0, dense training, the rewind state
+  (after exactly ``pruning.rewind_step`` optimizer steps, or at the start of epoch
+  ``pruning.rewind_epoch``), the trained network;
+- :func:`train_ticket` (rule ``train_ticket``): steps 4-5 for any pruning method, the
+  method's start state (:func:`ticket_start`: the rewind state, w0, or fresh random weights)
+  with its mask applied, retrained with the mask held.
+
+Every output is written at the end (a killed job leaves none that look valid); a job holds
+a lock on its output folder while it runs and resumes from ``resume.pt`` when everything that
+shapes training is unchanged. Each checkpoint records which network it holds
+(:func:`network_identity`), checked before anything reads it.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoints import (CorruptFileError, data_identity, load_checkpoint, mask_digest,
+                           members_digest, model_spec, save_checkpoint)
+from ..data import DataSpec, member_and_test_sets, steps_per_epoch
+from ..io import log, write_json
+from ..locks import output_lock
+from ..masks import load_fitting_mask, model_sparsity
+from ..membership import read_membership
+from ..models import build_model
+from ..pruning import derived_seed
+from ..recipe import Recipe
+from ..runtime import make_runtime
+from ..training import run_training
+
+__all__ = ["train_dense", "train_ticket", "ticket_start", "rewound_ticket",
+           "rewind_step_of", "network_identity"]
+
+
+def _data_key(data: DataSpec) -> str:
+    """What the resume fingerprint needs of the data: the source and root it is read from and
+    a content hash of the membership table's member rows (the training set)."""
+    members = members_digest(read_membership(data.membership))
+    return f"{data_identity(data.source, data.root)}:{members}"
+
+
+def network_identity(data: DataSpec, arch: str, seed: int, method: str, sparsity: float,
+                     imp_round: int | None = None, mask: str | None = None) -> dict:
+    """Which network a checkpoint holds, as its training job was asked for it (checked by
+    :func:`lottery_mia.checkpoints.check_trained_network` before anything reads it)."""
+    return {"dataset": data.dataset, "arch": arch, "seed": int(seed), "method": method,
+            "sparsity": float(sparsity), "imp_round": imp_round, "mask_digest": mask}
+
+
+def _recipe(recipe: dict, key: str, num_workers: int | None) -> Recipe:
+    """The recipe of a job, with the loader's worker count (how, not what) put in."""
+    d = dict(recipe)
+    if num_workers is not None:
+        d["num_workers"] = int(num_workers)
+    return Recipe.from_dict(d, key)
+
+
+def _setup(threads: int | None, seed: int) -> None:
+    if threads:
+        torch.set_num_threads(int(threads))
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+
+
+def rewind_step_of(rewind_epoch: int | None, rewind_step: int | None, n_steps: int,
+                   epochs: int, recipe_key: str = "training") -> int:
+    """The rewind point in optimizer steps: ``pruning.rewind_step``, or
+    ``pruning.rewind_epoch`` x steps per epoch. Exactly one of the two is set, and the point
+    lies before the last step (a ticket rewound to the end would never be retrained)."""
+    if (rewind_epoch is None) == (rewind_step is None):
+        raise ValueError("config keys pruning.rewind_epoch and pruning.rewind_step: set "
+                         f"exactly one of them (got rewind_epoch={rewind_epoch!r}, "
+                         f"rewind_step={rewind_step!r})")
+    step = rewind_step if rewind_step is not None else rewind_epoch * n_steps
+    key = "rewind_step" if rewind_step is not None else "rewind_epoch"
+    value = rewind_step if rewind_step is not None else rewind_epoch
+    if not 0 <= step < epochs * n_steps:
+        raise ValueError(f"config key pruning.{key}={value} must be within [0, "
+                         f"{epochs if key == 'rewind_epoch' else epochs * n_steps}) of "
+                         f"{recipe_key} ({epochs} epochs x {n_steps} steps): a ticket rewound "
+                         "to the last step would never be retrained; lower it or raise the "
+                         "epochs")
+    return step
+
+
+def train_dense(*, data: DataSpec, arch: str, recipe: dict, seed: int, device: str,
+                out_model, out_init, out_rewind, out_metrics, rewind_epoch: int | None = 0,
+                rewind_step: int | None = None, threads: int | None = None,
+                recipe_key: str = "training", runtime: dict | None = None,
+                num_workers: int | None = None) -> dict:
+    """Steps 1-2 of Algorithm 1: w0, dense training, the rewind state (after exactly
+    ``rewind_step`` optimizer steps, or at the start of epoch ``rewind_epoch``).
+    ``num_workers`` (ImageNet loader processes) overrides the recipe's."""
+    from ..devices import claim_device
+
+    rec = _recipe(recipe, recipe_key, num_workers)
+    _setup(threads, seed)
+    with output_lock(Path(out_model).parent), \
+            claim_device(device, slots=(runtime or {}).get("gpu_slots")) as claim:
+        dev = torch.device(claim.device)
+        log(f"dense {arch} on {data.dataset}: device {dev}, recipe {rec.as_dict()}")
+        spec = model_spec(arch, data.source, rec.width)
+        model = build_model(**spec)  # seeded: w0 is a function of the seed alone
+        init_model = copy.deepcopy(model)  # w0, written with the other outputs (no RNG use)
+        train_set, test_set = member_and_test_sets(data, rec, dev)
+        n_steps = steps_per_epoch(len(train_set), rec.batch_size)
+        capture = rewind_step_of(rewind_epoch, rewind_step, n_steps, rec.epochs, recipe_key)
+        log(f"{len(train_set)} members (training set), {len(test_set)} non-members (test set); "
+            f"rewind point: step {capture} ({capture / n_steps:g} epochs)")
+        resume = Path(out_model).with_name("resume.pt")
+        res = run_training(model, train_set, test_set, rec, seed=seed, device=dev,
+                           capture_step=capture, resume_path=resume,
+                           resume_key=f"dense:{arch}:{capture}:{_data_key(data)}",
+                           runtime=make_runtime(dev, runtime))
+        rewind_model = build_model(**spec)
+        rewind_model.load_state_dict(res["captured_state"])
+        identity = network_identity(data, arch, seed, "dense", 0.0)
+        # Every output is written at the end, so a killed job leaves none that look valid.
+        save_checkpoint(out_init, init_model, spec, epoch=0, step=0, sparsity=0.0,
+                        identity={**identity, "state": "init"})
+        save_checkpoint(out_rewind, rewind_model, spec, epoch=capture / n_steps, step=capture,
+                        sparsity=0.0, identity={**identity, "state": "rewind"})
+        save_checkpoint(out_model, model.cpu(), spec, epoch=rec.epochs,
+                        step=rec.epochs * n_steps, sparsity=0.0, identity=identity)
+    metrics = _metrics(arch, data, 0.0, rec, seed, capture, n_steps, res, str(dev))
+    metrics["method"] = "dense"
+    write_json(metrics, out_metrics)
+    log(f"done: test_acc={res['test_acc']:.4f} train_acc={res['train_acc']:.4f}")
+    return metrics
+
+
+def train_ticket(*, data: DataSpec, arch: str, recipe: dict, seed: int, sparsity: float,
+                 device: str, mask_path, start_path, out_model, out_metrics,
+                 method: str = "oneshot", start: str = "rewind", rewind_epoch: int | None = 0,
+                 rewind_step: int | None = None, imp_round: int | None = None,
+                 threads: int | None = None, recipe_key: str = "training",
+                 runtime: dict | None = None, num_workers: int | None = None) -> dict:
+    """Steps 4-5 of Algorithm 1 for any pruning method: the method's start state (the
+    rewind state, w0, or fresh random weights), the mask applied, masked retraining."""
+    from ..devices import claim_device
+
+    rec = _recipe(recipe, recipe_key, num_workers)
+    _setup(threads, seed)
+    with output_lock(Path(out_model).parent), \
+            claim_device(device, slots=(runtime or {}).get("gpu_slots")) as claim:
+        dev = torch.device(claim.device)
+        train_set, test_set = member_and_test_sets(data, rec, dev)
+        n_steps = steps_per_epoch(len(train_set), rec.batch_size)
+        rewind = rewind_step_of(rewind_epoch, rewind_step, n_steps, rec.epochs, recipe_key)
+        model, spec, mask, start_step = ticket_start(start, start_path, mask_path,
+                                                     rewind_step=rewind, seed=seed)
+        log(f"{method} ticket {arch} on {data.dataset} at sparsity {sparsity} (mask: "
+            f"{mask.sparsity():.4f} of prunable weights), starting from the {start} state at "
+            f"step {start_step} ({start_step / n_steps:g} epochs), device {dev}")
+        resume = Path(out_model).with_name("resume.pt")
+        res = run_training(model, train_set, test_set, rec, seed=seed, device=dev, mask=mask,
+                           start_step=start_step, resume_path=resume,
+                           resume_key=f"ticket:{method}:{arch}:{sparsity}:{_data_key(data)}",
+                           runtime=make_runtime(dev, runtime))
+        model = model.cpu()
+        measured = model_sparsity(model, mask.prune_fc)
+        for name, t in mask.tensors.items():
+            p = dict(model.named_parameters())[name]
+            if torch.any(p.detach()[t == 0] != 0):
+                raise AssertionError(f"pruned weights of {name} are not zero after retraining")
+        save_checkpoint(out_model, model, spec, epoch=rec.epochs, step=rec.epochs * n_steps,
+                        sparsity=sparsity,
+                        identity=network_identity(data, arch, seed, method, sparsity, imp_round,
+                                                  mask_digest(mask.to("cpu"))))
+    metrics = _metrics(arch, data, sparsity, rec, seed, rewind, n_steps, res, str(dev))
+    metrics.update(method=method, start=start, start_step=start_step, imp_round=imp_round)
+    metrics["mask"] = mask.report(model)
+    metrics["measured_sparsity_prunable"] = measured["sparsity_prunable"]
+    write_json(metrics, out_metrics)
+    log(f"done: test_acc={res['test_acc']:.4f} train_acc={res['train_acc']:.4f} "
+        f"sparsity={measured['sparsity_prunable']:.4f}")
+    return metrics
+
+
+def _metrics(arch, data: DataSpec, sparsity, rec: Recipe, seed, rewind_step, n_steps, res,
+             device):
+    return {
+        "dataset": data.dataset, "arch": arch, "sparsity": sparsity, "seed": seed,
+        "rewind_step": rewind_step, "rewind_epoch": rewind_step / n_steps,
+        "steps_per_epoch": n_steps, "device": device, "recipe": rec.as_dict(),
+        "train_acc": res["train_acc"], "train_loss": res["train_loss"],
+        "test_acc": res["test_acc"], "test_loss": res["test_loss"],
+        "generalization_gap": res["train_acc"] - res["test_acc"],
+        "train_seconds": res["train_seconds"], "history": res["history"],
+    }
+
+
+def ticket_start(start: str, start_path, mask_path, *, rewind_step: int, seed: int):
+    """The pruned network a method retrains, and the step it starts at.
+
+    ``start``: ``rewind`` (the whole rewind state of the dense run, weights, biases and
+    BatchNorm statistics, checked to be the configured rewind step), ``init`` (w0, step 0) or
+    ``reinit`` (fresh random weights drawn with a seed derived from the run's, the
+    architecture read from ``start_path``; it retrains from the rewind step like the ticket
+    it controls). The mask is applied, so survivors equal the start state exactly.
+    Returns (model, architecture spec, mask, start step).
+    """
+    model, ckpt = load_checkpoint(start_path)
+    spec = ckpt["model"]
+    if start == "rewind":
+        step = ckpt.get("step")
+        if step is None:  # a checkpoint of an earlier version: epochs only
+            raise CorruptFileError(f"{start_path} does not record its step (written by an "
+                                   "earlier version); delete it and rerun train_dense")
+        if int(step) != rewind_step:
+            raise ValueError(f"{start_path} holds the state after step {step}, the config asks "
+                             f"to rewind to step {rewind_step} (pruning.rewind_epoch / "
+                             "pruning.rewind_step); delete it and rerun train_dense")
+        start_step = rewind_step
+    elif start == "init":
+        start_step = 0
+    elif start == "reinit":
+        generator_state = torch.random.get_rng_state()
+        torch.manual_seed(derived_seed(seed, "reinit"))
+        model = build_model(**spec)
+        torch.random.set_rng_state(generator_state)
+        start_step = rewind_step
+    else:
+        raise ValueError(f"unknown start state {start!r}; expected rewind, init or reinit")
+    mask = load_fitting_mask(mask_path, model, f"the start state {start_path}")
+    mask.apply_(model)
+    return model, spec, mask, start_step
+
+
+def rewound_ticket(rewind_path, mask_path, rewind_step: int):
+    """Step 4 of Algorithm 1: the whole rewind state with the mask applied."""
+    model, spec, mask, _ = ticket_start("rewind", rewind_path, mask_path,
+                                        rewind_step=rewind_step, seed=0)
+    return model, spec, mask

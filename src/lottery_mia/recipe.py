@@ -1,0 +1,104 @@
+"""The training recipe of one (dataset, architecture) pair: the one definition of its keys.
+
+``training.<dataset>.<arch>`` in the config is a :class:`Recipe`: every key with its type,
+range, default and meaning lives here, and :mod:`lottery_mia.config` validates the config
+against it. The same recipe trains the dense network and retrains its tickets. No torch:
+the Snakefile reads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SCHEDULES = ("cosine", "step", "constant")
+
+
+class Augment(BaseModel):
+    """Training-time augmentation (the batch producer draws it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    crop_padding: int = Field(0, ge=0, description="random crop after zero padding by this "
+                              "many pixels (0: off)")
+    hflip: bool = Field(False, description="random horizontal flips")
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Augment":
+        return cls(**dict(d or {}))
+
+
+class Recipe(BaseModel):
+    """Training hyper-parameters of one (dataset, architecture) pair."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int = Field(ge=1, description="training epochs")
+    batch_size: int = Field(ge=1, description="minibatch size (a last short batch is "
+                            "dropped)")
+    lr: float = Field(gt=0, allow_inf_nan=False, description="peak learning rate of SGD")
+    momentum: float = Field(0.9, ge=0, le=1, allow_inf_nan=False, description="SGD momentum")
+    weight_decay: float = Field(5e-4, ge=0, allow_inf_nan=False, description="L2 penalty")
+    nesterov: bool = Field(False, description="Nesterov momentum")
+    schedule: Literal["cosine", "step", "constant"] = Field(
+        "cosine", description="learning-rate schedule: cosine | step (milestones, gamma) | "
+        "constant")
+    milestones: tuple[int, ...] = Field((), description="epochs at which the step schedule "
+                                        "multiplies the rate by gamma")
+    gamma: float = Field(0.1, gt=0, allow_inf_nan=False, description="step schedule factor")
+    warmup_epochs: int = Field(0, ge=0, description="linear warm-up epochs")
+    width: int = Field(64, ge=1, description="channels of the first stage (64: the standard "
+                       "ResNet)")
+    augment: Augment = Field(default_factory=Augment, description="augmentation")
+    eval_batch_size: int = Field(512, ge=1, description="batch size of evaluations")
+    eval_every: int = Field(1, ge=0, description="epochs between test evaluations in the "
+                            "log (0: at the end only)")
+    num_workers: int = Field(4, ge=0, description="data-loader workers (ImageNet); how, not "
+                             "what: changing it reruns nothing")
+
+    @field_validator("milestones")
+    @classmethod
+    def _distinct_milestones(cls, v):
+        if len(set(v)) != len(v):
+            dup = sorted({m for m in v if v.count(m) > 1})
+            raise ValueError(f"lists {dup[0]} more than once ({list(v)}); list each value "
+                             "once")
+        if any(m < 0 for m in v):
+            raise ValueError("milestones are epochs (>= 0)")
+        return v
+
+    @classmethod
+    def from_dict(cls, d: dict, key: str = "training") -> "Recipe":
+        """The recipe of config key ``key`` (a ValueError naming the key when it is wrong)."""
+        from pydantic import ValidationError
+
+        try:
+            return cls.model_validate(dict(d))
+        except ValidationError as err:
+            e = err.errors()[0]
+            where = ".".join(str(p) for p in (key, *e["loc"]))
+            raise ValueError(f"config key {where}: {e['msg']}") from None
+
+    def lr_at(self, epoch_float: float) -> float:
+        if self.warmup_epochs > 0 and epoch_float < self.warmup_epochs:
+            return self.lr * (epoch_float + 1e-8) / self.warmup_epochs
+        if self.schedule == "cosine":
+            span = max(self.epochs - self.warmup_epochs, 1e-8)
+            t = (epoch_float - self.warmup_epochs) / span
+            return 0.5 * self.lr * (1.0 + math.cos(math.pi * min(max(t, 0.0), 1.0)))
+        if self.schedule == "step":
+            return self.lr * self.gamma ** sum(epoch_float >= m for m in self.milestones)
+        return self.lr
+
+    def as_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+    def fingerprint(self) -> str:
+        """What shapes the trained network (every field but the loader's worker count)."""
+        fields = {k: v for k, v in self.as_dict().items() if k != "num_workers"}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str)
+                              .encode()).hexdigest()[:16]

@@ -1,0 +1,43 @@
+"""The words of the result tables, in one place: model keys, kinds, columns, and how a number
+with its interval is written.
+
+Every summary and report table keys a model by (dataset, arch, method, sparsity): ``method``
+is ``dense`` for the dense network (sparsity 0), a ticket-finding method (``oneshot``,
+``imp``) or a control (``random_reinit``, ``random_mask``, ``snip``, ``grasp``); ``sparsity``
+is the requested sparsity and ``achieved_sparsity`` what the mask really removes (an IMP
+round serving s can prune more). Pure standard library.
+"""
+
+from __future__ import annotations
+
+import math
+
+DENSE = "dense"
+KINDS = (DENSE, "ticket", "control")
+
+MODEL_KEYS = ["dataset", "arch", "method", "sparsity"]
+ATTACK_KEYS = ["dataset", "arch", "method", "sparsity", "replicate", "sample_size", "attack"]
+MEAN = "mean"  # the replicate of the rows averaged over seeds
+
+# The columns a table must have to be read back (readers name what is missing).
+TRAINING_COLUMNS = MODEL_KEYS + ["achieved_sparsity", "method_kind", "replicate", "test_acc",
+                                 "train_acc"]
+ATTACK_COLUMNS = ATTACK_KEYS + ["achieved_sparsity", "kind", "threshold", "accuracy", "auc"]
+TRANSFER_COLUMNS = ["source_arch", "source_method", "source_sparsity", "target_arch",
+                    "target_method", "target_sparsity", "accuracy"]
+
+
+def model_name(arch: str, method: str, sparsity: float) -> str:
+    """'resnet18 imp s=0.8'; the dense network is 'resnet18 dense'."""
+    if method == DENSE:
+        return f"{arch} dense"
+    return f"{arch} {method} s={float(sparsity):g}"
+
+
+def fmt_ci(value: float, low: float, high: float, digits: int = 3) -> str:
+    """'0.574 [0.565, 0.584]' (a nan interval prints as the value alone)."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"

@@ -1,0 +1,168 @@
+"""The structure: no import cycles, no import up the layers, one file per extension.
+
+Layers, from the bottom (a module imports only its own layer and those below it):
+
+    base     vocabulary, layout, registry, io, sources, recipe (pure, no torch)
+    library  the domain: data, models, masks, pruning, training, scoring, confidences,
+             attacks, metrics, summaries, tables, figures, report, ...
+    jobs     lottery_mia.jobs: one entry point per rule (what the scripts call)
+    config   lottery_mia.config: the typed config (reads the registries)
+    plan     lottery_mia.plan: the grid planned from the config (what the rules ask)
+
+Every import statement counts, also inside functions (a lazy import is still an arrow), but
+not those under ``if TYPE_CHECKING:``. A package's ``__init__`` counts as importing every
+module it loads through its registry. Checked from the source with ``ast``; run this file to
+see the findings: ``.venv/bin/python -m pytest tests/test_structure.py``.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from conftest import ROOT
+
+PKG = ROOT / "src" / "lottery_mia"
+LAYERS = {
+    "base": {"vocabulary", "layout", "registry", "io", "sources", "recipe", "__init__"},
+    "jobs": {"jobs"},
+    "config": {"config"},
+    "plan": {"plan"},
+}
+ORDER = ["base", "library", "jobs", "config", "plan"]
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(PKG.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def layer_of(module: str) -> str:
+    top = module.split(".")[1] if "." in module else "__init__"
+    for layer, names in LAYERS.items():
+        if top in names:
+            return layer
+    return "library"
+
+
+def _type_checking_lines(tree) -> set[int]:
+    lines = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.body:
+                for sub in ast.walk(child):
+                    if hasattr(sub, "lineno"):
+                        lines.add(sub.lineno)
+    return lines
+
+
+def imports_of(path: Path, modules: set[str]) -> set[str]:
+    """The lottery_mia modules ``path`` imports (resolved; a name imported from a package
+    that is a module of it counts as that module)."""
+    tree = ast.parse(path.read_text())
+    skip = _type_checking_lines(tree)
+    me = module_name(path)
+    package = me if path.name == "__init__.py" else me.rsplit(".", 1)[0]
+    out = set()
+    for node in ast.walk(tree):
+        if getattr(node, "lineno", None) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            names = [mod] + [f"{mod}.{a.name}" for a in node.names]
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr == "load" and path.name == "__init__.py"):
+            names = [m for m in modules if m.startswith(me + ".") and m.count(".") ==
+                     me.count(".") + 1]  # a registry loading every module of its package
+            skipped = [ast.literal_eval(k.value) for k in node.keywords if k.arg == "skip"]
+            names = [m for m in names if not skipped or m.rsplit(".", 1)[1] not in skipped[0]]
+        else:
+            continue
+        for n in names:
+            if n in modules and n != me:
+                out.add(n)
+    return out
+
+
+def graph() -> dict[str, set[str]]:
+    files = sorted(PKG.rglob("*.py"))
+    modules = {module_name(p) for p in files}
+    return {module_name(p): imports_of(p, modules) for p in files}
+
+
+def cycles(g: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+    counter = [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in g.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(g):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    found = cycles(graph())
+    assert not found, found
+
+
+def test_no_module_imports_a_higher_layer():
+    g = graph()
+    up = [(m, n) for m, deps in g.items() for n in deps
+          if ORDER.index(layer_of(n)) > ORDER.index(layer_of(m))]
+    assert not up, up
+
+
+def test_the_base_layer_and_the_dag_side_stay_torch_free():
+    """What the Snakefile imports (config, plan, layout, the registries) never imports
+    torch at module level."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "import lottery_mia.plan, lottery_mia.figures, lottery_mia.jobs\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n"
+            "assert 'matplotlib' not in sys.modules, 'matplotlib imported'\n" % str(PKG.parent))
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_scripts_call_the_jobs_layer_only():
+    for script in (ROOT / "workflow" / "scripts").glob("*.py"):
+        if script.name == "_checkout.py":
+            continue
+        mods = [n.module for n in ast.walk(ast.parse(script.read_text()))
+                if isinstance(n, ast.ImportFrom) and n.module]
+        assert all(m == "lottery_mia.jobs" or m.startswith("lottery_mia.jobs.") for m in mods), \
+            (script.name, mods)
