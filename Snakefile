@@ -23,6 +23,7 @@ include: "rules/report.smk"
 
 localrules:
     all,
+    check_data,
     summarize_training,
     summarize_attacks,
     summarize_transfer,

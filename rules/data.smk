@@ -1,5 +1,9 @@
-# Jobs that depend only on the data and the membership split.
+# Jobs that depend only on the data and the membership split. They run first (priority)
+# and every training job waits for check_data's record (as an `ancient` input: it orders
+# the jobs but a new record never retrains a network), so a problem of the data or the split
+# stops the run before the first network trains.
 rule membership_split:
+    priority: 10
     output:
         L.membership("{dataset}"),
     log:
@@ -15,6 +19,7 @@ rule membership_split:
 
 
 rule reference_split:
+    priority: 10
     input:
         membership=L.membership("{dataset}"),
     output:
@@ -32,6 +37,7 @@ rule reference_split:
 
 
 rule attack_sample:
+    priority: 10
     input:
         membership=L.membership("{dataset}"),
     output:
@@ -46,3 +52,20 @@ rule attack_sample:
         test_fraction=CFG.attack.test_fraction,
     script:
         "../workflow/scripts/attack_sample.py"
+
+
+rule check_data:
+    priority: 10
+    input:
+        unpack(lambda w: PLAN.data_check_inputs(w.dataset)),
+    output:
+        L.data_checks("{dataset}"),
+    log:
+        L.log_of("{dataset}", "check_data"),
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        source=lambda w: CFG.datasets[w.dataset].source,
+        sample_sizes=lambda w: list(PLAN.grids[w.dataset].sample_sizes),
+    script:
+        "../workflow/scripts/check_data.py"

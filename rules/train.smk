@@ -4,6 +4,7 @@
 rule train_dense:
     input:
         membership=lambda w: PLAN.membership(step(w)),
+        checks=lambda w: ancient(L.data_checks(w.dataset)),
     output:
         model=StepKey.pattern(L.MODEL_FILE, dense=True),
         init=StepKey.pattern(L.INIT_FILE, dense=True),

@@ -429,3 +429,51 @@ def test_jobs_import_their_own_checkout_without_pythonpath(tmp_path):
     log = (tmp_path / "logs/digits/membership_split.log").read_text()
     assert "Traceback" not in log
     assert (tmp_path / "results/digits/membership.parquet").exists(), proc.stderr[-2000:]
+
+
+def test_changing_the_sample_sizes_retrains_nothing(finished_run):
+    """Training waits for the data checks (an ancient input): new checks order the jobs but
+    never retrain a network."""
+    work, _ = finished_run
+    cfg = copy.deepcopy(tiny_config())
+    cfg["attack"]["sample_sizes"] = [100, 150, 200]
+    jobs = dry_run_with(work, cfg)
+    assert jobs["attack_sample"] == 1 and jobs["check_data"] == 1
+    for rule in ("train_dense", "prune_mask", "train_ticket", "extract_confidences"):
+        assert rule not in jobs, (rule, jobs)
+
+
+def test_a_sample_size_beyond_the_same_class_pairs_fails_at_dag_time(tmp_path):
+    """digits: the split's labels are known while the DAG is built, so the stratified limit
+    (same-class member/non-member pairs, not 2 x min(members, non-members)) is checked
+    there; nothing runs."""
+    cfg = copy.deepcopy(tiny_config())  # 300 members, 300 non-members: 299 same-class pairs
+    cfg["attack"]["sample_sizes"] = [100, 200, 600]
+    write_config(tmp_path, cfg)
+    proc = run_snakemake(tmp_path, "--cores", "1", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "attack.sample_sizes" in out and "at most 598" in out and "same class" in out
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_data_checks_fail_before_any_network_trains(tmp_path):
+    """CIFAR: the split needs the files, so the limit is checked by the data jobs, which run
+    first; the first network never starts."""
+    from conftest import write_tiny_cifar
+
+    root = write_tiny_cifar(tmp_path / "cifar", n_train=100, n_test=100)
+    cfg = copy.deepcopy(tiny_config())
+    cfg["datasets"] = {"cifar10": {"source": "cifar10", "root": str(root), "members": 100,
+                                   "nonmembers": 100}}
+    cfg["training"] = {"cifar10": cfg["training"]["digits"]}
+    cfg["attack"]["sample_sizes"] = [20, 200]  # 200 needs 100 same-class pairs: too many
+    cfg["transfer"].update(dataset="cifar10", sample_size=20)
+    cfg["report"].update(figure2_sample_size=20)
+    write_config(tmp_path, cfg)
+    proc = run_snakemake(tmp_path, "--cores", "2", check=False)
+    assert proc.returncode != 0
+    log = (tmp_path / "logs" / "cifar10" / "attack_sample_n200.log").read_text()
+    assert "lower attack.sample_sizes to at most" in log
+    assert not list((tmp_path / "results").rglob("model.pt"))
+    assert not list((tmp_path / "logs").rglob("train_dense.log"))

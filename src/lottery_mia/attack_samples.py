@@ -60,6 +60,17 @@ def _allocate(total: int, capacity: np.ndarray) -> np.ndarray:
     return alloc
 
 
+def same_class_pairs(membership: pd.DataFrame) -> int:
+    """How many member/non-member pairs of the same class the scored rows hold: an attack
+    sample of size n needs n/2 of them (the folds are class-stratified), so the largest n
+    that works is twice this."""
+    scored = membership[membership["scored"]]
+    counts = scored.groupby(["label", "member"]).size().unstack(fill_value=0)
+    if True not in counts or False not in counts:
+        return 0
+    return int(np.minimum(counts[True], counts[False]).sum())
+
+
 def make_attack_sample(membership: pd.DataFrame, n: int, seed: int,
                        test_fraction: float = 0.5) -> pd.DataFrame:
     """n samples (n/2 members, n/2 non-members) in two disjoint, class-stratified folds.

@@ -506,6 +506,15 @@ class Config(Section):
                          f"{name!r} allows ({n_scored} scored members and {n_non} "
                          f"non-members, so at most {limit}); lower it or raise "
                          f"'datasets.{name}.members'/'nonmembers'")
+            known = same_class_pairs_of(name, ds, self._cache_dir)
+            if known is not None:
+                pairs, where = known
+                for n in self.sample_sizes(name):
+                    _require(n // 2 <= pairs, f"config key '{size_key}': {n} needs {n // 2} "
+                             f"member/non-member pairs of the same class (the attack folds "
+                             f"are class-stratified), but the membership split of dataset "
+                             f"{name!r} has {pairs} ({where}); lower it to at most "
+                             f"{2 * pairs} or raise 'datasets.{name}.members'/'nonmembers'")
         for section in (self.attack, self.pruning, self.references, self.transfer,
                         self.report):
             section.check(self)
@@ -527,6 +536,61 @@ class Config(Section):
                            f"{ds.source} files there (or set download: true for CIFAR) "
                            "before running the jobs that read it")
         return out
+
+
+# --------------------------------------------------------------------------- data limits
+def same_class_pairs_of(name: str, ds: Dataset, cache_dir=None) -> tuple[int, str] | None:
+    """(same-class member/non-member pairs, where the number comes from) of dataset
+    ``name``'s membership split, when it can be known while the DAG is built: for digits
+    from its labels (the split drawn as the job will draw it, remembered in ``cache_dir``),
+    for other sources from the membership table once it exists with the configured sizes;
+    ``None`` otherwise (the data-check job checks it before any training)."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from .attack_samples import same_class_pairs
+    from .layout import membership
+
+    if ds.source == "digits":
+        p = ds.split_params()
+        key = hashlib.sha256(json.dumps(["digits", p], sort_keys=True).encode()).hexdigest()
+        cache = Path(cache_dir) / "split-pairs.json" if cache_dir is not None else None
+        try:
+            known = json.loads(cache.read_text()) if cache else {}
+        except (OSError, ValueError):
+            known = {}
+        if key not in known:
+            from .data import digits_arrays
+            from .membership import make_membership_split
+
+            table = make_membership_split({"all": digits_arrays()[1]}, "digits",
+                                          members=p["members"], nonmembers=p["nonmembers"],
+                                          scored_members=p["scored_members"],
+                                          seed=p["split_seed"])
+            known[key] = same_class_pairs(table)
+            if cache is not None:
+                try:
+                    from .io import atomic_write_bytes
+
+                    atomic_write_bytes(json.dumps(known).encode(), cache)
+                except OSError:
+                    pass
+        return int(known[key]), "from the labels of digits"
+    path = Path(membership(name))
+    if not path.exists():
+        return None
+    try:
+        import pandas as pd
+
+        table = pd.read_parquet(path, columns=["label", "member", "scored"])
+    except Exception:  # noqa: BLE001 - unreadable: the jobs name it
+        return None
+    n_mem, n_scored, n_non = ds.sizes()
+    if (int(table["member"].sum()), int((table["member"] & table["scored"]).sum()),
+            int((~table["member"]).sum())) != (n_mem, n_scored, n_non):
+        return None  # another split's table: it will be rebuilt
+    return same_class_pairs(table), f"from {path}"
 
 
 # --------------------------------------------------------------------------- loading

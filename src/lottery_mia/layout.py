@@ -234,6 +234,11 @@ def membership(dataset: str, run: str | None = None) -> str:
     return f"{RESULTS}/{dataset}/membership.parquet"
 
 
+def data_checks(dataset: str) -> str:
+    """The record that a dataset's data-only jobs passed (training waits for it)."""
+    return f"{RESULTS}/{dataset}/data_checks.json"
+
+
 def inclusion(dataset: str) -> str:
     return f"{RESULTS}/{dataset}/references/inclusion.parquet"
 

@@ -207,6 +207,21 @@ class Plan:
         """The membership table a run (a key with dataset and run) trains and is scored on."""
         return L.membership(run_of.dataset, run_of.run)
 
+    def has_references(self, dataset: str) -> bool:
+        ref = self.cfg.references
+        return ref.count > 0 and dataset in (ref.datasets or list(self.cfg.datasets))
+
+    def data_check_inputs(self, dataset: str) -> dict:
+        """What the data-check job reads: the split, the attack samples and (with
+        references) the inclusion table."""
+        out = {"membership": L.membership(dataset),
+               "samples": [L.attack_sample(dataset, n)
+                           for n in self.grids[dataset].sample_sizes]}
+        if self.has_references(dataset) and any(
+                m.dataset == dataset for m in self.reference_models()):
+            out["inclusion"] = L.inclusion(dataset)
+        return out
+
     def mask_inputs(self, step: StepKey) -> dict:
         """What a pruning step reads: the network it scores, the mask it starts from, and
         (for data-driven methods) the membership table."""

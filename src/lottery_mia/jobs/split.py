@@ -57,3 +57,43 @@ def build_attack_sample(*, membership_path, n: int, seed: int, test_fraction: fl
         f"{int((sample.fold == 'attack_test').sum())} attack-test rows, "
         f"{sample.label.nunique()} classes, stratified -> {output}")
     return sample
+
+
+def check_data(*, membership_path, source: str, sample_paths: list, sample_sizes: list,
+               inclusion_path=None, output) -> dict:
+    """Everything that needs only the data and the membership split, checked before any
+    network trains (rule ``check_data``; the training jobs wait for its record): labels
+    within the source's classes, enough same-class member/non-member pairs for every attack
+    sample size, the attack samples and the reference inclusion readable and consistent.
+    Writes what it checked as JSON."""
+    from ..attack_samples import read_attack_sample, same_class_pairs
+    from ..io import write_json
+    from ..references import read_inclusion
+    from ..sources import source_info
+
+    table = read_membership(membership_path)
+    classes = source_info(source).num_classes
+    bad = table[(table["label"] < 0) | (table["label"] >= classes)]
+    if len(bad):
+        raise ValueError(f"{membership_path}: label {int(bad['label'].iat[0])} is outside the "
+                         f"{classes} classes of {source}; the dataset files are not {source}'s "
+                         "(check the dataset root), then delete the table and rerun")
+    pairs = same_class_pairs(table)
+    for n in sample_sizes:
+        if n // 2 > pairs:
+            raise ValueError(f"attack sample size {n} needs {n // 2} member/non-member pairs "
+                             f"of the same class, but {membership_path} has {pairs}; lower "
+                             f"attack.sample_sizes to at most {2 * pairs}")
+    for path in sample_paths:
+        read_attack_sample(path)
+    refs = None
+    if inclusion_path is not None:
+        inc = read_inclusion(inclusion_path)
+        refs = int(inc["reference"].nunique())
+    record = {"members": int(table["member"].sum()), "nonmembers": int((~table["member"]).sum()),
+              "scored": int(table["scored"].sum()), "classes": classes,
+              "same_class_pairs": pairs, "largest_sample_size": 2 * pairs,
+              "sample_sizes": [int(n) for n in sample_sizes], "references": refs}
+    write_json(record, output)
+    log(f"data checks passed: {record}")
+    return record
