@@ -32,7 +32,8 @@ def main() -> int:
 
     from lottery_mia.data import TensorImageSet
     from lottery_mia.devices import claim_device
-    from lottery_mia.masks import Mask, model_sparsity
+    from lottery_mia.masks import model_sparsity
+    from lottery_mia.pruning import get_method
     from lottery_mia.models import build_model
     from lottery_mia.sources import source_info
     from lottery_mia.recipe import Recipe

@@ -27,7 +27,7 @@ try:
     CFG = load_config(config, cache_dir=Path(".snakemake") / "lottery-mia")
 except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
-for _warning in CFG.root_warnings():
+for _warning in CFG.warnings():
     logger.warning(f"warning: {_warning}")
 PLAN = Plan(CFG)
 GPU = 1 if CFG.device.startswith("cuda") else 0

@@ -147,7 +147,9 @@ def test_figure9_shows_dense_and_the_given_method_only(tmp_path):
 
 def test_gap_roc_and_transfer_labels_carry_the_method(tmp_path):
     res = figure_gap(_training(), _attacks(), 400, tmp_path / "gap.png", "mlp")
-    assert res["models"] == 2 * 7 * 2  # archs x models x seeds
+    # one point per model (archs x models), each the mean of its 2 seeds: seeds of one
+    # model share w0's parent, data order and attack rows, so they are not independent
+    assert res["models"] == 2 * 7 and res["seeds"] == 2
     rng = np.random.default_rng(0)
     member = np.r_[np.ones(50, bool), np.zeros(50, bool)]
     curves = [{"dataset": "digits", "arch": "resnet18", "method": m, "sparsity": s,

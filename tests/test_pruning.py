@@ -332,7 +332,7 @@ def test_grasp_hessian_gradient_product_matches_autograd_hvp():
         assert torch.allclose(scores[n].double(), w * hi, atol=1e-6)
 
     mask = Mask.ones_like(net)
-    method = get_method("grasp")
+    method = get_method("grasp", {"temperature": 1.0})
     new = method.prune(net, mask, target=method.target_pruned(mask, 0.5), seed=0,
                        batches=batches)
     assert new.n_pruned() == round(0.5 * (12 + 8))
@@ -353,3 +353,42 @@ def test_snip_and_grasp_on_a_tiny_resnet_give_exact_nested_counts():
         new = method.prune(model, base, target=target, seed=0, batches=batches)
         assert new.n_pruned() == target
         assert survivors_within(new, base)
+
+
+def test_grasp_divides_the_logits_by_its_temperature():
+    """The reference code's T = 200 (the default): Hg of the cross-entropy of logits / T."""
+    net = two_layer_net()
+    batches = fixed_batches()
+    names = ["0.weight", "2.weight"]
+    w0 = tuple(dict(net.named_parameters())[n].detach().clone().double() for n in names)
+    dnet = two_layer_net().double()
+    temperature = 3.0
+
+    def loss(*ws):
+        total = 0.0
+        for x, y in batches:
+            out = torch.func.functional_call(dnet, dict(zip(names, ws)), (x.double(),))
+            total = total + nn.functional.cross_entropy(out / temperature, y)
+        return total / len(batches)
+
+    g = torch.func.grad(lambda ws: loss(*ws))(w0)
+    _, hvp = torch.autograd.functional.hvp(loss, w0, tuple(g))
+    _, hg = gradient_and_hg(net, batches, names, temperature=temperature)
+    for n, hi in zip(names, hvp):
+        assert torch.allclose(hg[n].double(), hi, atol=1e-7)
+    assert get_method("grasp").settings.temperature == 200.0
+    assert get_method("grasp").balanced_batches and not get_method("snip").balanced_batches
+
+
+def test_grasp_scores_on_class_balanced_batches(trained_digits, tmp_path):
+    """The pruning job draws GraSP's batches with as many members of every class."""
+    from collections import Counter
+
+    from lottery_mia.jobs.prune import _training_batches
+
+    batches = _training_batches(trained_digits["data"], trained_digits["recipe"], "training",
+                                2, 64, seed=3, balanced=True)
+    assert len(batches) == 2
+    for _, y in batches:
+        counts = Counter(y.tolist())
+        assert len(counts) == 10 and set(counts.values()) == {6}  # 64 // 10 per class

@@ -91,9 +91,11 @@ def test_registered_as_reference_attacks():
 
 def test_lira_beats_the_global_mlp_at_low_fpr(signal_results):
     lira, mlp = signal_results["lira_online"][1], signal_results["mlp"][1]
-    assert lira["tpr_at_fpr_0.01"] > 0.05, lira["tpr_at_fpr_0.01"]
-    assert lira["tpr_at_fpr_0.01"] > mlp["tpr_at_fpr_0.01"] + 0.03, \
-        (lira["tpr_at_fpr_0.01"], mlp["tpr_at_fpr_0.01"])
+    # 250 attack-test non-members: 1% FPR is not measurable (2.5 above), 10% is (25)
+    assert np.isnan(lira["tpr_at_fpr_0.01"]) and np.isnan(lira["tpr_at_fpr_0.01_ci_low"])
+    assert lira["tpr_at_fpr_0.1"] > 0.3, lira["tpr_at_fpr_0.1"]
+    assert lira["tpr_at_fpr_0.1"] > mlp["tpr_at_fpr_0.1"] + 0.2, \
+        (lira["tpr_at_fpr_0.1"], mlp["tpr_at_fpr_0.1"])
     assert lira["auc"] > mlp["auc"] and lira["auc_ci_low"] > 0.5
     assert lira["accuracy_ci_low"] > 0.5
 
@@ -225,3 +227,89 @@ def test_no_membership_effect_means_chance_null(null_runs, name):
     m = first[name]
     assert m["auc_ci_low"] <= 0.5 <= m["auc_ci_high"], (name, m["auc"])
     assert abs(mean_acc[name] - 0.5) <= 0.02, (name, mean_acc[name])
+
+
+def _phi_family(seed: int, *, n: int = 2000, k: int = 4, sigma: float = 1.0,
+                delta: float = 1.0, mu_sd: float = 3.0, views: int = 1) -> AttackData:
+    """A known truth on LiRA's own statistic: phi of sample i under a model is
+    mu_i + delta * IN + sigma * noise (per view), mu_i spread wider than delta."""
+    rng = np.random.default_rng(seed)
+    rows = np.arange(n)
+    mu = rng.normal(0.0, mu_sd, n)
+    labels = rows % 10
+
+    def model(inc):
+        phi = mu[:, None] + delta * inc[:, None] + sigma * rng.normal(0, 1, (n, views))
+        return ConfidenceTable.from_logits(rows, labels, inc, np.zeros((n, 10)),
+                                           phi=phi.mean(1), phi_views=phi)
+
+    member = np.zeros(n, bool)
+    member[rng.permutation(n)[: n // 2]] = True
+    ref_in = np.zeros((k, n), bool)
+    for j in range(k // 2):  # the pipeline's paired halves
+        half = rng.permutation(n)
+        ref_in[2 * j, half[: n // 2]] = True
+        ref_in[2 * j + 1, half[n // 2:]] = True
+    membership = pd.DataFrame({"sample_id": rows, "pool": "all", "pool_index": rows,
+                               "label": labels, "member": member, "scored": True})
+    sample = make_attack_sample(membership, 1000, seed)
+    ids = sample["sample_id"].to_numpy()
+    target = model(member)
+    refs = [model(inc) for inc in ref_in]
+    return AttackData(target=target.rows(ids), sample=sample,
+                      references=[r.rows(ids) for r in refs], reference_in=ref_in[:, ids])
+
+
+def test_lira_fixed_variance_recovers_sigma_and_is_at_least_carlinis():
+    """With K = 4 (two IN and two OUT references per row) the pooled within-row variance
+    with one degree of freedom per row recovers sigma (the earlier estimator gave
+    sigma / sqrt(2)); Carlini et al.'s global std of the IN scores adds the rows' spread.
+    LiRA with the pooled estimate is at least as good as with Carlini's."""
+    from scipy.stats import norm
+
+    aucs, carlini = [], []
+    for seed in range(3):
+        data = _phi_family(seed)
+        out = run(data, "lira_online", settings={"fixed_variance": True})
+        assert out.info["sigma_in"] == pytest.approx(1.0, rel=0.1)
+        assert out.info["sigma_out"] == pytest.approx(1.0, rel=0.1)
+        aucs.append(metrics_of(data, out, n_boot=200)["auc"])
+        # Carlini's released code: std of all IN scores, reused for OUT
+        phi = np.stack([r.scaled_logit() for r in data.references])
+        inc = data.reference_in
+        mu_in = np.array([phi[inc[:, i], i].mean() for i in range(phi.shape[1])])
+        mu_out = np.array([phi[~inc[:, i], i].mean() for i in range(phi.shape[1])])
+        s = float(np.std(phi[inc]))
+        assert s > 2.0  # the rows' spread, not sigma
+        t = data.target.scaled_logit()
+        score = norm.logpdf(t, mu_in, s) - norm.logpdf(t, mu_out, s)
+        carlini.append(bootstrap_metrics(data.is_member[data.test], score[data.test], 0.0,
+                                         n_boot=200, seed=0)["auc"])
+    assert np.mean(aucs) >= np.mean(carlini) - 0.005, (aucs, carlini)
+
+
+def test_lira_fits_each_view_and_averages_their_scores():
+    one = _phi_family(4, views=1)
+    two = _phi_family(4, views=2)
+    out1 = run(one, "lira_online", settings={"fixed_variance": True})
+    out2 = run(two, "lira_online", settings={"fixed_variance": True})
+    assert out1.info["views"] == 1 and out2.info["views"] == 2
+    # two independent noisy views of the same membership shift: a stronger attack
+    assert metrics_of(two, out2, 200)["auc"] > metrics_of(one, out1, 200)["auc"]
+    # averaging the scaled logits first is not what is done: scores differ
+    flat = _phi_family(4, views=2)
+    for t in [flat.target] + flat.references:
+        t.phi_views = None
+    assert not np.allclose(run(flat, "lira_online", settings={"fixed_variance": True}).score,
+                           out2.score)
+
+
+def test_rmia_tunes_a_on_a_reference_model_unless_it_is_given():
+    data = family(delta=2.0, seed=3, k=8)
+    tuned = run(data, "rmia", settings={})
+    assert tuned.info["a_tuned"] and tuned.info["a"] in [round(0.1 * i, 1) for i in range(11)]
+    assert 0.5 < tuned.info["a_tuning_auc"] <= 1.0
+    fixed = run(data, "rmia", settings={"a": 0.3})
+    assert not fixed.info["a_tuned"] and fixed.info["a"] == 0.3
+    with pytest.raises(ValueError, match="at least 3 references"):
+        run(family(delta=2.0, seed=3, k=2), "rmia", settings={})

@@ -12,7 +12,7 @@ from sklearn.datasets import load_digits
 
 from lottery_mia.membership import make_membership_split
 from lottery_mia.references import (inclusion_matrix, make_inclusion, reference_membership,
-                                    validate_inclusion)
+                                    reference_size, validate_inclusion)
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +24,47 @@ def membership():
 @pytest.mark.parametrize("k", [2, 4, 6, 16])
 def test_every_pool_sample_is_in_exactly_half_of_the_references(membership, k):
     inc = make_inclusion(membership, k, seed=7)
+    scored = membership[membership["scored"]]
+    assert set(inc["sample_id"]) == set(scored["sample_id"])
     per_sample = inc.groupby("sample_id")["included"].sum()
-    assert set(per_sample.unique()) == {k // 2}
-    assert set(per_sample.index) == set(membership.loc[membership["scored"], "sample_id"])
-    per_ref = inc.groupby("reference")["included"].mean()
-    assert per_ref.between(0.4, 0.6).all()
+    pool = per_sample[per_sample > 0]
+    # the pool: every scored member plus as many scored non-members, each IN for K/2
+    assert set(pool.unique()) == {k // 2}
+    m = int(membership["member"].sum())
+    assert len(pool) == 2 * m
+    assert set(scored.loc[scored["member"], "sample_id"]) <= set(pool.index)
+    # every reference trains on exactly the target's member count
+    per_ref = inc.groupby("reference")["included"].sum()
+    assert (per_ref == m).all()
     assert inc.equals(make_inclusion(membership, k, seed=7))
     assert not inc.equals(make_inclusion(membership, k, seed=8))
     validate_inclusion(inc)
+
+
+def test_reference_size_is_the_target_member_count_when_the_scored_samples_allow():
+    assert reference_size(250, 1797) == 250
+    assert reference_size(300, 500) == 250  # fewer than 2m scored: half of them
+    few = make_membership_split({"all": load_digits().target}, "digits", members=300,
+                                nonmembers=200, scored_members=None, seed=0)
+    inc = make_inclusion(few, 4, seed=1)
+    assert (inc.groupby("reference")["included"].sum() == 250).all()
+    assert (inc.groupby("sample_id")["included"].sum() == 2).all()
+
+
+def test_on_the_default_digits_split_each_reference_trains_on_the_targets_member_count():
+    from conftest import ROOT
+    from lottery_mia.config import load_config
+
+    import yaml
+
+    cfg = load_config(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))
+    ds = cfg.datasets["digits"]
+    split = make_membership_split({"all": load_digits().target}, "digits",
+                                  members=ds.members, nonmembers=ds.nonmembers,
+                                  scored_members=ds.scored_members, seed=ds.split_seed)
+    inc = make_inclusion(split, cfg.references.count, seed=cfg.references.seed)
+    m = int(split["member"].sum())
+    assert (inc.groupby("reference")["included"].sum() == m).all()
 
 
 def test_each_reference_trains_on_exactly_its_half(membership):

@@ -29,10 +29,16 @@ def test_the_report_escapes_config_and_data(tmp_path):
     for side in ("_baseline", "_ticket"):
         _with_ci(t1, ("accuracy", "precision"), side)
     pd.DataFrame([t1]).to_csv(tmp_path / "t1.csv", index=False)
-    pd.DataFrame({"sentence": [EVIL]}).to_csv(tmp_path / "verdicts.csv", index=False)
+    pd.DataFrame({"sentence": [EVIL], "dataset": [EVIL], "sample_size": [100],
+                  "attack": [EVIL], "metric": ["auc"], "dense": [0.6], "ticket": [0.6],
+                  "diff": [0.0], "diff_ci_low": [-0.01], "diff_ci_high": [0.01],
+                  "n_seeds": [3], "scope": ["seeds"], "p_holm": [0.9],
+                  "verdict": ["equivalent"]}).to_csv(tmp_path / "verdicts.csv", index=False)
     models = {"dataset": EVIL, "sample_size": 100, "attack": EVIL, "kind": EVIL}
     for side in ("_dense", "_ticket"):
-        _with_ci(models, ("accuracy", "auc", "tpr_at_fpr_0.01", "tpr_at_fpr_0.001"), side)
+        _with_ci(models, ("accuracy", "auc", "tpr_at_fpr_0.1", "tpr_at_fpr_0.01",
+                          "tpr_at_fpr_0.001"), side)
+    models.update(n_eval_members=50, n_eval_nonmembers=50, min_fpr=0.02)
     pd.DataFrame([models]).to_csv(tmp_path / "models.csv", index=False)
     sl = _with_ci({"dataset": EVIL, "arch": EVIL, "method": EVIL, "sparsity": 0.0,
                    "sample_size": 100,
@@ -49,7 +55,8 @@ def test_the_report_escapes_config_and_data(tmp_path):
     pd.DataFrame([tr]).to_csv(tmp_path / "training.csv", index=False)
     at = _with_ci({"dataset": EVIL, "arch": EVIL, "method": EVIL, "sparsity": 0.5,
                    "achieved_sparsity": 0.5, "replicate": "mean", "sample_size": 100, "attack": EVIL, "kind": EVIL,
-                   "verdict_auc": EVIL, "threshold": 0.5},
+                   "verdict_auc": EVIL, "threshold": 0.5, "n_eval_members": 50,
+                   "n_eval_nonmembers": 50, "min_fpr": 0.02},
                   POINT_METRICS)
     pd.DataFrame([at]).to_csv(tmp_path / "attacks.csv", index=False)
     (tmp_path / "empty_mv.csv").write_text("")
@@ -74,7 +81,8 @@ def test_the_report_escapes_config_and_data(tmp_path):
                                 "method_verdicts": tmp_path / "empty_mv.csv"},
                  figures={"figure1": png, "figure7": png},
                  config={"datasets": {EVIL: {"root": EVIL}}},
-                 values={"attack": EVIL, "arch": EVIL, "method": EVIL, "table1_sparsity": 0.8},
+                 values={"attack": EVIL, "arch": EVIL, "method": EVIL, "table1_sparsity": 0.8,
+                         "margin": 0.02},
                  methods=[{"name": EVIL, "kind": EVIL, "description": EVIL}], output=out)
     html = out.read_text()
     assert "<script" not in html

@@ -13,7 +13,8 @@ import pytest
 from lottery_mia.jobs.report import write_report
 from lottery_mia.jobs.tables import write_tables
 from lottery_mia.metrics import attack_metrics
-from lottery_mia.tables import method_pairs, method_verdicts, slices, table1, verdicts
+from lottery_mia.tables import (finish_verdicts, method_pairs, method_verdicts, slices, table1,
+                                verdicts)
 
 DS, ARCH, N = "digits", "resnet18", 400
 REPLICATES = (0, 1)
@@ -61,7 +62,9 @@ def _row(method, sparsity, replicate, attack, metrics, achieved, threshold=np.na
            "replicate": replicate, "sample_size": N, "attack": attack, "kind": "classifier",
            "achieved_sparsity": achieved, "threshold": threshold, "replicates": 2,
            "n_nonmembers": N // 2}
-    for k in ("accuracy", "precision", "auc", "tpr_at_fpr_0.01", "tpr_at_fpr_0.001"):
+    row.update(n_eval_members=N // 2, n_eval_nonmembers=N // 2, min_fpr=2 / N)
+    for k in ("accuracy", "precision", "auc", "tpr_at_fpr_0.1", "tpr_at_fpr_0.01",
+              "tpr_at_fpr_0.001"):
         v = metrics[k]
         row[k], row[f"{k}_ci_low"], row[f"{k}_ci_high"] = v, v - 0.03, v + 0.03
     for k in ("accuracy", "auc"):
@@ -127,29 +130,32 @@ def test_method_pairs_put_tickets_against_controls_and_the_first_ticket():
 
 def test_method_verdicts_find_the_planted_difference_and_none_elsewhere(run):
     mv = method_verdicts(run["attacks"], run["training"], run["groups"], KINDS, ["mlp"],
-                         n_bootstrap=300, seed=0)
+                         n_bootstrap=300, seed=0, margin=0.02)
     assert set(zip(mv["sparsity"], mv["method"], mv["versus"])) == {
         (0.5, "oneshot", "random_reinit"), (0.8, "oneshot", "random_reinit"),
         (0.8, "imp", "random_reinit"), (0.8, "imp", "oneshot")}
     for method in ("oneshot", "imp"):
         for metric in ("auc", "accuracy"):
             r = _pick(mv, 0.8, method, "random_reinit", metric)
-            assert r["difference"] > 0.2 and r["ci_low"] > 0 and r["excludes_zero"]
-            assert r["method_value"] - r["versus_value"] == pytest.approx(r["difference"])
+            assert r["diff"] > 0.2 and r["diff_ci_low"] > 0 and r["verdict"] == "leaks_more"
+            assert r["method_value"] - r["versus_value"] == pytest.approx(r["diff"])
+            assert r["p_holm"] >= r["p_value"]  # adjusted over the table's 8 comparisons
     for sparsity, method, versus in ((0.5, "oneshot", "random_reinit"), (0.8, "imp", "oneshot")):
         r = _pick(mv, sparsity, method, versus)
-        assert r["ci_low"] < 0 < r["ci_high"] and not r["excludes_zero"]
-        assert "no significant difference" in r["sentence"]
+        assert r["diff_ci_low"] < 0 < r["diff_ci_high"]
+        assert r["verdict"] in ("inconclusive", "equivalent")
     r = _pick(mv, 0.8, "imp", "random_reinit")
     assert r["achieved_sparsity_method"] == pytest.approx(0.8325)
     assert r["achieved_sparsity_versus"] == pytest.approx(0.8005)
     assert r["test_acc_method"] == pytest.approx(0.935)
     assert r["test_acc_versus"] == pytest.approx(0.855)
-    assert r["replicates"] == 2
+    # two seeds: the interval is over the rows and describes these networks only
+    assert r["n_seeds"] == 2 and r["scope"] == "these networks"
     assert r["sentence"].startswith("digits, n=400, sparsity 0.8 (imp achieved sparsity 0.833")
     assert "random_reinit (control)" in r["sentence"] and "95% CI +" in r["sentence"]
     assert "leaks more than random_reinit" in r["sentence"]
-    assert "Test accuracy 0.935 vs 0.855." in r["sentence"]
+    assert "describes these networks only" in r["sentence"]
+    assert "test accuracy 0.935 vs 0.855" in r["sentence"]
 
 
 def test_method_verdicts_need_a_threshold_per_replicate(run):
@@ -157,7 +163,7 @@ def test_method_verdicts_need_a_threshold_per_replicate(run):
     drop = (attacks["method"] == "imp") & (attacks["replicate"] == "1")
     with pytest.raises(ValueError, match="1 replicate rows"):
         method_verdicts(attacks[~drop], run["training"], run["groups"], KINDS, ["mlp"],
-                        n_bootstrap=20)
+                        n_bootstrap=20, seed=0, margin=0.02)
 
 
 def test_table1_and_verdicts_select_the_requested_method(run):
@@ -181,10 +187,11 @@ def test_table1_and_verdicts_select_the_requested_method(run):
         assert t["accuracy_baseline"].iat[0] == pytest.approx(dense["accuracy"].iat[0])
     with pytest.raises(ValueError, match="snip ticket"):
         table1(attacks, ARCH, 0.8, "mlp", method="snip")
-    v = verdicts(attacks, run["groups"], ARCH, 0.8, "mlp", n_bootstrap=50, seed=0,
-                 method="random_reinit")
+    v = finish_verdicts(verdicts(attacks, run["groups"], ARCH, 0.8, "mlp", n_bootstrap=50,
+                                 seed=0, method="random_reinit", margin=0.02), 0.02)
     auc = v[v["metric"] == "auc"].iloc[0]
-    assert auc["method"] == "random_reinit" and auc["difference"] < 0 and auc["ci_high"] < 0
+    assert auc["method"] == "random_reinit" and auc["diff"] < 0 and auc["diff_ci_high"] < 0
+    assert auc["verdict"] == "leaks_less"
     assert "random_reinit ticket" in auc["sentence"]
 
 
@@ -193,7 +200,7 @@ def test_write_tables_writes_every_output_with_methods(run):
     out = {k: d / f"{k}.csv" for k in ("t1", "verdicts", "models", "mv")}
     t1 = [g for g in run["groups"] if g["method"] in ("dense", "imp")]
     write_tables(attacks_csv=d / "attacks.csv", score_paths=t1, arch=ARCH, ticket_sparsity=0.8,
-                 attack="mlp", n_bootstrap=50, seed=0, out_table1_csv=out["t1"],
+                 attack="mlp", margin=0.02, n_bootstrap=50, seed=0, out_table1_csv=out["t1"],
                  out_table1_md=d / "t1.md", out_verdicts=out["verdicts"],
                  out_attack_models=out["models"], verdict_attacks=["mlp"], method="imp",
                  training_csv=d / "training.csv", method_groups=run["groups"],
@@ -222,7 +229,8 @@ def test_report_shows_the_methods_section_escaped(run):
     d = run["dir"]
     t1 = [g for g in run["groups"] if g["method"] in ("dense", "oneshot")]
     write_tables(attacks_csv=d / "attacks.csv", score_paths=t1, arch=ARCH, ticket_sparsity=0.8,
-                 attack="mlp", n_bootstrap=30, seed=0, out_table1_csv=d / "r_t1.csv",
+                 attack="mlp", margin=0.02, n_bootstrap=30, seed=0,
+                 out_table1_csv=d / "r_t1.csv",
                  out_table1_md=d / "r_t1.md", out_verdicts=d / "r_verdicts.csv",
                  out_attack_models=d / "r_models.csv", verdict_attacks=["mlp"],
                  method="oneshot", training_csv=d / "training.csv", method_groups=run["groups"],
@@ -252,7 +260,8 @@ def test_report_shows_the_methods_section_escaped(run):
                                 "method_verdicts": d / "r_mv.csv"},
                  figures={"figure1": png}, config={"report": {"table1_method": "oneshot"}},
                  values={"attack": "mlp", "arch": ARCH, "method": "oneshot",
-                         "table1_sparsity": 0.8}, methods=methods, output=out)
+                         "table1_sparsity": 0.8, "margin": 0.02}, methods=methods,
+                 output=out)
     html = out.read_text()
     assert "<h2>Tickets and their controls</h2>" in html
     assert html.index("Tickets and their controls") < html.index("Figure 1")

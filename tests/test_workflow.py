@@ -6,6 +6,7 @@ import base64
 import copy
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -69,20 +70,40 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
     assert set(ref_rows.method) == {"dense", "oneshot"}
     imp_rows = attacks[(attacks.method == "imp") & (attacks.sparsity == 0.8)]
     assert (imp_rows.achieved_sparsity - 0.84).abs().max() < 1e-4
-    for m in ("accuracy", "precision", "recall", "auc", "advantage", "tpr_at_fpr_0.01",
-              "tpr_at_fpr_0.001"):
-        assert (attacks[f"{m}_ci_low"] <= attacks[m] + 1e-12).all(), m
-        assert (attacks[m] <= attacks[f"{m}_ci_high"] + 1e-12).all(), m
+    for m in ("accuracy", "precision", "recall", "auc", "advantage", "tpr_at_fpr_0.1"):
+        rows = attacks[attacks[m].notna()]
+        assert (rows[f"{m}_ci_low"] <= rows[m] + 1e-12).all(), m
+        assert (rows[m] <= rows[f"{m}_ci_high"] + 1e-12).all(), m
+    # who was evaluated on what: the classifier and threshold attacks on the attack-test
+    # fold (n/4 non-members), the reference attacks on every scored row (300 + 300)
+    one = attacks[attacks.replicate == "0"]
+    ref = one.kind == "reference"
+    assert (one.loc[ref, "n_eval_nonmembers"] == 300).all()
+    assert (one.loc[ref, "n_eval_members"] == 300).all()
+    assert (one.loc[~ref, "n_eval_nonmembers"] == one.loc[~ref, "sample_size"] // 4).all()
+    assert np.allclose(one.min_fpr, 1 / one.n_eval_nonmembers)
+    # a TPR at FPR x only where x * non-members >= 10: at 10% for the 300 non-members,
+    # never at 1% or 0.1% here
+    assert one.loc[ref, "tpr_at_fpr_0.1"].notna().all()
+    assert one.loc[~ref, "tpr_at_fpr_0.1"].isna().all()
+    assert one["tpr_at_fpr_0.01"].isna().all() and one["tpr_at_fpr_0.001"].isna().all()
+    assert (one.loc[ref, "n_references"] == 2).all()
     verdicts = pd.read_csv(work / "results" / "report" / "verdicts.csv")
     assert set(verdicts.metric) == {"accuracy", "auc"} and len(verdicts) == 8
     assert set(verdicts.attack) == {"mlp", "loss"}
+    assert {"verdict", "n_seeds", "diff", "diff_ci_low", "diff_ci_high"} <= set(verdicts)
+    assert set(verdicts.verdict) <= {"leaks_more", "leaks_less", "equivalent", "inconclusive"}
+    # one seed: the verdicts describe these networks only, and say so
+    assert (verdicts.n_seeds == 1).all() and (verdicts.scope == "these networks").all()
     assert verdicts.sentence.str.contains("95% CI").all()
+    assert verdicts.sentence.str.contains("these networks only").all()
+    assert (verdicts.p_holm >= verdicts.p_value - 1e-12).all()
     mv = pd.read_csv(work / "results" / "report" / "method_verdicts.csv")
     # each ticket method vs the control, and imp vs oneshot, at both sparsities
     assert set(zip(mv.method, mv.versus)) == {("oneshot", "random_reinit"),
                                               ("imp", "random_reinit"), ("imp", "oneshot")}
     assert set(mv.sparsity) == {0.5, 0.8} and set(mv.metric) == {"accuracy", "auc"}
-    assert (mv.ci_low <= mv.difference).all() and (mv.difference <= mv.ci_high).all()
+    assert (mv.diff_ci_low <= mv["diff"]).all() and (mv["diff"] <= mv.diff_ci_high).all()
     models = pd.read_csv(work / "results" / "report" / "attack_models.csv")
     assert len(models) == n_attacks + 4
     slices = pd.read_csv(work / "results" / "summary" / "slices.csv")

@@ -18,6 +18,9 @@ softmax     fixed_size_list<float32>[classes]   P(y|x), the confidence vector
 scaled_     float64                             LiRA's statistic log p_y - log sum_{i!=y} p_i
 logit                                           (stable, from the logits), averaged over the
                                                 scored augmentations (original [+ flip])
+scaled_     fixed_size_list<float64>[views]     the same per view (only when more than one
+logit_                                          view was scored: LiRA fits a Gaussian per
+views                                           view and averages their scores)
 ==========  ==================================  ===========================================
 
 File metadata (``lottery_mia`` key, JSON): dataset, arch, sparsity, replicate, num_classes.
@@ -79,14 +82,21 @@ class ConfidenceTable:
     # the scaled logit averaged over augmentations, when scoring used more than the original
     # image (None: computed from the logits)
     phi: np.ndarray | None = None
+    # the scaled logit of each scored view (N x views), when there are several
+    phi_views: np.ndarray | None = None
 
     @classmethod
     def from_logits(cls, sample_id, label, member, logits, metadata=None,
-                    phi=None) -> "ConfidenceTable":
+                    phi=None, phi_views=None) -> "ConfidenceTable":
+        """A table from the model's logits; ``phi_views`` (N x views): the scaled logit of
+        each scored view (the mean over views becomes ``phi``)."""
+        views = None if phi_views is None else np.asarray(phi_views, dtype=np.float64)
+        if views is not None and phi is None:
+            phi = views.mean(1)
         return cls(np.asarray(sample_id, dtype=np.int64), np.asarray(label, dtype=np.int64),
                    np.asarray(member, dtype=bool), np.asarray(logits, dtype=np.float32),
                    dict(metadata or {}),
-                   None if phi is None else np.asarray(phi, dtype=np.float64))
+                   None if phi is None else np.asarray(phi, dtype=np.float64), views)
 
     def __len__(self) -> int:
         return len(self.sample_id)
@@ -120,6 +130,12 @@ class ConfidenceTable:
             return self.phi
         return scaled_logit_of(self.logits, self.label)
 
+    def scaled_logit_views(self) -> np.ndarray:
+        """The scaled logit of each scored view (N x views; one view: the logits')."""
+        if self.phi_views is not None:
+            return self.phi_views
+        return self.scaled_logit()[:, None]
+
     def rows(self, sample_ids: np.ndarray) -> "ConfidenceTable":
         """The rows of ``sample_ids``, in that order (every id must be present)."""
         pos = {int(s): i for i, s in enumerate(self.sample_id)}
@@ -130,7 +146,8 @@ class ConfidenceTable:
             raise KeyError(f"sample_id {e.args[0]} is not in this confidence table") from None
         return ConfidenceTable(self.sample_id[idx], self.label[idx], self.member[idx],
                                self.logits[idx], self.metadata,
-                               None if self.phi is None else self.phi[idx])
+                               None if self.phi is None else self.phi[idx],
+                               None if self.phi_views is None else self.phi_views[idx])
 
 
 def scaled_logit_of(logits: np.ndarray, label: np.ndarray) -> np.ndarray:
@@ -191,13 +208,18 @@ def write_confidences(t: ConfidenceTable, path: str | Path) -> None:
         pa.array(t.loss.astype(np.float64)), _fixed_list(t.logits), _fixed_list(t.softmax),
         pa.array(t.scaled_logit().astype(np.float64)),
     ], schema=confidence_schema(c, t.metadata))
+    if t.phi_views is not None and t.phi_views.shape[1] > 1:
+        views = pa.FixedSizeListArray.from_arrays(
+            pa.array(np.ascontiguousarray(t.phi_views, dtype=np.float64).ravel(), pa.float64()),
+            t.phi_views.shape[1])
+        table = table.append_column("scaled_logit_views", views)
     from .io import atomic_path
 
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
 
 
-def _matrix(table: pa.Table, name: str, path) -> np.ndarray:
+def _matrix(table: pa.Table, name: str, path, dtype=np.float32) -> np.ndarray:
     """An N x classes matrix from a list column: fixed-size (as written here), or
     variable-size lists of one common length (as other writers store them)."""
     col = table.column(name).combine_chunks()
@@ -215,7 +237,7 @@ def _matrix(table: pa.Table, name: str, path) -> np.ndarray:
         raise ValueError(f"{path}: column {name!r} is {col.type}, not a list of one value per "
                          "class; delete it and rerun the workflow to score the model again")
     values = col.flatten().to_numpy(zero_copy_only=False)
-    return values.astype(np.float32, copy=False).reshape(-1, c)
+    return values.astype(dtype, copy=False).reshape(-1, c)
 
 
 def read_confidences(path: str | Path) -> ConfidenceTable:
@@ -237,6 +259,8 @@ def read_confidences(path: str | Path) -> ConfidenceTable:
         metadata=meta,
         phi=table.column("scaled_logit").to_numpy() if meta.get("augmentations", 1) > 1
         else None,
+        phi_views=(_matrix(table, "scaled_logit_views", path, np.float64)
+                   if "scaled_logit_views" in table.column_names else None),
     )
     validate_confidences(t, str(path))
     return t

@@ -337,6 +337,13 @@ class References(Section):
                  "'references.attacks' and 'attack.models'/'attack.baselines' overlap")
         problems = check_attack_config(names, {n: cfg.attack.settings(n) for n in names})
         _require(not problems, "; ".join(problems))
+        from .attacks.rmia import DEFAULTS as RMIA
+
+        if "rmia" in names and {**RMIA, **cfg.attack.settings("rmia")}["a"] == "auto":
+            _require(count >= 4, f"config key 'attack.rmia.a': auto tunes a on one of the "
+                     f"references with the others as its references, which needs 4 or more "
+                     f"(references.count is {count}); set attack.rmia.a to a number (0.3 is "
+                     "the paper's CIFAR value) or raise references.count")
 
 
 class Transfer(Section):
@@ -385,6 +392,11 @@ class Report(Section):
                                             "correctness (null: report.attack and loss)")
     verdict_attacks: list[str] | None = Field(None, description="attacks of the ticket-vs-"
                                               "dense verdicts (null: report.attack and loss)")
+    equivalence_margin: float = Field(
+        0.02, gt=0, lt=0.5, allow_inf_nan=False,
+        description="the largest difference of attack AUC or accuracy between two models "
+        "that counts as the same: 'equivalent' when the 90% interval of the difference lies "
+        "within +-margin (two one-sided tests)")
 
     @property
     def slices(self) -> list[str]:
@@ -518,6 +530,24 @@ class Config(Section):
         for section in (self.attack, self.pruning, self.references, self.transfer,
                         self.report):
             section.check(self)
+
+    def warnings(self) -> list[str]:
+        """Every DAG-time warning: missing dataset roots, references smaller than their
+        target."""
+        from .references import reference_size
+
+        out = self.root_warnings()
+        ref = self.references
+        for name in (ref.datasets or list(self.datasets)) if ref.count else []:
+            n_mem, n_scored, n_non = self.datasets[name].sizes()
+            r = reference_size(n_mem, n_scored + n_non)
+            if r < n_mem:
+                out.append(f"dataset {name!r}: the reference models train on {r} samples, the "
+                           f"target on {n_mem}: the {n_scored + n_non} scored samples hold "
+                           "fewer than twice the members, so references and target are not "
+                           "same-size halves of one pool (Carlini et al.); score more "
+                           f"samples or set 'datasets.{name}.members' to {r} to match")
+        return out
 
     def root_warnings(self) -> list[str]:
         """DAG-time warnings: a dataset root that does not exist (the job fails naming it)."""

@@ -13,10 +13,15 @@ threshold attack on attack-train scores).
   TPR - FPR over all thresholds on the evaluated rows themselves (an optimistic, test-fold
   optimum: it is positive even without any signal, so it is never the headline number);
 - auc: area under the ROC curve (ties count one half);
-- tpr_at_fpr_X: the TPR at the largest FPR <= X on the full ROC curve (every threshold kept),
-  i.e. the share of members scoring strictly above the (k+1)-th highest non-member score,
-  k = floor(X * n_nonmembers). The smallest non-zero FPR that can be measured is
-  1 / n_nonmembers, which is reported beside it.
+- tpr_at_fpr_X (X = 10%, 1%, 0.1%): the TPR at the largest FPR <= X on the full ROC curve
+  (every threshold kept), i.e. the share of members scoring strictly above the (k+1)-th
+  highest non-member score, k = floor(X * n_nonmembers). It is reported only where at least
+  ``MIN_ABOVE`` = 10 non-members lie above that threshold (X * n_nonmembers >= 10), else it
+  is nan ("n/a"): below that the order statistic is biased (the null mean of TPR at 1% FPR
+  with 125 non-members is 0.016) and its bootstrap interval under-covers (60-91%); at 10 or
+  more the percentile bootstrap covers 92-97% in known-truth simulations
+  (``tests/test_metrics.py``). ``n_eval_members``, ``n_eval_nonmembers`` and ``min_fpr``
+  (1 / non-members) say what an attack was evaluated on.
 
 Intervals: :func:`bootstrap_metrics` resamples the evaluated rows with replacement, members
 and non-members separately (so both counts stay fixed), >= 1000 seeded resamples, fully
@@ -31,9 +36,15 @@ import math
 
 import numpy as np
 
-LOW_FPRS = (0.01, 0.001)
+LOW_FPRS = (0.1, 0.01, 0.001)
+MIN_ABOVE = 10  # non-members above the threshold for a TPR at a fixed FPR to be reported
 POINT_METRICS = ("accuracy", "precision", "recall", "balanced_accuracy", "advantage", "auc",
-                 "tpr_at_fpr_0.01", "tpr_at_fpr_0.001")
+                 "tpr_at_fpr_0.1", "tpr_at_fpr_0.01", "tpr_at_fpr_0.001")
+
+
+def tpr_measurable(x: float, n_nonmembers: int) -> bool:
+    """Whether TPR at FPR ``x`` can be reported with ``n_nonmembers`` (x * n >= 10)."""
+    return math.floor(x * n_nonmembers + 1e-9) >= MIN_ABOVE
 N_BOOTSTRAP = 1000
 LEVEL = 0.95
 
@@ -60,6 +71,8 @@ def _rank_auc(s1: np.ndarray, s0: np.ndarray) -> np.ndarray:
 def _tpr_at_fpr(s1: np.ndarray, s0: np.ndarray, x: float) -> np.ndarray:
     n0 = s0.shape[-1]
     k = int(math.floor(x * n0 + 1e-9))
+    if k < MIN_ABOVE:  # not measurable with so few non-members (see the module doc)
+        return np.full(s1.shape[:-1], np.nan)
     if k >= n0:
         return np.ones(s1.shape[:-1])
     kth = -np.partition(-s0, k, axis=-1)[..., k]  # the (k+1)-th highest non-member score
@@ -95,9 +108,9 @@ def attack_metrics(is_member: np.ndarray, score: np.ndarray, threshold: float = 
     fpr, tpr = roc_points(y, s)
     m["max_advantage_test"] = float(np.max(tpr - fpr))
     m["threshold"] = float(threshold)
-    m["n_members"] = int(y.sum())
-    m["n_nonmembers"] = int((~y).sum())
-    m["min_measurable_fpr"] = 1.0 / m["n_nonmembers"]
+    m["n_members"] = m["n_eval_members"] = int(y.sum())
+    m["n_nonmembers"] = m["n_eval_nonmembers"] = int((~y).sum())
+    m["min_measurable_fpr"] = m["min_fpr"] = 1.0 / m["n_nonmembers"]
     return m
 
 
@@ -196,8 +209,9 @@ def bootstrap_metrics(is_member, scores, thresholds, *, n_boot: int = N_BOOTSTRA
         out[k] = float(np.mean([p[k] for p in points]))
         out[f"{k}_ci_low"], out[f"{k}_ci_high"] = _percentile(boot[k])
     out["max_advantage_test"] = float(np.mean([p["max_advantage_test"] for p in points]))
-    out["n_members"], out["n_nonmembers"] = points[0]["n_members"], points[0]["n_nonmembers"]
-    out["min_measurable_fpr"] = points[0]["min_measurable_fpr"]
+    for k in ("n_members", "n_nonmembers", "n_eval_members", "n_eval_nonmembers",
+              "min_measurable_fpr", "min_fpr"):
+        out[k] = points[0][k]
     out["n_bootstrap"] = int(n_boot)
     return out
 
@@ -335,3 +349,134 @@ def slice_metrics(is_member, scores, thresholds, masks, *, n_boot: int = N_BOOTS
     out["auc_ci_low"], out["auc_ci_high"] = (_percentile(np.asarray(boot_auc))
                                              if np.isfinite(out["auc"]) else (np.nan, np.nan))
     return out
+
+
+def low_fpr_text(m: dict) -> str:
+    """'tpr@10%fpr 0.312' for every measurable low FPR of a metrics dict, or why not."""
+    parts = [f"tpr@{x:.1%}fpr {m[f'tpr_at_fpr_{x:g}']:.3f}".replace(".0%", "%")
+             for x in LOW_FPRS if np.isfinite(m.get(f"tpr_at_fpr_{x:g}", np.nan))]
+    return "  ".join(parts) or (f"tpr at low fpr: n/a (the smallest measurable FPR is "
+                                f"{MIN_ABOVE}/{m.get('n_eval_nonmembers', '?')} non-members)")
+
+
+# --------------------------------------------------------------------------- comparisons
+# Is one model's attack result (a ticket's) above, below or the same as another's (its dense
+# parent's, a control's)? The unit of inference is the training seed: with R >= 3 seeds the
+# difference of each seed's pair of networks (attacked on the same rows) is a sample, and its
+# mean gets a Student-t interval over seeds, which holds both the row sampling and the
+# training randomness. With fewer seeds only the rows can be resampled: the interval (a
+# paired bootstrap) then describes these particular networks, not tickets in general.
+VERDICTS = ("leaks_more", "leaks_less", "equivalent", "inconclusive")
+MIN_SEEDS = 3
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjusted p-values of a family of tests (nan stays nan)."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    if ok.size == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = order.size
+    running = 0.0
+    for i, idx in enumerate(order):
+        running = max(running, min(1.0, (m - i) * p[idx]))
+        out[idx] = running
+    return out
+
+
+def _t_test(d: np.ndarray, margin: float, level: float) -> dict:
+    """Mean of per-seed differences with t intervals, the two-sided p-value against 0 and
+    the TOST p-value against +-margin."""
+    from scipy.stats import t
+
+    r = d.size
+    mean = float(d.mean())
+    se = float(d.std(ddof=1)) / math.sqrt(r)
+    if se == 0.0:
+        se = 1e-12  # identical differences: a degenerate but well-defined test
+    q = t.ppf(0.5 + level / 2.0, r - 1)
+    q90 = t.ppf(0.95, r - 1)
+    p = float(2 * t.sf(abs(mean) / se, r - 1))
+    p_eq = float(max(t.sf((mean + margin) / se, r - 1), t.cdf((mean - margin) / se, r - 1)))
+    return {"diff": mean, "ci_low": mean - q * se, "ci_high": mean + q * se,
+            "ci90_low": mean - q90 * se, "ci90_high": mean + q90 * se, "p_value": p,
+            "p_equivalence": p_eq}
+
+
+def _bootstrap_test(boot: np.ndarray, point: float, margin: float, level: float) -> dict:
+    """The same from a bootstrap distribution of the difference: percentile intervals, and
+    p-values from the normal approximation with the bootstrap standard error (continuous,
+    so a family of tests can be Holm-adjusted without a floor of 1/resamples)."""
+    from scipy.stats import norm
+
+    v = boot[np.isfinite(boot)]
+    lo, hi = _percentile(v, level)
+    lo90, hi90 = _percentile(v, 0.90)
+    se = float(v.std(ddof=1)) if v.size > 1 else float("nan")
+    if not se > 0:
+        se = 1e-12
+    p = float(2 * norm.sf(abs(point) / se))
+    p_eq = float(max(norm.sf((point + margin) / se), norm.cdf((point - margin) / se)))
+    return {"diff": float(point), "ci_low": lo, "ci_high": hi, "ci90_low": lo90,
+            "ci90_high": hi90, "p_value": p, "p_equivalence": p_eq}
+
+
+def compare(is_member, scores_a, thresholds_a, scores_b, thresholds_b, *,
+            metrics=("accuracy", "auc"), margin: float, n_boot: int = N_BOOTSTRAP,
+            seed: int = 0, level: float = LEVEL) -> dict:
+    """b - a for each metric, on the same evaluated rows; ``scores_*``: (R, n) scores of
+    R seeds' networks (seed r of a and b paired), ``thresholds_*`` one per seed.
+
+    Returns metric -> {a, b, diff, ci_low, ci_high (95%), ci90_low, ci90_high, p_value
+    (difference != 0), p_equivalence (TOST: |difference| < margin), n_seeds, scope,
+    row_ci_low, row_ci_high}. ``scope`` is ``seeds`` (R >= 3: the t interval over the seeds'
+    paired differences) or ``these networks`` (fewer seeds: the paired bootstrap over rows);
+    the row-level interval is always given as ``row_ci_*``."""
+    y = np.asarray(is_member).astype(bool)
+    sa, ta = _stack(scores_a, thresholds_a)
+    sb, tb = _stack(scores_b, thresholds_b)
+    if sa.shape != sb.shape:
+        raise ValueError(f"compare: {sa.shape[0]} and {sb.shape[0]} seeds' scores; the two "
+                         "models must be paired seed by seed on the same rows")
+    r = sa.shape[0]
+    ba = bootstrap_samples(y, sa, ta, n_boot=n_boot, seed=seed)
+    bb = bootstrap_samples(y, sb, tb, n_boot=n_boot, seed=seed)
+    out = {}
+    for k in metrics:
+        va = np.array([attack_metrics(y, sa[i], ta[i])[k] for i in range(r)])
+        vb = np.array([attack_metrics(y, sb[i], tb[i])[k] for i in range(r)])
+        row_lo, row_hi = _percentile(bb[k] - ba[k], level)
+        if r >= MIN_SEEDS:
+            res = _t_test(vb - va, margin, level)
+            scope = "seeds"
+        else:
+            res = _bootstrap_test(bb[k] - ba[k], float(np.mean(vb - va)), margin, level)
+            scope = "these networks"
+        out[k] = {"a": float(va.mean()), "b": float(vb.mean()), **res, "n_seeds": r,
+                  "scope": scope, "row_ci_low": row_lo, "row_ci_high": row_hi}
+    return out
+
+
+def verdict_of(diff: float, p_value: float, p_equivalence: float, alpha: float = 0.05) -> str:
+    """``equivalent`` (|difference| < margin by two one-sided tests), else ``leaks_more`` /
+    ``leaks_less`` (the difference is not 0), else ``inconclusive``; p-values adjusted for
+    the family they belong to. A difference that is significant but inside the margin is
+    ``equivalent``: it is too small to matter."""
+    if np.isfinite(p_equivalence) and p_equivalence < alpha:
+        return "equivalent"
+    if np.isfinite(p_value) and p_value < alpha:
+        return "leaks_more" if diff > 0 else "leaks_less"
+    return "inconclusive"
+
+
+def adjust_verdicts(rows: list[dict], alpha: float = 0.05) -> list[dict]:
+    """Holm-adjust the p-values of a family of comparisons (one table) and set each row's
+    ``verdict``; rows get ``p_holm`` and ``p_equivalence_holm``."""
+    p = holm([r["p_value"] for r in rows])
+    pe = holm([r["p_equivalence"] for r in rows])
+    for r, a, b in zip(rows, p, pe):
+        r["p_holm"], r["p_equivalence_holm"] = float(a), float(b)
+        r["verdict"] = verdict_of(r["diff"], a, b, alpha)
+    return rows

@@ -508,6 +508,7 @@ class Plan:
         """The report's settings, by the names figures and tables ask for."""
         r = self.cfg.report
         return {"attack": r.attack, "arch": r.table1_arch, "method": r.table1_method,
+                "margin": float(r.equivalence_margin),
                 "table1_sparsity": float(r.table1_sparsity),
                 "figure2_sample_size": r.figure2_sample_size,
                 "figure3_sparsity": float(r.figure3_sparsity),

@@ -1,13 +1,17 @@
 """Reference models: who trains on what (pure pandas/numpy; no torch).
 
-The population pool of a dataset is the scored members and non-members of its membership
-table (the samples whose confidences are extracted). ``K`` reference models are trained on
-seeded halves of that pool: the inclusion table assigns every pool sample to exactly ``K/2``
-references (K is even), so each sample is IN for exactly half of them and each reference
-trains on about half of the pool, as in Carlini et al.'s LiRA. The inclusion table (``reference`` x ``sample_id`` -> ``included``) is the single
-record of which reference saw which sample; each reference's own membership table (the
-membership schema, ``member`` = included) is derived from it and is what its training and
-scoring jobs read, exactly as a target's jobs read the dataset's table.
+Carlini et al.'s design: the target and every reference train on same-size random halves of
+one pool. Here the target trains on its m members; the **reference pool** is 2r of the scored
+samples, r = min(m, scored samples // 2): every scored member, and seeded scored non-members
+to make up 2r (when the scored samples are fewer than 2m, the pool is all of them and r < m:
+:func:`reference_size` says so, and the config check warns). The K references (K even) come
+in pairs: each pair splits the pool into a seeded half and its complement, so every
+reference trains on exactly r samples and every pool sample is IN for exactly K/2 of them;
+scored samples outside the pool are OUT for all. The inclusion table (``reference`` x
+``sample_id`` -> ``included``, every scored sample) is the single record of which reference
+saw which sample; each reference's own membership table (the membership schema, ``member`` =
+included) is derived from it and is what its training and scoring jobs read, exactly as a
+target's jobs read the dataset's table.
 """
 
 from __future__ import annotations
@@ -20,18 +24,37 @@ from .io import read_parquet_frame
 INCLUSION_COLUMNS = ["reference", "sample_id", "included"]
 
 
+def reference_size(members: int, scored: int) -> int:
+    """r, the training-set size of every reference: the target's ``members`` when the
+    ``scored`` samples hold twice as many, else half of them."""
+    return min(int(members), int(scored) // 2)
+
+
 def make_inclusion(membership: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
-    """Seeded inclusion of every pool sample in exactly half of ``k`` references."""
+    """Seeded inclusion of the reference pool's samples in exactly half of ``k`` references,
+    each reference on exactly r of them (see the module doc)."""
     if k < 2 or k % 2:
         raise ValueError(f"references.count={k}: reference attacks need an even number of "
                          "at least 2 reference models (16 or more for per-sample variances), "
                          "so that every pool sample is IN for exactly half of them")
-    pool = membership[membership["scored"]].sort_values("sample_id")
-    ids = pool["sample_id"].to_numpy()
+    scored = membership[membership["scored"]].sort_values("sample_id")
+    ids = scored["sample_id"].to_numpy()
+    member = scored["member"].to_numpy()
+    r = reference_size(int(membership["member"].sum()), len(ids))
     rng = np.random.default_rng(seed)
-    # rank k random numbers per sample: the references ranked below k/2 include it
-    order = rng.random((k, len(ids))).argsort(axis=0).argsort(axis=0)
-    included = order < k // 2
+    if len(ids) == 2 * r:
+        pool = np.arange(len(ids))
+    else:  # every scored member, then seeded non-members up to 2r
+        mem, non = np.flatnonzero(member), np.flatnonzero(~member)
+        take = min(len(mem), 2 * r)
+        pool = np.sort(np.concatenate([rng.choice(mem, take, replace=False) if take < len(mem)
+                                       else mem,
+                                       rng.choice(non, 2 * r - take, replace=False)]))
+    included = np.zeros((k, len(ids)), bool)
+    for j in range(k // 2):  # a pair: a seeded half of the pool and its complement
+        half = rng.permutation(pool)
+        included[2 * j, half[:r]] = True
+        included[2 * j + 1, half[r:]] = True
     frame = pd.DataFrame({"reference": np.repeat(np.arange(k), len(ids)),
                           "sample_id": np.tile(ids, k).astype(np.int64),
                           "included": included.ravel()})

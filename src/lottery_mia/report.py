@@ -62,16 +62,56 @@ def table1_view(t1: pd.DataFrame) -> pd.DataFrame:
     return view
 
 
+NOT_MEASURABLE = "n/a (fewer than 10 non-members above the threshold)"
+
+
+def low_fpr_cell(v, lo, hi) -> str:
+    """A TPR at a fixed FPR with its interval, or why it is not reported."""
+    return NOT_MEASURABLE if pd.isna(v) else fmt_ci(v, lo, hi)
+
+
+def evaluated_on(frame: pd.DataFrame) -> list[str]:
+    """'250 + 750 (K=4)': the members and non-members an attack was evaluated on (and the
+    reference models of a reference attack)."""
+    out = []
+    for _, r in frame.iterrows():
+        text = (f"{int(r['n_eval_members'])} + {int(r['n_eval_nonmembers'])}"
+                if pd.notna(r.get("n_eval_members")) else "n/a")
+        if pd.notna(r.get("n_references")):
+            text += f" (K={int(r['n_references'])})"
+        out.append(text)
+    return out
+
+
 def attack_models_view(models: pd.DataFrame) -> pd.DataFrame:
     view = models[["dataset", "sample_size", "attack", "kind"]].copy()
-    for m in ("accuracy", "auc", "tpr_at_fpr_0.01", "tpr_at_fpr_0.001"):
+    view["members + non-members"] = evaluated_on(models)
+    for m in ("accuracy", "auc", "tpr_at_fpr_0.1", "tpr_at_fpr_0.01", "tpr_at_fpr_0.001"):
         for side in ("dense", "ticket"):
             if f"{m}_{side}" in models:
+                cell = low_fpr_cell if m.startswith("tpr") else fmt_ci
                 view[f"{m} {side}"] = [
-                    fmt_ci(v, lo, hi) for v, lo, hi in
+                    cell(v, lo, hi) for v, lo, hi in
                     zip(models[f"{m}_{side}"], models[f"{m}_ci_low_{side}"],
                         models[f"{m}_ci_high_{side}"])]
     return view
+
+
+def verdicts_view(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """One row per comparison: the values, the difference with its interval, the verdict."""
+    return pd.DataFrame({
+        "dataset": verdicts["dataset"], "n": verdicts["sample_size"],
+        "attack": verdicts["attack"], "metric": verdicts["metric"],
+        "dense": [f"{v:.3f}" for v in verdicts["dense"]],
+        "ticket": [f"{v:.3f}" for v in verdicts["ticket"]],
+        "ticket - dense [95% CI]": [fmt_ci(v, lo, hi) for v, lo, hi in
+                                    zip(verdicts["diff"], verdicts["diff_ci_low"],
+                                        verdicts["diff_ci_high"])],
+        "over": [f"{n} seeds" if s == "seeds" else f"rows of {n} network(s)"
+                 for n, s in zip(verdicts["n_seeds"], verdicts["scope"])],
+        "Holm p": [f"{p:.2g}" for p in verdicts["p_holm"]],
+        "verdict": verdicts["verdict"],
+    })
 
 
 def models_mean_view(training: pd.DataFrame) -> pd.DataFrame:
@@ -98,8 +138,13 @@ def attacks_view(attacks: pd.DataFrame) -> pd.DataFrame:
     view = with_ci(mean_rows[["dataset", "arch", "method", "sparsity", "sample_size",
                               "attack"] + [
         c for c in mean_rows.columns if c.split("_ci_")[0] in (
-            "accuracy", "auc", "advantage", "tpr_at_fpr_0.01") and "seed" not in c]],
-        ("accuracy", "auc", "advantage", "tpr_at_fpr_0.01"))
+            "accuracy", "auc", "advantage") and "seed" not in c]],
+        ("accuracy", "auc", "advantage"))
+    view["tpr_at_fpr_0.1"] = [low_fpr_cell(v, lo, hi) for v, lo, hi in zip(
+        mean_rows["tpr_at_fpr_0.1"], mean_rows["tpr_at_fpr_0.1_ci_low"],
+        mean_rows["tpr_at_fpr_0.1_ci_high"])]
+    view["members + non-members"] = evaluated_on(mean_rows)
+    view["min FPR"] = [f"{v:.2g}" for v in mean_rows["min_fpr"]]
     view["verdict"] = mean_rows["verdict_auc"].to_numpy()
     return view
 
@@ -166,8 +211,10 @@ def method_verdicts_view(mv: pd.DataFrame, attacks: pd.DataFrame) -> pd.DataFram
         "versus value": [_value_with_chance(r["versus_value"], verdict_of(r, r["versus"]))
                          for r in rows],
         "difference [95% CI]": [
-            fmt_ci(v, lo, hi) + (" *" if bool(x) else "") for v, lo, hi, x in
-            zip(mv["difference"], mv["ci_low"], mv["ci_high"], mv["excludes_zero"])],
+            fmt_ci(v, lo, hi) for v, lo, hi in
+            zip(mv["diff"], mv["diff_ci_low"], mv["diff_ci_high"])],
+        "Holm p": [f"{p:.2g}" for p in mv["p_holm"]],
+        "verdict": mv["verdict"],
         "achieved sparsity": [
             f"{a:.3f} vs {b:.3f}" for a, b in
             zip(mv["achieved_sparsity_method"], mv["achieved_sparsity_versus"])],

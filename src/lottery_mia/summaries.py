@@ -21,7 +21,8 @@ import pandas as pd
 from .io import read_csv_table, read_json, read_parquet_frame
 from .metrics import (POINT_METRICS, bootstrap_metrics, chance_verdict, mean_ci,
                       spearman_ci)
-from .vocabulary import ATTACK_COLUMNS, MEAN, MODEL_KEYS, TRAINING_COLUMNS, TRANSFER_COLUMNS
+from .vocabulary import (ATTACK_COLUMNS, MEAN, MODEL_KEYS, REFERENCE, SAME_ROWS_METRICS,
+                         TRAINING_COLUMNS, TRANSFER_COLUMNS, evaluated)
 
 
 # --------------------------------------------------------------------------- readers
@@ -80,17 +81,26 @@ def replicate_mean_rows(groups: dict, n_bootstrap: int, seed: int) -> list[dict]
             if not np.array_equal(f["sample_id"].to_numpy(), ids):
                 raise ValueError(f"replicates of {ds}/{arch}/{method}/sparsity {sparsity} n={n} were "
                                  "attacked on different rows; rerun their fit_attack jobs")
-        test = (frames[0]["fold"] == "attack_test").to_numpy()
-        y = frames[0]["member"].to_numpy()[test]
+        fold = frames[0]["fold"].to_numpy()
+        member = frames[0]["member"].to_numpy()
         by_attack: dict[str, list[dict]] = {}
         for rows, _ in members:
             for r in rows:
                 by_attack.setdefault(r["attack"], []).append(r)
         for attack, reps in by_attack.items():
             col = f"score_{attack}"
-            s = np.stack([f[col].to_numpy()[test] for f in frames])
+            rows_eval = evaluated(fold, reps[0]["kind"])  # the rows the attack is judged on
+            y = member[rows_eval]
+            s = np.stack([f[col].to_numpy()[rows_eval] for f in frames])
             thr = np.array([r["threshold"] for r in reps])
             m = bootstrap_metrics(y, s, thr, n_boot=n_bootstrap, seed=seed)
+            if reps[0]["kind"] == REFERENCE:  # and on the classifiers' rows
+                test = fold == "attack_test"
+                same = bootstrap_metrics(member[test], np.stack([f[col].to_numpy()[test]
+                                                                 for f in frames]),
+                                         thr, n_boot=n_bootstrap, seed=seed)
+                m.update({f"same_rows_{k}{x}": same[f"{k}{x}"] for k in SAME_ROWS_METRICS
+                          for x in ("", "_ci_low", "_ci_high")})
             row = {"dataset": ds, "arch": arch, "method": method, "sparsity": sparsity,
                    "achieved_sparsity": float(np.mean([r["achieved_sparsity"] for r in reps])),
                    "replicate": MEAN, "sample_size": n, "attack": attack,
@@ -132,7 +142,9 @@ def gap_correlation(training: pd.DataFrame, attacks: pd.DataFrame, sample_size: 
                     attack: str) -> tuple[pd.DataFrame, dict]:
     """Generalisation gap (train - test accuracy) against ``attack``'s AUC, one row per model
     and seed at ``sample_size``, and their Spearman rank correlation (rho with a Fisher-z
-    interval, p-value, number of models)."""
+    interval, p-value) over the models, each the mean of its seeds: the seeds of one model
+    are not independent points (they share the model's configuration), so the correlation
+    is taken over models, not over (model, seed) pairs."""
     from scipy.stats import spearmanr
 
     sel = attacks[(attacks["attack"] == attack) & (attacks["replicate"].astype(str) != MEAN)
@@ -143,11 +155,14 @@ def gap_correlation(training: pd.DataFrame, attacks: pd.DataFrame, sample_size: 
     tr["sparsity"] = tr["sparsity"].round(6)
     sel["sparsity"] = sel["sparsity"].round(6)
     merged = sel.merge(tr[keys + ["generalization_gap"]], on=keys)
-    if len(merged) < 2:
+    per_model = merged.groupby(MODEL_KEYS)[["generalization_gap", "auc"]].mean()
+    if len(per_model) < 2:
         raise ValueError(f"the gap correlation needs at least two models with {attack} "
                          f"results at n={sample_size} (config key report.figure2_sample_size)")
-    rho, pval = spearmanr(merged["generalization_gap"], merged["auc"])
-    lo, hi = spearman_ci(float(rho), len(merged))
+    rho, pval = spearmanr(per_model["generalization_gap"], per_model["auc"])
+    lo, hi = spearman_ci(float(rho), len(per_model))
     return merged, {"spearman_rho": float(rho), "spearman_rho_ci_low": lo,
                     "spearman_rho_ci_high": hi, "p_value": float(pval),
-                    "models": int(len(merged))}
+                    "models": int(len(per_model)), "points": int(len(merged)),
+                    "seeds": int(merged["replicate"].nunique()),
+                    "unit": "models (each the mean of its seeds)"}

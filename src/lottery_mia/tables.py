@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .metrics import chance_verdict, paired_difference, slice_metrics
+from .metrics import adjust_verdicts, chance_verdict, compare, slice_metrics
 from .summaries import method_means, read_scores
-from .vocabulary import DENSE, MEAN, fmt_ci
+from .vocabulary import DENSE, MEAN, evaluated, fmt_ci
 
 T1_METRICS = ("accuracy", "precision")
 
@@ -91,17 +91,27 @@ def table1_markdown(t: pd.DataFrame, arch: str, ticket_sparsity: float, method: 
 
 
 # --------------------------------------------------------------------------- verdicts
-def _stacked_scores(paths: list, attack: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(member flags, R x n_test scores, ids) of one attack over replicate score tables."""
+def _stacked_scores(paths: list, attack: str, kind: str
+                    ) -> tuple[np.ndarray, np.ndarray, list]:
+    """(member flags, R x n scores, frames) of one attack over replicate score tables, on
+    the rows the attack is evaluated on (:func:`vocabulary.evaluated`)."""
     frames = [read_scores(p) for p in paths]
     ids = frames[0]["sample_id"].to_numpy()
     for p, f in zip(paths, frames):
         if not np.array_equal(f["sample_id"].to_numpy(), ids):
             raise ValueError(f"{p} was attacked on other rows than {paths[0]}; rerun")
-    test = (frames[0]["fold"] == "attack_test").to_numpy()
-    y = frames[0]["member"].to_numpy()[test]
-    s = np.stack([f[f"score_{attack}"].to_numpy()[test] for f in frames])
+    rows = evaluated(frames[0]["fold"].to_numpy(), kind)
+    y = frames[0]["member"].to_numpy()[rows]
+    s = np.stack([f[f"score_{attack}"].to_numpy()[rows] for f in frames])
     return y, s, frames
+
+
+def kind_of(attacks: pd.DataFrame, attack: str) -> str:
+    """The kind (classifier, threshold, reference) of ``attack`` in attacks.csv."""
+    kinds = attacks.loc[attacks["attack"] == attack, "kind"]
+    if kinds.empty:
+        raise ValueError(f"no results of the {attack!r} attack in attacks.csv")
+    return str(kinds.iat[0])
 
 
 def _group_key(g: dict) -> tuple:
@@ -117,10 +127,42 @@ def _thresholds(per: pd.DataFrame, **eq) -> np.ndarray:
     return part.sort_values("replicate", key=lambda c: c.astype(int))["threshold"].to_numpy()
 
 
+VERDICT_WORDS = {
+    "leaks_more": "{b} leaks more than {a}",
+    "leaks_less": "{b} leaks less than {a}",
+    "equivalent": "{b} and {a} leak the same, within +-{margin:g}",
+    "inconclusive": "this run does not decide whether {b} leaks more or less than {a}",
+}
+
+
+def comparison_columns(v: dict) -> dict:
+    """The columns of one comparison (a :func:`metrics.compare` entry, b - a)."""
+    return {"diff": v["diff"], "diff_ci_low": v["ci_low"], "diff_ci_high": v["ci_high"],
+            "diff_ci90_low": v["ci90_low"], "diff_ci90_high": v["ci90_high"],
+            "p_value": v["p_value"], "p_equivalence": v["p_equivalence"],
+            "n_seeds": v["n_seeds"], "scope": v["scope"], "row_ci_low": v["row_ci_low"],
+            "row_ci_high": v["row_ci_high"]}
+
+
+def comparison_sentence(head: str, b_name: str, a_name: str, r: dict, margin: float) -> str:
+    """One comparison in words, after its verdict is set (``r``: a row of the table)."""
+    over = (f"over {r['n_seeds']} training seeds" if r["scope"] == "seeds" else
+            f"over the attack-test rows of these {r['n_seeds']} network(s) per side: with "
+            "fewer than 3 seeds it describes these networks only")
+    finding = VERDICT_WORDS[r["verdict"]].format(b=b_name, a=a_name, margin=margin)
+    return (f"{head}, a difference of {r['diff']:+.3f} (95% CI {r['diff_ci_low']:+.3f} to "
+            f"{r['diff_ci_high']:+.3f} {over}; Holm-adjusted p = {r['p_holm']:.2g}, "
+            f"equivalence p = {r['p_equivalence_holm']:.2g}): {finding}.")
+
+
 def verdicts(attacks: pd.DataFrame, score_paths, arch: str, ticket_sparsity: float,
-             attack: str, n_bootstrap: int, seed: int, method: str) -> pd.DataFrame:
-    """The ``method`` ticket minus the dense network, per Table 1 row, with a
-    paired-bootstrap 95% interval.
+             attack: str, n_bootstrap: int, seed: int, method: str,
+             margin: float) -> pd.DataFrame:
+    """The ``method`` ticket minus the dense network, per Table 1 row and metric: the
+    difference with its interval over training seeds (three or more; otherwise over the
+    attack-test rows of these networks) and a verdict (``leaks_more``, ``leaks_less``,
+    ``equivalent`` within +-``margin``, ``inconclusive``). The rows of one call are one
+    family of tests: Holm-adjust them together (:func:`finish_verdicts`).
 
     ``score_paths``: (dataset, method, sparsity-as-float, sample_size) -> list of replicate
     score files (the same replicate order for both sides), or a list of groups (dicts with
@@ -138,47 +180,53 @@ def verdicts(attacks: pd.DataFrame, score_paths, arch: str, ticket_sparsity: flo
         tick_paths = score_paths.get((ds, method, float(ticket_sparsity), n))
         if not dense_paths or not tick_paths:
             continue
-        y, s_dense, _ = _stacked_scores(dense_paths, attack)
-        y2, s_tick, _ = _stacked_scores(tick_paths, attack)
+        y, s_dense, _ = _stacked_scores(dense_paths, attack, kind_of(per, attack))
+        y2, s_tick, _ = _stacked_scores(tick_paths, attack, kind_of(per, attack))
         if not np.array_equal(y, y2):
             raise ValueError(f"dense and ticket of {ds} n={n} were attacked on other rows")
-        d = paired_difference(
+        d = compare(
             y, s_dense, _thresholds(per, dataset=ds, sample_size=n, method=DENSE), s_tick,
             _thresholds(per, dataset=ds, sample_size=n, method=method,
                         sparsity=ticket_sparsity),
-            metrics=("accuracy", "auc"), n_boot=n_bootstrap, seed=seed)
+            metrics=("accuracy", "auc"), margin=margin, n_boot=n_bootstrap, seed=seed)
         for metric, v in d.items():
             rows.append({"dataset": ds, "sample_size": n, "arch": arch, "method": method,
                          "ticket_sparsity": ticket_sparsity, "attack": attack,
                          "metric": metric, "dense": v["a"], "ticket": v["b"],
-                         "difference": v["difference"], "ci_low": v["ci_low"],
-                         "ci_high": v["ci_high"], "excludes_zero": v["excludes_zero"],
-                         "replicates": s_dense.shape[0],
-                         "sentence": verdict_sentence(ds, n, arch, ticket_sparsity, attack,
-                                                      metric, v, method)})
+                         **comparison_columns(v), "margin": margin})
     return pd.DataFrame(rows)
 
 
-def verdict_sentence(ds, n, arch, sparsity, attack, metric, v, method) -> str:
-    if v["ci_low"] > 0:
-        finding = "the ticket leaks more than its dense parent (the interval excludes 0)"
-    elif v["ci_high"] < 0:
-        finding = "the ticket leaks less than its dense parent (the interval excludes 0)"
-    else:
-        finding = ("no significant difference between the ticket and its dense parent "
-                   "(the interval includes 0)")
-    return (f"{ds}, n={n}: {attack} attack {metric} on the {arch} {method} ticket at "
-            f"sparsity {sparsity:g} is {v['b']:.3f} vs {v['a']:.3f} on the dense network, a "
-            f"difference of {v['difference']:+.3f} (95% CI {v['ci_low']:+.3f} to "
-            f"{v['ci_high']:+.3f}): {finding}.")
+def finish_verdicts(frame: pd.DataFrame, margin: float) -> pd.DataFrame:
+    """Holm-adjust one table of ticket-vs-dense comparisons and add verdicts and
+    sentences."""
+    if frame.empty:
+        return frame
+    rows = adjust_verdicts(frame.to_dict("records"))
+    for r in rows:
+        head = (f"{r['dataset']}, n={r['sample_size']}: {r['attack']} attack {r['metric']} on "
+                f"the {r['arch']} {r['method']} ticket at sparsity {r['ticket_sparsity']:g} is "
+                f"{r['ticket']:.3f} vs {r['dense']:.3f} on the dense network")
+        r["sentence"] = comparison_sentence(head, "the ticket", "its dense parent", r, margin)
+    return pd.DataFrame(rows)[VERDICT_COLUMNS]
+
+
+VERDICT_COLUMNS = [
+    "dataset", "sample_size", "arch", "method", "ticket_sparsity", "attack", "metric",
+    "dense", "ticket", "verdict", "n_seeds", "scope", "diff", "diff_ci_low", "diff_ci_high",
+    "diff_ci90_low", "diff_ci90_high", "p_value", "p_holm", "p_equivalence",
+    "p_equivalence_holm", "margin", "row_ci_low", "row_ci_high", "sentence",
+]
 
 
 # --------------------------------------------------------------------------- methods
 METHOD_VERDICT_COLUMNS = [
     "dataset", "sample_size", "arch", "sparsity", "attack", "metric", "method", "versus",
-    "method_kind", "versus_kind", "method_value", "versus_value", "difference", "ci_low",
-    "ci_high", "excludes_zero", "achieved_sparsity_method", "achieved_sparsity_versus",
-    "test_acc_method", "test_acc_versus", "replicates", "sentence",
+    "method_kind", "versus_kind", "method_value", "versus_value", "verdict", "n_seeds",
+    "scope", "diff", "diff_ci_low", "diff_ci_high", "diff_ci90_low", "diff_ci90_high",
+    "p_value", "p_holm", "p_equivalence", "p_equivalence_holm", "margin", "row_ci_low",
+    "row_ci_high", "achieved_sparsity_method", "achieved_sparsity_versus", "test_acc_method",
+    "test_acc_versus", "sentence",
 ]
 
 
@@ -198,36 +246,32 @@ def _fmt(v, digits: int = 3) -> str:
     return f"{v:.{digits}f}" if v is not None and np.isfinite(v) else "n/a"
 
 
-def method_sentence(ds, n, arch, sparsity, attack, metric, method, versus, versus_kind, v,
-                    achieved=(np.nan, np.nan), test_acc=(np.nan, np.nan)) -> str:
-    """One method verdict in words (``v``: a :func:`metrics.paired_difference` entry, b =
-    ``method``, a = ``versus``)."""
-    other = f"{versus} (control)" if versus_kind == "control" else f"the {versus} ticket"
-    if v["ci_low"] > 0:
-        finding = (f"the {method} ticket leaks more than {versus} (the interval excludes 0)")
-    elif v["ci_high"] < 0:
-        finding = (f"the {method} ticket leaks less than {versus} (the interval excludes 0)")
-    else:
-        finding = "no significant difference (the interval includes 0)"
+def method_head(r: dict) -> str:
+    """The first half of a method verdict's sentence (b = method, a = versus)."""
     notes = []
-    for name, a in zip((method, versus), achieved):
-        if a is not None and np.isfinite(a) and not np.isclose(a, sparsity, atol=5e-4):
+    for name, a in ((r["method"], r["achieved_sparsity_method"]),
+                    (r["versus"], r["achieved_sparsity_versus"])):
+        if a is not None and np.isfinite(a) and not np.isclose(a, r["sparsity"], atol=5e-4):
             notes.append(f"{name} achieved sparsity {a:.3f}")
     note = f" ({'; '.join(notes)})" if notes else ""
-    return (f"{ds}, n={n}, sparsity {sparsity:g}{note}: {attack} attack {metric} on the "
-            f"{arch} {method} ticket is {v['b']:.3f} vs {v['a']:.3f} on {other}, a difference "
-            f"of {v['difference']:+.3f} (95% CI {v['ci_low']:+.3f} to {v['ci_high']:+.3f}): "
-            f"{finding}. Test accuracy {_fmt(test_acc[0])} vs {_fmt(test_acc[1])}.")
+    other = (f"{r['versus']} (control)" if r["versus_kind"] == "control"
+             else f"the {r['versus']} ticket")
+    return (f"{r['dataset']}, n={r['sample_size']}, sparsity {r['sparsity']:g}{note}: "
+            f"{r['attack']} attack {r['metric']} on the {r['arch']} {r['method']} ticket is "
+            f"{r['method_value']:.3f} vs {r['versus_value']:.3f} on {other} (test accuracy "
+            f"{_fmt(r['test_acc_method'])} vs {_fmt(r['test_acc_versus'])})")
 
 
 def method_verdicts(attacks: pd.DataFrame, training: pd.DataFrame | None, groups: list,
-                    method_kinds: dict | None = None, verdict_attacks=("mlp",),
-                    n_bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
+                    method_kinds: dict | None, verdict_attacks, n_bootstrap: int, seed: int,
+                    margin: float) -> pd.DataFrame:
     """Tickets vs their controls: for each dataset, arch and sample size of ``groups``,
     attack of ``verdict_attacks`` and requested sparsity > 0, every ticket method minus
     every control present there, and every later ticket method minus the first
-    (e.g. imp - oneshot): attack accuracy and AUC, paired bootstrap over the attack-test
-    rows (95% interval), with the mean achieved sparsity and test accuracy of both sides.
+    (e.g. imp - oneshot): attack accuracy and AUC with the verdict of
+    :func:`lottery_mia.metrics.compare` (seed-level interval with three or more seeds, else
+    the paired bootstrap over rows; Holm-adjusted over the whole table), with the mean
+    achieved sparsity and test accuracy of both sides.
 
     ``groups``: dicts with dataset, arch, method, sparsity, sample_size and ``paths`` (the
     replicate score files in replicate order). ``method_kinds``: method -> ``ticket`` |
@@ -266,8 +310,8 @@ def method_verdicts(attacks: pd.DataFrame, training: pd.DataFrame | None, groups
             for attack in dict.fromkeys(verdict_attacks):
                 p_m, p_v = paths[(ds, arch, method, sparsity, n)], \
                     paths[(ds, arch, versus, sparsity, n)]
-                y, s_m, _ = _stacked_scores(p_m, attack)
-                y2, s_v, _ = _stacked_scores(p_v, attack)
+                y, s_m, _ = _stacked_scores(p_m, attack, kind_of(per, attack))
+                y2, s_v, _ = _stacked_scores(p_v, attack, kind_of(per, attack))
                 if not np.array_equal(y, y2):
                     raise ValueError(f"{method} and {versus} of {ds} {arch} n={n} were "
                                      "attacked on other rows")
@@ -281,26 +325,27 @@ def method_verdicts(attacks: pd.DataFrame, training: pd.DataFrame | None, groups
                             f"{ds} {arch} {name} s={sparsity:g} n={n} {attack}: "
                             f"{len(t)} replicate rows in attacks.csv for {s.shape[0]} "
                             "score files")
-                d = paired_difference(y, s_v, t_v, s_m, t_m, metrics=("accuracy", "auc"),
-                                      n_boot=n_bootstrap, seed=seed)
+                d = compare(y, s_v, t_v, s_m, t_m, metrics=("accuracy", "auc"), margin=margin,
+                            n_boot=n_bootstrap, seed=seed)
                 for metric, v in d.items():
                     rows.append({
                         "dataset": ds, "sample_size": n, "arch": arch, "sparsity": sparsity,
                         "attack": attack, "metric": metric, "method": method,
                         "versus": versus, "method_kind": kinds.get(method),
                         "versus_kind": kinds.get(versus), "method_value": v["b"],
-                        "versus_value": v["a"], "difference": v["difference"],
-                        "ci_low": v["ci_low"], "ci_high": v["ci_high"],
-                        "excludes_zero": v["excludes_zero"],
+                        "versus_value": v["a"], **comparison_columns(v), "margin": margin,
                         "achieved_sparsity_method": info_m[0],
                         "achieved_sparsity_versus": info_v[0],
                         "test_acc_method": info_m[1], "test_acc_versus": info_v[1],
-                        "replicates": min(s_m.shape[0], s_v.shape[0]),
-                        "sentence": method_sentence(
-                            ds, n, arch, sparsity, attack, metric, method, versus,
-                            kinds.get(versus), v, (info_m[0], info_v[0]),
-                            (info_m[1], info_v[1])),
                     })
+    if not rows:
+        return pd.DataFrame(columns=METHOD_VERDICT_COLUMNS)
+    rows = adjust_verdicts(rows)  # one family: every comparison of the table
+    for r in rows:
+        b = f"the {r['method']} ticket"
+        a = (f"{r['versus']} (control)" if r["versus_kind"] == "control"
+             else f"the {r['versus']} ticket")
+        r["sentence"] = comparison_sentence(method_head(r), b, a, r, margin)
     return pd.DataFrame(rows, columns=METHOD_VERDICT_COLUMNS)
 
 
@@ -323,7 +368,11 @@ def attack_model_table(attacks: pd.DataFrame, arch: str, ticket_sparsity: float,
                 if r.empty:
                     continue
                 r = r.iloc[0]
-                for m in ("accuracy", "auc", "tpr_at_fpr_0.01", "tpr_at_fpr_0.001"):
+                for col in ("n_eval_members", "n_eval_nonmembers", "min_fpr", "n_references"):
+                    if col in r and pd.notna(r[col]):
+                        row[col] = r[col]
+                for m in ("accuracy", "auc", "tpr_at_fpr_0.1", "tpr_at_fpr_0.01",
+                          "tpr_at_fpr_0.001"):
                     row[f"{m}_{side}"] = r[m]
                     row[f"{m}_ci_low_{side}"] = r[f"{m}_ci_low"]
                     row[f"{m}_ci_high_{side}"] = r[f"{m}_ci_high"]
@@ -348,11 +397,12 @@ def slices(score_paths, attacks: pd.DataFrame, slice_attacks: list[str],
     rows = []
     for (ds, arch, method, sparsity, n), paths in sorted(score_paths.items()):
         for attack in slice_attacks:
-            y, s, frames = _stacked_scores(paths, attack)
-            test = (frames[0]["fold"] == "attack_test").to_numpy()
+            kind = kind_of(attacks, attack)
+            y, s, frames = _stacked_scores(paths, attack, kind)
+            test = evaluated(frames[0]["fold"].to_numpy(), kind)
             part = _sel(attacks, dataset=ds, arch=arch, method=method, sparsity=sparsity,
                         sample_size=n, attack=attack)
-            part = part[part["replicate"] != "mean"].sort_values(
+            part = part[part["replicate"] != MEAN].sort_values(
                 "replicate", key=lambda c: c.astype(int))
             thr = part["threshold"].to_numpy()
             labels = frames[0]["label"].to_numpy()[test]

@@ -19,6 +19,22 @@ MODEL_KEYS = ["dataset", "arch", "method", "sparsity"]
 ATTACK_KEYS = ["dataset", "arch", "method", "sparsity", "replicate", "sample_size", "attack"]
 MEAN = "mean"  # the replicate of the rows averaged over seeds
 
+# The rows of a model's scores table (attack-n<N>/scores.parquet): the attack sample's two
+# folds and, for a model with reference attacks, every other scored row of the target.
+FOLDS = ("attack_train", "attack_test", "outside")
+REFERENCE = "reference"  # the kind of attack that learns nothing from the target's members
+# what reference attacks also report on the classifier attacks' rows (``same_rows_<metric>``)
+SAME_ROWS_METRICS = ("accuracy", "auc", "tpr_at_fpr_0.1")
+
+
+def evaluated(fold, kind: str):
+    """The rows an attack is evaluated on (a boolean array of ``fold``'s shape): the
+    attack-test rows for classifier and threshold attacks (they learn from attack-train
+    rows), every scored row of the target for reference attacks (they learn only from the
+    reference models; the attack-train rows only place their threshold)."""
+    return (fold != "") if kind == REFERENCE else (fold == "attack_test")
+
+
 # The columns a table must have to be read back (readers name what is missing).
 TRAINING_COLUMNS = MODEL_KEYS + ["achieved_sparsity", "method_kind", "replicate", "test_acc",
                                  "train_acc"]

@@ -16,7 +16,8 @@ import numpy as np
 
 from ..confidences import check_table_identity, read_confidences
 from ..io import log
-from ..metrics import bootstrap_metrics, chance_verdict
+from ..metrics import bootstrap_metrics, chance_verdict, low_fpr_text
+from ..vocabulary import REFERENCE, SAME_ROWS_METRICS
 from .base import (ATTACKS, FEATURES, AttackData, AttackKind, AttackScores, attack_features,
                    get_attack, register_attack)
 
@@ -51,9 +52,13 @@ def check_attack_config(names: list, settings_of: dict, cache_dir=None) -> list[
 
 
 def attack_data(confidences_path, sample_path, features: str,
-                expected: dict | None = None) -> AttackData:
+                expected: dict | None = None, all_rows: bool = False) -> AttackData:
     """The target's confidence rows of an attack sample (with ``expected``, the table must
-    be that model's: :func:`lottery_mia.confidences.check_table_identity`)."""
+    be that model's: :func:`lottery_mia.confidences.check_table_identity`). With
+    ``all_rows``, every other scored row of the target follows the sample's rows, in fold
+    ``outside`` (reference attacks are evaluated on all of them)."""
+    import pandas as pd
+
     from ..attack_samples import read_attack_sample
 
     conf = read_confidences(confidences_path)
@@ -67,6 +72,13 @@ def attack_data(confidences_path, sample_path, features: str,
     if not np.array_equal(rows.label, sample["label"].to_numpy()):
         raise ValueError(f"{confidences_path} and {sample_path} disagree on labels: one of "
                          "them is stale; rerun the workflow")
+    if all_rows:
+        rest = conf.sample_id[~np.isin(conf.sample_id, sample["sample_id"].to_numpy())]
+        others = conf.rows(rest)
+        sample = pd.concat([sample, pd.DataFrame({
+            "sample_id": others.sample_id, "label": others.label, "member": others.member,
+            "fold": "outside"})], ignore_index=True)
+        rows = conf.rows(sample["sample_id"].to_numpy())
     return AttackData(target=rows, sample=sample, features=features)
 
 
@@ -82,9 +94,9 @@ def rows_of(table, sample_ids, table_path, sample_path):
 
 def add_references(data: AttackData, reference_paths: list, inclusion_path,
                    target_confidences, reference_seeds: list | None = None) -> AttackData:
-    """Attach reference models' rows, their inclusion, and the population rows (target
-    non-members outside the attack sample) to ``data``. With ``reference_seeds``, each
-    reference table must be of the target's dataset, arch, method and sparsity, trained
+    """Attach reference models' rows, their inclusion, and the population rows (the
+    target's scored non-members: RMIA's samples z) to ``data``. With ``reference_seeds``,
+    each reference table must be of the target's dataset, arch, method and sparsity, trained
     with its seed."""
     from ..references import inclusion_matrix, read_inclusion
 
@@ -98,8 +110,7 @@ def add_references(data: AttackData, reference_paths: list, inclusion_path,
                                        ("dataset", "arch", "method", "sparsity")}
                                  | {"replicate": seed}, path)
     conf = read_confidences(target_confidences)
-    outside = ~np.isin(conf.sample_id, ids) & ~conf.member
-    pop_ids = conf.sample_id[outside]
+    pop_ids = conf.sample_id[~conf.member]
     data.references = [rows_of(r, ids, p, "the attack sample")
                        for r, p in zip(refs, reference_paths)]
     data.reference_in = inclusion_matrix(inclusion, ids, len(refs))
@@ -117,16 +128,23 @@ def add_references(data: AttackData, reference_paths: list, inclusion_path,
 def evaluate_attacks(data: AttackData, attacks: list[str], settings: dict, *, seed: int,
                      n_bootstrap: int) -> tuple[list[dict], dict]:
     """Fit (or threshold) every attack of ``attacks`` on the attack-train rows of ``data``
-    and evaluate it on the attack-test rows with 95% bootstrap intervals: the result rows
-    (one per attack) and each attack's score of every row (by attack name)."""
-    test = data.test
-    y_test = data.is_member[test]
+    and evaluate it with 95% bootstrap intervals on the rows its kind is evaluated on
+    (:func:`lottery_mia.vocabulary.evaluated`: attack-test rows, or every row for reference
+    attacks, which then also carry ``same_rows_*`` metrics on the attack-test rows, to
+    compare with the classifier attacks): the result rows (one per attack) and each
+    attack's score of every row (by attack name)."""
     rows, scores = [], {}
     for name in attacks:
         kind = get_attack(name)
         out: AttackScores = kind.factory(settings.get(name), seed).fit_score(data)
-        m = bootstrap_metrics(y_test, out.score[test], out.threshold, n_boot=n_bootstrap,
-                              seed=seed)
+        rows_eval = data.evaluated(kind.kind)
+        m = bootstrap_metrics(data.is_member[rows_eval], out.score[rows_eval], out.threshold,
+                              n_boot=n_bootstrap, seed=seed)
+        if kind.kind == REFERENCE:
+            same = bootstrap_metrics(data.is_member[data.test], out.score[data.test],
+                                     out.threshold, n_boot=n_bootstrap, seed=seed)
+            m.update({f"same_rows_{k}{x}": same[f"{k}{x}"] for k in SAME_ROWS_METRICS
+                      for x in ("", "_ci_low", "_ci_high")})
         row = {"attack": name, "kind": kind.kind, "threshold": out.threshold, **m,
                **{k: v for k, v in out.info.items()}}
         row["verdict_accuracy"] = chance_verdict(m["accuracy_ci_low"], m["accuracy_ci_high"])
@@ -135,8 +153,7 @@ def evaluate_attacks(data: AttackData, attacks: list[str], settings: dict, *, se
         scores[name] = out.score
         log(f"{name:>20}: accuracy {m['accuracy']:.3f} [{m['accuracy_ci_low']:.3f}, "
             f"{m['accuracy_ci_high']:.3f}]  auc {m['auc']:.3f} [{m['auc_ci_low']:.3f}, "
-            f"{m['auc_ci_high']:.3f}]  tpr@1%fpr {m['tpr_at_fpr_0.01']:.3f} "
-            f"({row['verdict_auc']})"
+            f"{m['auc_ci_high']:.3f}] ({row['verdict_auc']})  {low_fpr_text(m)}"
             + ("" if out.info.get("converged", True) else
                f"  did not converge: raise attack.{name}.max_iter"))
     return rows, scores

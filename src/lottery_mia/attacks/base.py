@@ -24,6 +24,7 @@ import numpy as np
 
 from ..confidences import ConfidenceTable
 from ..registry import Registry
+from ..vocabulary import evaluated
 
 if TYPE_CHECKING:  # pandas is only needed when an attack runs
     import pandas as pd
@@ -42,8 +43,8 @@ class AttackData:
     # halves of the population pool. ``references[k]`` holds reference k's confidence rows
     # aligned with ``sample`` (same sample_id order); ``reference_in[k, i]`` is True when
     # reference k was trained on row i (from the inclusion table). ``population`` holds the
-    # target's rows on population samples z that are not in the attack sample (never target
-    # members), and ``population_references[k]`` reference k's rows on the same z, with
+    # target's rows on population samples z (every scored target non-member), and
+    # ``population_references[k]`` reference k's rows on the same z, with
     # ``population_in[k, j]`` its inclusion. The target's ``member`` column is never read by
     # these attacks except on attack-train rows, to choose a threshold.
     references: list[ConfidenceTable] | None = None
@@ -62,7 +63,11 @@ class AttackData:
 
     @property
     def test(self) -> np.ndarray:
-        return ~self.train
+        return (self.sample["fold"] == "attack_test").to_numpy()
+
+    def evaluated(self, kind: str) -> np.ndarray:
+        """The rows an attack of ``kind`` is evaluated on (:func:`vocabulary.evaluated`)."""
+        return evaluated(self.sample["fold"].to_numpy(), kind)
 
     def feature_matrix(self, table: ConfidenceTable | None = None) -> np.ndarray:
         return attack_features(self.target if table is None else table, self.features)

@@ -18,10 +18,20 @@ best cut on attack-train rows (:func:`lottery_mia.metrics.best_threshold`).
 Settings (``attack.lira_online`` / ``attack.lira_offline``):
 
 - ``fixed_variance``: "auto" (default: true with fewer than 64 references), true or false.
-  True: one variance for IN and one for OUT, pooled over all rows (the within-row variance
-  sum_i sum_{k in IN_i} (phi_ki - mu_in,i)^2 / sum_i |IN_i|, likewise OUT), as the paper
-  recommends with few references. False: per-row variances (rows with fewer than two IN or
-  OUT references fall back to the pooled one).
+  True: one variance for IN and one for OUT, pooled over all rows, as the paper recommends
+  with few references. The estimator is the unbiased pooled within-row variance
+  sum_i sum_{k in IN_i} (phi_ki - mu_in,i)^2 / sum_i (|IN_i| - 1) (likewise OUT). Carlini et
+  al.'s released code uses instead the global standard deviation of every IN score, reused
+  for OUT; that one adds the spread of the rows' means, and the earlier estimator here
+  divided by sum_i |IN_i|, which underestimates sigma by sqrt(2) with two IN references per
+  row (K = 4). ``tests/test_reference_attacks.py`` checks on a known-truth family that the
+  pooled estimator recovers sigma and that LiRA with it is at least as good as with
+  Carlini's. False: per-row variances (ddof 1; rows with fewer than two IN or OUT
+  references fall back to the pooled one).
+
+With several scored views per sample (``confidences.augmentations: 2``: the image and its
+flip), a Gaussian is fitted per view and the per-view scores (log-likelihood ratios online,
+log-probabilities offline) are averaged, as Carlini et al.'s code combines them.
 
 Rows with no IN reference (online) get mu_in = mu_out + the global mean shift (the mean of
 mu_in - mu_out over rows that have both); rows with no OUT reference get
@@ -80,16 +90,19 @@ def threshold_on_train(data: AttackData, score: np.ndarray) -> tuple[float, dict
 
 
 def _gaussian_fit(phi: np.ndarray, mask: np.ndarray, fixed: bool):
-    """Per-row mean and variance of phi (K, n) over the references marked in ``mask``."""
+    """Per-row mean and variance of phi (K, n) over the references marked in ``mask``: the
+    unbiased pooled within-row variance (fixed), or each row's own (ddof 1)."""
     count = mask.sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mu = np.where(count > 0, (phi * mask).sum(0) / np.maximum(count, 1), np.nan)
     dev2 = np.where(mask, (phi - np.nan_to_num(mu)[None, :]) ** 2, 0.0)
-    pooled = float(dev2.sum() / max(int(count.sum()), 1))  # within-row variance, all rows
+    dof = int(np.maximum(count - 1, 0).sum())
+    pooled = float(dev2.sum() / dof) if dof > 0 else float(np.var(phi[mask])) if \
+        mask.any() else 1.0
     if fixed:
         var = np.full(phi.shape[1], pooled)
     else:
-        var = np.where(count >= 2, dev2.sum(0) / np.maximum(count, 1), pooled)
+        var = np.where(count >= 2, dev2.sum(0) / np.maximum(count - 1, 1), pooled)
     return mu, np.maximum(var, EPS), count
 
 
@@ -106,12 +119,27 @@ class LiRA:
         self.name, self.online, self.fixed = name, online, fixed
 
     def fit_score(self, data: AttackData) -> AttackScores:
+        inc = check_references(data, self.name)
+        views = np.stack([r.scaled_logit_views() for r in data.references])  # (K, n, V)
+        views_t = data.target.scaled_logit_views()  # (n, V)
+        if views.shape[2] != views_t.shape[1]:
+            raise ValueError(f"attack {self.name!r}: the target was scored on "
+                             f"{views_t.shape[1]} view(s), the references on {views.shape[2]}; "
+                             "score them alike (confidences.augmentations)")
+        fixed = len(data.references) < AUTO_FIXED_BELOW if self.fixed == "auto" else self.fixed
+        per_view = [self._score_view(views[:, :, v], views_t[:, v], inc, fixed)
+                    for v in range(views.shape[2])]
+        score = np.mean([s for s, _ in per_view], axis=0).astype(np.float64)
+        thr, info = threshold_on_train(data, score)
+        info.update(per_view[0][1])
+        info.update({"n_references": len(data.references), "fixed_variance": bool(fixed),
+                     "views": int(views.shape[2])})
+        return AttackScores(score, thr, info)
+
+    def _score_view(self, phi: np.ndarray, phi_t: np.ndarray, inc: np.ndarray, fixed: bool):
+        """One view's scores (phi: (K, n) references, phi_t: (n,) target)."""
         from scipy.stats import norm
 
-        inc = check_references(data, self.name)
-        phi = np.stack([r.scaled_logit() for r in data.references])  # (K, n)
-        phi_t = data.target.scaled_logit()
-        fixed = len(data.references) < AUTO_FIXED_BELOW if self.fixed == "auto" else self.fixed
         mu_in, var_in, n_in = _gaussian_fit(phi, inc, fixed)
         mu_out, var_out, n_out = _gaussian_fit(phi, ~inc, fixed)
         both = (n_in > 0) & (n_out > 0)
@@ -130,12 +158,10 @@ class LiRA:
             score = np.where(none, 0.0, score)
         else:
             score = norm.logcdf((phi_t - mu_out) / s_out)
-        score = np.asarray(score, dtype=np.float64)
-        thr, info = threshold_on_train(data, score)
-        info.update({"n_references": len(data.references), "fixed_variance": bool(fixed),
-                     "mean_shift": shift, "rows_without_in": int(no_in.sum()),
-                     "rows_without_out": int(no_out.sum())})
-        return AttackScores(score, thr, info)
+        return np.asarray(score, dtype=np.float64), {
+            "mean_shift": shift, "rows_without_in": int(no_in.sum()),
+            "rows_without_out": int(no_out.sum()), "sigma_in": float(np.sqrt(var_in).mean()),
+            "sigma_out": float(np.sqrt(var_out).mean())}
 
 
 @register_attack("lira_online", kind="reference", needs_references=True, defaults=DEFAULTS,

@@ -6,12 +6,15 @@ log-probabilities, float64) and Pr(x) its mean over reference models:
 
 - offline (default; ``offline: true``): only the OUT references of x (those not trained on
   it), corrected for the missing IN half by the paper's linear approximation
-  Pr(x) = ((1 + a) * mean_out(x) + (1 - a)) / 2, with ``a`` (default 0.3);
+  Pr(x) = ((1 + a) * mean_out(x) + (1 - a)) / 2. ``a`` is tuned as the paper does
+  (``a: auto``, the default): one reference model plays the target, the others its
+  references, and the a of {0, 0.1, ..., 1} whose RMIA AUC against that reference's own
+  inclusion is highest is used (needs 3 or more references; a number overrides it);
 - online (``offline: false``): the mean over all references, IN and OUT.
 
 LR(x) = Pr(x|theta) / Pr(x), and likewise LR(z) for every population sample z
-(``AttackData.population``: target non-members outside the attack sample, with the
-references' rows on them and their inclusion). The score of x is the share of population
+(``AttackData.population``: the target's scored non-members, with the references' rows on
+them and their inclusion). The score of x is the share of population
 samples it dominates: score(x) = #{z : LR(x) / LR(z) >= gamma} / #z (``gamma``, default 2.0),
 computed in log space with one sort of log LR(z) and a binary search per x. Higher =
 member; the decision threshold is the best cut on attack-train rows. The target's
@@ -29,7 +32,8 @@ from scipy.special import logsumexp
 from .base import AttackData, AttackScores, register_attack
 from .lira import check_references, check_settings, threshold_on_train
 
-DEFAULTS = {"a": 0.3, "gamma": 2.0, "offline": True}
+DEFAULTS = {"a": "auto", "gamma": 2.0, "offline": True}
+A_GRID = tuple(round(0.1 * i, 1) for i in range(11))
 
 
 def true_class_log_prob(table) -> np.ndarray:
@@ -59,11 +63,12 @@ class RMIA:
             raise ValueError(f"config key attack.rmia.offline: {s['offline']!r} is not true "
                              "or false")
         try:
-            a, gamma = float(s["a"]), float(s["gamma"])
+            a = "auto" if s["a"] == "auto" else float(s["a"])
+            gamma = float(s["gamma"])
         except (TypeError, ValueError):
-            raise ValueError("config keys attack.rmia.a and attack.rmia.gamma must be "
-                             "numbers") from None
-        if not 0.0 <= a <= 1.0:
+            raise ValueError("config keys attack.rmia.a (a number or auto) and "
+                             "attack.rmia.gamma must be numbers") from None
+        if a != "auto" and not 0.0 <= a <= 1.0:
             raise ValueError(f"config key attack.rmia.a: {a} is not in [0, 1]")
         if not gamma > 0.0:
             raise ValueError(f"config key attack.rmia.gamma: {gamma} is not > 0")
@@ -89,19 +94,55 @@ class RMIA:
                                  "with the population rows")
         ref_x = np.stack([true_class_log_prob(r) for r in data.references])
         ref_z = np.stack([true_class_log_prob(r) for r in data.population_references])
-        log_lr_x = true_class_log_prob(data.target) - log_mean_prob(ref_x, inc, self.offline,
-                                                                    self.a)
-        log_lr_z = true_class_log_prob(data.population) - log_mean_prob(
-            ref_z, pop_in, self.offline, self.a)
-        # LR(x) / LR(z) >= gamma  <=>  log LR(z) <= log LR(x) - log gamma
-        sorted_z = np.sort(log_lr_z)
-        score = np.searchsorted(sorted_z, log_lr_x - np.log(self.gamma),
-                                side="right") / float(m)
-        score = score.astype(np.float64)
+        tgt_x, tgt_z = true_class_log_prob(data.target), true_class_log_prob(data.population)
+        a, tuned = self.a, None
+        if a == "auto":
+            a, tuned = tune_a(ref_x, inc, ref_z, pop_in, self.gamma, self.offline)
+        score = rmia_scores(tgt_x, ref_x, inc, tgt_z, ref_z, pop_in, a, self.gamma,
+                            self.offline)
         thr, info = threshold_on_train(data, score)
         info.update({"n_references": len(data.references), "n_population": m,
-                     "offline": self.offline, "a": self.a, "gamma": self.gamma})
+                     "offline": self.offline, "a": a, "a_tuned": tuned is not None,
+                     "gamma": self.gamma})
+        if tuned is not None:
+            info["a_tuning_auc"] = tuned
         return AttackScores(score, thr, info)
+
+
+def rmia_scores(tgt_x, ref_x, inc_x, tgt_z, ref_z, inc_z, a: float, gamma: float,
+                offline: bool) -> np.ndarray:
+    """RMIA's score of every x: the share of population samples z with
+    LR(x) / LR(z) >= gamma (log-probabilities of the true class; ``ref_*``: (K, n))."""
+    log_lr_x = tgt_x - log_mean_prob(ref_x, inc_x, offline, a)
+    log_lr_z = tgt_z - log_mean_prob(ref_z, inc_z, offline, a)
+    # LR(x) / LR(z) >= gamma  <=>  log LR(z) <= log LR(x) - log gamma
+    sorted_z = np.sort(log_lr_z)
+    return (np.searchsorted(sorted_z, log_lr_x - np.log(gamma), side="right")
+            / float(len(sorted_z))).astype(np.float64)
+
+
+def tune_a(ref_x, inc_x, ref_z, inc_z, gamma: float, offline: bool) -> tuple[float, float]:
+    """The paper's choice of a: reference 0 plays the target (its inclusion is the truth),
+    references 1.. its references, population samples z those reference 0 did not train
+    on; the a of :data:`A_GRID` with the highest AUC (ties: the first). Returns (a, AUC)."""
+    from ..metrics import attack_metrics
+
+    if ref_x.shape[0] < 3:
+        raise ValueError("attack 'rmia' with a: auto tunes a on a reference model and needs "
+                         "at least 3 references; set attack.rmia.a to a number (0.3 is the "
+                         "paper's CIFAR value) or raise references.count")
+    y = inc_x[0]
+    z = ~inc_z[0]
+    if y.all() or not y.any() or not z.any():
+        raise ValueError("attack 'rmia': reference 0 has no IN or no OUT rows to tune a on")
+    best = (A_GRID[0], -1.0)
+    for a in A_GRID:
+        s = rmia_scores(ref_x[0], ref_x[1:], inc_x[1:], ref_z[0][z], ref_z[1:, z],
+                        inc_z[1:, z], a, gamma, offline)
+        auc = attack_metrics(y, s)["auc"]
+        if auc > best[1] + 1e-12:
+            best = (a, auc)
+    return float(best[0]), float(best[1])
 
 
 @register_attack("rmia", kind="reference", needs_references=True, defaults=DEFAULTS,

@@ -73,8 +73,11 @@ class ShadowMLP:
             if pop_in.shape != (len(data.population_references), len(data.population)):
                 raise ValueError(f"attack {NAME!r}: population_in does not match the "
                                  "population references and rows")
-            xs += [attack_features(r, self.features) for r in data.population_references]
-            ys += list(pop_in)
+            new = ~np.isin(data.population.sample_id, data.target.sample_id)  # not twice
+            if new.any():
+                xs += [attack_features(r, self.features)[new]
+                       for r in data.population_references]
+                ys += list(pop_in[:, new])
         x = np.concatenate(xs)
         y = np.concatenate(ys).astype(int)
         rng = np.random.default_rng(self.seed)

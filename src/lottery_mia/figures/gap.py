@@ -37,7 +37,8 @@ def figure_gap(training: pd.DataFrame, attacks: pd.DataFrame, sample_size: int, 
     finish(ax, "generalisation gap (train accuracy - test accuracy)",
            f"attack AUC ({attack})",
            f"Fig. 7: gap vs attack, n={sample_size}: Spearman rho = {rho:.2f} "
-           f"[{lo:.2f}, {hi:.2f}] (p = {stats['p_value']:.2g}, {stats['models']} models)",
+           f"[{lo:.2f}, {hi:.2f}]\n(p = {stats['p_value']:.2g}, over {stats['models']} "
+           f"models, each the mean of its {stats['seeds']} seed(s))",
            chance=0.5)
     ax.legend(fontsize=7, ncol=2)
     save(fig, output)
@@ -48,7 +49,9 @@ def gap_note(tables: dict) -> str:
     """The Spearman correlation in words (printed under the figure)."""
     gap = tables["gap_correlation"]
     return (f"Spearman rank correlation between generalisation gap and {gap.get('attack')} "
-            f"attack AUC over {gap['models']} models: rho = "
+            f"attack AUC over {gap['models']} models (each the mean of its "
+            f"{gap.get('seeds')} training seed(s); the seeds of a model are not independent "
+            "points): rho = "
             + fmt_ci(gap["spearman_rho"], gap["spearman_rho_ci_low"],
                      gap["spearman_rho_ci_high"])
             + f" (95% interval by Fisher's z; p = {gap['p_value']:.2g}).")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..metrics import roc_points
-from ..vocabulary import DENSE, model_name
+from ..vocabulary import DENSE, evaluated, model_name
 from .registry import FigureData, register_figure
 from .style import panels, save
 
@@ -49,6 +49,9 @@ def figure_roc(curves: list[dict], output, attack: str):
                  caption=CAPTION, tables=(), scores='roc',
                  params=('attack',))
 def draw(data: FigureData, output):
-    a = data.params["attack"]
-    curves = [{**c, "score": c[f"score_{a}"]} for c in data.scores]
+    a = data.params["attack"]  # a classifier or threshold attack: its attack-test rows
+    curves = []
+    for c in data.scores:
+        test = evaluated(c["fold"], "classifier")
+        curves.append({**c, "member": c["member"][test], "score": c[f"score_{a}"][test]})
     return figure_roc(curves, output, a)

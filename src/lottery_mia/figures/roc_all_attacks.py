@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..metrics import roc_points
-from ..vocabulary import model_name
+from ..vocabulary import evaluated, model_name
 from .registry import FigureData, register_figure
 from .style import panels, save
 
@@ -58,6 +58,7 @@ def draw(data: FigureData, output):
                  f"n={m['sample_size']}")
         for col in [c for c in m if c.startswith("score_")]:
             name = col[len("score_"):]
+            rows = evaluated(m["fold"], kinds.get(name))  # the rows it is judged on
             curves.append({"label": label, "attack": name, "kind": kinds.get(name),
-                           "member": m["member"], "score": m[col]})
+                           "member": m["member"][rows], "score": m[col][rows]})
     return figure_roc_all_attacks(curves, output)

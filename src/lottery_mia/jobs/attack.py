@@ -17,6 +17,7 @@ from ..attacks import (SCORE_PREFIX, add_references, attack_data, attack_feature
 from ..confidences import check_table_identity, read_confidences
 from ..io import atomic_path, log, write_json
 from ..metrics import bootstrap_metrics, chance_verdict
+from ..vocabulary import FOLDS
 
 __all__ = ["run_attacks", "run_attacks_per_sample", "transfer_attack"]
 
@@ -30,8 +31,8 @@ def run_attacks(*, confidences_path, sample_path, attacks: list[str], settings: 
     need reference models get ``reference_paths`` and the ``inclusion_path`` table).
     ``expected``: the identity of the model the job was asked for (its table's metadata
     must match), ``reference_seeds`` the seeds of the references, in path order."""
-    data = attack_data(confidences_path, sample_path, features, expected)
     needs = [a for a in attacks if get_attack(a).needs_references]
+    data = attack_data(confidences_path, sample_path, features, expected, all_rows=bool(needs))
     if needs:
         if not reference_paths or inclusion_path is None:
             raise ValueError(f"attacks {needs} need reference models (config key "
@@ -50,7 +51,8 @@ def run_attacks(*, confidences_path, sample_path, attacks: list[str], settings: 
               "method": model_method(meta), "sparsity": meta.get("sparsity"),
               "achieved_sparsity": meta.get("achieved_sparsity", meta.get("sparsity")),
               "replicate": replicate,
-              "sample_size": int(len(data.sample)), "features": features, "seed": seed,
+              "sample_size": int(data.sample["fold"].isin(FOLDS[:2]).sum()),
+              "features": features, "seed": seed,
               "attacks": rows}
     with atomic_path(out_scores) as tmp:
         scores.to_parquet(tmp, index=False)

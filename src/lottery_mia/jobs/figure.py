@@ -23,17 +23,19 @@ def read_summary_table(name: str, path):
 def draw_figure(name: str, *, tables: dict, scores: list, models: list, params: dict,
                 output):
     """Draw figure ``name``: ``tables`` (summary table name -> path), ``scores`` (the score
-    files of ``models``, dicts of the models' keys, in the same order: their attack-test
-    rows are handed over), ``params`` (the report settings it asked for)."""
+    files of ``models``, dicts of the models' keys, in the same order: every row is handed
+    over with its ``fold``; a figure picks the rows an attack is evaluated on with
+    :func:`lottery_mia.vocabulary.evaluated`), ``params`` (the report settings it asked
+    for)."""
     spec = FIGURES.get_entry(name)
     data = FigureData(params=dict(params))
     for table, path in tables.items():
         data.tables[table] = read_summary_table(table, path)
     for path, model in zip(scores, models, strict=True):
         s = read_scores(path)
-        s = s[s["fold"] == "attack_test"]
         row = {k: v for k, v in dict(model).items() if k != "path"}
         row["member"] = s["member"].to_numpy()
+        row["fold"] = s["fold"].to_numpy()
         for col in s.columns:
             if col.startswith("score_"):
                 row[col] = s[col].to_numpy()

@@ -21,13 +21,42 @@ from ..pruning import derived_seed, get_method
 __all__ = ["prune_mask"]
 
 
+def _balanced_batches(data, rec, n_batches: int, batch_size: int, seed: int) -> list:
+    """``n_batches`` seeded minibatches of the members with as many samples of every class
+    (batch_size // classes each, drawn without replacement within a batch), as GraSP's
+    reference code draws them."""
+    import numpy as np
+    import pandas as pd
+
+    from ..data import rows_image_set
+    from ..membership import read_membership
+
+    table = read_membership(data.membership)
+    members = table[table["member"]].reset_index(drop=True)
+    classes = sorted(members["label"].unique())
+    per = max(batch_size // len(classes), 1)
+    rng = np.random.default_rng(seed)
+    picks = []
+    for _ in range(n_batches):
+        for c in classes:
+            rows = np.flatnonzero(members["label"].to_numpy() == c)
+            picks.append(rng.choice(rows, per, replace=len(rows) < per))
+    chosen = members.iloc[np.concatenate(picks)]
+    images = rows_image_set(data.source, data.root, pd.DataFrame(chosen), key=data.key,
+                            device="cpu", num_workers=rec.num_workers)
+    return list(images.eval_batches(per * len(classes)))
+
+
 def _training_batches(data, recipe: dict, recipe_key: str, n_batches: int, batch_size: int,
-                      seed: int) -> list:
-    """``n_batches`` seeded minibatches of the members (the training set), no augmentation."""
+                      seed: int, balanced: bool = False) -> list:
+    """``n_batches`` seeded minibatches of the members (the training set), no augmentation;
+    ``balanced``: class-balanced (:func:`_balanced_batches`)."""
     from ..data import Augment, member_and_test_sets
     from ..recipe import Recipe
 
     rec = Recipe.from_dict(recipe, recipe_key)
+    if balanced:
+        return _balanced_batches(data, rec, n_batches, batch_size, seed)
     train_set, _ = member_and_test_sets(data, rec, torch.device("cpu"))
     size = min(batch_size, len(train_set))
     batches = []
@@ -62,7 +91,8 @@ def prune_mask(*, method: str, settings: dict | None, score_model, out_mask, out
     if m.needs_data:
         s = m.settings
         batches = _training_batches(data, recipe, recipe_key, int(s.batches), int(s.batch_size),
-                                    derived_seed(seed, f"{method}-batches", sparsity))
+                                    derived_seed(seed, f"{method}-batches", sparsity),
+                                    balanced=getattr(m, "balanced_batches", False))
     new = m.prune(model, mask, target=target, seed=derived_seed(seed, method, sparsity),
                   batches=batches)
     if new.n_pruned() != target:

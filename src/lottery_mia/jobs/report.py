@@ -15,7 +15,7 @@ from ..io import atomic_write_bytes, log, read_csv_table, read_json
 from ..report import (CSS, attack_models_view, attacks_view, benchmark_view, data_uri,
                       html_table, method_accuracy_view, method_verdicts_view,
                       models_each_view, models_mean_view, plain, slices_view, table1_view,
-                      transfer_view)
+                      transfer_view, verdicts_view)
 from ..summaries import (read_attacks_csv, read_slices_csv, read_training_csv,
                          read_transfer_csv)
 
@@ -52,6 +52,8 @@ def write_report(*, summary: dict, report_tables: dict, figures: dict, config: d
         "values": plain(values),
         "table1": html_table(table1_view(_csv(report_tables["table1_csv"], "Table 1"))),
         "verdicts": list(verdicts["sentence"]) if len(verdicts) else [],
+        "verdict_table": html_table(verdicts_view(verdicts)) if len(verdicts) else "",
+        "claim": claim_summary(verdicts, values),
         "attack_models": html_table(attack_models_view(
             _csv(report_tables["attack_models"], "attack-model table"))),
         "methods": methods,
@@ -74,6 +76,27 @@ def write_report(*, summary: dict, report_tables: dict, figures: dict, config: d
     }
     atomic_write_bytes(render(context).encode(), output)
     log(f"wrote {output}")
+
+
+def claim_summary(verdicts: pd.DataFrame, values: dict) -> str:
+    """What the run says about the paper's claim: the verdicts of the report's attack's AUC
+    comparisons."""
+    if verdicts is None or verdicts.empty:
+        return ""
+    rows = verdicts[(verdicts["metric"] == "auc") & (verdicts["attack"] == values["attack"])]
+    if rows.empty:
+        return ""
+    counts = rows["verdict"].value_counts().to_dict()
+    n = len(rows)
+    parts = [f"supported (equivalent within +-{values['margin']:g} AUC) for "
+             f"{counts.get('equivalent', 0)} of {n} sample sizes",
+             f"contradicted for {counts.get('leaks_more', 0) + counts.get('leaks_less', 0)} "
+             f"(the ticket leaks more: {counts.get('leaks_more', 0)}, less: "
+             f"{counts.get('leaks_less', 0)})",
+             f"not decided for {counts.get('inconclusive', 0)}"]
+    scope = ("over training seeds" if (rows["scope"] == "seeds").all() else
+             "for these networks only (fewer than 3 training seeds)")
+    return f"{values['attack']} attack AUC: " + "; ".join(parts) + f"; {scope}."
 
 
 def render(context: dict) -> str:

@@ -7,14 +7,15 @@ import pandas as pd
 
 from ..io import atomic_write_bytes, write_csv
 from ..summaries import read_attacks_csv, read_training_csv
-from ..tables import (attack_model_table, method_verdicts, slices, table1, table1_markdown,
-                      verdicts)
+from ..tables import (attack_model_table, finish_verdicts, method_verdicts, slices, table1,
+                      table1_markdown, verdicts)
 
 __all__ = ["write_tables", "write_slices"]
 
 
 def write_tables(*, attacks_csv, score_paths, arch: str, ticket_sparsity: float,
-                 attack: str, method: str, n_bootstrap: int, seed: int, out_table1_csv,
+                 attack: str, method: str, margin: float, n_bootstrap: int, seed: int,
+                 out_table1_csv,
                  out_table1_md, out_verdicts, out_attack_models,
                  verdict_attacks: list | None = None, training_csv=None, method_groups=None,
                  method_kinds: dict | None = None, out_method_verdicts=None) -> None:
@@ -28,13 +29,14 @@ def write_tables(*, attacks_csv, score_paths, arch: str, ticket_sparsity: float,
                        out_table1_md)
     names = list(dict.fromkeys([attack] + list(verdict_attacks or [])))
     frames = [verdicts(attacks, score_paths, arch, ticket_sparsity, a, n_bootstrap, seed,
-                       method) for a in names]
-    write_csv(pd.concat(frames, ignore_index=True), out_verdicts)
+                       method, margin) for a in names]
+    # one family of tests: Holm over every row of the table
+    write_csv(finish_verdicts(pd.concat(frames, ignore_index=True), margin), out_verdicts)
     write_csv(attack_model_table(attacks, arch, ticket_sparsity, method), out_attack_models)
     if out_method_verdicts is not None:
         training = read_training_csv(training_csv) if training_csv is not None else None
         mv = method_verdicts(attacks, training, list(method_groups or []),
-                             dict(method_kinds or {}), names, n_bootstrap, seed)
+                             dict(method_kinds or {}), names, n_bootstrap, seed, margin)
         write_csv(mv, out_method_verdicts)
 
 

@@ -9,16 +9,20 @@ scores handed to it are ``-S = w * (H g)``.
 Hg is a Hessian-gradient product by double backpropagation, as in the reference code: g is
 first computed without a graph (``g_const``), then for every batch the gradient ``g_graph``
 is taken with ``create_graph=True`` and ``Hg = d(sum(g_const * g_graph)) / dw``, averaged
-over the batches. GraSP's temperature (T = 200 on the logits in the reference code) is not
-used here (T = 1), nor its split of each batch by class. Forward passes run in training
-mode on a deep copy of the network, as for :mod:`~lottery_mia.pruning.snip`.
+over the batches. As in the reference code the logits are divided by a temperature
+(setting ``temperature``, default 200) and the scoring batches are class-balanced (the
+pruning job draws each with as many members of every class: ``balanced_batches``). Forward
+passes run in training mode on a deep copy of the network, as for
+:mod:`~lottery_mia.pruning.snip`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .registry import register_method, weights
+from dataclasses import dataclass, field
+
+from .registry import register_method, setting, weights
 from .snip import SaliencyAtInit, _loss, mean_gradient, scoring_copy
 
 if TYPE_CHECKING:
@@ -28,7 +32,7 @@ if TYPE_CHECKING:
 
 
 def gradient_and_hg(model: nn.Module, batches: list, names: list[str],
-                    mask: Mask | None = None) -> tuple[dict, dict]:
+                    mask: Mask | None = None, temperature: float = 1.0) -> tuple[dict, dict]:
     """(g, Hg) for the named weights, as CPU tensors: the mean gradient over the batches,
     and the mean over the batches of the per-batch Hessian applied to g."""
     import torch
@@ -40,10 +44,11 @@ def gradient_and_hg(model: nn.Module, batches: list, names: list[str],
         net = scoring_copy(model, mask)
         w = weights(net, names)
         params = [w[n] for n in names]
-        g_const = mean_gradient(net, batches, params)
+        g_const = mean_gradient(net, batches, params, temperature)
         hg = [torch.zeros_like(p) for p in params]
         for batch in batches:
-            g_graph = torch.autograd.grad(_loss(net, batch), params, create_graph=True,
+            g_graph = torch.autograd.grad(_loss(net, batch, temperature), params,
+                                          create_graph=True,
                                           allow_unused=True)
             z = sum((gc * gg).sum() for gc, gg in zip(g_const, g_graph) if gg is not None)
             if not torch.is_tensor(z) or not z.requires_grad:
@@ -57,10 +62,10 @@ def gradient_and_hg(model: nn.Module, batches: list, names: list[str],
 
 
 def grasp_scores(model: nn.Module, batches: list, names: list[str],
-                 mask: Mask | None = None) -> dict[str, Tensor]:
+                 mask: Mask | None = None, temperature: float = 1.0) -> dict[str, Tensor]:
     """``w * Hg`` for each named weight (CPU tensors): the negated GraSP score, so that
     the lowest are the ones GraSP removes."""
-    _, hg = gradient_and_hg(model, batches, names, mask)
+    _, hg = gradient_and_hg(model, batches, names, mask, temperature)
     params = weights(model, names)
     w = {n: params[n].detach().cpu() for n in names}
     if mask is not None:
@@ -74,3 +79,13 @@ class GraSP(SaliencyAtInit):
     description = ("GraSP (Wang et al. 2020): prune the weights whose removal least reduces "
                    "the gradient flow, -w*Hg at initialisation, train from w0")
     saliency = staticmethod(grasp_scores)
+    balanced_batches = True
+
+    @dataclass(frozen=True)
+    class Settings:
+        batches: int = field(default=1, metadata=setting(lambda v: v >= 1, ">= 1"))
+        batch_size: int = field(default=128, metadata=setting(lambda v: v >= 1, ">= 1"))
+        temperature: float = field(default=200.0, metadata=setting(lambda v: v > 0, "> 0"))
+
+    def saliency_options(self) -> dict:
+        return {"temperature": float(self.settings.temperature)}

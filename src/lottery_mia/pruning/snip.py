@@ -13,7 +13,7 @@ BatchNorm running statistics and train/eval mode are left as they were.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from .registry import PruningMethod, register_method, setting, weights
 
@@ -37,23 +37,26 @@ def scoring_copy(model: nn.Module, mask: Mask | None = None) -> nn.Module:
     return net
 
 
-def _loss(net: nn.Module, batch) -> Tensor:
+def _loss(net: nn.Module, batch, temperature: float = 1.0) -> Tensor:
+    """The batch-mean cross-entropy of the logits divided by ``temperature``."""
     import torch.nn.functional as F
 
     from ..data import as_model_input
 
     x, y = batch
     device = next(net.parameters()).device
-    return F.cross_entropy(net(as_model_input(x.to(device))), y.to(device))
+    return F.cross_entropy(net(as_model_input(x.to(device))) / temperature, y.to(device))
 
 
-def mean_gradient(net: nn.Module, batches: list, params: list) -> list:
+def mean_gradient(net: nn.Module, batches: list, params: list,
+                  temperature: float = 1.0) -> list:
     """The mean over ``batches`` of the gradient of the batch-mean cross-entropy."""
     import torch
 
     total = [torch.zeros_like(p) for p in params]
     for batch in batches:
-        grads = torch.autograd.grad(_loss(net, batch), params, allow_unused=True)
+        grads = torch.autograd.grad(_loss(net, batch, temperature), params,
+                                    allow_unused=True)
         for acc, g in zip(total, grads):
             if g is not None:
                 acc.add_(g.detach())
@@ -84,6 +87,7 @@ class SaliencyAtInit(PruningMethod):
     score_state = "init"
     needs_data = True
     start = "init"
+    balanced_batches: ClassVar[bool] = False  # the job draws batches with equal classes
 
     @dataclass(frozen=True)
     class Settings:
@@ -91,12 +95,17 @@ class SaliencyAtInit(PruningMethod):
         batch_size: int = field(default=128, metadata=setting(lambda v: v >= 1, ">= 1"))
 
     @staticmethod
-    def saliency(model, batches, names, mask) -> dict:
+    def saliency(model, batches, names, mask, **kw) -> dict:
         raise NotImplementedError
+
+    def saliency_options(self) -> dict:
+        """Keyword arguments of the saliency from the settings (none by default)."""
+        return {}
 
     def prune(self, model, mask, *, target, seed, batches=None):
         batches = self._needs_batches(batches)
-        scores = self.saliency(model, batches, list(mask.tensors), mask)
+        scores = self.saliency(model, batches, list(mask.tensors), mask,
+                               **self.saliency_options())
         from ..masks import prune_by_score
 
         return prune_by_score(scores, mask, target)
