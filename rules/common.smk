@@ -17,6 +17,7 @@ if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
 from lottery_mia import layout as L
+from lottery_mia.cluster import placeholder_resources
 from lottery_mia.config import ConfigError, load_config
 from lottery_mia.figures import FIGURES
 from lottery_mia.layout import ModelKey, StepKey
@@ -29,6 +30,15 @@ except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 for _warning in CFG.warnings():
     logger.warning(f"warning: {_warning}")
+_placeholders = placeholder_resources(
+    workflow.resource_settings.default_resources,
+    workflow.resource_settings.overwrite_resources,
+)
+if _placeholders:
+    raise WorkflowError(
+        "the cluster profile still has placeholder values (see README, Running on SLURM):\n  "
+        + "\n  ".join(_placeholders)
+    )
 PLAN = Plan(CFG)
 GPU = 1 if CFG.device.startswith("cuda") else 0
 

@@ -3,11 +3,11 @@
 # the jobs but a new record never retrains a network), so a problem of the data or the split
 # stops the run before the first network trains.
 rule membership_split:
-    priority: 10
     output:
         L.membership("{dataset}"),
     log:
         L.log_of("{dataset}", "membership_split"),
+    priority: 10
     conda:
         "../envs/pytorch.yaml"
     params:
@@ -19,7 +19,6 @@ rule membership_split:
 
 
 rule reference_split:
-    priority: 10
     input:
         membership=L.membership("{dataset}"),
     output:
@@ -27,6 +26,7 @@ rule reference_split:
         memberships=[L.membership("{dataset}", run) for run in PLAN.reference_runs],
     log:
         L.log_of("{dataset}", "reference_split"),
+    priority: 10
     conda:
         "../envs/analysis.yaml"
     params:
@@ -37,13 +37,13 @@ rule reference_split:
 
 
 rule attack_sample:
-    priority: 10
     input:
         membership=L.membership("{dataset}"),
     output:
         L.attack_sample("{dataset}", "{n}"),
     log:
         L.log_of("{dataset}", "attack_sample_n{n}"),
+    priority: 10
     conda:
         "../envs/analysis.yaml"
     params:
@@ -55,13 +55,13 @@ rule attack_sample:
 
 
 rule check_data:
-    priority: 10
     input:
         unpack(lambda w: PLAN.data_check_inputs(w.dataset)),
     output:
         L.data_checks("{dataset}"),
     log:
         L.log_of("{dataset}", "check_data"),
+    priority: 10
     conda:
         "../envs/analysis.yaml"
     params:

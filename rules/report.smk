@@ -12,7 +12,10 @@ rule summarize_training:
         "../envs/analysis.yaml"
     params:
         datasets=list(PLAN.grids),
-        models=[{k: v for k, v in m.items() if k != "metrics"} for m in PLAN.training_models()],
+        models=[
+            {k: v for k, v in m.items() if k != "metrics"}
+            for m in PLAN.training_models()
+        ],
     script:
         "../workflow/scripts/summarize_training.py"
 

@@ -62,9 +62,9 @@ rule train_ticket:
         L.log_of(StepKey.pattern(), "train_ticket"),
     benchmark:
         L.benchmark_of(StepKey.pattern(), "train_ticket")
-    retries: 2
     wildcard_constraints:
         method="|".join(sorted(METHODS)),
+    retries: 2
     conda:
         "../envs/pytorch.yaml"
     threads: CFG.threads.train
