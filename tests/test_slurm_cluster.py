@@ -14,7 +14,7 @@ _OK, _REASON = slurm_available()
 
 
 @pytest.mark.slurm
-@pytest.mark.skipif(not _OK, reason=f"SLURM test cluster unavailable: {_REASON}")
+@pytest.mark.needs_system(_OK, f"SLURM test cluster unavailable: {_REASON}")
 def test_slurm_cluster_runs_batch_job(tmp_path: Path) -> None:
     out = tmp_path / "job_id.txt"
     with start_cluster(tmp_path / "cluster") as cluster:

@@ -36,7 +36,7 @@ def slurm_config() -> dict:
 
 @pytest.mark.slurm
 @pytest.mark.slow
-@pytest.mark.skipif(not _OK, reason=f"SLURM test cluster unavailable: {_REASON}")
+@pytest.mark.needs_system(_OK, f"SLURM test cluster unavailable: {_REASON}")
 def test_workflow_runs_as_slurm_jobs_and_writes_the_report(tmp_path: Path) -> None:
     work = tmp_path / "run"
     write_config(work, slurm_config())
