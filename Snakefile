@@ -14,6 +14,9 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
@@ -40,3 +43,9 @@ rule all:
         L.REPORT,
         *L.REPORT_TABLES.values(),
         L.SUMMARY_TABLES["benchmarks"],
+
+
+# Where to look once the run is done (not printed after a dry run or a failure).
+onsuccess:
+    if Path(L.REPORT).exists():
+        logger.info(f"The report of this run: {Path(L.REPORT).resolve()}")

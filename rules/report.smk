@@ -5,7 +5,11 @@ rule summarize_training:
         metrics=[m["metrics"] for m in PLAN.training_models()],
         membership=[L.membership(d) for d in PLAN.grids],
     output:
-        L.SUMMARY_TABLES["training"],
+        report(
+            L.SUMMARY_TABLES["training"],
+            caption="../workflow/report/training.rst",
+            category="Summaries",
+        ),
     log:
         L.log_for(L.SUMMARY_TABLES["training"]),
     conda:
@@ -25,7 +29,11 @@ rule summarize_attacks:
         metrics=PLAN.attack_results("metrics.json"),
         scores=PLAN.attack_results("scores.parquet"),
     output:
-        L.SUMMARY_TABLES["attacks"],
+        report(
+            L.SUMMARY_TABLES["attacks"],
+            caption="../workflow/report/attacks.rst",
+            category="Summaries",
+        ),
     log:
         L.log_for(L.SUMMARY_TABLES["attacks"]),
     conda:
@@ -96,7 +104,12 @@ rule tables:
         scores=[p for g in PLAN.table1_groups() for p in g.paths],
         method_scores=[p for g in PLAN.method_groups() for p in g.paths],
     output:
-        **L.REPORT_TABLES,
+        **{
+            name: report(
+                path, caption=f"../workflow/report/{name}.rst", category="Tables"
+            )
+            for name, path in L.REPORT_TABLES.items()
+        },
     log:
         L.log_of(L.REPORT_DIR, "tables"),
     conda:
@@ -136,7 +149,12 @@ rule figure:
     input:
         unpack(lambda w: PLAN.figure_inputs(w.figure)),
     output:
-        L.report_file("{figure}.png"),
+        report(
+            L.report_file("{figure}.png"),
+            caption="../workflow/report/figure.rst",
+            category="Figures",
+            labels={"figure": "{figure}"},
+        ),
     log:
         L.log_of(L.REPORT_DIR, "{figure}"),
     wildcard_constraints:
@@ -145,6 +163,7 @@ rule figure:
         "../envs/analysis.yaml"
     params:
         figure=lambda w: PLAN.figure_params(w.figure),
+        about=lambda w: PLAN.figure_about(w.figure),
     script:
         "../workflow/scripts/figure.py"
 
@@ -155,7 +174,7 @@ rule report:
         **{f"summary_{k}": v for k, v in L.SUMMARY_TABLES.items()},
         **{f"report_{k}": v for k, v in L.REPORT_TABLES.items() if k != "table1_md"},
     output:
-        L.REPORT,
+        report(L.REPORT, caption="../workflow/report/report.rst", category="Report"),
     log:
         L.log_of(L.REPORT_DIR, "report"),
     conda:

@@ -55,11 +55,16 @@ def _attacks(archs=ARCHS) -> pd.DataFrame:
                             row = {"dataset": "digits", "arch": arch, "method": method,
                                    "sparsity": s, "achieved_sparsity": a, "replicate": rep,
                                    "sample_size": n, "attack": attack, "kind": "classifier",
-                                   "n_nonmembers": n // 4, "verdict_auc": "above chance"}
-                            for m in ("accuracy", "auc", "tpr_at_fpr_0.01"):
-                                row[m] = v if m != "tpr_at_fpr_0.01" else v / 10
+                                   "n_eval_nonmembers": n // 4, "n_eval_members": n // 4,
+                                   "verdict_auc": "above chance"}
+                            for m in ("accuracy", "auc", "tpr_at_fpr_0.1"):
+                                row[m] = v if m != "tpr_at_fpr_0.1" else v / 3
                                 row[f"{m}_ci_low"] = row[m] - 0.02
                                 row[f"{m}_ci_high"] = row[m] + 0.02
+                            if n // 4 < 100:  # 10% of the non-members: fewer than 10
+                                row["tpr_at_fpr_0.1"] = np.nan
+                            for m in ("tpr_at_fpr_0.01", "tpr_at_fpr_0.001"):
+                                row[m] = row[f"{m}_ci_low"] = row[f"{m}_ci_high"] = np.nan
                             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -138,7 +143,9 @@ def test_figure9_shows_dense_and_the_given_method_only(tmp_path):
                                        method="imp")
     assert _is_png(out)
     lines = _lines(fig.axes[0])
-    assert set(lines) == set(ATTACKS)
+    # at the lowest FPR every attack drawn can measure: 10% of 100 non-members
+    assert set(lines) == {f"{a} (100 non-members)" for a in ATTACKS}
+    assert fig.axes[0].get_ylabel() == "TPR at 10% FPR"
     for xs in lines.values():  # dense, imp at 0.5 and 0.8 (not oneshot nor the control)
         assert len(xs) == 3
         assert np.round(xs, -1).tolist() == [0.0, 50.0, 80.0]
@@ -168,3 +175,108 @@ def test_gap_roc_and_transfer_labels_carry_the_method(tmp_path):
     fig = figure_transfer(transfer, tmp_path / "transfer.png")
     ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert ticks == ["resnet18 dense", "resnet18 imp s=0.8", "resnet18 oneshot s=0.8"]
+
+
+def test_figure9_leaves_out_and_names_an_attack_that_cannot_measure_the_fpr(tmp_path):
+    attacks = _attacks(("resnet18",))
+    attacks.loc[attacks["attack"] == "loss", "tpr_at_fpr_0.1"] = np.nan
+    fig = figure_low_fpr_vs_sparsity(attacks, "resnet18", 400, tmp_path / "f9.png",
+                                     which=list(ATTACKS), method="imp")
+    assert set(_lines(fig.axes[0])) == {"mlp (100 non-members)"}
+    assert "not measurable at 10%: loss" in fig.axes[0].get_title()
+    # nothing measurable at all: the panel says so instead of drawing an empty axis
+    fig = figure_low_fpr_vs_sparsity(attacks, "resnet18", 100, tmp_path / "f9b.png",
+                                     which=list(ATTACKS), method="imp")
+    assert "n/a" in " ".join(t.get_text() for t in fig.axes[0].texts)
+
+
+def test_figure4_colour_scale_is_fixed_and_centred_at_chance(tmp_path):
+    from lottery_mia.figures.transfer import HALF_RANGE
+
+    def transfer(value):
+        return pd.DataFrame([{"dataset": "digits", "source_arch": "resnet18",
+                              "source_method": sm, "source_sparsity": ss,
+                              "target_arch": "resnet18", "target_method": tm,
+                              "target_sparsity": ts, "accuracy": value + 0.01 * i,
+                              "accuracy_ci_low": 0.45, "accuracy_ci_high": 0.56}
+                             for i, (sm, ss, tm, ts) in enumerate(
+                                 [("dense", 0.0, "dense", 0.0), ("dense", 0.0, "oneshot", 0.8),
+                                  ("oneshot", 0.8, "dense", 0.0),
+                                  ("oneshot", 0.8, "oneshot", 0.8)])])
+
+    # noise around chance and a strong effect get the same scale: noise looks pale
+    for value in (0.49, 0.7):
+        fig = figure_transfer(transfer(value), tmp_path / f"t{value}.png")
+        image = fig.axes[0].images[0]
+        assert image.get_clim() == pytest.approx((0.5 - HALF_RANGE, 0.5 + HALF_RANGE))
+    white = image.cmap(image.norm(0.5))
+    assert all(c > 0.9 for c in white[:3])  # chance is the neutral colour
+
+
+def test_figure8_has_a_row_per_kind_of_attack_with_at_most_six_distinct_lines(tmp_path):
+    from lottery_mia.figures.roc_all_attacks import figure_roc_all_attacks
+
+    rng = np.random.default_rng(0)
+    member = np.r_[np.ones(200, bool), np.zeros(200, bool)]
+    kinds = {"mlp": "classifier", "svm": "classifier", "random_forest": "classifier",
+             "logistic_regression": "classifier", "gradient_boosting": "classifier",
+             "loss": "threshold", "confidence": "threshold", "entropy": "threshold",
+             "modified_entropy": "threshold", "lira_online": "reference",
+             "lira_offline": "reference", "rmia": "reference", "shadow_mlp": "reference"}
+    curves = [{"label": label, "attack": a, "kind": k, "member": member,
+               "score": rng.random(400) + 0.2 * member}
+              for label in ("resnet18 dense", "resnet18 oneshot s=0.8")
+              for a, k in kinds.items()]
+    fig = figure_roc_all_attacks(curves, tmp_path / "f8.png")
+    assert len(fig.axes) == 3 * 2
+    for ax in fig.axes:
+        lines = [ln for ln in ax.get_lines() if ln.get_label() != "chance"]
+        assert 1 <= len(lines) <= 6
+        looks = {(ln.get_color(), str(ln.get_linestyle())) for ln in lines}
+        assert len(looks) == len(lines)  # no two lines drawn alike
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0].startswith("classifier attacks") and titles[2].startswith("threshold")
+    assert titles[4].startswith("reference-model attacks")
+
+
+def test_legends_sit_outside_the_data(tmp_path):
+    """Every legend of every figure lies right of its axes, never over the curves."""
+    figs = [figure_test_accuracy(_training(), tmp_path / "1.png"),
+            figure_attack_vs_sparsity(_attacks(), 400, tmp_path / "2.png", "mlp"),
+            figure_attack_vs_sample_size(_attacks(("resnet18",)), 0.8, tmp_path / "3.png",
+                                         "mlp", method="imp"),
+            figure_low_fpr_vs_sparsity(_attacks(), "resnet18", 400, tmp_path / "9.png",
+                                       which=list(ATTACKS), method="imp")]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    rng = np.random.default_rng(0)
+    member = np.r_[np.ones(50, bool), np.zeros(50, bool)]
+    figs.append(figure_roc([{"dataset": "digits", "arch": "resnet18", "method": m,
+                             "sparsity": sp, "sample_size": 100, "member": member,
+                             "score": rng.random(100)} for m, sp in (("dense", 0.0),
+                                                                     ("imp", 0.8))],
+                           tmp_path / "5.png", "mlp"))
+    seen = 0
+    for fig in figs:
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            if legend is None:
+                continue
+            seen += 1
+            assert legend.get_window_extent(renderer).x0 >= \
+                ax.get_window_extent(renderer).x1 - 1
+    assert seen >= 5
+
+
+def test_figure1_intervals_stay_inside_0_and_1(tmp_path):
+    tr = _training(("resnet18",))
+    tr.loc[tr["method"] == "oneshot", "test_acc"] = [0.99, 0.60, 0.98, 0.62]  # a wide t CI
+    fig = figure_test_accuracy(tr, tmp_path / "f1.png")
+    lo, hi = fig.axes[0].get_ylim()
+    assert lo >= 0.0 - 0.06 and hi <= 1.0 + 0.06
+    for c in fig.axes[0].containers:
+        for seg in c.lines[2][0].get_segments():
+            assert seg[:, 1].min() >= 0.0 and seg[:, 1].max() <= 1.0

@@ -24,9 +24,9 @@ def test_the_report_escapes_config_and_data(tmp_path):
 
     png = tmp_path / f"fig{EVIL.replace('/', '_')}.png"
     Image.new("RGB", (2, 2)).save(png)
-    t1 = {"dataset": EVIL, "sample_size": 100, "attack": EVIL, "verdict_baseline": "at chance",
-          "verdict_ticket": EVIL, "replicates_baseline": 1, "replicates_ticket": 1}
-    for side in ("_baseline", "_ticket"):
+    t1 = {"dataset": EVIL, "sample_size": 100, "attack": EVIL, "verdict_dense": "at chance",
+          "verdict_ticket": EVIL, "replicates_dense": 1, "replicates_ticket": 1}
+    for side in ("_dense", "_ticket"):
         _with_ci(t1, ("accuracy", "precision"), side)
     pd.DataFrame([t1]).to_csv(tmp_path / "t1.csv", index=False)
     pd.DataFrame({"sentence": [EVIL], "dataset": [EVIL], "sample_size": [100],

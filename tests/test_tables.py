@@ -184,7 +184,7 @@ def test_table1_and_verdicts_select_the_requested_method(run):
         assert t["accuracy_ticket"].iat[0] == pytest.approx(mean_acc(method))
         dense = attacks[(attacks["method"] == "dense") & (attacks["replicate"] == "mean")
                         & (attacks["attack"] == "mlp")]
-        assert t["accuracy_baseline"].iat[0] == pytest.approx(dense["accuracy"].iat[0])
+        assert t["accuracy_dense"].iat[0] == pytest.approx(dense["accuracy"].iat[0])
     with pytest.raises(ValueError, match="snip ticket"):
         table1(attacks, ARCH, 0.8, "mlp", method="snip")
     v = finish_verdicts(verdicts(attacks, run["groups"], ARCH, 0.8, "mlp", n_bootstrap=50,

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import browser
 from conftest import planned_jobs, run_snakemake, tiny_config, write_config
 
 pytestmark = pytest.mark.slow
@@ -35,10 +36,11 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
     assert "Spearman" in report
     t1 = pd.read_csv(work / "results" / "report" / "table1.csv")
     assert list(t1.sample_size) == [100, 200]
-    for side in ("baseline", "ticket"):
+    for side in ("dense", "ticket"):
         assert t1[f"accuracy_{side}"].between(0, 1).all()
         assert (t1[f"accuracy_ci_low_{side}"] <= t1[f"accuracy_{side}"]).all()
         assert (t1[f"accuracy_{side}"] <= t1[f"accuracy_ci_high_{side}"]).all()
+        assert t1[f"test_acc_{side}"].between(0, 1).all()  # the models' test accuracy
     md = (work / "results" / "report" / "table1.md").read_text()
     assert re.search(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]", md)
     training = pd.read_csv(work / "results" / "summary" / "training.csv")
@@ -130,6 +132,51 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
            "train_dense.log").read_text()
     assert "epoch 2/2" in log and "test_acc=" in log
     assert not list((work / "results").rglob("*.pkl"))
+
+
+def test_the_run_says_where_its_report_is(finished_run):
+    work, proc = finished_run
+    assert f"The report of this run: {work / 'results' / 'report.html'}" in (
+        proc.stdout + proc.stderr)
+
+
+def test_snakemakes_own_report_holds_every_figure_and_table(finished_run, tmp_path):
+    """`snakemake --report report.zip` carries the figures (captioned with their titles), the
+    report's tables, the summaries and the HTML report, each in its category."""
+    import zipfile
+
+    from lottery_mia.figures import figure_specs
+
+    work, _ = finished_run
+    out = tmp_path / "report.zip"
+    run_snakemake(work, "--report", str(out))
+    with zipfile.ZipFile(out) as z:
+        names = z.namelist()
+        text = "\n".join(z.read(n).decode("utf-8", "replace") for n in names
+                         if n.endswith((".js", ".html", ".json")))
+    for spec in figure_specs():
+        assert any(n.endswith(f"results/report/{spec.file}") for n in names), spec.file
+        assert spec.title in text, spec.title
+    for table in ("table1.csv", "table1.md", "verdicts.csv", "method_verdicts.csv",
+                  "attack_models.csv"):
+        assert any(n.endswith(f"results/report/{table}") for n in names), table
+    for summary in ("training.csv", "attacks.csv"):
+        assert any(n.endswith(f"results/summary/{summary}") for n in names), summary
+    assert any(n.endswith("results/report.html") for n in names)
+    for category in ("Figures", "Tables", "Summaries", "Report"):
+        assert category in text, category
+
+
+@pytest.mark.needs_system(browser.chromium() is not None,
+                          "Chromium unavailable: run .ci/install-browser.sh")
+def test_the_report_fits_a_1400px_window_and_every_image_loads(finished_run, tmp_path):
+    """Rendered by headless Chromium in a 1400-px window: nothing reaches past its right
+    edge (the page never scrolls sideways) and every figure loads."""
+    work, _ = finished_run
+    seen = browser.measure(work / "results" / "report.html", tmp_path, width=1400)
+    assert seen["innerWidth"] == 1400
+    assert seen["images"] == 9 and seen["broken"] == 0, seen
+    assert seen["scrollWidth"] <= 1400 and not seen["wide"], seen
 
 
 def test_a_finished_run_leaves_no_locks_and_files_a_group_can_read(finished_run):

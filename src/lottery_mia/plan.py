@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from . import layout as L
 from .config import Config, canonical
@@ -497,6 +498,13 @@ class Plan:
                           "models": [{k: v for k, v in m.items() if k != "path"}
                                      for m in self.figure_models(spec)],
                           "params": {k: values[k] for k in spec.params}})
+
+    def figure_about(self, stem: str) -> SimpleNamespace:
+        """A figure's title and caption, for Snakemake's report (its caption file reads
+        them). Not a builtin type, so Snakemake does not compare it: rewording a caption
+        redraws nothing."""
+        spec = self.figure_of(stem)
+        return SimpleNamespace(title=spec.title, caption=spec.caption)
 
     def figure_files(self) -> dict:
         """Every registered figure's file, by figure name, in figure order."""

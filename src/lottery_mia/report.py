@@ -16,13 +16,18 @@ from .summaries import method_means
 from .vocabulary import MEAN, fmt_ci
 
 CSS = """
-body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
+body { font-family: system-ui, sans-serif; max-width: 1240px; margin: 2em auto;
+       padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; max-width: 100%; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.5em; text-align: right;
+         white-space: normal; vertical-align: top; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
-pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 0.85em; }
+pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 0.85em;
+      white-space: pre-wrap; }
+figure { margin: 1.5em 0; } figcaption { color: #555; font-size: 0.9em; }
 .note { color: #555; font-size: 0.9em; }
+details { margin: 0.5em 0 1em; } summary { cursor: pointer; color: #444; }
 """
 
 
@@ -32,7 +37,10 @@ def data_uri(path) -> str:
 
 
 def html_table(frame: pd.DataFrame, floatfmt: str = "{:.4f}") -> str:
-    return frame.to_html(index=False, float_format=lambda v: floatfmt.format(v), border=0,
+    """An HTML table whose headers can wrap (snake_case names are written with spaces), so
+    that wide tables fit the page."""
+    shown = frame.rename(columns=lambda c: str(c).replace("_", " "))
+    return shown.to_html(index=False, float_format=lambda v: floatfmt.format(v), border=0,
                          escape=True)
 
 
@@ -51,14 +59,16 @@ def with_ci(frame: pd.DataFrame, metrics, suffix: str = "", digits: int = 3) -> 
 
 def table1_view(t1: pd.DataFrame) -> pd.DataFrame:
     view = pd.DataFrame({"dataset": t1["dataset"], "sample size": t1["sample_size"]})
-    for m in ("accuracy", "precision"):
-        for side, label in (("baseline", "baseline"), ("ticket", "lottery ticket")):
+    names = {"test_acc": "test accuracy", "accuracy": "attack accuracy",
+             "precision": "attack precision"}
+    for m in (["test_acc"] if "test_acc_dense" in t1 else []) + ["accuracy", "precision"]:
+        for side in ("dense", "ticket"):
             vals = [fmt_ci(v, lo, hi) for v, lo, hi in
                     zip(t1[f"{m}_{side}"], t1[f"{m}_ci_low_{side}"], t1[f"{m}_ci_high_{side}"])]
             if m == "accuracy":
                 vals = [v + (" (chance)" if verdict == "at chance" else "")
                         for v, verdict in zip(vals, t1[f"verdict_{side}"])]
-            view[f"{m}: {label}"] = vals
+            view[f"{names[m]}: {side}"] = vals
     return view
 
 
@@ -84,17 +94,30 @@ def evaluated_on(frame: pd.DataFrame) -> list[str]:
 
 
 def attack_models_view(models: pd.DataFrame) -> pd.DataFrame:
-    view = models[["dataset", "sample_size", "attack", "kind"]].copy()
-    view["members + non-members"] = evaluated_on(models)
-    for m in ("accuracy", "auc", "tpr_at_fpr_0.1", "tpr_at_fpr_0.01", "tpr_at_fpr_0.001"):
+    """Two rows per attack (the dense network, then the ticket), so the table fits a page."""
+    rows = []
+    for _, r in models.iterrows():
         for side in ("dense", "ticket"):
-            if f"{m}_{side}" in models:
+            row = {"dataset": r["dataset"], "n": r["sample_size"], "attack": r["attack"],
+                   "kind": r["kind"], "model": side}
+            n1, n0 = r.get(f"n_eval_members_{side}"), r.get(f"n_eval_nonmembers_{side}")
+            row["members + non-members"] = (
+                f"{int(n1)} + {int(n0)}" if pd.notna(n1) and pd.notna(n0) else "n/a") + (
+                f" (K={int(r['n_references_' + side])})"
+                if pd.notna(r.get(f"n_references_{side}")) else "")
+            for m, label in (("accuracy", "accuracy"), ("auc", "AUC"),
+                             ("tpr_at_fpr_0.1", "TPR at 10% FPR"),
+                             ("tpr_at_fpr_0.01", "TPR at 1% FPR"),
+                             ("tpr_at_fpr_0.001", "TPR at 0.1% FPR")):
+                if f"{m}_{side}" not in models:
+                    continue
                 cell = low_fpr_cell if m.startswith("tpr") else fmt_ci
-                view[f"{m} {side}"] = [
-                    cell(v, lo, hi) for v, lo, hi in
-                    zip(models[f"{m}_{side}"], models[f"{m}_ci_low_{side}"],
-                        models[f"{m}_ci_high_{side}"])]
-    return view
+                row[label] = cell(r[f"{m}_{side}"], r[f"{m}_ci_low_{side}"],
+                                  r[f"{m}_ci_high_{side}"])
+            mf = r.get(f"min_fpr_{side}")
+            row["min FPR"] = "n/a" if pd.isna(mf) else f"{mf:.2g}"
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def verdicts_view(verdicts: pd.DataFrame) -> pd.DataFrame:

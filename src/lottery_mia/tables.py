@@ -35,11 +35,16 @@ def _model(frame: pd.DataFrame, method: str, sparsity: float) -> pd.DataFrame:
     return _sel(frame, method=method, sparsity=sparsity)
 
 
+SIDES = ("dense", "ticket")
+
+
 def table1(attacks: pd.DataFrame, arch: str, ticket_sparsity: float,
-           attack: str, method: str) -> pd.DataFrame:
+           attack: str, method: str, training: pd.DataFrame | None = None) -> pd.DataFrame:
     """Rows: dataset and sample size; columns: accuracy and precision (with 95% intervals)
     of ``attack`` on the dense network and on its ``method`` ticket at ``ticket_sparsity``,
-    averaged over replicates."""
+    averaged over replicates (suffixes ``_dense`` and ``_ticket``), and, given
+    ``training`` (training.csv), both models' test accuracy (mean over seeds with its
+    Student-t interval across seeds: ``test_acc_<side>``, ``test_acc_ci_low_<side>`` ...)."""
     sel = _sel(attacks, arch=arch, attack=attack, replicate=MEAN)
     base = _model(sel, DENSE, 0.0)
     tick = _model(sel, method, ticket_sparsity)
@@ -51,12 +56,21 @@ def table1(attacks: pd.DataFrame, arch: str, ticket_sparsity: float,
     keys = ["dataset", "sample_size"]
     cols = keys + [f"{m}{x}" for m in T1_METRICS for x in ("", "_ci_low", "_ci_high")] + \
         ["replicates"]
-    merged = base[cols].merge(tick[cols], on=keys, suffixes=("_baseline", "_ticket"))
+    merged = base[cols].merge(tick[cols], on=keys, suffixes=tuple(f"_{s}" for s in SIDES))
     out = merged.copy()
-    for side in ("baseline", "ticket"):
+    for side in SIDES:
         out[f"verdict_{side}"] = [chance_verdict(lo, hi) for lo, hi in
                                   zip(out[f"accuracy_ci_low_{side}"],
                                       out[f"accuracy_ci_high_{side}"])]
+    if training is not None:
+        means = method_means(training)
+        means = means[means["arch"] == arch]
+        for side, (m, sp) in zip(SIDES, ((DENSE, 0.0), (method, ticket_sparsity))):
+            part = means[(means["method"] == m) & np.isclose(means["sparsity"], sp)]
+            acc = part.set_index("dataset")
+            for col, src in (("test_acc", "test_acc"), ("test_acc_ci_low", "test_acc_seed_ci_low"),
+                             ("test_acc_ci_high", "test_acc_seed_ci_high")):
+                out[f"{col}_{side}"] = [float(acc[src].get(d, np.nan)) for d in out["dataset"]]
     out.insert(2, "attack", attack)
     out.insert(3, "method", method)
     return out.sort_values(keys).reset_index(drop=True)
@@ -71,22 +85,25 @@ def _cell(row, metric: str, side: str) -> str:
 
 
 def table1_markdown(t: pd.DataFrame, arch: str, ticket_sparsity: float, method: str) -> str:
-    reps = int(t["replicates_baseline"].min()) if len(t) else 0
+    reps = int(t["replicates_dense"].min()) if len(t) else 0
+    metrics = (["test_acc"] if "test_acc_dense" in t else []) + ["accuracy", "precision"]
+    names = {"test_acc": "Test accuracy", "accuracy": "Attack accuracy",
+             "precision": "Attack precision"}
     lines = [
         f"Table 1. Accuracy and precision of the {t['attack'].iat[0]} membership-inference "
-        f"attack ({arch}; {method} lottery ticket at sparsity {ticket_sparsity:g}); mean over "
-        f"{reps} "
-        "training seed(s), 95% bootstrap interval over the attack-test rows. '(chance)': the "
-        "interval covers 0.5.",
+        f"attack ({arch}; {method} lottery ticket at sparsity {ticket_sparsity:g}) and the "
+        f"models' test accuracy; mean over {reps} training seed(s). Attack metrics: 95% "
+        "bootstrap interval over the attack-test rows ('(chance)': it covers 0.5); test "
+        "accuracy: 95% interval across seeds.",
         "",
-        "| Dataset | Sample size | Accuracy: baseline | Accuracy: lottery ticket "
-        "| Precision: baseline | Precision: lottery ticket |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| Dataset | Sample size | "
+        + " | ".join(f"{names[m]}: {side}" for m in metrics for side in SIDES) + " |",
+        "|---|---:|" + "---:|" * (2 * len(metrics)),
     ]
     for _, r in t.iterrows():
-        lines.append(f"| {r['dataset']} | {r['sample_size']} | {_cell(r, 'accuracy', 'baseline')} "
-                     f"| {_cell(r, 'accuracy', 'ticket')} | {_cell(r, 'precision', 'baseline')} "
-                     f"| {_cell(r, 'precision', 'ticket')} |")
+        lines.append(f"| {r['dataset']} | {r['sample_size']} | "
+                     + " | ".join(_cell(r, m, side) for m in metrics for side in SIDES)
+                     + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -207,7 +224,7 @@ def finish_verdicts(frame: pd.DataFrame, margin: float) -> pd.DataFrame:
         head = (f"{r['dataset']}, n={r['sample_size']}: {r['attack']} attack {r['metric']} on "
                 f"the {r['arch']} {r['method']} ticket at sparsity {r['ticket_sparsity']:g} is "
                 f"{r['ticket']:.3f} vs {r['dense']:.3f} on the dense network")
-        r["sentence"] = comparison_sentence(head, "the ticket", "its dense parent", r, margin)
+        r["sentence"] = comparison_sentence(head, "the ticket", "the dense network", r, margin)
     return pd.DataFrame(rows)[VERDICT_COLUMNS]
 
 
@@ -370,7 +387,7 @@ def attack_model_table(attacks: pd.DataFrame, arch: str, ticket_sparsity: float,
                 r = r.iloc[0]
                 for col in ("n_eval_members", "n_eval_nonmembers", "min_fpr", "n_references"):
                     if col in r and pd.notna(r[col]):
-                        row[col] = r[col]
+                        row[f"{col}_{side}"] = r[col]
                 for m in ("accuracy", "auc", "tpr_at_fpr_0.1", "tpr_at_fpr_0.01",
                           "tpr_at_fpr_0.001"):
                     row[f"{m}_{side}"] = r[m]

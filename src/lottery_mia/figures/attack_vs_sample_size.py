@@ -36,7 +36,7 @@ def figure_attack_vs_sample_size(attacks: pd.DataFrame, sparsity: float, output,
                       order=[DENSE, method])
         finish(ax, "attack sample size n (members + non-members)",
                 f"attack accuracy ({attack})",
-                f"Fig. 3: MIA vs sample size, {ds}: "
+                f"{ds}: "
                 + ("dense" if method == DENSE else
                    f"dense vs {method} ticket at sparsity {sparsity:g}")
                 + f" ({INTERVAL_NOTE})", chance=0.5)

@@ -35,7 +35,7 @@ def figure_attack_vs_sparsity(attacks: pd.DataFrame, sample_size: int, output,
             attack_lines(axes[i, j], part, "achieved_sparsity", metric, percent_x=True,
                           order=order, from_dense=True)
             finish(axes[i, j], ACHIEVED_LABEL, f"attack {metric} ({attack})",
-                    f"Fig. 2: MIA vs sparsity, {ds}, n={sample_size} ({INTERVAL_NOTE})",
+                    f"{ds}, n={sample_size} ({INTERVAL_NOTE})",
                     chance=0.5)
     save(fig, output)
     return fig

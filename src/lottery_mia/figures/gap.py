@@ -11,8 +11,10 @@ from .style import save, errbar, finish, pyplot, method_order, method_style, MAR
 
 CAPTION = (
     "Figure 7 (the paper's future work). Generalisation gap (train - test accuracy) of "
-    "every model and seed against the attack's AUC (95% interval), colored by method, with"
-    ' the Spearman rank correlation.'
+    "every model against the attack's AUC (95% interval), each point the mean over the "
+    "model's training seeds (the seeds of one model share its data, attack rows and dense "
+    "parent, so they are not independent points), colored by method, with the Spearman "
+    "rank correlation over the models."
 )
 
 
@@ -36,11 +38,10 @@ def figure_gap(training: pd.DataFrame, attacks: pd.DataFrame, sample_size: int, 
                label=method if len(archs) == 1 else f"{arch} {method}", **style)
     finish(ax, "generalisation gap (train accuracy - test accuracy)",
            f"attack AUC ({attack})",
-           f"Fig. 7: gap vs attack, n={sample_size}: Spearman rho = {rho:.2f} "
-           f"[{lo:.2f}, {hi:.2f}]\n(p = {stats['p_value']:.2g}, over {stats['models']} "
-           f"models, each the mean of its {stats['seeds']} seed(s))",
+           f"n={sample_size}: Spearman rho = {rho:.2f} [{lo:.2f}, {hi:.2f}] "
+           f"(p = {stats['p_value']:.2g})\nover {stats['models']} models, each the mean "
+           f"of its {stats['seeds']} seed(s)",
            chance=0.5)
-    ax.legend(fontsize=7, ncol=2)
     save(fig, output)
     return stats
 

@@ -7,7 +7,7 @@ import numpy as np
 from ..metrics import roc_points
 from ..vocabulary import DENSE, evaluated, model_name
 from .registry import FigureData, register_figure
-from .style import panels, save
+from .style import legend_outside, panels, save
 
 CAPTION = (
     'Figure 5 (extension). ROC curves of the attack on log-log axes (first replicate); the'
@@ -36,10 +36,9 @@ def figure_roc(curves: list[dict], output, attack: str):
         ax.set_ylim(lim, 1)
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
-        ax.set_title(f"Fig. 5: {attack} attack ROC (log-log), {ds}, "
-                     f"n={curves[0]['sample_size']}", fontsize=10)
+        ax.set_title(f"{attack} attack, {ds}, n={curves[0]['sample_size']}", fontsize=10)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
+        legend_outside(ax)
     save(fig, output)
     return fig
 

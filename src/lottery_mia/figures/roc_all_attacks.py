@@ -7,40 +7,66 @@ import numpy as np
 from ..metrics import roc_points
 from ..vocabulary import evaluated, model_name
 from .registry import FigureData, register_figure
-from .style import panels, save
+from .style import legend_outside, pyplot, save
 
 CAPTION = (
     "Figure 8. ROC curves of every attack on Table 1's dense network and ticket (first "
-    'replicate), log-log: solid lines are reference-model attacks (LiRA, RMIA, shadow '
-    'models), dashed classifier attacks, dotted threshold attacks.'
+    "replicate), log-log, a row of panels per kind of attack (classifier, threshold, "
+    "reference-model) with at most six lines each. Classifier and threshold attacks are "
+    "evaluated on the attack-test rows, reference-model attacks on every scored row; the "
+    "dotted diagonal is chance and the smallest FPR drawn is 1 / the panel's non-members."
 )
+
+KIND_ORDER = ("classifier", "threshold", "reference")
+KIND_TITLE = {"classifier": "classifier attacks", "threshold": "threshold attacks",
+              "reference": "reference-model attacks"}
+PER_PANEL = 6
+# Six lines a reader can tell apart: colour-blind-safe colours, each with its own dash.
+LINE_STYLES = (("#0072B2", "-"), ("#D55E00", "--"), ("#009E73", "-."), ("#CC79A7", ":"),
+               ("#E69F00", (0, (5, 1, 1, 1))), ("#56B4E9", (0, (3, 1, 1, 1, 1, 1))))
+
+
+def attack_rows(curves: list[dict]) -> list[tuple[str, list[str]]]:
+    """(row title, attacks) per row of panels: the attacks of each kind, in chunks of at most
+    :data:`PER_PANEL`."""
+    kinds = {c["attack"]: c.get("kind") or "other" for c in curves}
+    rows = []
+    for kind in list(KIND_ORDER) + sorted(set(kinds.values()) - set(KIND_ORDER)):
+        names = sorted(a for a, k in kinds.items() if k == kind)
+        for i in range(0, len(names), PER_PANEL):
+            rows.append((KIND_TITLE.get(kind, f"{kind} attacks"), names[i:i + PER_PANEL]))
+    return rows
 
 
 def figure_roc_all_attacks(curves: list[dict], output):
-    """Log-log ROC of every attack, one panel per model (``curves``: dicts with label,
-    attack, member, score)."""
+    """Log-log ROC of every attack: a column per model, a row per kind of attack
+    (``curves``: dicts with label, attack, kind, member, score). Returns the Figure."""
     models = list(dict.fromkeys(c["label"] for c in curves))
-    fig, axes = panels(len(models), width=5.0, height=4.6)
-    for ax, model in zip(axes, models):
-        mine = [c for c in curves if c["label"] == model]
-        n0 = min(int((~np.asarray(c["member"], bool)).sum()) for c in mine)
-        lim = 1.0 / max(n0, 1)
-        for i, c in enumerate(sorted(mine, key=lambda c: c["attack"])):
-            fpr, tpr = roc_points(c["member"], c["score"])
-            style = "-" if c.get("kind") == "reference" else "--" if c.get(
-                "kind") == "classifier" else ":"
-            ax.plot(np.maximum(fpr, lim / 2), np.maximum(tpr, lim / 2), style,
-                    color=f"C{i % 10}", label=c["attack"], linewidth=1.3)
-        ax.plot([lim, 1], [lim, 1], color="grey", linestyle=":", linewidth=1)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlim(lim / 2, 1)
-        ax.set_ylim(lim / 2, 1)
-        ax.set_xlabel("false positive rate")
-        ax.set_ylabel("true positive rate")
-        ax.set_title(f"Fig. 8: every attack, {model}", fontsize=10)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
+    rows = attack_rows(curves)
+    fig, axes = pyplot().subplots(len(rows), len(models), squeeze=False,
+                                  figsize=(4.4 * len(models) + 1.6, 3.8 * len(rows)))
+    for r, (title, names) in enumerate(rows):
+        for col, model in enumerate(models):
+            ax = axes[r, col]
+            mine = [c for c in curves if c["label"] == model and c["attack"] in names]
+            n0 = min((int((~np.asarray(c["member"], bool)).sum()) for c in mine), default=1)
+            lim = 1.0 / max(n0, 1)
+            for c in mine:
+                color, dash = LINE_STYLES[names.index(c["attack"]) % len(LINE_STYLES)]
+                fpr, tpr = roc_points(c["member"], c["score"])
+                ax.plot(np.maximum(fpr, lim / 2), np.maximum(tpr, lim / 2), color=color,
+                        linestyle=dash, label=c["attack"], linewidth=1.5)
+            ax.plot([lim, 1], [lim, 1], color="grey", linestyle=":", linewidth=1,
+                    label="chance")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlim(lim / 2, 1)
+            ax.set_ylim(lim / 2, 1)
+            ax.set_xlabel("false positive rate")
+            ax.set_ylabel("true positive rate")
+            ax.set_title(f"{title}: {model}\n({n0} non-members evaluated)", fontsize=9)
+            ax.grid(alpha=0.3, which="both")
+        legend_outside(axes[r, -1])
     save(fig, output)
     return fig
 

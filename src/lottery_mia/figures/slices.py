@@ -7,14 +7,15 @@ import pandas as pd
 
 from ..vocabulary import model_name
 from .registry import FigureData, register_figure
-from .style import save, pyplot, INTERVAL_NOTE
+from .style import legend_outside, save, pyplot, INTERVAL_NOTE
 
 CAPTION = (
     "Figure 6 (the paper's future work). Attack accuracy and AUC per true class, and on "
     "samples the model classifies correctly vs incorrectly, for Table 1's dense network "
     'and ticket (mean over seeds, 95% bootstrap intervals). Classes are balanced by '
     'construction; the correct/incorrect slices are not (most misclassified samples are '
-    'non-members), so read their AUC.'
+    'non-members), so read their AUC. "n/a": a slice without members or without '
+    'non-members, where the metric cannot be estimated.'
 )
 
 
@@ -44,14 +45,17 @@ def figure_slices(slices: pd.DataFrame, output):
                 ax.bar(xs, np.nan_to_num(ys - 0.5), bottom=0.5, width=width, yerr=yerr,
                        capsize=2, label=model_name(arch, method, sp), color=f"C{k % 10}",
                        alpha=0.8)
+                for x in xs[~np.isfinite(ys)]:  # a slice without members or non-members
+                    ax.text(x, 0.5, "n/a", rotation=90, ha="center", va="bottom",
+                            fontsize=7, color=f"C{k % 10}")
             ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
             ax.set_xticks(range(len(cats)), cats, rotation=45, ha="right", fontsize=8)
             ax.set_ylabel(f"attack {metric}")
             n = int(part["sample_size"].iat[0])
-            ax.set_title(f"Fig. 6: {attack} attack {metric} by slice, n={n} ({INTERVAL_NOTE})",
+            ax.set_title(f"{attack} attack {metric} by slice, n={n} ({INTERVAL_NOTE})",
                          fontsize=10)
             ax.grid(alpha=0.3, axis="y")
-            ax.legend(fontsize=8)
+            legend_outside(ax)
     save(fig, output)
     return fig
 

@@ -51,13 +51,28 @@ def panels(n: int, width: float = 4.6, height: float = 3.6):
 
 
 def save(fig, path) -> None:
-    """Write ``fig`` as a PNG (through a temporary name) and close it."""
+    """Write ``fig`` as a PNG (through a temporary name) and close it; legends placed
+    outside the axes are kept (``bbox_inches="tight"``)."""
     from ..io import atomic_path
 
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=DPI, format="png")
+        fig.savefig(tmp, dpi=DPI, format="png", bbox_inches="tight")
     pyplot().close(fig)
+
+
+def legend_outside(ax, ncol: int = 1, fontsize: int = 8):
+    """The legend of ``ax`` to the right of its data, never over it."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                  borderaxespad=0.0, fontsize=fontsize, ncol=ncol, frameon=False)
+
+
+def clip_unit(values) -> np.ndarray:
+    """Interval ends clipped to [0, 1], the range of every rate drawn (a t interval of a
+    few seeds can run past it)."""
+    return np.clip(np.asarray(values, dtype=float), 0.0, 1.0)
 
 
 def errbar(ax, xs, ys, lo, hi, **kw):
@@ -68,14 +83,15 @@ def errbar(ax, xs, ys, lo, hi, **kw):
     return ax.errorbar(xs, ys, yerr=np.maximum(yerr, 0.0), capsize=3, **kw)
 
 
-def finish(ax, xlabel, ylabel, title, chance=None):
+def finish(ax, xlabel, ylabel, title, chance=None, legend: bool = True):
     if chance is not None:
         ax.axhline(chance, color="grey", linestyle=":", linewidth=1, label="chance")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if legend:
+        legend_outside(ax)
 
 
 SPARSITY_LABEL = "sparsity (% of prunable weights removed)"

@@ -9,15 +9,15 @@ from ..vocabulary import DENSE
 from .registry import FigureData, register_figure
 from .style import (
     panels, save, errbar, finish, seed_interval, method_order, method_style, ACHIEVED_LABEL,
-    INTERVAL_NOTE,
+    INTERVAL_NOTE, clip_unit,
 )
 
 CAPTION = (
     'Figure 1. Test accuracy of the tickets and their controls by achieved sparsity, a '
     'line per method, every line starting at the dense network (sparsity 0): mean over the'
     ' replicate seeds with a 95% interval across seeds (Wilson interval for a single '
-    'seed); each seed as a cross. An iterative-pruning (IMP) point sits at the sparsity '
-    'its round really reached.'
+    'seed; intervals are clipped to [0, 1]); each seed as a cross. An iterative-pruning '
+    '(IMP) point sits at the sparsity its round really reached.'
 )
 
 
@@ -40,12 +40,12 @@ def figure_test_accuracy(training: pd.DataFrame, output):
             own = m[m["method"] == method]
             part = own if method == DENSE else pd.concat([dense, own])
             part = part.sort_values("achieved_sparsity")
-            lo, hi = seed_interval(part, reps)
+            lo, hi = (clip_unit(v) for v in seed_interval(part, reps))
             errbar(ax, part["achieved_sparsity"] * 100, part["test_acc"], lo, hi,
                     label=f"{method} (mean of {int(own['replicates'].min())})",
                     **method_style(method, order))
         if methods and not dense.empty:  # the shared start, drawn once on top
-            lo, hi = seed_interval(dense, reps)
+            lo, hi = (clip_unit(v) for v in seed_interval(dense, reps))
             errbar(ax, dense["achieved_sparsity"] * 100, dense["test_acc"], lo, hi,
                     linestyle="none", zorder=3,
                     label=f"dense (mean of {int(dense['replicates'].min())})",
@@ -56,7 +56,7 @@ def figure_test_accuracy(training: pd.DataFrame, output):
                 ax.scatter(r["achieved_sparsity"] * 100, r["test_acc"], s=12, alpha=0.5,
                            marker="x", color=method_style(method, order)["color"])
         finish(ax, ACHIEVED_LABEL, "test accuracy (non-members)",
-                f"Fig. 1: {arch} on {ds}\n({INTERVAL_NOTE}; x: each seed)")
+                f"{arch} on {ds}\n({INTERVAL_NOTE}; x: each seed)")
     save(fig, output)
     return fig
 

@@ -9,10 +9,15 @@ from ..vocabulary import DENSE, model_name
 from .registry import FigureData, register_figure
 from .style import save, pyplot
 
+# The colour scale is fixed and centred at chance, so that noise around 0.5 looks like
+# nothing and the same colour means the same accuracy in every run.
+HALF_RANGE = 0.3
 CAPTION = (
     "Figure 4. Attack transfer: an attack trained on the source model's confidences, "
     "evaluated on the target model's (first replicate). The diagonal is the base case; '~'"
-    ' marks cells whose 95% interval covers chance.'
+    " marks cells whose 95% interval covers chance. The colour scale is fixed at "
+    f"{0.5 - HALF_RANGE:.1f}-{0.5 + HALF_RANGE:.1f}, centred at chance (0.5, white): red "
+    "above chance, blue below; values outside the range take its end colours."
 )
 
 
@@ -36,14 +41,14 @@ def figure_transfer(transfer: pd.DataFrame, output, metric: str = "accuracy"):
             if lo <= 0.5 <= hi:
                 at_chance.add((order.index(r.source), order.index(r.target)))
     fig, ax = pyplot().subplots(figsize=(1.0 + 0.75 * n + 2, 1.0 + 0.6 * n + 1.5))
-    im = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis", vmin=min(0.5, np.nanmin(grid)),
-                   vmax=max(np.nanmax(grid), 0.5 + 1e-6))
+    im = ax.imshow(grid.to_numpy(dtype=float), cmap="RdBu_r", vmin=0.5 - HALF_RANGE,
+                   vmax=0.5 + HALF_RANGE)
     ax.set_xticks(range(n), order, rotation=45, ha="right")
     ax.set_yticks(range(n), order)
     ax.set_xlabel("target (model attacked)")
     ax.set_ylabel("source (attack trained on)")
     ds = ", ".join(sorted(transfer["dataset"].unique())) if "dataset" in transfer else ""
-    ax.set_title(f"Fig. 4: attack transfer ({metric}) {ds}\n'~': 95% CI covers chance (0.5)",
+    ax.set_title(f"Attack transfer ({metric}), {ds}\n'~': 95% CI covers chance (0.5)",
                  fontsize=10)
     for i in range(n):
         for j in range(n):
@@ -51,8 +56,8 @@ def figure_transfer(transfer: pd.DataFrame, output, metric: str = "accuracy"):
             if np.isfinite(v):
                 mark = "~" if (i, j) in at_chance else ""
                 ax.text(j, i, f"{mark}{v:.2f}", ha="center", va="center", fontsize=8,
-                        color="white" if v < (np.nanmin(grid) + np.nanmax(grid)) / 2 else "black")
-    fig.colorbar(im, ax=ax, label=f"attack {metric}")
+                        color="white" if abs(v - 0.5) > 0.6 * HALF_RANGE else "black")
+    fig.colorbar(im, ax=ax, label=f"attack {metric} (0.5 = chance)")
     save(fig, output)
     return fig
 

@@ -23,7 +23,8 @@ def write_tables(*, attacks_csv, score_paths, arch: str, ticket_sparsity: float,
     ``verdict_attacks``, the attack-model table and, given ``out_method_verdicts``, the
     ticket-vs-control verdicts of ``method_groups``."""
     attacks = read_attacks_csv(attacks_csv)
-    t1 = table1(attacks, arch, ticket_sparsity, attack, method)
+    training = read_training_csv(training_csv) if training_csv is not None else None
+    t1 = table1(attacks, arch, ticket_sparsity, attack, method, training)
     write_csv(t1, out_table1_csv)
     atomic_write_bytes(table1_markdown(t1, arch, ticket_sparsity, method).encode(),
                        out_table1_md)
@@ -34,7 +35,6 @@ def write_tables(*, attacks_csv, score_paths, arch: str, ticket_sparsity: float,
     write_csv(finish_verdicts(pd.concat(frames, ignore_index=True), margin), out_verdicts)
     write_csv(attack_model_table(attacks, arch, ticket_sparsity, method), out_attack_models)
     if out_method_verdicts is not None:
-        training = read_training_csv(training_csv) if training_csv is not None else None
         mv = method_verdicts(attacks, training, list(method_groups or []),
                              dict(method_kinds or {}), names, n_bootstrap, seed, margin)
         write_csv(mv, out_method_verdicts)
