@@ -117,7 +117,25 @@ def attack_models_view(models: pd.DataFrame) -> pd.DataFrame:
             mf = r.get(f"min_fpr_{side}")
             row["min FPR"] = "n/a" if pd.isna(mf) else f"{mf:.2g}"
             rows.append(row)
-    return pd.DataFrame(rows)
+    return drop_unmeasurable(pd.DataFrame(rows))
+
+
+def drop_unmeasurable(view: pd.DataFrame) -> pd.DataFrame:
+    """Without the TPR columns that are n/a on every row; ``view.attrs["unmeasurable"]``
+    names them, for a note under the table (a column of the same n/a text helps nobody and
+    pushes the table off the page)."""
+    gone = [c for c in view.columns if c.startswith("TPR at ")
+            and (view[c] == NOT_MEASURABLE).all()]
+    out = view.drop(columns=gone)
+    out.attrs["unmeasurable"] = gone
+    return out
+
+
+def unmeasurable_note(view: pd.DataFrame) -> str:
+    """'TPR at 1% FPR and TPR at 0.1% FPR: n/a (fewer than 10 non-members above the
+    threshold) for every attack here.' or ''."""
+    gone = view.attrs.get("unmeasurable", [])
+    return (f"{' and '.join(gone)}: {NOT_MEASURABLE} for every attack here." if gone else "")
 
 
 def verdicts_view(verdicts: pd.DataFrame) -> pd.DataFrame:

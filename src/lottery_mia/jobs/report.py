@@ -13,6 +13,7 @@ import pandas as pd
 from ..figures import figure_specs
 from ..io import atomic_write_bytes, log, read_csv_table, read_json
 from ..report import (CSS, attack_models_view, attacks_view, benchmark_view, data_uri,
+                      unmeasurable_note,
                       html_table, method_accuracy_view, method_verdicts_view,
                       models_each_view, models_mean_view, plain, slices_view, table1_view,
                       transfer_view, verdicts_view)
@@ -46,6 +47,7 @@ def write_report(*, summary: dict, report_tables: dict, figures: dict, config: d
     methods = [plain(m) for m in methods]
     kinds = {str(m.get("name")): str(m.get("kind")) for m in methods}
     bench = summary.get("benchmarks")
+    models_view = attack_models_view(_csv(report_tables["attack_models"], "attack-model table"))
     context = {
         "css": CSS, "generated": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "replicates": sorted(training["replicate"].unique().tolist()),
@@ -54,8 +56,8 @@ def write_report(*, summary: dict, report_tables: dict, figures: dict, config: d
         "verdicts": list(verdicts["sentence"]) if len(verdicts) else [],
         "verdict_table": html_table(verdicts_view(verdicts)) if len(verdicts) else "",
         "claim": claim_summary(verdicts, values),
-        "attack_models": html_table(attack_models_view(
-            _csv(report_tables["attack_models"], "attack-model table"))),
+        "attack_models": html_table(models_view),
+        "attack_models_note": unmeasurable_note(models_view),
         "methods": methods,
         "method_accuracy": html_table(method_accuracy_view(training, kinds))
         if len(training) else "",
