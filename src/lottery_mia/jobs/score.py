@@ -12,7 +12,7 @@ import numpy as np
 
 from ..confidences import ConfidenceTable, scaled_logit_of, write_confidences
 from ..io import log
-from ..scoring import predict_logits
+from ..scoring import predict_views
 
 __all__ = ["extract_confidences"]
 
@@ -27,7 +27,8 @@ def extract_confidences(*, data, model_path, dataset: str, arch: str, sparsity: 
 
     ``augmentations`` 2 also scores the horizontally flipped images and stores LiRA's
     scaled logit averaged over both views (use it when training flips; the logits column
-    stays the original view's). ``method`` (the pruning method, ``dense`` for the dense
+    stays the original view's); both views come from one pass over the data, each image
+    read and decoded once. ``method`` (the pruning method, ``dense`` for the dense
     network) and the achieved sparsity read from the training job's ``metrics_path`` go into
     the table's metadata, so attack results carry them. With ``expected`` (the network's
     identity as the rule sees it) the checkpoint must be that network, trained with the
@@ -62,11 +63,12 @@ def extract_confidences(*, data, model_path, dataset: str, arch: str, sparsity: 
             ds = image_set(data.source, data.root, pool, rows["pool_index"].to_numpy(),
                            key=data.key, device=dev, num_workers=num_workers,
                            channels_last=False)
-            logits, labels = predict_logits(model, ds, batch_size, dev)
+            # one pass: each image is read and decoded once, its views scored together
+            views, labels = predict_views(model, ds, batch_size, dev, views=augmentations)
+            logits = views[0]
             phi = scaled_logit_of(logits, labels)
             if augmentations == 2:
-                flipped, _ = predict_logits(model, ds, batch_size, dev, flip=True)
-                phi = (phi + scaled_logit_of(flipped, labels)) / 2.0
+                phi = (phi + scaled_logit_of(views[1], labels)) / 2.0
             if not np.array_equal(labels, rows["label"].to_numpy()):
                 raise ValueError(f"labels read from {pool} disagree with {data.membership}: "
                                  "the dataset files changed since the split was made; "
