@@ -208,6 +208,20 @@ def test_batch_producer_source_has_no_host_traffic():
         assert not forbidden.search(src), (obj.__qualname__, forbidden.search(src))
 
 
+def test_cudnn_benchmark_is_on_while_training_on_cuda_only():
+    saved = torch.backends.cudnn.benchmark
+    try:
+        torch.backends.cudnn.benchmark = False
+        with training._cudnn_benchmark(True):
+            assert torch.backends.cudnn.benchmark
+        assert torch.backends.cudnn.benchmark is False
+        with training._cudnn_benchmark(False):
+            assert torch.backends.cudnn.benchmark is False
+    finally:
+        torch.backends.cudnn.benchmark = saved
+    assert 'capture_error_mode="thread_local"' in inspect.getsource(_GraphedStep.__call__)
+
+
 def test_scoring_runs_with_tf32_off_and_restores_it():
     from lottery_mia.scoring import predict_views, tf32_enabled
 
