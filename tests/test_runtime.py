@@ -35,6 +35,14 @@ def test_runtime_is_decided_once_from_the_device_and_config():
     assert (gpu.amp, gpu.amp_dtype, gpu.channels_last, gpu.cuda_graphs) == (
         True, torch.bfloat16, True, True)
     assert make_runtime("cuda:0", {"cuda_graphs": "false"}).cuda_graphs is False
+    # where ImageNet's JPEGs are decoded: on the GPU with CUDA unless the block says cpu
+    assert (rt.jpeg_decode, gpu.jpeg_decode) == ("cpu", "device")
+    assert make_runtime("cuda:0", {"cuda_graphs": "auto", "jpeg_decode": "cpu"}).jpeg_decode \
+        == "cpu"
+    assert make_runtime("cpu", {"cuda_graphs": "auto", "jpeg_decode": "device"}).jpeg_decode \
+        == "device"
+    with pytest.raises(ValueError, match="runtime.jpeg_decode"):
+        make_runtime("cpu", {"cuda_graphs": "auto", "jpeg_decode": "gpu-please"})
     assert isinstance(rt.optimizer([torch.nn.Parameter(torch.zeros(2))], lr=0.1),
                       torch.optim.SGD)
     assert rt.optimizer([torch.nn.Parameter(torch.zeros(2))], lr=0.1).defaults["foreach"]

@@ -39,9 +39,10 @@ class DataSpec:
         return f"datasets.{self.dataset}.root"
 
 
-def member_and_test_sets(data: DataSpec, recipe, device) -> tuple:
+def member_and_test_sets(data: DataSpec, recipe, device, decode: str = "auto") -> tuple:
     """The members (training set) and non-members (test set) of a membership table, read
-    from the pool each row names (a reference model's members can come from any pool)."""
+    from the pool each row names (a reference model's members can come from any pool).
+    ``decode``: where ImageNet's JPEGs are decoded (:class:`FolderImageSet`)."""
     import torch
 
     from .membership import read_membership
@@ -51,7 +52,7 @@ def member_and_test_sets(data: DataSpec, recipe, device) -> tuple:
     non = table[~table["member"]]
     channels_last = torch.device(device).type == "cuda"
     kw = dict(key=data.key, device=device, num_workers=recipe.num_workers,
-              channels_last=channels_last)
+              channels_last=channels_last, decode=decode)
     train_set = rows_image_set(data.source, data.root, mem, **kw)
     test_set = rows_image_set(data.source, data.root, non, **kw)
     return train_set, test_set

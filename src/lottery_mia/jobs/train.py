@@ -110,7 +110,10 @@ def _run(body, job: dict, claim, threads: int | None, seed: int):
                          f"ranks; use a multiple of {gpus}")
 
     log(f"training on {gpus} ranks (DistributedDataParallel): {', '.join(claim.devices)}")
-    per_rank = max(1, (int(threads) if threads else (os.cpu_count() or 1)) // gpus)
+    # CPU threads per rank: the job's threads shared out, never more than the cores (ranks
+    # whose OpenMP threads outnumber the cores spin-wait on each other: 40x slower here)
+    cores = os.cpu_count() or 1
+    per_rank = max(1, min(int(threads) if threads else cores, cores) // gpus)
     return spawn_ranks(_rank_job, gpus, claim.devices, (body, job, per_rank, seed))
 
 
@@ -158,7 +161,8 @@ def _dense_body(ranks, dev, job: dict) -> dict:
     spec = model_spec(arch, data.source, rec.width)
     model = build_model(**spec)  # seeded: w0 is a function of the seed alone
     init_model = copy.deepcopy(model)  # w0, written with the other outputs (no RNG use)
-    train_set, test_set = member_and_test_sets(data, rec, dev)
+    rt = make_runtime(dev, job["runtime"])
+    train_set, test_set = member_and_test_sets(data, rec, dev, rt.jpeg_decode)
     n_steps = steps_per_epoch(len(train_set), rec.batch_size)
     capture = rewind_step_of(job["rewind_epoch"], job["rewind_step"], n_steps, rec.epochs,
                              job["recipe_key"])
@@ -168,7 +172,7 @@ def _dense_body(ranks, dev, job: dict) -> dict:
     res = run_training(model, train_set, test_set, rec, seed=seed, device=dev,
                        capture_step=capture, resume_path=resume,
                        resume_key=f"dense:{arch}:{capture}:{_data_key(data)}",
-                       runtime=make_runtime(dev, job["runtime"]), ranks=ranks)
+                       runtime=rt, ranks=ranks)
     if not _writes(ranks):
         return {}
     rewind_model = build_model(**spec)
@@ -219,7 +223,8 @@ def train_ticket(*, data: DataSpec, arch: str, recipe: dict, seed: int, sparsity
 def _ticket_body(ranks, dev, job: dict) -> dict:
     data, arch, rec, seed = job["data"], job["arch"], job["rec"], job["seed"]
     method, start, sparsity = job["method"], job["start"], job["sparsity"]
-    train_set, test_set = member_and_test_sets(data, rec, dev)
+    rt = make_runtime(dev, job["runtime"])
+    train_set, test_set = member_and_test_sets(data, rec, dev, rt.jpeg_decode)
     n_steps = steps_per_epoch(len(train_set), rec.batch_size)
     rewind = rewind_step_of(job["rewind_epoch"], job["rewind_step"], n_steps, rec.epochs,
                             job["recipe_key"])
@@ -232,7 +237,7 @@ def _ticket_body(ranks, dev, job: dict) -> dict:
     res = run_training(model, train_set, test_set, rec, seed=seed, device=dev, mask=mask,
                        start_step=start_step, resume_path=resume,
                        resume_key=f"ticket:{method}:{arch}:{sparsity}:{_data_key(data)}",
-                       runtime=make_runtime(dev, job["runtime"]), ranks=ranks)
+                       runtime=rt, ranks=ranks)
     if not _writes(ranks):
         return {}
     model = model.cpu()
