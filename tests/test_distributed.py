@@ -201,6 +201,7 @@ def test_masks_hold_on_every_rank(runs, tmp_path):
     m2 = train_ticket(out_model=tmp_path / "t2.pt", out_metrics=tmp_path / "t2.json", gpus=2,
                       **kw)
     m1 = train_ticket(out_model=tmp_path / "t1.pt", out_metrics=tmp_path / "t1.json", **kw)
+    assert m1["test_acc"] == pytest.approx(m2["test_acc"], abs=1 / 300 + 1e-9)
     assert m2["distributed"]["ranks_identical"] and m2["distributed"]["ranks"] == 2
     assert m2["distributed"]["pruned_nonzero_any_rank"] == 0
     assert m2["measured_sparsity_prunable"] == pytest.approx(0.8, abs=1e-4)
