@@ -221,3 +221,31 @@ def test_the_throughput_benchmark_prints_its_json_last(tmp_path):
     last = json.loads(proc.stdout.strip().splitlines()[-1])
     assert last["ratio_new_vs_pil"] > 0 and last["images"] == 8
     assert last["new_cpu_train_per_core"]["cpu_images_per_s"] > 0
+
+
+def test_the_prefetching_thread_hands_over_every_batch_its_errors_and_stops(jpegs):
+    """The background producer (on CUDA: on a side stream) gives the batches in order,
+    raises what the producer raised, and stops when the consumer stops early."""
+    import threading
+
+    ds = _set(jpegs, decode="device")
+    keys = [[("eval", i, 0, False) for i in range(s, min(s + 3, 10))] for s in range(0, 10, 3)]
+    want = list(ds._batches_of(keys))
+    got = list(data_mod._prefetched(lambda: ds._batches_of(keys), "cpu", depth=1))
+    assert len(got) == len(want) == 4
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(got, want))
+
+    def failing():
+        yield from ds._batches_of(keys[:1])
+        raise ValueError("image x cannot be read")
+
+    it = data_mod._prefetched(failing, "cpu")
+    assert next(it)[0].shape == (3, 3, 24, 24)
+    with pytest.raises(ValueError, match="cannot be read"):
+        next(it)
+    before = threading.active_count()
+    early = data_mod._prefetched(lambda: ds._batches_of(keys), "cpu", depth=1)
+    next(early)
+    early.close()  # the thread ends, nothing hangs
+    assert threading.active_count() <= before
+    assert not [t for t in threading.enumerate() if t.name == "lottery-mia-batches"]

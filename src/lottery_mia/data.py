@@ -742,16 +742,17 @@ class FolderImageSet:
 
 
 def _prefetched(make_batches, device, depth: int = 3) -> Iterator:
-    """The batches of ``make_batches()``, made ``depth`` ahead by a background thread on a
-    side CUDA stream (decode, crop and resize overlap the training step). A batch is
-    handed over with an event the consumer's stream waits on, and recorded on that stream
-    so the allocator never reuses its memory early. The thread's errors are raised here;
-    closing the iterator early stops the thread."""
+    """The batches of ``make_batches()``, made ``depth`` ahead by a background thread (on
+    CUDA, on a side stream: decode, crop and resize overlap the training step). On CUDA a
+    batch is handed over with an event the consumer's stream waits on, and recorded on
+    that stream so the allocator never reuses its memory early. The thread's errors are
+    raised here; closing the iterator early stops the thread."""
     import queue
     import threading
 
     import torch
 
+    cuda = torch.device(device).type == "cuda"
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()
@@ -765,28 +766,36 @@ def _prefetched(make_batches, device, depth: int = 3) -> Iterator:
                 continue
         return False
 
+    def produce(stream) -> None:
+        batches = make_batches()
+        try:
+            for xb, yb in batches:
+                event = None
+                if stream is not None:
+                    event = torch.cuda.Event()
+                    event.record(stream)
+                if not put((xb, yb, event)):
+                    return
+        finally:
+            batches.close()
+        put(done)
+
     def work() -> None:
         try:
-            with torch.cuda.device(device):
-                stream = torch.cuda.Stream(device)
-                with torch.cuda.stream(stream):
-                    batches = make_batches()
-                    try:
-                        for xb, yb in batches:
-                            event = torch.cuda.Event()
-                            event.record(stream)
-                            if not put((xb, yb, event)):
-                                return
-                    finally:
-                        batches.close()
-            put(done)
+            if cuda:
+                with torch.cuda.device(device):
+                    stream = torch.cuda.Stream(device)
+                    with torch.cuda.stream(stream):
+                        produce(stream)
+            else:
+                produce(None)
         except BaseException as err:  # noqa: BLE001 - handed to the consumer
             put(err)
 
     thread = threading.Thread(target=work, name="lottery-mia-batches", daemon=True)
     thread.start()
     try:
-        current = torch.cuda.current_stream(device)
+        current = torch.cuda.current_stream(device) if cuda else None
         while True:
             item = q.get()
             if item is done:
@@ -794,9 +803,10 @@ def _prefetched(make_batches, device, depth: int = 3) -> Iterator:
             if isinstance(item, BaseException):
                 raise item
             xb, yb, event = item
-            current.wait_event(event)
-            xb.record_stream(current)
-            yb.record_stream(current)
+            if event is not None:
+                current.wait_event(event)
+                xb.record_stream(current)
+                yb.record_stream(current)
             yield xb, yb
     finally:
         stop.set()
