@@ -84,3 +84,27 @@ def test_a_width_4_resnet18_on_1_channel_8x8_images_trains_on_an_avx2_cpu(tmp_pa
                           env=env, timeout=600)
     assert proc.returncode == 0, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
     assert "trained" in proc.stdout
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("decode", ["cpu", "device"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_imagenet_path_and_rank_parts_hand_standard_batches(tmp_path, decode,
+                                                                channels_last):
+    """Batches from image files (either decode path) and a rank's part of an in-memory
+    batch are laid out as fresh tensors of the model's memory format too."""
+    from conftest import write_tiny_imagefolder
+    from lottery_mia.data import Augment, FolderImageSet
+
+    root = write_tiny_imagefolder(tmp_path / "imagenet", classes=2, per_class=3, size=20)
+    ds = FolderImageSet(root, "val", np.arange(6), (0.5,) * 3, (0.5,) * 3, num_workers=0,
+                        channels_last=channels_last, image_size=16, decode=decode)
+    for xb, _ in list(ds.train_batches(4, 0, Augment(hflip=True))) + list(ds.eval_batches(4)):
+        assert xb.stride() == standard_strides(xb.shape, channels_last)
+    x, y = load_in_memory("digits", None, "all", np.arange(64), key="datasets.digits.root")
+    data = TensorImageSet(x, y, (0.5,), (0.5,), channels_last=channels_last)
+    for shard in [(0, 2), (1, 2)]:
+        for xb, _ in data.train_batches(16, 0, Augment(crop_padding=1, hflip=True),
+                                        shard=shard):
+            assert xb.shape[0] == 8 and xb.stride() == standard_strides(xb.shape,
+                                                                        channels_last)

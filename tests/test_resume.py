@@ -307,3 +307,30 @@ def test_an_orphaned_job_and_a_rerun_never_share_a_folder(tmp_path):
     for f in ("model.pt", "init.pt", "rewind.pt", "metrics.json"):
         assert (dense_dir / f).exists(), (f, (tmp_path / "logs/digits/resnet18/seed-0/dense/sparsity-0/train_dense.log")
                                           .read_text(errors="replace")[-3000:])
+
+
+def test_a_run_with_crops_and_flips_resumes_bit_for_bit(tmp_path, monkeypatch):
+    """The augmentation is drawn per epoch from the epoch's seed (on the set's device), so
+    a run with crops and flips killed in its third epoch resumes to the same model."""
+    recipe = dict(RECIPE, augment={"crop_padding": 2, "hflip": True})
+    data = split(tmp_path / "membership.parquet", seed=0)
+    ref = tmp_path / "reference"
+    train_dense(
+        data=data, arch="resnet18", recipe=recipe, seed=0, rewind_epoch=1, device="cpu",
+        out_model=ref / "model.pt", out_init=ref / "init.pt", out_rewind=ref / "rewind.pt",
+        out_metrics=ref / "metrics.json", threads=1)
+    out = tmp_path / "resumed"
+    kw = dict(data=data, arch="resnet18", recipe=recipe, seed=0, rewind_epoch=1,
+              device="cpu", out_model=out / "model.pt", out_init=out / "init.pt",
+              out_rewind=out / "rewind.pt", out_metrics=out / "metrics.json", threads=1)
+    with monkeypatch.context() as m:
+        crash_in_epoch(m, 3)
+        with pytest.raises(KeyboardInterrupt):
+            train_dense(**kw)
+    assert (out / "resume.pt").exists()
+    train_dense(**kw)
+    for f in ("model.pt", "init.pt", "rewind.pt"):
+        assert states_equal(out / f, ref / f), f
+    plain = tmp_path / "plain"
+    dense(data, plain)
+    assert not states_equal(plain / "model.pt", ref / "model.pt")  # the augmentation acts

@@ -15,6 +15,8 @@ from lottery_mia.models import build_model
 from lottery_mia.runtime import Runtime, make_runtime
 from lottery_mia.checkpoints import model_spec
 from lottery_mia.training import _EagerStep, _GraphedStep, _Totals, make_step
+from lottery_mia import data as data_mod
+from lottery_mia.data import Augment, TensorImageSet
 from conftest import magnitude_mask
 
 CUDA = torch.cuda.is_available()
@@ -33,6 +35,14 @@ def test_runtime_is_decided_once_from_the_device_and_config():
     assert (gpu.amp, gpu.amp_dtype, gpu.channels_last, gpu.cuda_graphs) == (
         True, torch.bfloat16, True, True)
     assert make_runtime("cuda:0", {"cuda_graphs": "false"}).cuda_graphs is False
+    # where ImageNet's JPEGs are decoded: on the GPU with CUDA unless the block says cpu
+    assert (rt.jpeg_decode, gpu.jpeg_decode) == ("cpu", "device")
+    assert make_runtime("cuda:0", {"cuda_graphs": "auto", "jpeg_decode": "cpu"}).jpeg_decode \
+        == "cpu"
+    assert make_runtime("cpu", {"cuda_graphs": "auto", "jpeg_decode": "device"}).jpeg_decode \
+        == "device"
+    with pytest.raises(ValueError, match="runtime.jpeg_decode"):
+        make_runtime("cpu", {"cuda_graphs": "auto", "jpeg_decode": "gpu-please"})
     assert isinstance(rt.optimizer([torch.nn.Parameter(torch.zeros(2))], lr=0.1),
                       torch.optim.SGD)
     assert rt.optimizer([torch.nn.Parameter(torch.zeros(2))], lr=0.1).defaults["foreach"]
@@ -119,6 +129,131 @@ def test_step_never_reads_a_tensor_on_the_host(no_host_reads, cls, kw):
         step(xb, yb, 0.05)
 
 
+@pytest.fixture
+def no_host_traffic(no_host_reads, monkeypatch):
+    """``no_host_reads`` plus: no tensor made from host data, no device change, no random
+    draw and no generator while active (a CPU stand-in for "no host<->device copy and no
+    sync inside a step")."""
+
+    def boom(name):
+        def raise_(*a, **kw):
+            raise AssertionError(f"{name} called while making a batch (host traffic on CUDA)")
+        return raise_
+
+    def arm():
+        no_host_reads()
+        for name in ("tensor", "as_tensor", "from_numpy", "Generator", "randint", "rand",
+                     "randperm", "randn"):
+            monkeypatch.setattr(torch, name, boom(f"torch.{name}"))
+        for name in ("to", "cuda", "pin_memory"):
+            monkeypatch.setattr(torch.Tensor, name, boom(f"Tensor.{name}"))
+
+    return arm
+
+
+def _cifar_like(device="cpu", n=70):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 256, (n, 3, 8, 8), generator=g, dtype=torch.uint8)
+    y = torch.randint(0, 10, (n,), generator=g)
+    return TensorImageSet(x, y, (0.5,) * 3, (0.25,) * 3, device=device,
+                          channels_last=device != "cpu")
+
+
+@pytest.mark.parametrize("shard", [None, (1, 2)])
+def test_the_batch_producer_makes_batches_without_host_traffic(no_host_traffic, shard):
+    """The epoch's order, crops and flips are drawn before the epoch; making each batch is
+    device work only (gather, crop, flip, normalise), also for a rank's part of a batch."""
+    data = _cifar_like()
+    plan = data.epoch_plan(16, order_seed=5, augment=Augment(crop_padding=2, hflip=True))
+    assert plan.steps == 4 and plan.oy.numel() == plan.flip.numel() == 64
+    no_host_traffic()
+    batches = [data.plan_batch(plan, step, shard) for step in range(plan.steps)]
+    assert all(xb.shape == (16 if shard is None else 8, 3, 8, 8) for xb, _ in batches)
+
+
+def test_the_producer_guard_catches_a_per_batch_draw(no_host_traffic, monkeypatch):
+    """Guards the test above: the producer of old (a CPU generator drawn per batch, then
+    copied) is refused by it."""
+    def old_style(self, plan, step, shard=None):
+        g = torch.Generator().manual_seed(step)
+        flip = (torch.rand(4, generator=g) < 0.5).to(self.device)
+        return self._prep(self.x[:4]), flip
+
+    monkeypatch.setattr(TensorImageSet, "plan_batch", old_style)
+    data = _cifar_like()
+    plan = data.epoch_plan(16, 5, Augment(hflip=True))
+    no_host_traffic()
+    with pytest.raises(AssertionError, match="Generator|rand|Tensor.to"):
+        data.plan_batch(plan, 0)
+
+
+def test_the_epoch_plan_is_seeded_and_ranks_split_the_same_batches():
+    data = _cifar_like()
+    aug = Augment(crop_padding=2, hflip=True)
+    whole = [x for x, _ in data.train_batches(16, 9, aug)]
+    again = [x for x, _ in data.train_batches(16, 9, aug)]
+    other = [x for x, _ in data.train_batches(16, 10, aug)]
+    assert len(whole) == 4 and all(torch.equal(a, b) for a, b in zip(whole, again))
+    assert not all(torch.equal(a, b) for a, b in zip(whole, other))
+    halves = [list(data.train_batches(16, 9, aug, shard=(r, 2))) for r in range(2)]
+    for step, full in enumerate(whole):
+        assert torch.equal(torch.cat([halves[0][step][0], halves[1][step][0]]), full)
+    tail = [x for x, _ in data.train_batches(16, 9, aug, skip=3)]
+    assert len(tail) == 1 and torch.equal(tail[0], whole[3])
+    lo, hi = data_mod.shard_range(70, (1, 3))
+    assert (lo, hi) == (23, 46)
+    parts = [torch.cat([y for _, y in data.eval_batches(8, shard=(r, 3))]) for r in range(3)]
+    assert torch.equal(torch.cat(parts), data.y)
+
+
+def test_batch_producer_source_has_no_host_traffic():
+    """Structural guard of the per-batch code of the in-memory sets."""
+    forbidden = re.compile(r"\.item\(|(?<![.\w])(float|int|bool)\(|\.cpu\(|\.tolist\(|"
+                           r"\.numpy\(|\.to\(|Generator\(|torch\.(tensor|as_tensor|rand\w*)\(")
+    for obj in (TensorImageSet.plan_batch, TensorImageSet._prep, data_mod._crop,
+                data_mod._flip, data_mod.normalize_batch, data_mod.batch_part):
+        src = inspect.getsource(obj)
+        assert not forbidden.search(src), (obj.__qualname__, forbidden.search(src))
+
+
+def test_cudnn_benchmark_is_on_while_training_on_cuda_only():
+    saved = torch.backends.cudnn.benchmark
+    try:
+        torch.backends.cudnn.benchmark = False
+        with training._cudnn_benchmark(True):
+            assert torch.backends.cudnn.benchmark
+        assert torch.backends.cudnn.benchmark is False
+        with training._cudnn_benchmark(False):
+            assert torch.backends.cudnn.benchmark is False
+    finally:
+        torch.backends.cudnn.benchmark = saved
+    assert 'capture_error_mode="thread_local"' in inspect.getsource(_GraphedStep.__call__)
+
+
+def test_scoring_runs_with_tf32_off_and_restores_it():
+    from lottery_mia.scoring import predict_views, tf32_enabled
+
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            seen.append(tf32_enabled())
+            return x.flatten(1)[:, :3]
+
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    try:
+        before = (matmul.allow_tf32, cudnn.allow_tf32)
+    except RuntimeError:
+        pytest.skip("this process set TF32 through the new fp32_precision API")
+    try:
+        matmul.allow_tf32 = cudnn.allow_tf32 = True
+        predict_views(Probe(), _cifar_like(n=10), 4, "cpu", views=2)
+        assert seen and not any(seen)
+        assert matmul.allow_tf32 and cudnn.allow_tf32  # restored
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32 = before
+
+
 def test_step_loop_source_has_no_host_reads():
     """Structural guard: the per-step code reads nothing back (only the epoch end and the
     progress lines of run_training do)."""
@@ -160,6 +295,24 @@ def test_run_training_matches_a_plain_loop_bit_for_bit():
     assert float(totals.loss_sum) == total
     for k, v in ref.state_dict().items():
         assert torch.equal(v, model.state_dict()[k]), k
+
+
+@pytest.mark.skipif(not CUDA, reason="needs a GPU")
+def test_cuda_batch_producer_is_sync_free():
+    """The epoch plan drawn on the GPU, every batch made under sync_debug_mode("error")."""
+    data = _cifar_like("cuda", n=512)
+    plan = data.epoch_plan(64, order_seed=1, augment=Augment(crop_padding=4, hflip=True))
+    assert plan.perm.device.type == "cuda" and plan.flip.device.type == "cuda"
+    data.plan_batch(plan, 0)  # first use of the kernels outside the check
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for step in range(plan.steps):
+            xb, yb = data.plan_batch(plan, step)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    torch.cuda.synchronize()
+    assert xb.is_contiguous(memory_format=torch.channels_last)
 
 
 @pytest.mark.skipif(not CUDA, reason="needs a GPU")

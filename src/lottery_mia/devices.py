@@ -24,6 +24,11 @@ slot. Slots are filled device by device first (every device's slot 0, then
 every slot 1, ...), so jobs spread over the GPUs before they share one. Run
 with ``--resources gpu=<devices x K>``: Snakemake then counts slots.
 
+A job that trains on several GPUs (a recipe's ``gpus: N``, DistributedDataParallel) claims
+N slots on N different devices at once (``count=N``), or none: a job never holds part of
+what it needs while waiting for the rest, so two such jobs cannot block each other. Give
+its rule ``resources: gpu=N``.
+
 ``CUDA_VISIBLE_DEVICES`` is taken as an assignment (the job uses ``cuda:0``
 and takes no lock) only under a scheduler (``SLURM_JOB_ID``, ``PBS_JOBID`` or
 ``LSB_JOBID`` set) or when it names exactly one device. A workstation that
@@ -82,14 +87,28 @@ class DeviceClaim:
     lock_path: Path | None = None
     _fd: int | None = field(default=None, repr=False, compare=False)
     _owner_pid: int | None = field(default=None, repr=False, compare=False)
+    more: list = field(default_factory=list, repr=False, compare=False)
+    """The further devices of a multi-GPU claim (``count`` > 1), one claim each."""
+
+    @property
+    def devices(self) -> list[str]:
+        """Every device of the claim, the first one first (rank r runs on ``devices[r]``)."""
+        return [self.device] + [c.device for c in self.more]
+
+    @property
+    def indices(self) -> list[int | None]:
+        return [self.index] + [c.index for c in self.more]
 
     def release(self) -> None:
-        """Give the device back. Safe to call more than once.
+        """Give the device(s) back. Safe to call more than once.
 
         A forked child shares the parent's lock (same open file description);
         there ``release`` only closes its own descriptor, it never unlocks the
         parent's claim.
         """
+        more, self.more = self.more, []
+        for claim in more:
+            claim.release()
         fd, self._fd = self._fd, None
         if fd is None:
             return
@@ -238,6 +257,7 @@ def claim_device(
     poll_s: float = 2.0,
     log: Callable[[str], object] = print,
     slots: int | None = None,
+    count: int = 1,
 ) -> DeviceClaim:
     """Claim the device this job runs on (the config key ``device``).
 
@@ -257,8 +277,18 @@ def claim_device(
     The number of GPUs is ``visible_count``, else ``$LOTTERY_MIA_SIMULATED_GPUS``,
     else ``torch.cuda.device_count()``; the first two simulate GPUs (for tests)
     and skip torch altogether.
+
+    ``count`` (a recipe's ``gpus``) is the number of devices the job needs: N
+    slots on N different devices, all or none (:attr:`DeviceClaim.devices`); a
+    scheduler's assignment must list at least N devices (``cuda:0`` to
+    ``cuda:N-1`` are used). On the CPU the claim is ``count`` times ``cpu``.
+    With ``count`` > 1 no device is made current in this process (each rank
+    selects its own).
     """
     requested = requested.strip().lower()
+    count_wanted = int(count)
+    if count_wanted < 1:
+        raise ValueError(f"a job needs at least one device (gpus >= 1), got {count_wanted}")
     explicit = _explicit_count(visible_count)
     simulated = explicit is not None
 
@@ -275,9 +305,15 @@ def claim_device(
 
             torch.cuda.set_device(index)
 
+    def cpu() -> DeviceClaim:
+        return DeviceClaim("cpu", more=[DeviceClaim("cpu") for _ in range(count_wanted - 1)])
+
     if requested == "cpu":
-        return DeviceClaim("cpu")
+        return cpu()
     if requested.startswith("cuda:"):
+        if count_wanted > 1:
+            raise ValueError(f"config key `device`: {requested!r} names one device, but the "
+                             f"job trains on gpus={count_wanted}; use device cuda or auto")
         try:
             index = int(requested.split(":", 1)[1])
         except ValueError:
@@ -302,16 +338,26 @@ def claim_device(
     if count == 0:
         if requested == "cuda":
             raise _cuda_error()
-        return DeviceClaim("cpu")
+        return cpu()
+    if count_wanted > count:
+        raise RuntimeError(f"the job trains on gpus={count_wanted} but only {count} CUDA "
+                           "device(s) are visible; lower the recipe's gpus")
 
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
     listed = [v.strip() for v in visible.split(",") if v.strip()]
     scheduler = next((k for k in SCHEDULER_ENVS if os.environ.get(k, "").strip()), None)
     if listed and (scheduler or len(listed) == 1):
-        select(0)
         why = f"set by the scheduler ({scheduler})" if scheduler else "names one device"
-        log(f"[lottery-mia] CUDA_VISIBLE_DEVICES={visible} {why}; using cuda:0 (no lock taken)")
-        return DeviceClaim("cuda:0", 0)
+        if count_wanted > len(listed):
+            raise RuntimeError(f"CUDA_VISIBLE_DEVICES={visible} {why}, but the job trains on "
+                               f"gpus={count_wanted}; give it {count_wanted} devices")
+        if count_wanted == 1:
+            select(0)
+        used = ", ".join(f"cuda:{i}" for i in range(count_wanted))
+        log(f"[lottery-mia] CUDA_VISIBLE_DEVICES={visible} {why}; using {used} (no lock "
+            "taken)")
+        return DeviceClaim("cuda:0", 0, more=[DeviceClaim(f"cuda:{i}", i)
+                                              for i in range(1, count_wanted)])
     # Lock names follow the physical ids when CUDA_VISIBLE_DEVICES lists several.
     ids = listed[:count] if len(listed) >= count else [str(i) for i in range(count)]
     n_slots = _slots(slots)
@@ -321,32 +367,51 @@ def claim_device(
     deadline = time.monotonic() + timeout_s
     waiting = False
     while True:
+        got: list[DeviceClaim] = []
+        slot_of: list[int] = []
         for slot in range(n_slots):  # every device's first slot before any second one
             for index in range(count):
+                if len(got) == count_wanted:
+                    break
+                if any(c.index == index for c in got):
+                    continue  # N different devices
                 path = directory / _lock_name(ids[index], slot)
                 fd = _try_lock(path)
                 if fd is None:
                     continue
-                claim = DeviceClaim(f"cuda:{index}", index, path, fd, os.getpid())
-                try:
-                    select(index)
-                except BaseException:
-                    claim.release()
-                    raise
-                log(f"[lottery-mia] claimed cuda:{index} slot {slot + 1}/{n_slots} "
-                    f"(lock {path}, pid {os.getpid()})")
-                return claim
+                got.append(DeviceClaim(f"cuda:{index}", index, path, fd, os.getpid()))
+                slot_of.append(slot)
+        if len(got) == count_wanted:
+            claim = got[0]
+            claim.more = got[1:]
+            try:
+                if count_wanted == 1:
+                    select(claim.index)
+            except BaseException:
+                claim.release()
+                raise
+            for c, slot in zip(got, slot_of):
+                log(f"[lottery-mia] claimed cuda:{c.index} slot {slot + 1}/{n_slots} "
+                    f"(lock {c.lock_path}, pid {os.getpid()})")
+            return claim
+        for c in got:  # all or none: never hold part of a claim while waiting
+            c.release()
         if time.monotonic() >= deadline:
             raise TimeoutError(
                 f"no free GPU after {timeout_s:g}s: all {count} device(s) x {n_slots} "
                 f"slot(s) locks in "
-                f"{directory} are held by other jobs. Is `--resources gpu=` larger "
+                f"{directory} are held by other jobs"
+                + (f" (this job needs {count_wanted} different devices at once)"
+                   if count_wanted > 1 else "")
+                + ". Is `--resources gpu=` larger "
                 "than GPUs x slots (runtime.gpu_slots) on this node?"
             )
         if not waiting:
             waiting = True
             log(
                 f"[lottery-mia] all {count} GPU(s) busy (locks in {directory}); "
-                f"waiting up to {timeout_s:g}s for one to be released"
+                f"waiting up to {timeout_s:g}s for "
+                + (f"{count_wanted} to be free at once" if count_wanted > 1
+                   else "one to be released")
             )
         time.sleep(max(0.0, min(poll_s, deadline - time.monotonic())))

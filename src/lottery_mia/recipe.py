@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SCHEDULES = ("cosine", "step", "constant")
+HOW_FIELDS = ("num_workers", "gpus")  # how a job runs, not what it computes
 
 
 class Augment(BaseModel):
@@ -59,6 +60,8 @@ class Recipe(BaseModel):
                             "log (0: at the end only)")
     num_workers: int = Field(4, ge=0, description="data-loader workers (ImageNet); how, not "
                              "what: changing it reruns nothing")
+    gpus: int = Field(1, ge=1, description="GPUs of one node a training job uses "
+                      "(DistributedDataParallel); how, not what")
 
     @field_validator("milestones")
     @classmethod
@@ -98,7 +101,8 @@ class Recipe(BaseModel):
         return self.model_dump(mode="json")
 
     def fingerprint(self) -> str:
-        """What shapes the trained network (every field but the loader's worker count)."""
-        fields = {k: v for k, v in self.as_dict().items() if k != "num_workers"}
+        """What shapes the trained network (every field but how the job runs: the loader's
+        worker count and the GPUs it trains on)."""
+        fields = {k: v for k, v in self.as_dict().items() if k not in HOW_FIELDS}
         return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str)
                               .encode()).hexdigest()[:16]

@@ -9,6 +9,10 @@ to the training and evaluation code as one :class:`Runtime` object, so no functi
 - ``channels_last``: on CUDA (tensor-core convolutions want NHWC), off on the CPU.
 - ``cuda_graphs``: the config key ``runtime.cuda_graphs``: ``auto`` (on CUDA yes, on the
   CPU no), ``true`` or ``false``. CUDA graphs need CUDA; ``true`` on the CPU is an error.
+- ``jpeg_decode``: where ImageNet's JPEGs are decoded (``runtime.jpeg_decode`` when the
+  block has it): ``auto`` (on the GPU with CUDA, else in the loader workers), ``device``
+  (batched on the job's device) or ``cpu`` (in the loader workers, libjpeg-turbo); see
+  :class:`lottery_mia.data.FolderImageSet`.
 
 The config block (``runtime:`` in config/config.yaml) also carries ``gpu_slots``, which
 :mod:`lottery_mia.devices` reads; it is not a property of one job's run and is ignored here.
@@ -20,9 +24,11 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Runtime", "make_runtime", "CUDA_GRAPHS_CHOICES"]
+__all__ = ["Runtime", "make_runtime", "jpeg_decode_of", "CUDA_GRAPHS_CHOICES",
+           "JPEG_DECODE_CHOICES"]
 
 CUDA_GRAPHS_CHOICES = ("auto", True, False)
+JPEG_DECODE_CHOICES = ("auto", "device", "cpu")
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class Runtime:
     amp_dtype: torch.dtype = torch.bfloat16
     channels_last: bool = False
     cuda_graphs: bool = False
+    jpeg_decode: str = "cpu"
 
     @property
     def is_cuda(self) -> bool:
@@ -87,4 +94,17 @@ def make_runtime(device, config: dict | None = None) -> Runtime:
         raise ValueError(f"config key runtime.cuda_graphs is true but the job runs on {dev}; "
                          "CUDA graphs need a GPU: set it to auto or false")
     return Runtime(device=dev, amp=cuda, amp_dtype=torch.bfloat16, channels_last=cuda,
-                   cuda_graphs=cuda if graphs == "auto" else bool(graphs))
+                   cuda_graphs=cuda if graphs == "auto" else bool(graphs),
+                   jpeg_decode=jpeg_decode_of(dev, config))
+
+
+def jpeg_decode_of(device, config: dict | None = None) -> str:
+    """Where ImageNet's JPEGs are decoded on ``device``: ``device`` or ``cpu``, from the
+    runtime block's ``jpeg_decode`` (``auto`` or absent: ``device`` on CUDA)."""
+    decode = str((config or {}).get("jpeg_decode") or "auto").strip().lower()
+    if decode not in JPEG_DECODE_CHOICES:
+        raise ValueError(f"config key runtime.jpeg_decode: {decode!r} is not one of "
+                         f"{', '.join(JPEG_DECODE_CHOICES)}")
+    if decode == "auto":
+        decode = "device" if torch.device(device).type == "cuda" else "cpu"
+    return decode

@@ -3,12 +3,82 @@ that writes a model's confidence table is :mod:`lottery_mia.jobs.score`).
 
 Inference runs in float32 without autocast, whatever the device: membership signal lives in
 the last digits of the confidences (a bf16 logit moves in steps of about 0.125), and the
-table stores the raw logits so every later score is computed from them exactly.
+table stores the raw logits so every later score is computed from them exactly. On CUDA,
+TensorFloat-32 is off while scoring (:func:`float32_math`): a TF32 matmul or convolution
+keeps 10 bits of mantissa, which would give float32 logits the precision of bf16-ish ones.
+
+Each image is read and decoded once per pass: with two views (the image and its horizontal
+flip, ``confidences.augmentations: 2``) both are scored from the same decoded batch.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
+
+
+@contextlib.contextmanager
+def float32_math():
+    """TF32 off for CUDA matmuls and cuDNN convolutions inside the block, the previous
+    settings restored after it. Uses the ``fp32_precision`` settings where PyTorch has them
+    and the legacy ``allow_tf32`` flags are refused (PyTorch raises if both styles were
+    used to set them), else the legacy flags."""
+    import torch
+
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    try:
+        saved = (matmul.allow_tf32, cudnn.allow_tf32)
+        legacy = True
+    except RuntimeError:  # the new fp32_precision API was used in this process
+        saved = (matmul.fp32_precision, cudnn.conv.fp32_precision)
+        legacy = False
+    try:
+        if legacy:
+            matmul.allow_tf32 = cudnn.allow_tf32 = False
+        else:
+            matmul.fp32_precision = cudnn.conv.fp32_precision = "ieee"
+        yield
+    finally:
+        if legacy:
+            matmul.allow_tf32, cudnn.allow_tf32 = saved
+        else:
+            matmul.fp32_precision, cudnn.conv.fp32_precision = saved
+
+
+def tf32_enabled() -> bool:
+    """Whether CUDA matmuls or cuDNN convolutions may use TF32 now."""
+    import torch
+
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    try:
+        return bool(matmul.allow_tf32 or cudnn.allow_tf32)
+    except RuntimeError:
+        return matmul.fp32_precision == "tf32" or cudnn.conv.fp32_precision == "tf32"
+
+
+def predict_views(model, dataset, batch_size: int, device, views: int = 1
+                  ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Float32 logits (one N x classes array per view: the image, then with ``views`` 2 its
+    horizontal flip) and labels of ``dataset``, in its order, in one pass over the data."""
+    import torch
+
+    from .data import as_model_input
+
+    if views not in (1, 2):
+        raise ValueError(f"views must be 1 (the image) or 2 (and its flip), got {views}")
+    model.eval().to(device)
+    logits: list[list] = [[] for _ in range(views)]
+    labels = []
+    with torch.no_grad(), float32_math():
+        for xb, yb in dataset.eval_batches(batch_size):
+            xb = xb.float()
+            logits[0].append(model(as_model_input(xb)).float().cpu())
+            if views == 2:
+                logits[1].append(model(as_model_input(xb.flip(-1))).float().cpu())
+            labels.append(yb.cpu())
+    return ([torch.cat(v).numpy().astype(np.float32) for v in logits],
+            torch.cat(labels).numpy())
 
 
 def predict_logits(model, dataset, batch_size: int, device,
@@ -21,7 +91,7 @@ def predict_logits(model, dataset, batch_size: int, device,
 
     model.eval().to(device)
     logits, labels = [], []
-    with torch.no_grad():
+    with torch.no_grad(), float32_math():
         for xb, yb in dataset.eval_batches(batch_size):
             xb = xb.float()
             if flip:

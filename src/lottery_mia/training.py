@@ -17,6 +17,8 @@ training job reads and writes, Algorithm 1's steps) are in :mod:`lottery_mia.job
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -30,24 +32,33 @@ from .data import steps_per_epoch
 from .io import log
 from .masks import Mask
 from .recipe import Recipe
+from .distributed import (Ranks, all_reduce_sum_, check_ranks_agree,
+                          use_global_batchnorm)
 from .runtime import Runtime, make_runtime
 
 __all__ = ["run_training", "make_step", "Recipe"]
 
 
 # --------------------------------------------------------------------------- the loop
-def _evaluate(model: nn.Module, dataset, batch_size: int, rt: Runtime) -> tuple[float, float]:
-    """Accuracy and mean loss; sums stay on the device and are read once at the end."""
+def _evaluate(model: nn.Module, dataset, batch_size: int, rt: Runtime,
+              ranks: Ranks | None = None) -> tuple[float, float]:
+    """Accuracy and mean loss; sums stay on the device and are read once at the end. In a
+    distributed run each rank evaluates its part of the set and the sums are added up."""
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=rt.device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=rt.device)
     n = 0
+    kw = {"shard": ranks.shard} if ranks is not None else {}
     with torch.no_grad(), rt.autocast():
-        for xb, yb in dataset.eval_batches(batch_size):
+        for xb, yb in dataset.eval_batches(batch_size, **kw):
             out = model(xb).float()
             loss_sum += F.cross_entropy(out, yb, reduction="sum").double()
             correct += (out.argmax(1) == yb).sum()
             n += yb.shape[0]
+    if ranks is not None:
+        count = torch.tensor(n, dtype=torch.int64, device=rt.device)
+        all_reduce_sum_(correct, loss_sum, count)
+        n = int(count)
     return int(correct) / max(n, 1), float(loss_sum) / max(n, 1)
 
 
@@ -71,17 +82,20 @@ class _Totals:
 class _EagerStep:
     """One optimizer step, run op by op: forward, backward, masked SGD, mask re-applied.
 
-    Sync-free: nothing here reads a device tensor on the host.
+    Sync-free: nothing here reads a device tensor on the host. ``forward`` is what runs the
+    batch (the model, or its DistributedDataParallel wrapper, whose backward averages the
+    gradients over the ranks); the mask works on the model itself.
     """
 
-    def __init__(self, model, opt, mask, rt: Runtime, totals: _Totals):
+    def __init__(self, model, opt, mask, rt: Runtime, totals: _Totals, forward=None):
         self.model, self.opt, self.mask, self.rt, self.totals = model, opt, mask, rt, totals
+        self.forward = forward if forward is not None else model
 
     def __call__(self, xb, yb, lr: float) -> None:
         for group in self.opt.param_groups:
             group["lr"] = lr
         with self.rt.autocast():
-            out = self.model(xb)
+            out = self.forward(xb)
             loss = F.cross_entropy(out.float(), yb)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -192,23 +206,50 @@ class _GraphedStep:
         if self.graph is None:
             self.opt.zero_grad(set_to_none=True)  # backward allocates grads in the graph pool
             self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):  # synchronises once, on entry
-                self._body()
+            # thread_local: the batch producer's thread (ImageNet: decoding on a side stream)
+            # keeps working during the capture; only this thread's calls are checked
+            with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
+                self._body()  # synchronises once, on entry
         self.graph.replay()
 
 
-def make_step(model, opt, mask, rt: Runtime, totals: _Totals):
-    """The step function of a run: graphed when the runtime says so, else eager."""
-    if rt.cuda_graphs:
+def make_step(model, opt, mask, rt: Runtime, totals: _Totals, forward=None):
+    """The step function of a run: graphed when the runtime says so, else eager (always
+    eager through a DistributedDataParallel ``forward``)."""
+    if rt.cuda_graphs and forward is None:
         return _GraphedStep(model, opt, mask, rt, totals)
-    return _EagerStep(model, opt, mask, rt, totals)
+    return _EagerStep(model, opt, mask, rt, totals, forward=forward)
+
+
+@contextlib.contextmanager
+def _cudnn_benchmark(on: bool):
+    """cuDNN picks the fastest convolution algorithms for the run's fixed shapes."""
+    saved = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = on or saved
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = saved
+
+
+def _check_distributed(recipe: Recipe, n: int, ranks: Ranks) -> None:
+    """A distributed run splits every global batch evenly over its ranks."""
+    if recipe.batch_size % ranks.world:
+        raise ValueError(f"training.<dataset>.<arch>.batch_size {recipe.batch_size} does not "
+                         f"split evenly over gpus={ranks.world} ranks; use a multiple of "
+                         f"{ranks.world}")
+    if n < recipe.batch_size:
+        raise ValueError(f"{n} training images are fewer than one batch of "
+                         f"{recipe.batch_size}: a distributed run (gpus={ranks.world}) needs "
+                         "at least one full batch; lower batch_size or gpus")
 
 
 def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed: int,
                  device: torch.device, mask: Mask | None = None, start_epoch: int = 0,
                  capture_epoch: int | None = None, start_step: int | None = None,
                  capture_step: int | None = None, resume_path: Path | None = None,
-                 resume_key: str = "", runtime: Runtime | None = None) -> dict:
+                 resume_key: str = "", runtime: Runtime | None = None,
+                 ranks: Ranks | None = None) -> dict:
     """Train ``model`` from a starting point to the end of ``recipe.epochs``.
 
     Training points are counted in optimizer steps: ``start_step`` (default
@@ -220,9 +261,26 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
     ``result["captured_state"]`` (the rewind point). Returns the history and final metrics.
     ``runtime`` (default: :func:`make_runtime` of ``device``) decides AMP, channels_last and
     CUDA graphs.
+
+    ``ranks`` (world > 1): this process is one rank of a distributed run
+    (:mod:`lottery_mia.distributed`; the process group is up): the model is wrapped in
+    DistributedDataParallel with BatchNorm over the global batch, each rank trains on its
+    part of every global batch (steps per epoch count global batches), the epoch totals and
+    evaluations are summed over the ranks, and only rank 0 writes the resume state. The
+    step is eager (no CUDA graph) under DDP.
     """
     rt = runtime if runtime is not None else make_runtime(device)
     device = rt.device
+    dist_run = ranks is not None and ranks.world > 1
+    if not dist_run:
+        ranks = None
+    else:
+        _check_distributed(recipe, len(train_set), ranks)
+        use_global_batchnorm(model)
+        if rt.cuda_graphs:
+            log("CUDA graphs are off in a distributed run (DistributedDataParallel steps run "
+                "eagerly)")
+            rt = dataclasses.replace(rt, cuda_graphs=False)
     rt.prepare(model)
     opt = rt.optimizer(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                        weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
@@ -249,63 +307,106 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
                                      model=model, mask=mask)
 
     epoch0 = first_epoch
-    saved = load_resume(resume_path, fingerprint=fingerprint, model=model, optimizer=opt,
-                        start_epoch=first_epoch, epochs=recipe.epochs)
+    saved = _load_resume(resume_path, ranks, fingerprint=fingerprint, model=model,
+                         optimizer=opt, start_epoch=first_epoch, epochs=recipe.epochs)
     if saved is not None:
         history, captured, epoch0 = saved["history"], saved["captured"], saved["next_epoch"]
         skip = 0
+    writes = ranks is None or ranks.is_main
 
     def capture_now():
         return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
+    forward = None
+    if ranks is not None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     totals = _Totals(device)
-    train_step = make_step(model, opt, mask, rt, totals)
+    train_step = make_step(model, opt, mask, rt, totals, forward=forward)
+    batch_kw = {"shard": ranks.shard} if ranks is not None else {}
     t_start = time.time()
     lr = recipe.lr_at(epoch0)
-    for epoch in range(epoch0, recipe.epochs):
-        model.train()
-        t0 = time.time()
-        totals.reset()
-        seen = 0
-        order_seed = seed * 1_000_003 + epoch  # same order for the dense run and its tickets
-        for step, (xb, yb) in enumerate(train_set.train_batches(recipe.batch_size, order_seed,
-                                                                 recipe.augment)):
-            if epoch == first_epoch and step < skip:
-                continue  # steps the start state already took (rewinding to a step)
-            if captured is None and capture_step == epoch * n_steps + step:
-                captured = capture_now()
-            lr = recipe.lr_at(epoch + step / n_steps)
-            train_step(xb, yb, lr)
-            seen += yb.shape[0]
-            if n_steps >= 200 and (step + 1) % (n_steps // 10) == 0:  # long epochs: 10 lines
-                log(f"  epoch {epoch + 1} step {step + 1}/{n_steps} "
-                    f"loss={float(totals.loss_sum) / seen:.4f} ({time.time() - t0:.0f}s)")
-        loss_sum, correct = float(totals.loss_sum), int(totals.correct)  # once per epoch
-        if not math.isfinite(loss_sum):
-            raise FloatingPointError(f"training diverged at epoch {epoch + 1}: loss is "
-                                     f"{loss_sum}; lower the learning rate")
-        seen = max(seen, 1)
-        row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / seen,
-               "train_acc_running": correct / seen, "seconds": time.time() - t0}
-        last = epoch + 1 == recipe.epochs
-        if last or (recipe.eval_every > 0 and (epoch + 1) % recipe.eval_every == 0):
-            row["test_acc"], row["test_loss"] = _evaluate(model, test_set,
-                                                          recipe.eval_batch_size, rt)
-        history.append(row)
-        log(f"epoch {epoch + 1}/{recipe.epochs} lr={lr:.4g} loss={row['train_loss']:.4f} "
-            f"train_acc={row['train_acc_running']:.4f}"
-            + (f" test_acc={row['test_acc']:.4f}" if "test_acc" in row else "")
-            + f" ({row['seconds']:.1f}s)")
-        if resume_path is not None and not last:
-            save_resume(resume_path, fingerprint=fingerprint, model=model, optimizer=opt,
-                        history=history, captured=captured, next_epoch=epoch + 1)
-    if capture_step is not None and captured is None:  # capture_step == the last step
-        captured = capture_now()
-    train_acc, train_loss = _evaluate(model, train_set, recipe.eval_batch_size, rt)
-    test_acc, test_loss = _evaluate(model, test_set, recipe.eval_batch_size, rt)
+    with _cudnn_benchmark(rt.is_cuda):
+        for epoch in range(epoch0, recipe.epochs):
+            model.train()
+            t0 = time.time()
+            totals.reset()
+            seen = 0
+            order_seed = seed * 1_000_003 + epoch  # same order for the dense run and its tickets
+            first = skip if epoch == first_epoch else 0  # steps the start state already took
+            kw = dict(batch_kw, skip=first) if first else batch_kw
+            batches = train_set.train_batches(recipe.batch_size, order_seed, recipe.augment,
+                                              **kw)
+            for step, (xb, yb) in enumerate(batches, start=first):
+                if captured is None and capture_step == epoch * n_steps + step:
+                    captured = capture_now()
+                lr = recipe.lr_at(epoch + step / n_steps)
+                train_step(xb, yb, lr)
+                seen += yb.shape[0]
+                if n_steps >= 200 and (step + 1) % (n_steps // 10) == 0:  # long epochs: 10 lines
+                    log(f"  epoch {epoch + 1} step {step + 1}/{n_steps} "
+                        f"loss={float(totals.loss_sum) / seen:.4f} ({time.time() - t0:.0f}s)")
+            if ranks is not None:  # the epoch's totals over every rank's part
+                all_reduce_sum_(totals.loss_sum, totals.correct)
+                seen *= ranks.world
+            loss_sum, correct = float(totals.loss_sum), int(totals.correct)  # once per epoch
+            if not math.isfinite(loss_sum):
+                raise FloatingPointError(f"training diverged at epoch {epoch + 1}: loss is "
+                                         f"{loss_sum}; lower the learning rate")
+            seen = max(seen, 1)
+            row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / seen,
+                   "train_acc_running": correct / seen, "seconds": time.time() - t0}
+            last = epoch + 1 == recipe.epochs
+            if last or (recipe.eval_every > 0 and (epoch + 1) % recipe.eval_every == 0):
+                row["test_acc"], row["test_loss"] = _evaluate(model, test_set,
+                                                              recipe.eval_batch_size, rt,
+                                                              ranks)
+            history.append(row)
+            log(f"epoch {epoch + 1}/{recipe.epochs} lr={lr:.4g} loss={row['train_loss']:.4f} "
+                f"train_acc={row['train_acc_running']:.4f}"
+                + (f" test_acc={row['test_acc']:.4f}" if "test_acc" in row else "")
+                + f" ({row['seconds']:.1f}s)")
+            if resume_path is not None and not last and writes:
+                save_resume(resume_path, fingerprint=fingerprint, model=model, optimizer=opt,
+                            history=history, captured=captured, next_epoch=epoch + 1)
+        if capture_step is not None and captured is None:  # capture_step == the last step
+            captured = capture_now()
+        train_acc, train_loss = _evaluate(model, train_set, recipe.eval_batch_size, rt, ranks)
+        test_acc, test_loss = _evaluate(model, test_set, recipe.eval_batch_size, rt, ranks)
+    result = {"history": history, "captured_state": captured, "train_acc": train_acc,
+              "train_loss": train_loss, "test_acc": test_acc, "test_loss": test_loss,
+              "train_seconds": time.time() - t_start, "steps_per_epoch": n_steps}
+    if ranks is not None:
+        result["distributed"] = check_ranks_agree(model, mask)
+        del forward
+        use_global_batchnorm(model, on=False)
     model.to(memory_format=torch.contiguous_format)
-    if resume_path is not None and Path(resume_path).exists():
+    if writes and resume_path is not None and Path(resume_path).exists():
         Path(resume_path).unlink()
-    return {"history": history, "captured_state": captured, "train_acc": train_acc,
-            "train_loss": train_loss, "test_acc": test_acc, "test_loss": test_loss,
-            "train_seconds": time.time() - t_start, "steps_per_epoch": n_steps}
+    return result
+
+
+def _load_resume(path, ranks: Ranks | None, **kw) -> dict | None:
+    """The resume state (:func:`lottery_mia.checkpoints.load_resume`). In a distributed run
+    rank 0 reads it first (and discards it if it does not fit); the others read it after
+    (every rank loads the same state into its model and optimizer), and all must agree on
+    where training goes on."""
+    if ranks is None:
+        return load_resume(path, **kw)
+    import torch.distributed as dist
+
+    saved = load_resume(path, **kw) if ranks.is_main else None
+    dist.barrier()
+    if not ranks.is_main:
+        saved = load_resume(path, **kw)
+    device = next(kw["model"].parameters()).device
+    nxt = torch.tensor([saved["next_epoch"] if saved else -1] * 2, dtype=torch.int64,
+                       device=device)
+    nxt[1] = -nxt[1]
+    dist.all_reduce(nxt, op=dist.ReduceOp.MAX)  # max and -min of the ranks' next epochs
+    if int(nxt[0]) != -int(nxt[1]):
+        raise RuntimeError(f"the ranks read different resume states from {path}; delete it "
+                           "and rerun")
+    return saved

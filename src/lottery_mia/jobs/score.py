@@ -12,7 +12,7 @@ import numpy as np
 
 from ..confidences import ConfidenceTable, scaled_logit_of, write_confidences
 from ..io import log
-from ..scoring import predict_logits
+from ..scoring import predict_views
 
 __all__ = ["extract_confidences"]
 
@@ -22,17 +22,20 @@ def extract_confidences(*, data, model_path, dataset: str, arch: str, sparsity: 
                         threads: int | None = None, num_workers: int = 4,
                         augmentations: int = 1, method: str | None = None,
                         metrics_path=None, gpu_slots: int | None = None,
-                        expected: dict | None = None, mask_path=None) -> ConfidenceTable:
+                        expected: dict | None = None, mask_path=None,
+                        runtime: dict | None = None) -> ConfidenceTable:
     """Score every scored member and non-member of the membership table with one model.
 
     ``augmentations`` 2 also scores the horizontally flipped images and stores LiRA's
     scaled logit averaged over both views (use it when training flips; the logits column
-    stays the original view's). ``method`` (the pruning method, ``dense`` for the dense
+    stays the original view's); both views come from one pass over the data, each image
+    read and decoded once. ``method`` (the pruning method, ``dense`` for the dense
     network) and the achieved sparsity read from the training job's ``metrics_path`` go into
     the table's metadata, so attack results carry them. With ``expected`` (the network's
     identity as the rule sees it) the checkpoint must be that network, trained with the
     mask at ``mask_path`` (a ticket) or with none (dense):
-    :func:`lottery_mia.checkpoints.check_trained_network`.
+    :func:`lottery_mia.checkpoints.check_trained_network`. ``runtime`` (the config's
+    ``runtime`` block) says where ImageNet's JPEGs are decoded (``jpeg_decode``).
     """
     if augmentations not in (1, 2):
         raise ValueError(f"config key confidences.augmentations: {augmentations} must be 1 "
@@ -44,6 +47,7 @@ def extract_confidences(*, data, model_path, dataset: str, arch: str, sparsity: 
     from ..devices import claim_device
     from ..masks import Mask
     from ..membership import read_membership
+    from ..runtime import jpeg_decode_of
 
     if threads:
         torch.set_num_threads(int(threads))
@@ -52,6 +56,7 @@ def extract_confidences(*, data, model_path, dataset: str, arch: str, sparsity: 
     parts = []
     with claim_device(device, slots=gpu_slots) as claim:
         dev = torch.device(claim.device)
+        decode = jpeg_decode_of(dev, runtime)
         model, ckpt = load_checkpoint(model_path, dev)
         if expected is not None:
             mask = Mask.load(mask_path) if mask_path else None
@@ -61,12 +66,13 @@ def extract_confidences(*, data, model_path, dataset: str, arch: str, sparsity: 
         for pool, rows in table.groupby("pool", sort=True):
             ds = image_set(data.source, data.root, pool, rows["pool_index"].to_numpy(),
                            key=data.key, device=dev, num_workers=num_workers,
-                           channels_last=False)
-            logits, labels = predict_logits(model, ds, batch_size, dev)
+                           channels_last=False, decode=decode)
+            # one pass: each image is read and decoded once, its views scored together
+            views, labels = predict_views(model, ds, batch_size, dev, views=augmentations)
+            logits = views[0]
             phi = scaled_logit_of(logits, labels)
             if augmentations == 2:
-                flipped, _ = predict_logits(model, ds, batch_size, dev, flip=True)
-                phi = (phi + scaled_logit_of(flipped, labels)) / 2.0
+                phi = (phi + scaled_logit_of(views[1], labels)) / 2.0
             if not np.array_equal(labels, rows["label"].to_numpy()):
                 raise ValueError(f"labels read from {pool} disagree with {data.membership}: "
                                  "the dataset files changed since the split was made; "

@@ -16,6 +16,7 @@ shapes training is unchanged. Each checkpoint records which network it holds
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import numpy as np
@@ -53,11 +54,15 @@ def network_identity(data: DataSpec, arch: str, seed: int, method: str, sparsity
             "sparsity": float(sparsity), "imp_round": imp_round, "mask_digest": mask}
 
 
-def _recipe(recipe: dict, key: str, num_workers: int | None) -> Recipe:
-    """The recipe of a job, with the loader's worker count (how, not what) put in."""
+def _recipe(recipe: dict, key: str, num_workers: int | None, gpus: int | None = None
+            ) -> Recipe:
+    """The recipe of a job, with how it runs (the loader's worker count, the GPUs it trains
+    on; how, not what) put in."""
     d = dict(recipe)
     if num_workers is not None:
         d["num_workers"] = int(num_workers)
+    if gpus is not None:
+        d["gpus"] = int(gpus)
     return Recipe.from_dict(d, key)
 
 
@@ -89,49 +94,100 @@ def rewind_step_of(rewind_epoch: int | None, rewind_step: int | None, n_steps: i
     return step
 
 
+# --------------------------------------------------------------------------- one or N ranks
+def _run(body, job: dict, claim, threads: int | None, seed: int):
+    """``body(ranks, device, job)`` in this process (``gpus`` 1: exactly the
+    single-process run it always was) or on ``gpus`` ranks, one per claimed device
+    (DistributedDataParallel, :mod:`lottery_mia.distributed`); the result of rank 0."""
+    gpus = job["rec"].gpus
+    if gpus == 1:
+        return body(None, torch.device(claim.device), job)
+    from ..distributed import spawn_ranks
+
+    if job["rec"].batch_size % gpus:
+        raise ValueError(f"config key {job['recipe_key']}.batch_size: "
+                         f"{job['rec'].batch_size} does not split evenly over gpus={gpus} "
+                         f"ranks; use a multiple of {gpus}")
+
+    log(f"training on {gpus} ranks (DistributedDataParallel): {', '.join(claim.devices)}")
+    # CPU threads per rank: the job's threads shared out, never more than the cores (ranks
+    # whose OpenMP threads outnumber the cores spin-wait on each other: 40x slower here)
+    cores = os.cpu_count() or 1
+    per_rank = max(1, min(int(threads) if threads else cores, cores) // gpus)
+    return spawn_ranks(_rank_job, gpus, claim.devices, (body, job, per_rank, seed))
+
+
+def _rank_job(ranks, device, body, job: dict, threads: int, seed: int):
+    """One rank of a distributed training job: the job's seeds and threads, then its body."""
+    _setup(threads, seed)
+    return body(ranks, device, job)
+
+
+def _writes(ranks) -> bool:
+    """Only rank 0 (or the single process) writes outputs."""
+    return ranks is None or ranks.is_main
+
+
 def train_dense(*, data: DataSpec, arch: str, recipe: dict, seed: int, device: str,
                 out_model, out_init, out_rewind, out_metrics, rewind_epoch: int | None = 0,
                 rewind_step: int | None = None, threads: int | None = None,
                 recipe_key: str = "training", runtime: dict | None = None,
-                num_workers: int | None = None) -> dict:
+                num_workers: int | None = None, gpus: int | None = None) -> dict:
     """Steps 1-2 of Algorithm 1: w0, dense training, the rewind state (after exactly
     ``rewind_step`` optimizer steps, or at the start of epoch ``rewind_epoch``).
-    ``num_workers`` (ImageNet loader processes) overrides the recipe's."""
+    ``num_workers`` (ImageNet loader processes) and ``gpus`` (GPUs the job trains on,
+    DistributedDataParallel) override the recipe's."""
     from ..devices import claim_device
 
-    rec = _recipe(recipe, recipe_key, num_workers)
+    rec = _recipe(recipe, recipe_key, num_workers, gpus)
     _setup(threads, seed)
+    job = dict(data=data, arch=arch, rec=rec, seed=seed, out_model=out_model,
+               out_init=out_init, out_rewind=out_rewind, out_metrics=out_metrics,
+               rewind_epoch=rewind_epoch, rewind_step=rewind_step, recipe_key=recipe_key,
+               runtime=runtime)
     with output_lock(Path(out_model).parent), \
-            claim_device(device, slots=(runtime or {}).get("gpu_slots")) as claim:
-        dev = torch.device(claim.device)
-        log(f"dense {arch} on {data.dataset}: device {dev}, recipe {rec.as_dict()}")
-        spec = model_spec(arch, data.source, rec.width)
-        model = build_model(**spec)  # seeded: w0 is a function of the seed alone
-        init_model = copy.deepcopy(model)  # w0, written with the other outputs (no RNG use)
-        train_set, test_set = member_and_test_sets(data, rec, dev)
-        n_steps = steps_per_epoch(len(train_set), rec.batch_size)
-        capture = rewind_step_of(rewind_epoch, rewind_step, n_steps, rec.epochs, recipe_key)
-        log(f"{len(train_set)} members (training set), {len(test_set)} non-members (test set); "
-            f"rewind point: step {capture} ({capture / n_steps:g} epochs)")
-        resume = Path(out_model).with_name("resume.pt")
-        res = run_training(model, train_set, test_set, rec, seed=seed, device=dev,
-                           capture_step=capture, resume_path=resume,
-                           resume_key=f"dense:{arch}:{capture}:{_data_key(data)}",
-                           runtime=make_runtime(dev, runtime))
-        rewind_model = build_model(**spec)
-        rewind_model.load_state_dict(res["captured_state"])
-        identity = network_identity(data, arch, seed, "dense", 0.0)
-        # Every output is written at the end, so a killed job leaves none that look valid.
-        save_checkpoint(out_init, init_model, spec, epoch=0, step=0, sparsity=0.0,
-                        identity={**identity, "state": "init"})
-        save_checkpoint(out_rewind, rewind_model, spec, epoch=capture / n_steps, step=capture,
-                        sparsity=0.0, identity={**identity, "state": "rewind"})
-        save_checkpoint(out_model, model.cpu(), spec, epoch=rec.epochs,
-                        step=rec.epochs * n_steps, sparsity=0.0, identity=identity)
-    metrics = _metrics(arch, data, 0.0, rec, seed, capture, n_steps, res, str(dev))
+            claim_device(device, slots=(runtime or {}).get("gpu_slots"),
+                         count=rec.gpus) as claim:
+        job["device_label"] = ",".join(claim.devices) if rec.gpus > 1 else claim.device
+        metrics = _run(_dense_body, job, claim, threads, seed)
+    log(f"done: test_acc={metrics['test_acc']:.4f} train_acc={metrics['train_acc']:.4f}")
+    return metrics
+
+
+def _dense_body(ranks, dev, job: dict) -> dict:
+    data, arch, rec, seed = job["data"], job["arch"], job["rec"], job["seed"]
+    log(f"dense {arch} on {data.dataset}: device {job['device_label']}, recipe "
+        f"{rec.as_dict()}")
+    spec = model_spec(arch, data.source, rec.width)
+    model = build_model(**spec)  # seeded: w0 is a function of the seed alone
+    init_model = copy.deepcopy(model)  # w0, written with the other outputs (no RNG use)
+    rt = make_runtime(dev, job["runtime"])
+    train_set, test_set = member_and_test_sets(data, rec, dev, rt.jpeg_decode)
+    n_steps = steps_per_epoch(len(train_set), rec.batch_size)
+    capture = rewind_step_of(job["rewind_epoch"], job["rewind_step"], n_steps, rec.epochs,
+                             job["recipe_key"])
+    log(f"{len(train_set)} members (training set), {len(test_set)} non-members (test set); "
+        f"rewind point: step {capture} ({capture / n_steps:g} epochs)")
+    resume = Path(job["out_model"]).with_name("resume.pt")
+    res = run_training(model, train_set, test_set, rec, seed=seed, device=dev,
+                       capture_step=capture, resume_path=resume,
+                       resume_key=f"dense:{arch}:{capture}:{_data_key(data)}",
+                       runtime=rt, ranks=ranks)
+    if not _writes(ranks):
+        return {}
+    rewind_model = build_model(**spec)
+    rewind_model.load_state_dict(res["captured_state"])
+    identity = network_identity(data, arch, seed, "dense", 0.0)
+    # Every output is written at the end, so a killed job leaves none that look valid.
+    save_checkpoint(job["out_init"], init_model, spec, epoch=0, step=0, sparsity=0.0,
+                    identity={**identity, "state": "init"})
+    save_checkpoint(job["out_rewind"], rewind_model, spec, epoch=capture / n_steps,
+                    step=capture, sparsity=0.0, identity={**identity, "state": "rewind"})
+    save_checkpoint(job["out_model"], model.cpu(), spec, epoch=rec.epochs,
+                    step=rec.epochs * n_steps, sparsity=0.0, identity=identity)
+    metrics = _metrics(arch, data, 0.0, rec, seed, capture, n_steps, res, job["device_label"])
     metrics["method"] = "dense"
-    write_json(metrics, out_metrics)
-    log(f"done: test_acc={res['test_acc']:.4f} train_acc={res['train_acc']:.4f}")
+    write_json(metrics, job["out_metrics"])
     return metrics
 
 
@@ -140,46 +196,67 @@ def train_ticket(*, data: DataSpec, arch: str, recipe: dict, seed: int, sparsity
                  method: str = "oneshot", start: str = "rewind", rewind_epoch: int | None = 0,
                  rewind_step: int | None = None, imp_round: int | None = None,
                  threads: int | None = None, recipe_key: str = "training",
-                 runtime: dict | None = None, num_workers: int | None = None) -> dict:
+                 runtime: dict | None = None, num_workers: int | None = None,
+                 gpus: int | None = None) -> dict:
     """Steps 4-5 of Algorithm 1 for any pruning method: the method's start state (the
-    rewind state, w0, or fresh random weights), the mask applied, masked retraining."""
+    rewind state, w0, or fresh random weights), the mask applied, masked retraining.
+    ``num_workers`` and ``gpus`` override the recipe's (how, not what)."""
     from ..devices import claim_device
 
-    rec = _recipe(recipe, recipe_key, num_workers)
+    rec = _recipe(recipe, recipe_key, num_workers, gpus)
     _setup(threads, seed)
+    job = dict(data=data, arch=arch, rec=rec, seed=seed, sparsity=sparsity,
+               mask_path=mask_path, start_path=start_path, out_model=out_model,
+               out_metrics=out_metrics, method=method, start=start,
+               rewind_epoch=rewind_epoch, rewind_step=rewind_step, imp_round=imp_round,
+               recipe_key=recipe_key, runtime=runtime)
     with output_lock(Path(out_model).parent), \
-            claim_device(device, slots=(runtime or {}).get("gpu_slots")) as claim:
-        dev = torch.device(claim.device)
-        train_set, test_set = member_and_test_sets(data, rec, dev)
-        n_steps = steps_per_epoch(len(train_set), rec.batch_size)
-        rewind = rewind_step_of(rewind_epoch, rewind_step, n_steps, rec.epochs, recipe_key)
-        model, spec, mask, start_step = ticket_start(start, start_path, mask_path,
-                                                     rewind_step=rewind, seed=seed)
-        log(f"{method} ticket {arch} on {data.dataset} at sparsity {sparsity} (mask: "
-            f"{mask.sparsity():.4f} of prunable weights), starting from the {start} state at "
-            f"step {start_step} ({start_step / n_steps:g} epochs), device {dev}")
-        resume = Path(out_model).with_name("resume.pt")
-        res = run_training(model, train_set, test_set, rec, seed=seed, device=dev, mask=mask,
-                           start_step=start_step, resume_path=resume,
-                           resume_key=f"ticket:{method}:{arch}:{sparsity}:{_data_key(data)}",
-                           runtime=make_runtime(dev, runtime))
-        model = model.cpu()
-        measured = model_sparsity(model, mask.prune_fc)
-        for name, t in mask.tensors.items():
-            p = dict(model.named_parameters())[name]
-            if torch.any(p.detach()[t == 0] != 0):
-                raise AssertionError(f"pruned weights of {name} are not zero after retraining")
-        save_checkpoint(out_model, model, spec, epoch=rec.epochs, step=rec.epochs * n_steps,
-                        sparsity=sparsity,
-                        identity=network_identity(data, arch, seed, method, sparsity, imp_round,
-                                                  mask_digest(mask.to("cpu"))))
-    metrics = _metrics(arch, data, sparsity, rec, seed, rewind, n_steps, res, str(dev))
-    metrics.update(method=method, start=start, start_step=start_step, imp_round=imp_round)
+            claim_device(device, slots=(runtime or {}).get("gpu_slots"),
+                         count=rec.gpus) as claim:
+        job["device_label"] = ",".join(claim.devices) if rec.gpus > 1 else claim.device
+        metrics = _run(_ticket_body, job, claim, threads, seed)
+    log(f"done: test_acc={metrics['test_acc']:.4f} train_acc={metrics['train_acc']:.4f} "
+        f"sparsity={metrics['measured_sparsity_prunable']:.4f}")
+    return metrics
+
+
+def _ticket_body(ranks, dev, job: dict) -> dict:
+    data, arch, rec, seed = job["data"], job["arch"], job["rec"], job["seed"]
+    method, start, sparsity = job["method"], job["start"], job["sparsity"]
+    rt = make_runtime(dev, job["runtime"])
+    train_set, test_set = member_and_test_sets(data, rec, dev, rt.jpeg_decode)
+    n_steps = steps_per_epoch(len(train_set), rec.batch_size)
+    rewind = rewind_step_of(job["rewind_epoch"], job["rewind_step"], n_steps, rec.epochs,
+                            job["recipe_key"])
+    model, spec, mask, start_step = ticket_start(start, job["start_path"], job["mask_path"],
+                                                 rewind_step=rewind, seed=seed)
+    log(f"{method} ticket {arch} on {data.dataset} at sparsity {sparsity} (mask: "
+        f"{mask.sparsity():.4f} of prunable weights), starting from the {start} state at "
+        f"step {start_step} ({start_step / n_steps:g} epochs), device {job['device_label']}")
+    resume = Path(job["out_model"]).with_name("resume.pt")
+    res = run_training(model, train_set, test_set, rec, seed=seed, device=dev, mask=mask,
+                       start_step=start_step, resume_path=resume,
+                       resume_key=f"ticket:{method}:{arch}:{sparsity}:{_data_key(data)}",
+                       runtime=rt, ranks=ranks)
+    if not _writes(ranks):
+        return {}
+    model = model.cpu()
+    measured = model_sparsity(model, mask.prune_fc)
+    for name, t in mask.tensors.items():
+        p = dict(model.named_parameters())[name]
+        if torch.any(p.detach()[t == 0] != 0):
+            raise AssertionError(f"pruned weights of {name} are not zero after retraining")
+    save_checkpoint(job["out_model"], model, spec, epoch=rec.epochs,
+                    step=rec.epochs * n_steps, sparsity=sparsity,
+                    identity=network_identity(data, arch, seed, method, sparsity,
+                                              job["imp_round"], mask_digest(mask.to("cpu"))))
+    metrics = _metrics(arch, data, sparsity, rec, seed, rewind, n_steps, res,
+                       job["device_label"])
+    metrics.update(method=method, start=start, start_step=start_step,
+                   imp_round=job["imp_round"])
     metrics["mask"] = mask.report(model)
     metrics["measured_sparsity_prunable"] = measured["sparsity_prunable"]
-    write_json(metrics, out_metrics)
-    log(f"done: test_acc={res['test_acc']:.4f} train_acc={res['train_acc']:.4f} "
-        f"sparsity={measured['sparsity_prunable']:.4f}")
+    write_json(metrics, job["out_metrics"])
     return metrics
 
 
@@ -193,6 +270,7 @@ def _metrics(arch, data: DataSpec, sparsity, rec: Recipe, seed, rewind_step, n_s
         "test_acc": res["test_acc"], "test_loss": res["test_loss"],
         "generalization_gap": res["train_acc"] - res["test_acc"],
         "train_seconds": res["train_seconds"], "history": res["history"],
+        **({"distributed": res["distributed"]} if "distributed" in res else {}),
     }
 
 
