@@ -63,6 +63,13 @@ def step(w):
     return StepKey.from_wildcards(w)
 
 
+def train_gpus(w):
+    """GPUs of a training job: the recipe's `gpus` (one node, DistributedDataParallel) when
+    the device is CUDA, else none. Each holds a slot on its own device (runtime.gpu_slots).
+    """
+    return GPU * PLAN.how(step(w)).gpus
+
+
 def train_minutes(wc, attempt):
     """SLURM time limit of a training job: runtime.train_minutes, x2 and x3 on retries."""
     return CFG.runtime.train_minutes * attempt

@@ -19,7 +19,7 @@ rule train_dense:
         "../envs/pytorch.yaml"
     threads: CFG.threads.train
     resources:
-        gpu=GPU,
+        gpu=train_gpus,
         runtime=train_minutes,
     params:
         run=lambda w: PLAN.train_params(step(w)),
@@ -69,7 +69,7 @@ rule train_ticket:
         "../envs/pytorch.yaml"
     threads: CFG.threads.train
     resources:
-        gpu=GPU,
+        gpu=train_gpus,
         runtime=train_minutes,
     params:
         step=lambda w: PLAN.train_params(step(w)),

@@ -158,6 +158,13 @@ def test_the_scoring_job_makes_one_pass_with_two_views(trained_digits, tmp_path,
                               output=tmp_path / "c.parquet", threads=1, num_workers=0,
                               augmentations=2)
     assert calls == [2]  # digits: one pool, one pass, both views
+    # LiRA fits a Gaussian per view: the table keeps each view's scaled logit, and their mean
+    from lottery_mia.confidences import read_confidences
+
+    t = read_confidences(tmp_path / "c.parquet")
+    views = t.scaled_logit_views()
+    assert views.shape == (len(t), 2) and not np.allclose(views[:, 0], views[:, 1])
+    np.testing.assert_allclose(t.scaled_logit(), views.mean(axis=1), rtol=1e-12)
 
 
 def test_a_training_set_spanning_train_and_val_folders(tmp_path):

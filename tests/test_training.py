@@ -324,3 +324,12 @@ def test_random_mask_and_snip_jobs_write_exact_masks(trained_digits, tmp_path):
     assert snip["pruned_weights"] == round(0.8 * snip["prunable_weights"])
     assert not torch.equal(Mask.load(tmp_path / "snip.pt").tensors["conv1.weight"],
                            Mask.load(tmp_path / "oneshot.pt").tensors["conv1.weight"])
+
+
+def test_progress_lines_give_the_elapsed_time_and_an_eta():
+    from lottery_mia.training import duration, progress
+
+    assert duration(45) == "45s" and duration(185) == "3m05s" and duration(7620) == "2h07m"
+    # 1 of 3 epochs in a minute: two more minutes to go
+    assert progress(60.0, 1, 2) == "; elapsed 1m00s, ETA 2m00s"
+    assert progress(0.0, 0, 5).endswith("ETA n/a")

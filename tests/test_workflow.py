@@ -131,6 +131,7 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
     log = (work / "logs" / "digits" / "resnet18" / "seed-0" / "dense" / "sparsity-0" /
            "train_dense.log").read_text()
     assert "epoch 2/2" in log and "test_acc=" in log
+    assert re.search(r"epoch 1/2 .*; elapsed \d+s, ETA \d+s", log)  # time left in the job
     assert not list((work / "results").rglob("*.pkl"))
 
 
@@ -250,6 +251,8 @@ HOW_CHANGES = {
     "scored_members null -> 300": lambda c: c["datasets"]["digits"].update(scored_members=300),
     "training.*.num_workers": lambda c: c["training"]["digits"]["resnet18"].update(
         num_workers=3),
+    "training.*.gpus": lambda c: c["training"]["digits"]["resnet18"].update(gpus=2),
+    "runtime.jpeg_decode": lambda c: c["runtime"].update(jpeg_decode="cpu"),
     "config keys in another order": lambda c: _reverse_key_order(c),
 }
 

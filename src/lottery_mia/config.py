@@ -84,6 +84,18 @@ class Runtime(Section):
                            "gpu=<GPUs x gpu_slots>")
     train_minutes: int = Field(2880, ge=1, description="SLURM time limit of a training job's "
                                "first attempt (retries ask for 2x, then 3x)")
+    jpeg_decode: Literal["auto", "device", "cpu"] = Field(
+        "auto", description="where ImageNet's JPEGs are decoded: auto (on the GPU with CUDA, "
+        "else by the CPU loader workers), device, cpu")
+
+
+# What a dataset's root must hold (README, "Datasets").
+DATA_LAYOUT = {
+    "cifar10": "cifar-10-batches-py/ (the python version of CIFAR-10)",
+    "cifar100": "cifar-100-python/ (the python version of CIFAR-100)",
+    "imagenet": "train/<wnid>/*.JPEG and val/<wnid>/*.JPEG (ILSVRC-2012 in ImageFolder "
+                "layout, the validation images sorted into class folders)",
+}
 
 
 class Dataset(Section):
@@ -481,11 +493,13 @@ class Config(Section):
     def how_to_run(self, dataset: str | None = None, arch: str | None = None,
                    **more) -> SimpleNamespace:
         """How and where a job runs (see :func:`how_to_run`)."""
-        workers = self.recipe(dataset, arch).num_workers if dataset and arch else None
+        recipe = self.recipe(dataset, arch) if dataset and arch else None
         return how_to_run(device=self.device,
                           runtime={"cuda_graphs": self.runtime.cuda_graphs,
-                                   "gpu_slots": self.runtime.gpu_slots},
-                          num_workers=workers, **more)
+                                   "gpu_slots": self.runtime.gpu_slots,
+                                   "jpeg_decode": self.runtime.jpeg_decode},
+                          num_workers=recipe.num_workers if recipe else None,
+                          gpus=recipe.gpus if recipe else None, **more)
 
     def as_dict(self) -> dict:
         """Every key with its value or default (plain types)."""
@@ -562,9 +576,12 @@ class Config(Section):
                 out.append(f"config key {key!r} is empty: dataset {name!r} ({ds.source}) needs "
                            "its files; the membership_split job will fail until it is set")
             elif not Path(ds.root).expanduser().exists() and not ds.download:
-                out.append(f"config key {key!r}: {ds.root} does not exist; put the "
-                           f"{ds.source} files there (or set download: true for CIFAR) "
-                           "before running the jobs that read it")
+                what = DATA_LAYOUT.get(ds.source, f"the {ds.source} files")
+                fetch = (f", or set 'datasets.{name}.download: true' to let torchvision "
+                         "fetch it" if ds.source in ("cifar10", "cifar100") else "")
+                out.append(f"config key {key!r}: {ds.root} does not exist; put {what} "
+                           f"there{fetch} before running the jobs that read it "
+                           "(README, Datasets)")
         return out
 
 

@@ -32,6 +32,7 @@ from . import layout as L
 from .config import Config, canonical
 from .layout import DENSE, ModelKey, StepKey, fmt_sparsity, run_name, split_run
 from .pruning import METHODS, PruningMethod, get_method
+from .recipe import HOW_FIELDS
 
 
 @dataclass(frozen=True)
@@ -283,9 +284,10 @@ class Plan:
 
     def recipe_params(self, dataset: str, arch: str) -> dict:
         """The recipe of (dataset, arch): what shapes the trained network (its loader's
-        workers are how, not what: they come with :meth:`how`)."""
+        workers and its GPUs are how, not what: they come with :meth:`how`)."""
         r = self.cfg.recipe(dataset, arch).as_dict()
-        r.pop("num_workers")
+        for how in HOW_FIELDS:
+            r.pop(how)
         return r
 
     def how(self, key) -> object:

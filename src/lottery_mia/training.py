@@ -244,6 +244,24 @@ def _check_distributed(recipe: Recipe, n: int, ranks: Ranks) -> None:
                          "at least one full batch; lower batch_size or gpus")
 
 
+def duration(seconds: float) -> str:
+    """'45s', '3m05s', '2h07m'."""
+    s = int(round(max(seconds, 0.0)))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def progress(elapsed: float, done: float, left: float) -> str:
+    """' elapsed 3m05s, ETA 6m10s': the job's time so far and, at the pace of the ``done``
+    units (epochs or steps) this run took, the time its ``left`` units will take."""
+    eta = elapsed / done * left if done > 0 else float("nan")
+    return (f"; elapsed {duration(elapsed)}, ETA "
+            + (duration(eta) if math.isfinite(eta) else "n/a"))
+
+
 def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed: int,
                  device: torch.device, mask: Mask | None = None, start_epoch: int = 0,
                  capture_epoch: int | None = None, start_step: int | None = None,
@@ -346,8 +364,11 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
                 train_step(xb, yb, lr)
                 seen += yb.shape[0]
                 if n_steps >= 200 and (step + 1) % (n_steps // 10) == 0:  # long epochs: 10 lines
+                    done = (epoch - epoch0) * n_steps + step + 1 - first
+                    left = (recipe.epochs - epoch) * n_steps - step - 1
                     log(f"  epoch {epoch + 1} step {step + 1}/{n_steps} "
-                        f"loss={float(totals.loss_sum) / seen:.4f} ({time.time() - t0:.0f}s)")
+                        f"loss={float(totals.loss_sum) / seen:.4f} ({time.time() - t0:.0f}s)"
+                        + progress(time.time() - t_start, done, left))
             if ranks is not None:  # the epoch's totals over every rank's part
                 all_reduce_sum_(totals.loss_sum, totals.correct)
                 seen *= ranks.world
@@ -367,7 +388,8 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
             log(f"epoch {epoch + 1}/{recipe.epochs} lr={lr:.4g} loss={row['train_loss']:.4f} "
                 f"train_acc={row['train_acc_running']:.4f}"
                 + (f" test_acc={row['test_acc']:.4f}" if "test_acc" in row else "")
-                + f" ({row['seconds']:.1f}s)")
+                + f" ({row['seconds']:.1f}s)"
+                + progress(time.time() - t_start, epoch + 1 - epoch0, recipe.epochs - epoch - 1))
             if resume_path is not None and not last and writes:
                 save_resume(resume_path, fingerprint=fingerprint, model=model, optimizer=opt,
                             history=history, captured=captured, next_epoch=epoch + 1)

@@ -12,5 +12,5 @@ with logged(snakemake.log[0], snakemake.rule):
         batch_size=m["batch_size"], num_workers=how.num_workers, output=snakemake.output[0],
         threads=snakemake.threads, augmentations=m["augmentations"], method=m["method"],
         metrics_path=inp.metrics, gpu_slots=how.runtime["gpu_slots"],
-        expected=m["expected"], mask_path=inp.get("mask"),
+        expected=m["expected"], mask_path=inp.get("mask"), runtime=how.runtime,
     )

@@ -11,5 +11,5 @@ with logged(snakemake.log[0], snakemake.rule):
         rewind_epoch=r["rewind_epoch"], rewind_step=r["rewind_step"], device=how.device,
         out_model=out.model, out_init=out.init, out_rewind=out.rewind,
         out_metrics=out.metrics, threads=snakemake.threads, runtime=how.runtime,
-        num_workers=how.num_workers,
+        num_workers=how.num_workers, gpus=how.gpus,
     )

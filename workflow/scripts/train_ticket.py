@@ -12,5 +12,5 @@ with logged(snakemake.log[0], snakemake.rule):
         sparsity=s["sparsity"], imp_round=s["imp_round"], device=how.device,
         mask_path=inp.mask, start_path=inp.start, out_model=out.model,
         out_metrics=out.metrics, threads=snakemake.threads, runtime=how.runtime,
-        num_workers=how.num_workers,
+        num_workers=how.num_workers, gpus=how.gpus,
     )

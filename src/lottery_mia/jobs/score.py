@@ -27,7 +27,7 @@ def extract_confidences(*, data, model_path, dataset: str, arch: str, sparsity: 
     """Score every scored member and non-member of the membership table with one model.
 
     ``augmentations`` 2 also scores the horizontally flipped images and stores LiRA's
-    scaled logit averaged over both views (use it when training flips; the logits column
+    scaled logit of each view and their average (use it when training flips; the logits column
     stays the original view's); both views come from one pass over the data, each image
     read and decoded once. ``method`` (the pruning method, ``dense`` for the dense
     network) and the achieved sparsity read from the training job's ``metrics_path`` go into
@@ -70,9 +70,8 @@ def extract_confidences(*, data, model_path, dataset: str, arch: str, sparsity: 
             # one pass: each image is read and decoded once, its views scored together
             views, labels = predict_views(model, ds, batch_size, dev, views=augmentations)
             logits = views[0]
-            phi = scaled_logit_of(logits, labels)
-            if augmentations == 2:
-                phi = (phi + scaled_logit_of(views[1], labels)) / 2.0
+            # LiRA's statistic of each view (N x views): LiRA fits a Gaussian per view
+            phi = np.stack([scaled_logit_of(v, labels) for v in views], axis=1)
             if not np.array_equal(labels, rows["label"].to_numpy()):
                 raise ValueError(f"labels read from {pool} disagree with {data.membership}: "
                                  "the dataset files changed since the split was made; "
@@ -96,7 +95,7 @@ def extract_confidences(*, data, model_path, dataset: str, arch: str, sparsity: 
         if trained.get("imp_round") is not None:
             meta["imp_round"] = int(trained["imp_round"])
     t = ConfidenceTable.from_logits(sid, lab, mem, lg, meta,
-                                    phi=phi if augmentations > 1 else None)
+                                    phi_views=phi if augmentations > 1 else None)
     write_confidences(t, output)
     acc_m = float(t.correct[t.member].mean())
     acc_n = float(t.correct[~t.member].mean())
