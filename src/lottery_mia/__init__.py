@@ -15,7 +15,11 @@ layers, from the DAG side down (README.md, "Structure"):
   :mod:`~lottery_mia.confidences`, :mod:`~lottery_mia.attacks` (registry of attacks),
   :mod:`~lottery_mia.metrics`, :mod:`~lottery_mia.summaries`, :mod:`~lottery_mia.tables`,
   :mod:`~lottery_mia.figures` (registry of figures), :mod:`~lottery_mia.report`,
-  :mod:`~lottery_mia.devices`, :mod:`~lottery_mia.locks`, :mod:`~lottery_mia.checkpoints`;
+  :mod:`~lottery_mia.devices`, :mod:`~lottery_mia.distributed` (multi-GPU training
+  jobs), :mod:`~lottery_mia.locks`, :mod:`~lottery_mia.checkpoints`,
+  :mod:`~lottery_mia.cluster` (checks of the cluster profile);
+- auditing a model the pipeline did not train: :mod:`lottery_mia.audit` and its command
+  line, :mod:`lottery_mia.cli` (``lottery-mia audit``), over the same attack code;
 - the words of the result tables: :mod:`lottery_mia.vocabulary`.
 """
 
