@@ -6,7 +6,8 @@ synthetic confidence tables, and the total for one ImageNet-sized model.
     .venv/bin/python benchmarks/attack_scaling.py --only bootstrap --sizes 1000,10000
 
 Every measurement runs in its own process (so its peak memory is its own: the maximum
-resident set size of that process, Python and libraries included), with one thread per
+resident set size of that process, Python and libraries included; ``--quick`` runs a step's
+two sizes in one process, the smaller first), with one thread per
 library (OMP/MKL/OpenBLAS_NUM_THREADS=--threads, default 1: a fit-attack job has one
 thread, Snakemake sets these variables to the job's threads); building the synthetic data is
 not timed. Sizes: ``n`` is the attack sample (n/2 members, n/2 non-members; half of each in
@@ -41,6 +42,9 @@ reference attacks linearly in C (their cost is a pass over K x n x C logits). Pe
 is extrapolated the same way from what each step's process added above an idle one (clipped
 to [0.5, 1.5]: tables are n x C and the code keeps no n^2 object), plus the idle process.
 The last line is JSON.
+
+``--storage`` prints a confidence table's bytes per row at 1000 classes for each logits
+dtype, and what half-precision logits change in LiRA's and RMIA's scores and metrics.
 """
 
 from __future__ import annotations
@@ -155,35 +159,40 @@ def measure(spec: dict) -> dict:
 
 
 def child_main(spec_json: str) -> None:
+    """Run one spec, or a list of specs in turn (each one's peak memory is the process's
+    peak after it: run them in ascending size)."""
     import resource
 
-    spec = json.loads(spec_json)
-    sys.path.insert(0, spec["src"])
-    if spec["step"] == "idle":
-        import lottery_mia.attacks  # noqa: F401  (what every measurement imports)
-        import sklearn.ensemble  # noqa: F401
-        out = {**spec, "wall_s": 0.0, "cpu_s": 0.0, "info": {}}
-    else:
-        out = measure(spec)
-    out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print("RESULT " + json.dumps(out))
+    specs = json.loads(spec_json)
+    for i, spec in enumerate(specs if isinstance(specs, list) else [specs]):
+        sys.path.insert(0, spec["src"])
+        if spec["step"] == "idle":
+            import lottery_mia.attacks  # noqa: F401  (what every measurement imports)
+            import sklearn.ensemble  # noqa: F401
+            out = {**spec, "wall_s": 0.0, "cpu_s": 0.0, "info": {}}
+        else:
+            out = measure({**spec, "warm": i > 0})
+        out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        print("RESULT " + json.dumps(out), flush=True)
 
 
 # --------------------------------------------------------------------------- the grid
-def run(spec: dict, threads: int, timeout: float) -> dict:
+def run(specs: list[dict], threads: int, timeout: float) -> list[dict]:
+    """Run ``specs`` in one fresh process, one thread per library."""
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                 "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
         env[var] = str(threads)
     try:
-        proc = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], env=env,
-                              capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {**spec, "error": f"over {timeout:.0f} s"}
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])
-    return {**spec, "error": (proc.stderr.strip().splitlines() or ["no output"])[-1][:200]}
+        proc = subprocess.run([sys.executable, __file__, "--one", json.dumps(specs)],
+                              env=env, capture_output=True, text=True,
+                              timeout=timeout * len(specs))
+        stdout, err = proc.stdout, (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    except subprocess.TimeoutExpired as e:
+        stdout = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        err = f"over {timeout:.0f} s"
+    done = [json.loads(line[7:]) for line in stdout.splitlines() if line.startswith("RESULT ")]
+    return done + [{**spec, "error": err[:200]} for spec in specs[len(done):]]
 
 
 def config_of(path: Path) -> dict:
@@ -210,12 +219,17 @@ def is_reference(name: str, src: str) -> bool:
     return get_attack(name).needs_references
 
 
-def at_scale(name: str, settings: dict) -> dict:
-    """``settings`` with the estimator in the regime it uses at the ImageNet size."""
+def at_scale(name: str, settings: dict, src: str) -> dict:
+    """``settings`` with the estimator in the regime it uses at the ImageNet size (where the
+    code measured has such settings: an earlier checkout's has not)."""
+    sys.path.insert(0, src)
+    from lottery_mia.attacks import classifiers
+
+    own = getattr(classifiers, "OWN_SETTINGS", {}).get(name, {})
     s = dict(settings or {})
-    if name == "svm" and s.get("exact_max_rows", 5000) is not None:
+    if "exact_max_rows" in own and s.get("exact_max_rows", 1) is not None:
         s["exact_max_rows"] = 1
-    if name == "mlp" and s.get("early_stopping", True):
+    if "early_stopping_min_rows" in own and s.get("early_stopping", True):
         s["early_stopping_min_rows"] = 1
     return s
 
@@ -243,7 +257,7 @@ def grid(args, cfg: dict) -> list[dict]:
     for name in all_attacks:
         settings = cfg["attack"].get(name) or {}
         if args.quick:
-            settings = at_scale(name, settings)
+            settings = at_scale(name, settings, src)
         ref = is_reference(name, src)
         for n in sizes:
             for c in ([100] if args.quick and ref else classes):
@@ -284,9 +298,9 @@ def estimate(results: list[dict], cfg: dict, src: str, idle_gb: float) -> dict:
             if r["step"] == step and r["n"] == n and "error" not in r and all(
                     r.get(k) == v for k, v in kw.items()):
                 return r
-        raise KeyError(f"no result for {step} n={n} {kw}")
+        raise KeyError(step)
 
-    parts, exps = {}, {}
+    parts, exps, missing = {}, {}, []
 
     def extrapolate(step, **kw):
         small, big = point(step, n_small, **kw), point(step, n_big, **kw)
@@ -297,39 +311,53 @@ def estimate(results: list[dict], cfg: dict, src: str, idle_gb: float) -> dict:
         bm = min(max(math.log(mem_big / mem_small) / math.log(ratio), 0.5), 1.5)
         return t * c_scale, idle_gb + mem_big * to ** bm * c_scale, b
 
-    c_own = max(r["C"] for r in results if r["step"] == "slices")
+    c_own = max(r["C"] for r in results if not r.get("K"))
     c_ref = max([r["C"] for r in results if r.get("K")] or [c_own])
     k_ref = IMAGENET["K"] if any(r.get("K") == IMAGENET["K"] for r in results) else \
         max([r.get("K", 0) for r in results] or [0])
     for name in attacks + extra_refs:
         ref = is_reference(name, src)
         kw = {"K": k_ref, "C": c_ref} if ref else {"C": c_own}
-        t, mem, b = extrapolate(f"attack:{name}", **kw)
+        try:
+            t, mem, b = extrapolate(f"attack:{name}", **kw)
+        except KeyError:
+            missing.append(f"attack:{name}")
+            continue
         parts[f"attack:{name}"] = (t, mem)
         exps[f"attack:{name}"] = round(b, 2)
-    t_boot, mem_boot, b = extrapolate("bootstrap", C=c_own)
-    t_boot, mem_boot = t_boot * c_own / IMAGENET["C"], mem_boot  # not C-dependent
-    exps["bootstrap"] = round(b, 2)
-    t_boot_all = t_boot * 2 ** max(b, 1.0)  # the n rows of a reference attack
-    t_sl, mem_sl, b = extrapolate("slices", C=c_own)
-    exps["slices"] = round(b, 2)
+    for step in ("bootstrap", "slices"):
+        try:
+            t, mem, b = extrapolate(step, C=c_own)
+        except KeyError:
+            missing.append(step)
+            continue
+        if step == "bootstrap":  # not C-dependent
+            t = t * c_own / IMAGENET["C"]
+        parts[step] = (t, mem)
+        exps[step] = round(b, 2)
+    t_boot = parts.get("bootstrap", (0.0, 0.0))[0]
+    t_boot_all = t_boot * 2 ** max(exps.get("bootstrap", 1.0), 1.0)  # a reference attack's n rows
 
     def total(names):
+        names = [a for a in names if f"attack:{a}" in parts]
         t = sum(parts[f"attack:{a}"][0] for a in names)
         # an interval in the fit-attack job and one in the summary's replicate mean
         for a in names:
             t += 2 * (t_boot_all + t_boot if is_reference(a, src) else t_boot)
-        return t + t_sl
+        return t + parts.get("slices", (0.0, 0.0))[0]
 
-    mem = max([m for _, m in parts.values()] + [mem_boot, mem_sl])
-    mem_own = max([parts[f"attack:{a}"][1] for a in attacks] + [mem_boot, mem_sl])
-    return {"imagenet_model_seconds": round(total(attacks), 1),
-            "peak_rss_gb": round(mem_own, 2),
-            "imagenet_model_seconds_with_references": round(total(attacks + extra_refs), 1),
-            "peak_rss_gb_with_references": round(mem, 2),
-            "parts_seconds": {k: round(v[0], 1) for k, v in parts.items()}
-            | {"bootstrap": round(t_boot, 1), "slices": round(t_sl, 1)},
-            "exponents": exps}
+    steps = [f"attack:{a}" for a in attacks] + ["bootstrap", "slices"]
+    mem = max(m for _, m in parts.values())
+    mem_own = max(m for k, (_, m) in parts.items() if k in steps)
+    out = {"imagenet_model_seconds": round(total(attacks), 1),
+           "peak_rss_gb": round(mem_own, 2),
+           "imagenet_model_seconds_with_references": round(total(attacks + extra_refs), 1),
+           "peak_rss_gb_with_references": round(mem, 2),
+           "parts_seconds": {k: round(v[0], 1) for k, v in parts.items()},
+           "exponents": exps}
+    if missing:
+        out["not_measured"] = missing  # left out of the sums
+    return out
 
 
 def measured_imagenet(results: list[dict], cfg: dict, src: str) -> dict | None:
@@ -354,6 +382,71 @@ def measured_imagenet(results: list[dict], cfg: dict, src: str) -> dict | None:
     return {"imagenet_model_seconds": round(t, 1), "peak_rss_gb": round(mem, 2)}
 
 
+def storage(src: str) -> dict:
+    """Bytes per row of a confidence table at 1000 classes for each logits dtype, and what
+    storing the logits in half precision changes in the reference attacks' scores (LiRA
+    online and offline, RMIA; 20k rows, K = 16 references, the target and references all
+    stored alike; logits of the synthetic tables, and 3x wider ones, up to ~44)."""
+    import tempfile
+
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    sys.path.insert(0, src)
+    from lottery_mia.attacks import get_attack
+    from lottery_mia.confidences import ConfidenceTable, stored_logits, write_confidences
+    from lottery_mia.metrics import attack_metrics
+
+    out: dict = {"bytes_per_row": {}}
+    d = synthetic(2000, 1000, 0, seed=5)
+    views = np.stack([d.target.scaled_logit(), d.target.scaled_logit() + 0.1], 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        for dtype in ("float32", "float16", "bfloat16"):
+            for name, t in (("", d.target), ("+2 views", ConfidenceTable.from_logits(
+                    d.target.sample_id, d.target.label, d.target.member, d.target.logits,
+                    phi_views=views))):
+                path = Path(tmp) / "t.parquet"
+                write_confidences(t, path, logits_dtype=dtype)
+                out["bytes_per_row"][dtype + name] = round(path.stat().st_size / len(t), 1)
+
+    def stored(t, dtype, scale):
+        return ConfidenceTable.from_logits(t.sample_id, t.label, t.member,
+                                           stored_logits(t.logits * scale, dtype), t.metadata)
+
+    effect = {}
+    for scale in (1.0, 3.0):
+        d = synthetic(20000, 1000, 16, seed=3)
+        base = {}
+        for dtype in ("float32", "float16", "bfloat16"):
+            e = type(d)(target=stored(d.target, dtype, scale), sample=d.sample)
+            e.references = [stored(r, dtype, scale) for r in d.references]
+            e.reference_in = d.reference_in
+            e.population = stored(d.population, dtype, scale)
+            e.population_references = [stored(r, dtype, scale)
+                                       for r in d.population_references]
+            e.population_in = d.population_in
+            phi = e.target.scaled_logit()
+            for name in ("lira_online", "lira_offline", "rmia"):
+                score = get_attack(name).factory({}, 0).fit_score(e).score
+                m = attack_metrics(e.is_member, score)
+                if dtype == "float32":
+                    base[name] = score, m, phi
+                    continue
+                s0, m0, phi0 = base[name]
+                key = f"{name} {dtype} logits x{scale:g} (max {np.abs(d.target.logits).max() * scale:.0f})"
+                effect[key] = {
+                    "max_abs_dphi": float(np.abs(phi - phi0).max()),
+                    "max_abs_dscore": float(np.abs(score - s0).max()),
+                    "spearman": round(float(spearmanr(score, s0)[0]), 6),
+                    "dauc": round(m["auc"] - m0["auc"], 6),
+                    "dtpr_at_fpr_0.01": round(m["tpr_at_fpr_0.01"] - m0["tpr_at_fpr_0.01"], 5),
+                    "dtpr_at_fpr_0.001": round(m["tpr_at_fpr_0.001"]
+                                               - m0["tpr_at_fpr_0.001"], 5)}
+                print(key, json.dumps(effect[key]), flush=True)
+    out["half_precision_effect"] = effect
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--one", help=argparse.SUPPRESS)
@@ -371,9 +464,14 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per measurement")
     ap.add_argument("--max-reference-gb", type=float, default=4.0,
                     help="skip reference attacks whose K reference tables exceed this")
+    ap.add_argument("--storage", action="store_true",
+                    help="table bytes per row and the effect of half-precision logits")
     args = ap.parse_args()
     if args.one:
         child_main(args.one)
+        return 0
+    if args.storage:
+        print(json.dumps(storage(str(Path(args.src).resolve()))))
         return 0
     if args.quick:
         args.sizes, args.classes, args.refs = "4000,8000", "1000", "4,16"
@@ -387,13 +485,18 @@ def main() -> int:
                            ("mlp", {"hidden_layer_sizes": [16], "max_iter": 30})):
             cfg["attack"][name] = {**(cfg["attack"].get(name) or {}), **fast}
     t_start = time.perf_counter()
-    idle = run({"step": "idle", "n": 0, "C": 0, "src": str(Path(args.src).resolve())},
-               args.threads, 120)
+    idle = run([{"step": "idle", "n": 0, "C": 0, "src": str(Path(args.src).resolve())}],
+               args.threads, 120)[0]
+    specs = grid(args, cfg)
+    batches: dict = {}  # quick: each step's sizes in one process (fewer imports to pay)
+    for spec in specs:
+        key = (spec["step"], spec["C"], spec["K"]) if args.quick else len(batches)
+        batches.setdefault(key, []).append(spec)
     results = []
     print(f"{'step':<30} {'n':>7} {'C':>5} {'K':>3} {'wall s':>9} {'cpu s':>9} "
           f"{'peak GB':>8}  notes", flush=True)
-    for spec in grid(args, cfg):
-        r = run(spec, args.threads, args.timeout)
+    for r in (r for batch in batches.values()
+              for r in run(sorted(batch, key=lambda x: x["n"]), args.threads, args.timeout)):
         results.append(r)
         note = r.get("error") or " ".join(f"{k}={v}" for k, v in r.get("info", {}).items()
                                           if k in ("estimator", "n_iter", "slices",
@@ -415,7 +518,8 @@ def main() -> int:
         if measured:
             summary.update(measured)
     summary["benchmark_seconds"] = round(time.perf_counter() - t_start, 1)
-    if "imagenet_model_seconds" in summary and not args.tiny:
+    if ("imagenet_model_seconds" in summary and not args.tiny
+            and not summary.get("not_measured")):
         summary["meets_targets"] = bool(
             summary["imagenet_model_seconds"] <= TARGETS["imagenet_model_seconds"]
             and summary["peak_rss_gb"] <= TARGETS["peak_rss_gb"])
