@@ -71,7 +71,7 @@ def tiny_config() -> dict:
     cfg["attack"]["n_bootstrap"] = 200
     cfg["attack"]["mlp"]["max_iter"] = 200
     cfg["attack"]["random_forest"]["n_estimators"] = 30
-    cfg["attack"]["gradient_boosting"]["n_estimators"] = 20
+    cfg["attack"]["gradient_boosting"]["max_iter"] = 20
     cfg["transfer"].update(sample_size=200, architectures=["resnet18", "resnet50"],
                            sparsities=[0.0, 0.8])
     cfg["report"].update(table1_sparsity=0.8, figure2_sample_size=200, figure3_sparsity=0.8)

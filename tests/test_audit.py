@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # small attack models, as in the other attack tests (the audit takes the pipeline's
 # attack.<name> settings)
 FAST = {"mlp": {"hidden_layer_sizes": [32], "max_iter": 300},
-        "random_forest": {"n_estimators": 30}, "gradient_boosting": {"n_estimators": 20},
+        "random_forest": {"n_estimators": 30}, "gradient_boosting": {"max_iter": 20},
         "shadow_mlp": {"hidden_layer_sizes": [16], "max_iter": 200}}
 # every attack, in the order a pipeline config lists them: attack.models, attack.baselines,
 # references.attacks

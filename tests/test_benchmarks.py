@@ -91,3 +91,31 @@ def test_jobs_leave_benchmark_records_and_the_summary_gathers_them(tmp_path):
     assert (table["seconds"] > 0).all() and table["max_rss"].notna().all()
     dense = table[table["rule"] == "train_dense"].iloc[0]
     assert (dense["dataset"], dense["arch"], dense["sparsity"]) == ("digits", "resnet18", 0.0)
+
+
+def test_attack_scaling_benchmark_runs_and_ends_with_its_json(tmp_path):
+    """benchmarks/attack_scaling.py --tiny on a config of two attacks: every measurement
+    runs in its own process, the table is printed and the last line is the JSON with the
+    ImageNet-model estimate (extrapolated from tiny sizes: a smoke test, not a figure)."""
+    import json
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((root / "config" / "paper.yaml").read_text())
+    cfg["attack"].update(models=["svm"], baselines=["loss"])
+    cfg["references"]["count"] = 0
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "attack_scaling.py"),
+                           "--tiny", "--config", str(tmp_path / "config.yaml"),
+                           "--src", str(root / "src")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    summary = json.loads(lines[-1])
+    assert summary["mode"] == "tiny"
+    assert summary["imagenet_model_seconds"] > 0 and summary["peak_rss_gb"] > 0
+    assert set(summary["parts_seconds"]) == {"attack:svm", "attack:loss", "bootstrap",
+                                             "slices"}
+    svm = [line for line in lines if line.startswith("attack:svm")]
+    assert len(svm) == 2 and all("Nystroem" in line for line in svm)  # the at-scale regime

@@ -92,6 +92,15 @@ CONFIG_CASES = [
      ["attack.mlp", "hidden_layer_sizes", "'abc'"]),
     ("svm-bad-value", lambda c: c["attack"]["svm"].update(C=-1.0),
      ["attack.svm", "'C' parameter", "-1"]),
+    # the attacks' own settings, and a setting renamed with its estimator
+    ("svm-bad-cap", lambda c: c["attack"]["svm"].update(exact_max_rows=0),
+     ["attack.svm.exact_max_rows", "0", "integer >= 1", "null"]),
+    ("svm-cap-typo", lambda c: c["attack"]["svm"].update(exact_max_row=10),
+     ["attack.svm", "'exact_max_row'", "did you mean 'exact_max_rows'"]),
+    ("mlp-bad-min-rows", lambda c: c["attack"]["mlp"].update(early_stopping_min_rows=1.5),
+     ["attack.mlp.early_stopping_min_rows", "1.5"]),
+    ("boosting-old-setting", lambda c: c["attack"].update(gradient_boosting={"n_estimators": 9}),
+     ["attack.gradient_boosting", "'n_estimators' (now 'max_iter')"]),
     ("lr-nan", lambda c: c["training"]["digits"]["resnet18"].update(lr=float("nan")),
      ["training.digits.resnet18.lr", "not a finite number"]),
     ("lr-inf", lambda c: c["training"]["digits"]["resnet50"].update(lr=float("inf")),
@@ -170,3 +179,23 @@ def test_defaults_are_filled_in_and_no_literal_default_is_read_elsewhere():
         if re.search(r"config(\[|\.get\()", p.read_text()):
             offenders.append(p.name)
     assert not offenders, offenders
+
+
+def test_half_precision_logits_are_refused_until_the_scoring_job_passes_them_on():
+    """confidences.logits_dtype: write_confidences can store float16/bfloat16 logits, but the
+    scoring job does not take the setting yet, so only float32 passes; the plan hands a
+    non-default value to the scoring job's params (and a default one not at all, so tables
+    already scored keep their params)."""
+    from lottery_mia.layout import ModelKey
+    from lottery_mia.plan import Plan
+
+    cfg = copy.deepcopy(tiny_config())
+    cfg["confidences"]["logits_dtype"] = "float16"
+    msg = config_error(cfg)
+    assert "confidences.logits_dtype" in msg and "float32" in msg
+    typed = load_config(tiny_config())
+    model = ModelKey("digits", "resnet18", "seed-0", "dense", 0.0)
+    assert "logits_dtype" not in Plan(typed).score_params(model)
+    half = typed.model_copy(update={"confidences": typed.confidences.model_copy(
+        update={"logits_dtype": "bfloat16"})})
+    assert Plan(half).score_params(model)["logits_dtype"] == "bfloat16"

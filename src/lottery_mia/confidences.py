@@ -9,24 +9,30 @@ column      type                                meaning
 sample_id   int64                               id from the membership table
 label       int64                               true class
 member      bool                                True: in the model's training set
-predicted   int64                               argmax of the logits
-loss        float64                             cross-entropy of the true class, computed
-                                                as -log_softmax(logits)[y] (never from a
-                                                rounded softmax, which saturates at 0)
 logits      fixed_size_list<float32>[classes]   the model's raw outputs, scored in float32
-softmax     fixed_size_list<float32>[classes]   P(y|x), the confidence vector
-scaled_     float64                             LiRA's statistic log p_y - log sum_{i!=y} p_i
-logit                                           (stable, from the logits), averaged over the
-                                                scored augmentations (original [+ flip])
-scaled_     fixed_size_list<float64>[views]     the same per view (only when more than one
-logit_                                          view was scored: LiRA fits a Gaussian per
-views                                           view and averages their scores)
+                                                (float16, or bfloat16 as the upper 16 bits
+                                                of the float32 in a uint16 list, when
+                                                written with ``logits_dtype``)
+scaled_     fixed_size_list<float64>[views]     LiRA's statistic per scored view (only when
+logit_                                          more than one view was scored,
+views                                           ``confidences.augmentations: 2``: the
+                                                flipped view's logits are not stored)
+scaled_     float64                             the scaled logit averaged over the views,
+logit                                           only when a table was given one without its
+                                                views (see :func:`write_confidences`)
 ==========  ==================================  ===========================================
 
 File metadata (``lottery_mia`` key, JSON): dataset, arch, sparsity, replicate, num_classes.
 
-Every score derived from a model's output (loss, entropies, the scaled logit of LiRA) is
-computed here from the logits in float64. This module is pure numpy/pyarrow: no torch.
+Everything else is derived from the logits on read, in float64 (:class:`ConfidenceTable`):
+the softmax, the log-probabilities, the loss -log_softmax(logits)[y] (never from a rounded
+softmax, which saturates at 0), the predicted class and LiRA's scaled logit
+log p_y - log sum_{i!=y} p_i. At 1000 classes a row costs at most ~4,040 bytes (float
+logits are written without dictionary, byte-stream-split and zstd-compressed: about 3,400
+bytes for normally distributed logits), half of the earlier layout's 8,156, which also
+stored the softmax, the loss, the predicted class and the scaled logit. Tables of that layout are still read (their extra columns are
+not); its ``scaled_logit`` column is used where it was not derivable (more than one view).
+This module is pure numpy/pyarrow: no torch.
 """
 
 from __future__ import annotations
@@ -40,24 +46,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-SCHEMA_FIELDS = ["sample_id", "label", "member", "predicted", "loss", "logits", "softmax",
-                 "scaled_logit"]
+SCHEMA_FIELDS = ["sample_id", "label", "member", "logits"]  # what every table has
+LOGITS_DTYPES = ("float32", "float16", "bfloat16")
+_FORMAT_KEY = b"lottery_mia_logits"  # schema metadata: how the logits are stored
 
 
-def confidence_schema(num_classes: int, metadata: dict | None = None) -> pa.Schema:
+def confidence_schema(num_classes: int, metadata: dict | None = None,
+                      logits_dtype: str = "float32") -> pa.Schema:
+    element = {"float32": pa.float32(), "float16": pa.float16(),
+               "bfloat16": pa.uint16()}[logits_dtype]
     schema = pa.schema([
-        ("sample_id", pa.int64()),
-        ("label", pa.int64()),
-        ("member", pa.bool_()),
-        ("predicted", pa.int64()),
-        ("loss", pa.float64()),
-        ("logits", pa.list_(pa.float32(), num_classes)),
-        ("softmax", pa.list_(pa.float32(), num_classes)),
-        ("scaled_logit", pa.float64()),
+        pa.field("sample_id", pa.int64(), nullable=False),
+        pa.field("label", pa.int64(), nullable=False),
+        pa.field("member", pa.bool_(), nullable=False),
+        pa.field("logits", pa.list_(element, num_classes), nullable=False),
     ])
+    meta = {_FORMAT_KEY: logits_dtype.encode()}
     if metadata:
-        schema = schema.with_metadata({"lottery_mia": json.dumps(metadata)})
-    return schema
+        meta[b"lottery_mia"] = json.dumps(metadata).encode()
+    return schema.with_metadata(meta)
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -194,29 +201,77 @@ def check_table_identity(t: ConfidenceTable, expected: dict, path) -> None:
                              "to score the right model")
 
 
-def _fixed_list(a: np.ndarray) -> pa.Array:
-    flat = pa.array(np.ascontiguousarray(a, dtype=np.float32).ravel(), pa.float32())
+def _fixed_list(a: np.ndarray, dtype=np.float32, arrow=None) -> pa.Array:
+    flat = pa.array(np.ascontiguousarray(a, dtype=dtype).ravel(), arrow)
     return pa.FixedSizeListArray.from_arrays(flat, a.shape[1])
 
 
-def write_confidences(t: ConfidenceTable, path: str | Path) -> None:
+def to_bfloat16_bits(x: np.ndarray) -> np.ndarray:
+    """float32 -> the upper 16 bits of the nearest bfloat16 (round half to even)."""
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    return ((u + (0x7FFF + ((u >> 16) & 1))) >> 16).astype(np.uint16)
+
+
+def from_bfloat16_bits(b: np.ndarray) -> np.ndarray:
+    return (np.asarray(b, dtype=np.uint32) << 16).view(np.float32)
+
+
+def stored_logits(logits: np.ndarray, logits_dtype: str = "float32") -> np.ndarray:
+    """The float32 logits a table written with ``logits_dtype`` gives back on read."""
+    if logits_dtype == "float16":
+        return np.asarray(logits, dtype=np.float32).astype(np.float16).astype(np.float32)
+    if logits_dtype == "bfloat16":
+        return from_bfloat16_bits(to_bfloat16_bits(logits))
+    return np.asarray(logits, dtype=np.float32)
+
+
+def _logits_array(logits: np.ndarray, logits_dtype: str) -> pa.Array:
+    if logits_dtype == "float16":
+        with np.errstate(over="ignore"):
+            half = np.asarray(logits, dtype=np.float32).astype(np.float16)
+        if not np.isfinite(half).all():
+            raise ValueError("logits beyond float16's range (|x| > 65504) cannot be stored "
+                             "as float16: store them as bfloat16 or float32")
+        return _fixed_list(half, np.float16, pa.float16())
+    if logits_dtype == "bfloat16":
+        return _fixed_list(to_bfloat16_bits(logits), np.uint16, pa.uint16())
+    return _fixed_list(logits, np.float32, pa.float32())
+
+
+def write_confidences(t: ConfidenceTable, path: str | Path,
+                      logits_dtype: str = "float32") -> None:
+    """Write ``t``: its ids, labels, membership and logits, and what the logits cannot give
+    back: the per-view scaled logits of a table scored on several views (``phi_views``),
+    and an average scaled logit given without its views (``phi`` alone; a ``phi`` equal to
+    the mean of the stored views is not written again). ``logits_dtype`` float16 or
+    bfloat16 halves the logits' size (off by default; the scaled logits stay float64)."""
+    if logits_dtype not in LOGITS_DTYPES:
+        raise ValueError(f"logits_dtype {logits_dtype!r} is not one of {LOGITS_DTYPES}")
     validate_confidences(t)
     c = t.logits.shape[1]
     table = pa.Table.from_arrays([
         pa.array(t.sample_id.astype(np.int64)), pa.array(t.label.astype(np.int64)),
-        pa.array(t.member.astype(bool)), pa.array(t.predicted),
-        pa.array(t.loss.astype(np.float64)), _fixed_list(t.logits), _fixed_list(t.softmax),
-        pa.array(t.scaled_logit().astype(np.float64)),
-    ], schema=confidence_schema(c, t.metadata))
-    if t.phi_views is not None and t.phi_views.shape[1] > 1:
-        views = pa.FixedSizeListArray.from_arrays(
-            pa.array(np.ascontiguousarray(t.phi_views, dtype=np.float64).ravel(), pa.float64()),
-            t.phi_views.shape[1])
-        table = table.append_column("scaled_logit_views", views)
+        pa.array(t.member.astype(bool)), _logits_array(t.logits, logits_dtype),
+    ], schema=confidence_schema(c, t.metadata, logits_dtype))
+    views = t.phi_views if t.phi_views is not None and t.phi_views.shape[1] > 1 else None
+    if views is not None:
+        table = table.append_column(
+            pa.field("scaled_logit_views", pa.list_(pa.float64(), views.shape[1]),
+                     nullable=False), _fixed_list(views, np.float64, pa.float64()))
+    if t.phi is not None and (views is None or not np.array_equal(t.phi, views.mean(1))):
+        table = table.append_column(pa.field("scaled_logit", pa.float64(), nullable=False),
+                                    pa.array(np.asarray(t.phi, dtype=np.float64)))
     from .io import atomic_path
 
+    # float columns: no dictionary (random floats only grow it: +300 bytes a row at 1000
+    # classes), their bytes split by significance and zstd (the exponent bytes compress)
+    floats = [f"{f.name}.list.element" if pa.types.is_fixed_size_list(f.type) else f.name
+              for f in table.schema
+              if (f.type.value_type if pa.types.is_fixed_size_list(f.type) else f.type)
+              in (pa.float32(), pa.float64())]
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, compression="zstd", use_dictionary=False,
+                       use_byte_stream_split=floats)
 
 
 def _matrix(table: pa.Table, name: str, path, dtype=np.float32) -> np.ndarray:
@@ -237,12 +292,19 @@ def _matrix(table: pa.Table, name: str, path, dtype=np.float32) -> np.ndarray:
         raise ValueError(f"{path}: column {name!r} is {col.type}, not a list of one value per "
                          "class; delete it and rerun the workflow to score the model again")
     values = col.flatten().to_numpy(zero_copy_only=False)
+    if values.dtype == np.uint16 and name == "logits":  # bfloat16 bits
+        values = from_bfloat16_bits(values)
     return values.astype(dtype, copy=False).reshape(-1, c)
 
 
 def read_confidences(path: str | Path) -> ConfidenceTable:
+    """A confidence table (this layout, or the earlier one with stored softmax, loss,
+    predicted class and scaled logit: those columns are not read, the logits give them)."""
     try:
-        table = pq.read_table(path)
+        names = pq.read_schema(path).names
+        wanted = [f for f in SCHEMA_FIELDS + ["scaled_logit", "scaled_logit_views"]
+                  if f in names]
+        table = pq.read_table(path, columns=wanted)
     except Exception as err:
         raise ValueError(f"{path} is not a readable confidence table ({err}); delete it and "
                          "rerun the workflow to score the model again") from None
@@ -251,16 +313,21 @@ def read_confidences(path: str | Path) -> ConfidenceTable:
         raise ValueError(f"{path} is not a confidence table of this version: missing columns "
                          f"{missing}; delete it and rerun the workflow to score the model again")
     meta = json.loads((table.schema.metadata or {}).get(b"lottery_mia", b"{}"))
+    # the earlier layout stored the scaled logit on every table, derivable or not: it is the
+    # table's own only where more than one view was scored
+    earlier = "softmax" in names
+    own_phi = "scaled_logit" in names and (not earlier or meta.get("augmentations", 1) > 1)
+    views = (_matrix(table, "scaled_logit_views", path, np.float64)
+             if "scaled_logit_views" in names else None)
+    phi = table.column("scaled_logit").to_numpy() if own_phi else None
+    if phi is None and views is not None:
+        phi = views.mean(1)
     t = ConfidenceTable(
         sample_id=table.column("sample_id").to_numpy(),
         label=table.column("label").to_numpy(),
         member=table.column("member").to_numpy(zero_copy_only=False).astype(bool),
         logits=_matrix(table, "logits", path),
-        metadata=meta,
-        phi=table.column("scaled_logit").to_numpy() if meta.get("augmentations", 1) > 1
-        else None,
-        phi_views=(_matrix(table, "scaled_logit_views", path, np.float64)
-                   if "scaled_logit_views" in table.column_names else None),
+        metadata=meta, phi=phi, phi_views=views,
     )
     validate_confidences(t, str(path))
     return t

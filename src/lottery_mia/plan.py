@@ -344,6 +344,9 @@ class Plan:
             "expected": self.network_identity(model),
             "batch_size": self.cfg.confidences.batch_size,
             "augmentations": self.cfg.confidences.augmentations,
+            # only when not the default, so the tables already scored keep their params
+            **({"logits_dtype": self.cfg.confidences.logits_dtype}
+               if self.cfg.confidences.logits_dtype != "float32" else {}),
         })
 
     def attack_params(self, model: ModelKey) -> dict:

@@ -8,6 +8,35 @@ predicted probability of "member" with the decision threshold 0.5, except for th
 score is its decision function with threshold 0: SVC's probabilities come from a Platt
 scaling fitted by an internal cross-validation, which can contradict the SVM's own decisions
 when the signal is weak (scikit-learn documents this).
+
+Costs at the paper's sizes (``benchmarks/attack_scaling.py`` measures them):
+
+- ``svm``: an exact kernel SVM (``SVC``) costs ~n^2 to fit and n_support x n to score (5000
+  attack-train rows of 1000-class softmax vectors: about a minute; 10000: five). Above
+  ``exact_max_rows`` attack-train rows (this attack's own setting, default 5000; null: always
+  exact) it fits an approximation instead: a Nystroem approximation of the same kernel
+  (``kernel``, ``gamma`` resolved as SVC resolves it on the attack-train rows, ``degree``,
+  ``coef0``) with ``approx_components`` landmark rows (default 1000; seeded), then a linear
+  SVM with SVC's loss (hinge), ``C``, ``class_weight`` and ``tol``
+  (``LinearSVC(dual=True)``; ``max_iter`` -1 becomes 10000); a linear kernel needs no
+  approximation and goes to ``LinearSVC`` directly. SVC-only settings (``cache_size``,
+  ``shrinking``, ``probability``, ``break_ties``, ``decision_function_shape``) do not apply
+  to it. Every classifier attack records what it fitted in its result: ``estimator`` (e.g.
+  ``SVC`` or ``Nystroem+LinearSVC``) and ``exact`` (false for the approximation);
+- ``gradient_boosting``: scikit-learn's histogram-based ``HistGradientBoostingClassifier``
+  (features binned once into at most 255 bins: ~n x features per iteration), with its own
+  early stopping (``early_stopping: auto``: on above 10000 rows, on a 10% validation split);
+- ``mlp``: ``early_stopping: true`` by default: 10% of the attack-train rows (stratified,
+  ``validation_fraction``) are held out and training stops when their accuracy has not
+  improved by ``tol`` for ``n_iter_no_change`` epochs (default 30, not scikit-learn's 10);
+  the result records ``early_stopping`` (whether it was used) and the best
+  ``validation_score``. With fewer attack-train rows than ``early_stopping_min_rows`` (this
+  attack's own setting, default 5000; null: any size) it trains without early stopping
+  (to ``max_iter``, or until the training loss stops improving): there a validation split
+  is a few dozen rows and an epoch a few steps, and accuracy-based stopping ends at chance
+  before the MLP has learnt (1000 rows of 10-class vectors: AUC 0.50 instead of 0.69 with
+  patience 10 or 30). At 5000-10000 rows a patience of 30 epochs keeps the AUC within 0.01
+  of training to max_iter, where 10 lost up to 0.03.
 """
 
 from __future__ import annotations
@@ -22,14 +51,40 @@ from .base import AttackData, AttackScores, register_attack
 
 ESTIMATORS = {
     "mlp": ("sklearn.neural_network:MLPClassifier",
-            {"hidden_layer_sizes": [64], "max_iter": 600}),
+            {"hidden_layer_sizes": [64], "max_iter": 600, "early_stopping": True,
+             "n_iter_no_change": 30}),
     "svm": ("sklearn.svm:SVC", {"C": 1.0, "kernel": "rbf"}),
     "random_forest": ("sklearn.ensemble:RandomForestClassifier",
                       {"n_estimators": 200, "min_samples_leaf": 2}),
     "logistic_regression": ("sklearn.linear_model:LogisticRegression", {"max_iter": 2000}),
-    "gradient_boosting": ("sklearn.ensemble:GradientBoostingClassifier",
-                          {"n_estimators": 100, "max_depth": 3}),
+    "gradient_boosting": ("sklearn.ensemble:HistGradientBoostingClassifier",
+                          {"max_iter": 100, "max_depth": 3}),
 }
+
+# Settings of an attack that are not its estimator's (name -> default), checked here.
+OWN_SETTINGS = {
+    "svm": {"exact_max_rows": 5000, "approx_components": 1000},
+    "mlp": {"early_stopping_min_rows": 5000},
+}
+NULLABLE = {"exact_max_rows": "always exact", "early_stopping_min_rows": "any size"}
+# Settings the estimators of earlier versions took under another name (for the error).
+RENAMED = {"gradient_boosting": {"n_estimators": "max_iter"}}
+APPROX_MAX_ITER = 10000  # LinearSVC iterations of the approximate SVM when max_iter is -1
+
+
+def own_value_problems(name: str, settings: dict | None) -> list[str]:
+    """Problems with the values of an attack's own (non-scikit-learn) settings."""
+    problems = []
+    for key, value in (settings or {}).items():
+        if key not in OWN_SETTINGS.get(name, {}):
+            continue
+        ok = (value is None and key in NULLABLE) or (
+            isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+        if not ok:
+            problems.append(f"config key 'attack.{name}.{key}': {value!r} is not an integer "
+                            ">= 1" + (f" (or null: {NULLABLE[key]})" if key in NULLABLE
+                                      else ""))
+    return problems
 
 
 def estimator_class(path: str):
@@ -56,11 +111,11 @@ COMMON_SETTINGS = {
     "logistic_regression": {"C", "class_weight", "dual", "fit_intercept",
                             "intercept_scaling", "l1_ratio", "max_iter", "n_jobs", "penalty",
                             "solver", "tol", "verbose", "warm_start"},
-    "gradient_boosting": {"ccp_alpha", "criterion", "init", "learning_rate", "loss",
-                          "max_depth", "max_features", "max_leaf_nodes",
-                          "min_impurity_decrease", "min_samples_leaf", "min_samples_split",
-                          "min_weight_fraction_leaf", "n_estimators", "n_iter_no_change",
-                          "subsample", "tol", "validation_fraction", "verbose", "warm_start"},
+    "gradient_boosting": {"categorical_features", "class_weight", "early_stopping",
+                          "interaction_cst", "l2_regularization", "learning_rate", "loss",
+                          "max_bins", "max_depth", "max_iter", "max_leaf_nodes",
+                          "min_samples_leaf", "monotonic_cst", "n_iter_no_change", "scoring",
+                          "tol", "validation_fraction", "verbose", "warm_start"},
 }
 
 
@@ -73,15 +128,18 @@ def estimator_settings(name: str) -> set[str]:
 def check_settings(name: str, settings: dict | None) -> list[str]:
     """Problems with ``attack.<name>`` settings (empty when they are fine)."""
     path, _ = ESTIMATORS[name]
-    if set(settings or {}) <= COMMON_SETTINGS.get(name, set()):
+    own = set(OWN_SETTINGS.get(name, {}))
+    if set(settings or {}) <= COMMON_SETTINGS.get(name, set()) | own:
         return []
     import difflib
 
-    allowed = estimator_settings(name)
+    allowed = estimator_settings(name) | own
     unknown = sorted(set(settings or {}) - allowed)
     if unknown:
-        hints = [f"{u!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(
-            u, sorted(allowed), n=1)) else repr(u) for u in unknown]
+        renamed = RENAMED.get(name, {})
+        hints = [f"{u!r} (now {renamed[u]!r})" if u in renamed
+                 else f"{u!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(
+                     u, sorted(allowed), n=1)) else repr(u) for u in unknown]
         return [f"config key 'attack.{name}': unknown {path.split(':')[1]} setting(s) "
                 f"{', '.join(hints)}; allowed: {sorted(allowed)}"]
     return []
@@ -92,7 +150,11 @@ def value_problems(name: str, settings: dict | None) -> list[str]:
     validation of the configured estimator (types and ranges: ``hidden_layer_sizes: "abc"``,
     ``C: -1``), so a bad value fails when the DAG is built, not inside every attack job."""
     path, defaults = ESTIMATORS[name]
-    params = _fix_types({**defaults, **(settings or {})})
+    own = own_value_problems(name, settings)
+    if own:
+        return own
+    params = _fix_types({k: v for k, v in {**defaults, **(settings or {})}.items()
+                         if k not in OWN_SETTINGS.get(name, {})})
     try:
         est = estimator_class(path)(**params)
         est._validate_params()
@@ -113,7 +175,8 @@ def cached_value_problems(name: str, settings: dict | None, cache_dir=None) -> l
 
     if cache_dir is None:
         return value_problems(name, settings)
-    key = hashlib.sha256(json.dumps([name, settings, version("scikit-learn")], sort_keys=True,
+    key = hashlib.sha256(json.dumps([name, ESTIMATORS[name][0], settings,
+                                     version("scikit-learn")], sort_keys=True,
                                     default=str).encode()).hexdigest()
     path = Path(cache_dir) / "attack-settings.json"
     try:
@@ -140,27 +203,73 @@ def _fix_types(params: dict) -> dict:
 
 class ClassifierAttack:
     def __init__(self, name: str, settings: dict | None, seed: int):
-        problems = check_settings(name, settings)
+        problems = check_settings(name, settings) or own_value_problems(name, settings)
         if problems:
             raise ValueError(problems[0])
         path, defaults = ESTIMATORS[name]
-        params = _fix_types({**defaults, **(settings or {})})
+        merged = {**defaults, **(settings or {})}
+        self.own = {k: merged.pop(k, v) for k, v in OWN_SETTINGS.get(name, {}).items()}
+        params = _fix_types(merged)
         cls = estimator_class(path)
         if "random_state" in inspect.signature(cls).parameters:
             params["random_state"] = seed
-        self.name = name
+        self.name, self.params, self.seed = name, params, seed
         self.model = cls(**params)
+        self.estimator, self.exact = cls.__name__, True
+
+    def _approximate(self, x: np.ndarray) -> None:
+        """Above ``exact_max_rows``: the SVM as a Nystroem kernel approximation and a linear
+        SVM with SVC's loss and settings (see the module doc)."""
+        from sklearn.kernel_approximation import Nystroem
+        from sklearn.pipeline import make_pipeline
+        from sklearn.svm import LinearSVC
+
+        p = self.params
+        max_iter = p.get("max_iter", -1)
+        linear = LinearSVC(C=p.get("C", 1.0), loss="hinge", dual=True,
+                           class_weight=p.get("class_weight"), tol=p.get("tol", 1e-3),
+                           max_iter=APPROX_MAX_ITER if max_iter in (-1, None) else max_iter,
+                           random_state=self.seed)
+        kernel = p.get("kernel", "rbf")
+        if kernel == "linear":
+            self.model, self.estimator = linear, "LinearSVC"
+        else:
+            gamma = p.get("gamma", "scale")
+            if gamma == "scale":  # as SVC resolves it, on the rows it is fitted on
+                var = float(np.asarray(x, dtype=np.float64).var())
+                gamma = 1.0 / (x.shape[1] * var) if var > 0 else 1.0
+            elif gamma == "auto":
+                gamma = 1.0 / x.shape[1]
+            comps = min(int(self.own["approx_components"]), len(x))
+            nystroem = Nystroem(kernel=kernel, gamma=gamma, degree=p.get("degree", 3),
+                                coef0=p.get("coef0", 0.0), n_components=comps,
+                                random_state=self.seed)
+            self.model = make_pipeline(nystroem, linear)
+            self.estimator = f"Nystroem({kernel}, {comps} components)+LinearSVC"
+        self.exact = False
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> dict:
         from sklearn.exceptions import ConvergenceWarning
 
+        cap = self.own.get("exact_max_rows")
+        if self.name == "svm" and cap is not None and len(x) > cap:
+            self._approximate(x)
+        least = self.own.get("early_stopping_min_rows")
+        if self.name == "mlp" and least is not None and len(x) < least:
+            self.model.set_params(early_stopping=False)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
             self.model.fit(x, y)
         converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
-        info = {"converged": converged}
-        if hasattr(self.model, "n_iter_"):
-            info["n_iter"] = int(np.max(self.model.n_iter_))
+        info = {"converged": converged, "estimator": self.estimator, "exact": self.exact,
+                "fit_rows": int(len(x))}
+        last = self.model[-1] if hasattr(self.model, "steps") else self.model
+        if hasattr(last, "n_iter_"):
+            info["n_iter"] = int(np.max(last.n_iter_))
+        if self.name == "mlp":
+            info["early_stopping"] = bool(last.early_stopping)
+            if last.early_stopping:
+                info["validation_score"] = float(last.best_validation_score_)
         return info
 
     @property
@@ -187,6 +296,7 @@ class ClassifierAttack:
 
 
 for _name, (_path, _defaults) in ESTIMATORS.items():
-    register_attack(_name, kind="classifier", estimator=_path, defaults=_defaults,
+    register_attack(_name, kind="classifier", estimator=_path,
+                    defaults={**_defaults, **OWN_SETTINGS.get(_name, {})},
                     description=f"{_path.split(':')[1]} on the attack features")(
         lambda settings, seed, _n=_name: ClassifierAttack(_n, settings, seed))
