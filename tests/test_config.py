@@ -181,21 +181,21 @@ def test_defaults_are_filled_in_and_no_literal_default_is_read_elsewhere():
     assert not offenders, offenders
 
 
-def test_half_precision_logits_are_refused_until_the_scoring_job_passes_them_on():
-    """confidences.logits_dtype: write_confidences can store float16/bfloat16 logits, but the
-    scoring job does not take the setting yet, so only float32 passes; the plan hands a
-    non-default value to the scoring job's params (and a default one not at all, so tables
-    already scored keep their params)."""
+def test_half_precision_logits_reach_the_scoring_job_only_when_asked_for():
+    """confidences.logits_dtype: float16/bfloat16 are accepted and handed to the scoring
+    job's params; the default is not in them at all, so tables already scored keep their
+    params (and do not rerun); anything else is refused, naming the key."""
     from lottery_mia.layout import ModelKey
     from lottery_mia.plan import Plan
 
     cfg = copy.deepcopy(tiny_config())
-    cfg["confidences"]["logits_dtype"] = "float16"
+    cfg["confidences"]["logits_dtype"] = "float8"
     msg = config_error(cfg)
-    assert "confidences.logits_dtype" in msg and "float32" in msg
+    assert "confidences.logits_dtype" in msg and "float16" in msg
     typed = load_config(tiny_config())
     model = ModelKey("digits", "resnet18", "seed-0", "dense", 0.0)
     assert "logits_dtype" not in Plan(typed).score_params(model)
-    half = typed.model_copy(update={"confidences": typed.confidences.model_copy(
-        update={"logits_dtype": "bfloat16"})})
-    assert Plan(half).score_params(model)["logits_dtype"] == "bfloat16"
+    for dtype in ("float16", "bfloat16"):
+        cfg = copy.deepcopy(tiny_config())
+        cfg["confidences"]["logits_dtype"] = dtype
+        assert Plan(load_config(cfg)).score_params(model)["logits_dtype"] == dtype

@@ -46,3 +46,25 @@ def test_augmentations_other_than_one_or_two_are_refused(trained_digits, tmp_pat
                             model_path=trained_digits["dir"] / "model.pt", dataset="digits",
                             arch="resnet18", sparsity=0.0, device="cpu", batch_size=256,
                             output=tmp_path / "c.parquet", augmentations=3)
+
+
+def test_the_scoring_job_stores_half_precision_logits_when_asked(trained_digits, tmp_path):
+    """confidences.logits_dtype float16: the job writes the logits column as float16 (half
+    the bytes) and they read back as float32 within float16's rounding of the float32 run."""
+    import pyarrow.parquet as pq
+
+    out = {}
+    for dtype in ("float32", "float16"):
+        out[dtype] = tmp_path / f"{dtype}.parquet"
+        extract_confidences(data=trained_digits["data"],
+                            model_path=trained_digits["dir"] / "model.pt", dataset="digits",
+                            arch="resnet18", sparsity=0.0, device="cpu", batch_size=256,
+                            output=out[dtype], threads=1, num_workers=0,
+                            logits_dtype=dtype)
+    field = pq.read_schema(out["float16"]).field("logits")
+    assert str(field.type.value_type) == "halffloat"
+    full, half = read_confidences(out["float32"]), read_confidences(out["float16"])
+    assert half.logits.dtype == np.float32
+    np.testing.assert_array_equal(half.sample_id, full.sample_id)
+    np.testing.assert_allclose(half.logits, full.logits.astype(np.float16), rtol=0, atol=0)
+    assert not np.array_equal(half.logits, full.logits)  # it was rounded

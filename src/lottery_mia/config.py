@@ -245,14 +245,6 @@ class Confidences(Section):
         "float32", description="how confidence tables store the logits: float32, or half "
         "the size as float16 / bfloat16 (scores are derived in float64 either way)")
 
-    @field_validator("logits_dtype")
-    @classmethod
-    def _scoring_job_takes_it(cls, v: str) -> str:
-        # write_confidences stores half-precision logits, but the scoring job does not pass
-        # the setting on yet (workflow/scripts/extract_confidences.py, lottery_mia.jobs.score)
-        if v != "float32":
-            raise ValueError(f"{v} is not passed to the scoring job yet; use float32")
-        return v
 
 
 class Attack(BaseModel):

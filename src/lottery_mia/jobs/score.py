@@ -23,7 +23,8 @@ def extract_confidences(*, data, model_path, dataset: str, arch: str, sparsity: 
                         augmentations: int = 1, method: str | None = None,
                         metrics_path=None, gpu_slots: int | None = None,
                         expected: dict | None = None, mask_path=None,
-                        runtime: dict | None = None) -> ConfidenceTable:
+                        runtime: dict | None = None,
+                        logits_dtype: str = "float32") -> ConfidenceTable:
     """Score every scored member and non-member of the membership table with one model.
 
     ``augmentations`` 2 also scores the horizontally flipped images and stores LiRA's
@@ -36,6 +37,9 @@ def extract_confidences(*, data, model_path, dataset: str, arch: str, sparsity: 
     mask at ``mask_path`` (a ticket) or with none (dense):
     :func:`lottery_mia.checkpoints.check_trained_network`. ``runtime`` (the config's
     ``runtime`` block) says where ImageNet's JPEGs are decoded (``jpeg_decode``).
+    ``logits_dtype`` (config key ``confidences.logits_dtype``) is how the table stores the
+    logits: float32, or float16 / bfloat16 at half the size
+    (:func:`lottery_mia.confidences.write_confidences`).
     """
     if augmentations not in (1, 2):
         raise ValueError(f"config key confidences.augmentations: {augmentations} must be 1 "
@@ -96,10 +100,10 @@ def extract_confidences(*, data, model_path, dataset: str, arch: str, sparsity: 
             meta["imp_round"] = int(trained["imp_round"])
     t = ConfidenceTable.from_logits(sid, lab, mem, lg, meta,
                                     phi_views=phi if augmentations > 1 else None)
-    write_confidences(t, output)
+    write_confidences(t, output, logits_dtype=logits_dtype)
     acc_m = float(t.correct[t.member].mean())
     acc_n = float(t.correct[~t.member].mean())
     log(f"wrote {output}: accuracy on members {acc_m:.4f}, on non-members {acc_n:.4f}; "
         f"mean loss members {t.loss[t.member].mean():.4g}, non-members "
-        f"{t.loss[~t.member].mean():.4g}")
+        f"{t.loss[~t.member].mean():.4g}; logits stored as {logits_dtype}")
     return t
