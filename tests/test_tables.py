@@ -275,3 +275,26 @@ def test_report_shows_the_methods_section_escaped(run):
     assert "(chance)" in html.split("Verdicts: tickets vs controls")[1]
     assert "oneshot lottery ticket at sparsity 0.8" in html
     json.loads((d / "r_gap.json").read_text())
+
+
+def test_the_attack_model_table_says_what_each_classifier_fitted(run):
+    """An SVM above ``attack.svm.exact_max_rows`` is an approximation: what each classifier
+    fitted reaches the attack-model table and its report view ('fitted'); threshold attacks
+    fit nothing, and a table where nothing was fitted has no such column."""
+    from lottery_mia.report import attack_models_view
+    from lottery_mia.tables import attack_model_table
+    from lottery_mia.vocabulary import fit_text
+
+    assert fit_text({"estimator": "SVC", "exact": True, "converged": True}) == "SVC"
+    assert (fit_text({"estimator": "MLPClassifier", "early_stopping": True,
+                      "converged": False}) == "MLPClassifier, early stopping, not converged")
+    assert fit_text({"attack": "loss", "estimator": float("nan")}) == ""
+    attacks = run["attacks"].copy()
+    approx = "Nystroem(rbf, 1000 components)+LinearSVC"
+    attacks["fit"] = np.where(attacks["attack"] == "mlp", approx, None)
+    table = attack_model_table(attacks, ARCH, 0.8, "oneshot")
+    view = attack_models_view(table)
+    fitted = dict(zip(view["attack"], view["fitted"]))
+    assert fitted == {"mlp": approx, "loss": ""}
+    plain = attack_models_view(attack_model_table(run["attacks"], ARCH, 0.8, "oneshot"))
+    assert "fitted" not in plain

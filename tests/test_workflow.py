@@ -108,6 +108,10 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
     assert (mv.diff_ci_low <= mv["diff"]).all() and (mv["diff"] <= mv.diff_ci_high).all()
     models = pd.read_csv(work / "results" / "report" / "attack_models.csv")
     assert len(models) == n_attacks + 4
+    fitted = models.set_index("attack")["fit_dense"]  # small samples: the exact SVC
+    assert fitted["svm"] == "SVC" and fitted["mlp"].startswith("MLPClassifier")
+    assert fitted["gradient_boosting"] == "HistGradientBoostingClassifier"
+    assert pd.isna(fitted["loss"])
     slices = pd.read_csv(work / "results" / "summary" / "slices.csv")
     assert set(slices.slice) >= {"class"} and slices.value.nunique() >= 10
     transfer = pd.read_csv(work / "results" / "summary" / "transfer.csv")

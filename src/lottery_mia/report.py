@@ -116,8 +116,13 @@ def attack_models_view(models: pd.DataFrame) -> pd.DataFrame:
                                   r[f"{m}_ci_high_{side}"])
             mf = r.get(f"min_fpr_{side}")
             row["min FPR"] = "n/a" if pd.isna(mf) else f"{mf:.2g}"
+            fit = r.get(f"fit_{side}")
+            row["fitted"] = fit if isinstance(fit, str) else ""
             rows.append(row)
-    return drop_unmeasurable(pd.DataFrame(rows))
+    view = pd.DataFrame(rows)
+    if "fitted" in view and not (view["fitted"] != "").any():
+        view = view.drop(columns="fitted")
+    return drop_unmeasurable(view)
 
 
 def drop_unmeasurable(view: pd.DataFrame) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from .io import read_csv_table, read_json, read_parquet_frame
 from .metrics import (POINT_METRICS, bootstrap_metrics, chance_verdict, mean_ci,
                       spearman_ci)
 from .vocabulary import (ATTACK_COLUMNS, MEAN, MODEL_KEYS, REFERENCE, SAME_ROWS_METRICS,
-                         TRAINING_COLUMNS, TRANSFER_COLUMNS, evaluated)
+                         TRAINING_COLUMNS, TRANSFER_COLUMNS, evaluated, fit_text)
 
 
 # --------------------------------------------------------------------------- readers
@@ -105,6 +105,9 @@ def replicate_mean_rows(groups: dict, n_bootstrap: int, seed: int) -> list[dict]
                    "achieved_sparsity": float(np.mean([r["achieved_sparsity"] for r in reps])),
                    "replicate": MEAN, "sample_size": n, "attack": attack,
                    "kind": reps[0].get("kind"), "replicates": len(reps), **m}
+            fits = sorted({fit_text(r) for r in reps} - {""})
+            if fits:  # what the replicates' classifiers fitted (the SVM above its cap...)
+                row["fit"] = "; ".join(fits)
             for k in POINT_METRICS:
                 _, row[f"{k}_seed_ci_low"], row[f"{k}_seed_ci_high"] = mean_ci(
                     [r[k] for r in reps])

@@ -371,7 +371,8 @@ def attack_model_table(attacks: pd.DataFrame, arch: str, ticket_sparsity: float,
                        method: str) -> pd.DataFrame:
     """Every attack on Table 1's models (the dense network and its ``method`` ticket) at
     each dataset's largest sample size (the paper's Section 4 comparison of attack models,
-    with the threshold baselines beside them)."""
+    with the threshold baselines beside them); ``fit_<side>`` says what a classifier attack
+    fitted (the exact SVC or its approximation above ``attack.svm.exact_max_rows``...)."""
     sel = _sel(attacks, arch=arch, replicate=MEAN)
     sel = sel[(sel["method"] == DENSE) | (sel["method"] == method)]
     rows = []
@@ -385,7 +386,8 @@ def attack_model_table(attacks: pd.DataFrame, arch: str, ticket_sparsity: float,
                 if r.empty:
                     continue
                 r = r.iloc[0]
-                for col in ("n_eval_members", "n_eval_nonmembers", "min_fpr", "n_references"):
+                for col in ("n_eval_members", "n_eval_nonmembers", "min_fpr", "n_references",
+                            "fit"):
                     if col in r and pd.notna(r[col]):
                         row[f"{col}_{side}"] = r[col]
                 for m in ("accuracy", "auc", "tpr_at_fpr_0.1", "tpr_at_fpr_0.01",

@@ -43,6 +43,17 @@ TRANSFER_COLUMNS = ["source_arch", "source_method", "source_sparsity", "target_a
                     "target_method", "target_sparsity", "accuracy"]
 
 
+def fit_text(row: dict) -> str:
+    """What a classifier attack fitted, as its result row records it: 'SVC',
+    'Nystroem(rbf, 1000 components)+LinearSVC', 'MLPClassifier, early stopping'; '' for an
+    attack that fits no estimator (a threshold or reference attack)."""
+    est = row.get("estimator")
+    if not isinstance(est, str) or not est:
+        return ""
+    text = est + (", early stopping" if row.get("early_stopping") is True else "")
+    return text + (", not converged" if row.get("converged") is False else "")
+
+
 def model_name(arch: str, method: str, sparsity: float) -> str:
     """'resnet18 imp s=0.8'; the dense network is 'resnet18 dense'."""
     if method == DENSE:
