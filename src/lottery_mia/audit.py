@@ -690,7 +690,7 @@ def run_audit_attacks(table: ConfidenceTable, refs: References | None, sample: p
 
 FIRST_COLUMNS = ["attack", "kind", "n_eval_members", "n_eval_nonmembers", "min_fpr",
                  "n_references"]
-HEADLINE_METRICS = ["auc", "accuracy", "tpr_at_fpr_0.1", "tpr_at_fpr_0.01",
+HEADLINE_METRICS = ["auc", "balanced_accuracy", "accuracy", "tpr_at_fpr_0.1", "tpr_at_fpr_0.01",
                     "tpr_at_fpr_0.001"]
 
 
@@ -812,7 +812,8 @@ def attacks_view(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "attack": f["attack"], "kind": f["kind"],
         "AUC [95% CI]": cells("auc", fmt_ci),
-        "accuracy [95% CI]": cells("accuracy", fmt_ci),
+        # chance 0.5 on any mix of members and non-members (plain accuracy is not)
+        "balanced accuracy [95% CI]": cells("balanced_accuracy", fmt_ci),
         "TPR at 10% FPR": cells("tpr_at_fpr_0.1", low_fpr_cell),
         "TPR at 1% FPR": cells("tpr_at_fpr_0.01", low_fpr_cell),
         "TPR at 0.1% FPR": cells("tpr_at_fpr_0.001", low_fpr_cell),

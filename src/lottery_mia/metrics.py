@@ -501,8 +501,11 @@ def low_fpr_text(m: dict) -> str:
     """'tpr@10%fpr 0.312' for every measurable low FPR of a metrics dict, or why not."""
     parts = [f"tpr@{x:.1%}fpr {m[f'tpr_at_fpr_{x:g}']:.3f}".replace(".0%", "%")
              for x in LOW_FPRS if np.isfinite(m.get(f"tpr_at_fpr_{x:g}", np.nan))]
+    n0 = m.get("n_eval_nonmembers")
+    smallest = (f"{MIN_ABOVE}/{int(n0)} = {MIN_ABOVE / n0:.3g}" if n0 else
+                f"{MIN_ABOVE}/non-members")
     return "  ".join(parts) or (f"tpr at low fpr: n/a (the smallest measurable FPR is "
-                                f"{MIN_ABOVE}/{m.get('n_eval_nonmembers', '?')} non-members)")
+                                f"{smallest})")
 
 
 # --------------------------------------------------------------------------- comparisons
