@@ -280,3 +280,30 @@ def test_figure1_intervals_stay_inside_0_and_1(tmp_path):
     for c in fig.axes[0].containers:
         for seg in c.lines[2][0].get_segments():
             assert seg[:, 1].min() >= 0.0 and seg[:, 1].max() <= 1.0
+
+
+def test_figure6_marks_slices_too_small_to_estimate(tmp_path):
+    """A slice with fewer than 10 members or non-members has a point value but no interval:
+    Figure 6 draws it outlined and marked '<10', one without members 'n/a', and the
+    estimable ones as filled bars with their intervals."""
+    from lottery_mia.figures.slices import figure_slices
+    from lottery_mia.metrics import slice_metrics
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for value, (n1, n0) in {"0": (40, 40), "1": (4, 40), "2": (0, 30)}.items():
+        y = np.r_[np.ones(n1, bool), np.zeros(n0, bool)]
+        s = rng.normal(size=n1 + n0) + y
+        m = slice_metrics(y, s, 0.5, np.ones(len(y), bool), n_boot=200, seed=0)
+        rows.append({"dataset": "digits", "arch": "resnet18", "method": "dense",
+                     "sparsity": 0.0, "sample_size": 160, "attack": "mlp", "slice": "class",
+                     "value": value, **m})
+    slices = pd.DataFrame(rows)
+    assert list(slices["estimable"]) == [True, False, False]
+    fig = figure_slices(slices, tmp_path / "f6.png")
+    auc = fig.axes[1]
+    assert [t.get_text() for t in auc.texts] == ["<10", "n/a"]
+    filled = [p for p in auc.patches if p.get_fill() and p.get_height() != 0]
+    outlined = [p for p in auc.patches if not p.get_fill()]
+    assert len(filled) == 1 and len(outlined) == 1
+    assert (tmp_path / "f6.png").stat().st_size > 0

@@ -15,7 +15,9 @@ CAPTION = (
     'and ticket (mean over seeds, 95% bootstrap intervals). Classes are balanced by '
     'construction; the correct/incorrect slices are not (most misclassified samples are '
     'non-members), so read their AUC. "n/a": a slice without members or without '
-    'non-members, where the metric cannot be estimated.'
+    'non-members, where the metric cannot be estimated; an outlined bar marked "<10": a '
+    'slice with fewer than 10 members or non-members, whose point value is shown without '
+    'an interval (too few rows to estimate one).'
 )
 
 
@@ -41,13 +43,24 @@ def figure_slices(slices: pd.DataFrame, output):
                 ys = m[metric].to_numpy(dtype=float)
                 lo = m[f"{metric}_ci_low"].to_numpy(dtype=float)
                 hi = m[f"{metric}_ci_high"].to_numpy(dtype=float)
-                yerr = np.vstack([np.nan_to_num(ys - lo), np.nan_to_num(hi - ys)])
-                ax.bar(xs, np.nan_to_num(ys - 0.5), bottom=0.5, width=width, yerr=yerr,
-                       capsize=2, label=model_name(arch, method, sp), color=f"C{k % 10}",
-                       alpha=0.8)
+                # a slice too small to estimate: its point value, outlined, no interval
+                few = (~m["estimable"].to_numpy(dtype=bool) if "estimable" in m
+                       else ~np.isfinite(lo)) & np.isfinite(ys)
+                ok = ~few
+                yerr = np.vstack([np.nan_to_num(ys - lo), np.nan_to_num(hi - ys)])[:, ok]
+                color = f"C{k % 10}"
+                ax.bar(xs[ok], np.nan_to_num(ys[ok] - 0.5), bottom=0.5, width=width,
+                       yerr=yerr, capsize=2, label=model_name(arch, method, sp),
+                       color=color, alpha=0.8)
+                if few.any():
+                    ax.bar(xs[few], ys[few] - 0.5, bottom=0.5, width=width, fill=False,
+                           edgecolor=color, linestyle="--", linewidth=1)
+                    for x in xs[few]:  # at the base: a label on top can meet the title
+                        ax.text(x, 0.5, "<10", rotation=90, ha="center", va="bottom",
+                                fontsize=7, color=color)
                 for x in xs[~np.isfinite(ys)]:  # a slice without members or non-members
                     ax.text(x, 0.5, "n/a", rotation=90, ha="center", va="bottom",
-                            fontsize=7, color=f"C{k % 10}")
+                            fontsize=7, color=color)
             ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
             ax.set_xticks(range(len(cats)), cats, rotation=45, ha="right", fontsize=8)
             ax.set_ylabel(f"attack {metric}")
