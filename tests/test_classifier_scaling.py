@@ -72,3 +72,24 @@ def test_the_svms_own_settings_are_checked(settings, words):
     for w in words:
         assert w in str(err.value)
     get_attack("svm").factory({"exact_max_rows": None}, 0)  # null: always exact
+
+
+def test_an_mlp_below_its_early_stopping_size_is_the_mlp_without_early_stopping():
+    """Below ``early_stopping_min_rows`` the MLP is exactly ``early_stopping: false`` with
+    scikit-learn's own ``n_iter_no_change`` (the training-loss plateau): the same scores;
+    at or above it the validation patience is ``early_stopping_patience``."""
+    data = _data(n=400)
+    base = {"hidden_layer_sizes": [16], "max_iter": 200}
+    small = get_attack("mlp").factory({**base, "early_stopping": True}, 0)
+    plain = get_attack("mlp").factory({**base, "early_stopping": False}, 0)
+    a, b = small.fit_score(data), plain.fit_score(data)
+    assert a.info["early_stopping"] is False
+    np.testing.assert_array_equal(a.score, b.score)
+    assert small.model.n_iter_no_change == plain.model.n_iter_no_change == 10
+    big = get_attack("mlp").factory({**base, "early_stopping": True,
+                                     "early_stopping_min_rows": 1,
+                                     "early_stopping_patience": 7}, 0)
+    out = big.fit_score(data)
+    assert out.info["early_stopping"] is True and big.model.n_iter_no_change == 7
+    with pytest.raises(ValueError, match="attack.mlp.early_stopping_patience"):
+        get_attack("mlp").factory({"early_stopping_patience": 0}, 0)

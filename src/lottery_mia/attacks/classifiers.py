@@ -28,11 +28,14 @@ Costs at the paper's sizes (``benchmarks/attack_scaling.py`` measures them):
   early stopping (``early_stopping: auto``: on above 10000 rows, on a 10% validation split);
 - ``mlp``: ``early_stopping: true`` by default: 10% of the attack-train rows (stratified,
   ``validation_fraction``) are held out and training stops when their accuracy has not
-  improved by ``tol`` for ``n_iter_no_change`` epochs (default 30, not scikit-learn's 10);
+  improved by ``tol`` for ``early_stopping_patience`` epochs (this attack's own setting,
+  default 30; it is ``n_iter_no_change`` while early stopping is on, which otherwise keeps
+  scikit-learn's meaning and default, 10: the training-loss plateau);
   the result records ``early_stopping`` (whether it was used) and the best
   ``validation_score``. With fewer attack-train rows than ``early_stopping_min_rows`` (this
-  attack's own setting, default 5000; null: any size) it trains without early stopping
-  (to ``max_iter``, or until the training loss stops improving): there a validation split
+  attack's own setting, default 5000; null: any size) it trains without early stopping,
+  exactly as with ``early_stopping: false`` (to ``max_iter``, or until the training loss
+  stops improving for ``n_iter_no_change`` epochs): there a validation split
   is a few dozen rows and an epoch a few steps, and accuracy-based stopping ends at chance
   before the MLP has learnt (1000 rows of 10-class vectors: AUC 0.50 instead of 0.69 with
   patience 10 or 30). At 5000-10000 rows a patience of 30 epochs keeps the AUC within 0.01
@@ -51,8 +54,7 @@ from .base import AttackData, AttackScores, register_attack
 
 ESTIMATORS = {
     "mlp": ("sklearn.neural_network:MLPClassifier",
-            {"hidden_layer_sizes": [64], "max_iter": 600, "early_stopping": True,
-             "n_iter_no_change": 30}),
+            {"hidden_layer_sizes": [64], "max_iter": 600, "early_stopping": True}),
     "svm": ("sklearn.svm:SVC", {"C": 1.0, "kernel": "rbf"}),
     "random_forest": ("sklearn.ensemble:RandomForestClassifier",
                       {"n_estimators": 200, "min_samples_leaf": 2}),
@@ -64,7 +66,7 @@ ESTIMATORS = {
 # Settings of an attack that are not its estimator's (name -> default), checked here.
 OWN_SETTINGS = {
     "svm": {"exact_max_rows": 5000, "approx_components": 1000},
-    "mlp": {"early_stopping_min_rows": 5000},
+    "mlp": {"early_stopping_min_rows": 5000, "early_stopping_patience": 30},
 }
 NULLABLE = {"exact_max_rows": "always exact", "early_stopping_min_rows": "any size"}
 # Settings the estimators of earlier versions took under another name (for the error).
@@ -257,6 +259,8 @@ class ClassifierAttack:
         least = self.own.get("early_stopping_min_rows")
         if self.name == "mlp" and least is not None and len(x) < least:
             self.model.set_params(early_stopping=False)
+        if self.name == "mlp" and self.model.early_stopping:  # patience on validation
+            self.model.set_params(n_iter_no_change=int(self.own["early_stopping_patience"]))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
             self.model.fit(x, y)
