@@ -15,35 +15,9 @@ if command -v chromium >/dev/null 2>&1; then
     exit 0
 fi
 
-skip() {
-    echo "install-browser: WARNING: $*" >&2
-    echo "install-browser: Chromium NOT installed; the browser tests cannot run." >&2
-    exit 0
-}
-
-command -v apt-get >/dev/null 2>&1 || skip "apt-get not found (not a Debian/Ubuntu system)."
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        SUDO="sudo -n"
-    else
-        skip "not root and no passwordless sudo."
-    fi
-fi
-
-APT_OPTS=(-y -q --no-install-recommends)
-cand=$(apt-cache policy chromium 2>/dev/null | awk '/Candidate:/ {print $2}')
-if [ -z "$cand" ] || [ "$cand" = "(none)" ]; then
-    echo "install-browser: running apt-get update ..."
-    $SUDO apt-get update -q || skip "apt-get update failed."
-fi
-echo "install-browser: installing ${PKGS[*]} ..."
-if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install "${APT_OPTS[@]}" "${PKGS[@]}"; then
-    $SUDO apt-get update -q || skip "apt-get update failed."
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install "${APT_OPTS[@]}" "${PKGS[@]}" \
-        || skip "apt-get install ${PKGS[*]} failed."
-fi
+# shellcheck source=apt-install.sh
+source "$(dirname "$0")/apt-install.sh"
+apt_install install-browser "Chromium NOT installed; the browser tests cannot run." "${PKGS[@]}"
 command -v chromium >/dev/null 2>&1 || skip "installed, but no chromium on the PATH."
 echo "install-browser: $(chromium --version 2>/dev/null | tail -1)"
 exit 0

@@ -25,47 +25,9 @@ if have_all; then
     exit 0
 fi
 
-skip() {
-    echo "install-slurm: WARNING: $*" >&2
-    echo "install-slurm: SLURM NOT installed; SLURM tests will be skipped." >&2
-    exit 0
-}
-
-command -v apt-get >/dev/null 2>&1 || skip "apt-get not found (not a Debian/Ubuntu system)."
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        SUDO="sudo -n"
-    else
-        skip "not root and no passwordless sudo."
-    fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-APT_OPTS=(-y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
-
-# Only refresh the package index when the candidates are unknown.
-need_update=0
-for p in "${PKGS[@]}"; do
-    cand=$(apt-cache policy "$p" 2>/dev/null | awk '/Candidate:/ {print $2}')
-    if [ -z "$cand" ] || [ "$cand" = "(none)" ]; then
-        need_update=1
-        break
-    fi
-done
-if [ "$need_update" -eq 1 ]; then
-    echo "install-slurm: running apt-get update ..."
-    $SUDO apt-get update -q || skip "apt-get update failed."
-fi
-
-echo "install-slurm: installing ${PKGS[*]} ..."
-if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install "${APT_OPTS[@]}" "${PKGS[@]}"; then
-    # A stale index can make the install fail (404s); retry once after update.
-    $SUDO apt-get update -q || skip "apt-get update failed."
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install "${APT_OPTS[@]}" "${PKGS[@]}" \
-        || skip "apt-get install ${PKGS[*]} failed."
-fi
+# shellcheck source=apt-install.sh
+source "$(dirname "$0")/apt-install.sh"
+apt_install install-slurm "SLURM NOT installed; SLURM tests will be skipped." "${PKGS[@]}"
 
 have_all || skip "packages installed but some binaries are missing (${BINS[*]})."
 echo "install-slurm: SLURM installed: slurm-client $(dpkg-query -W -f='${Version}' slurm-client 2>/dev/null)"

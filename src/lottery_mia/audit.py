@@ -658,7 +658,8 @@ def run_audit_attacks(table: ConfidenceTable, refs: References | None, sample: p
     population), then :func:`evaluate_attacks` fits and evaluates them. Returns the result
     (``metrics.json``: sample size, features, seed and a row per attack) and the scores
     table (``scores.parquet``: a ``score_<attack>`` column per attack)."""
-    from .attacks import ATTACKS, SCORE_PREFIX, add_references, attack_data, evaluate_attacks
+    from .attacks import (ATTACKS, add_references, attack_data, evaluate_attacks,
+                          scores_table)
 
     needs = any(ATTACKS[n].needs_references for n in names)
     with tempfile.TemporaryDirectory(prefix="lottery-mia-audit-") as tmp:
@@ -674,13 +675,9 @@ def run_audit_attacks(table: ConfidenceTable, refs: References | None, sample: p
                 write_confidences(t, paths[-1])
             refs.inclusion_frame().to_parquet(tmp / "inclusion.parquet", index=False)
             add_references(data, paths, tmp / "inclusion.parquet", tmp / "target.parquet")
-    scores = pd.DataFrame({"sample_id": data.target.sample_id, "label": data.target.label,
-                           "member": data.is_member, "fold": data.sample["fold"].to_numpy(),
-                           "correct": data.target.correct})
     rows, by_attack = evaluate_attacks(data, names, settings, seed=seed,
                                        n_bootstrap=n_bootstrap)
-    for name, score in by_attack.items():
-        scores[SCORE_PREFIX + name] = score
+    scores = scores_table(data, by_attack)
     result = {"model": table.metadata["model"], "n_references": len(refs.tables) if refs
               else 0, "sample_size": int(sample["fold"].isin(FOLDS).sum()),
               "features": features, "seed": seed, "n_bootstrap": n_bootstrap,

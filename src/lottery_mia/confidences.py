@@ -274,7 +274,8 @@ def write_confidences(t: ConfidenceTable, path: str | Path,
                        use_byte_stream_split=floats)
 
 
-def _matrix(table: pa.Table, name: str, path, dtype=np.float32) -> np.ndarray:
+def _matrix(table: pa.Table, name: str, path, dtype=np.float32,
+            bfloat16_bits: bool = False) -> np.ndarray:
     """An N x classes matrix from a list column: fixed-size (as written here), or
     variable-size lists of one common length (as other writers store them)."""
     col = table.column(name).combine_chunks()
@@ -292,7 +293,7 @@ def _matrix(table: pa.Table, name: str, path, dtype=np.float32) -> np.ndarray:
         raise ValueError(f"{path}: column {name!r} is {col.type}, not a list of one value per "
                          "class; delete it and rerun the workflow to score the model again")
     values = col.flatten().to_numpy(zero_copy_only=False)
-    if values.dtype == np.uint16 and name == "logits":  # bfloat16 bits
+    if bfloat16_bits:  # written with logits_dtype bfloat16 (the schema metadata says so)
         values = from_bfloat16_bits(values)
     return values.astype(dtype, copy=False).reshape(-1, c)
 
@@ -326,7 +327,8 @@ def read_confidences(path: str | Path) -> ConfidenceTable:
         sample_id=table.column("sample_id").to_numpy(),
         label=table.column("label").to_numpy(),
         member=table.column("member").to_numpy(zero_copy_only=False).astype(bool),
-        logits=_matrix(table, "logits", path),
+        logits=_matrix(table, "logits", path, bfloat16_bits=(
+            (table.schema.metadata or {}).get(_FORMAT_KEY) == b"bfloat16")),
         metadata=meta, phi=phi, phi_views=views,
     )
     validate_confidences(t, str(path))

@@ -66,6 +66,20 @@ def _no_duplicates(key: str, values, norm=lambda v: v) -> None:
              f"({list(values)}); list each value once" if dup else "")
 
 
+def _in_architectures(key: str, values, cfg: "Config") -> None:
+    """Every architecture of config key ``key`` is one of the top-level ``architectures``."""
+    for a in values:
+        _require(a in cfg.architectures, f"config key {key!r}: {a!r} is not in "
+                 "'architectures'")
+
+
+def _in_sparsities(key: str, values, cfg: "Config") -> None:
+    """Every sparsity of config key ``key`` is one of the top-level ``sparsities``."""
+    spars = {fmt_sparsity(x) for x in cfg.sparsities}
+    for s in values:
+        _require(fmt_sparsity(s) in spars, f"config key {key!r}: {s} is not in 'sparsities'")
+
+
 # --------------------------------------------------------------------------- sections
 class Threads(Section):
     """Torch threads of each job (how, not what: changing them reruns nothing)."""
@@ -331,13 +345,8 @@ class References(Section):
         for d in self.datasets or []:
             _require(d in cfg.datasets, f"config key 'references.datasets': {d!r} is not "
                      "one of the configured datasets")
-        for a in self.architectures:
-            _require(a in cfg.architectures, f"config key 'references.architectures': {a!r} "
-                     "is not in 'architectures'")
-        spars = {fmt_sparsity(x) for x in cfg.sparsities}
-        for s in self.sparsities:
-            _require(fmt_sparsity(s) in spars, f"config key 'references.sparsities': {s} is "
-                     "not in 'sparsities'")
+        _in_architectures("references.architectures", self.architectures, cfg)
+        _in_sparsities("references.sparsities", self.sparsities, cfg)
         for m in self.methods:
             _require(m in cfg.pruning.methods, f"config key 'references.methods': {m!r} is "
                      f"not one of pruning.methods {cfg.pruning.methods}")
@@ -377,13 +386,8 @@ class Transfer(Section):
         _no_duplicates("transfer.sparsities", self.sparsities, float)
         _require(self.dataset in cfg.datasets, f"config key 'transfer.dataset': "
                  f"{self.dataset!r} is not one of the configured datasets")
-        for a in self.architectures:
-            _require(a in cfg.architectures, f"config key 'transfer.architectures': {a!r} is "
-                     "not in 'architectures'")
-        spars = {fmt_sparsity(x) for x in cfg.sparsities}
-        for s in self.sparsities:
-            _require(fmt_sparsity(s) in spars, f"config key 'transfer.sparsities': {s} is not "
-                     "in 'sparsities'")
+        _in_architectures("transfer.architectures", self.architectures, cfg)
+        _in_sparsities("transfer.sparsities", self.sparsities, cfg)
         _require(self.sample_size in cfg.sample_sizes(self.dataset), f"config key "
                  f"'transfer.sample_size': {self.sample_size} is not in 'attack.sample_sizes'")
         _require(self.attack in cfg.attack.models, f"config key 'transfer.attack': "
@@ -426,12 +430,9 @@ class Report(Section):
         return list(dict.fromkeys([self.attack] + list(more)))
 
     def check(self, cfg: "Config") -> None:
-        spars = {fmt_sparsity(x) for x in cfg.sparsities}
-        _require(self.table1_arch in cfg.architectures, f"config key 'report.table1_arch': "
-                 f"{self.table1_arch!r} is not in 'architectures'")
+        _in_architectures("report.table1_arch", [self.table1_arch], cfg)
         for k in ("table1_sparsity", "figure3_sparsity"):
-            _require(fmt_sparsity(getattr(self, k)) in spars, f"config key 'report.{k}': "
-                     f"{getattr(self, k)} is not in 'sparsities'")
+            _in_sparsities(f"report.{k}", [getattr(self, k)], cfg)
         _require(any(self.figure2_sample_size in cfg.sample_sizes(d) for d in cfg.datasets),
                  f"config key 'report.figure2_sample_size': {self.figure2_sample_size} is not "
                  "an attack sample size of any dataset")

@@ -467,9 +467,7 @@ def slice_metrics(is_member, scores, thresholds, masks, *, n_boot: int = N_BOOTS
         if ys.all() or not ys.any():
             point_auc.append(np.nan)
             continue
-        rk = _Ranked(ss[ys], ss[~ys], t[r])
-        point_auc.append(float(rk.metrics(np.arange(rk.n1)[None], np.arange(rk.n0)[None],
-                                          only=("accuracy", "auc"))["auc"][0]))
+        point_auc.append(float(_rank_auc(ss[ys], ss[~ys])))
     note = _slice_note(int(n1s.min()), int(n0s.min()))
     out = {"n_rows": int(masks.sum(1).mean()), "n_members": int(n1s.mean()),
            "n_nonmembers": int(n0s.mean()), "accuracy": float(np.mean(point_acc)),

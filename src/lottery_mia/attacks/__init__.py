@@ -25,7 +25,8 @@ ATTACKS.load(__name__, skip=("base",))  # every other module registers its attac
 
 __all__ = ["ATTACKS", "FEATURES", "AttackData", "AttackKind", "AttackScores",
            "attack_features", "get_attack", "register_attack", "evaluate_attacks",
-           "attack_data", "add_references", "check_attack_config", "SCORE_PREFIX"]
+           "attack_data", "add_references", "check_attack_config", "SCORE_PREFIX",
+           "scores_table"]
 
 SCORE_PREFIX = "score_"
 
@@ -157,6 +158,20 @@ def evaluate_attacks(data: AttackData, attacks: list[str], settings: dict, *, se
             + ("" if out.info.get("converged", True) else
                f"  did not converge: raise attack.{name}.max_iter"))
     return rows, scores
+
+
+def scores_table(data: AttackData, by_attack: dict):
+    """A fit-attack result's scores table (``scores.parquet``): every row of the attack
+    sample (id, label, membership, fold, whether the model classifies it correctly) and each
+    attack's score of it (``score_<attack>``, from :func:`evaluate_attacks`)."""
+    import pandas as pd
+
+    scores = pd.DataFrame({"sample_id": data.target.sample_id, "label": data.target.label,
+                           "member": data.is_member, "fold": data.sample["fold"].to_numpy(),
+                           "correct": data.target.correct})
+    for name, score in by_attack.items():
+        scores[SCORE_PREFIX + name] = score
+    return scores
 
 
 def model_method(meta: dict) -> str:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..attacks import (SCORE_PREFIX, add_references, attack_data, attack_features,
-                       evaluate_attacks, get_attack, model_method, rows_of)
+from ..attacks import (add_references, attack_data, attack_features, evaluate_attacks,
+                       get_attack, model_method, rows_of, scores_table)
 from ..confidences import check_table_identity, read_confidences
 from ..io import atomic_path, log, write_json
 from ..metrics import bootstrap_metrics, chance_verdict
@@ -40,13 +40,9 @@ def run_attacks(*, confidences_path, sample_path, attacks: list[str], settings: 
         add_references(data, reference_paths, inclusion_path, confidences_path,
                        reference_seeds)
     meta = data.target.metadata
-    scores = pd.DataFrame({"sample_id": data.target.sample_id, "label": data.target.label,
-                           "member": data.is_member, "fold": data.sample["fold"].to_numpy(),
-                           "correct": data.target.correct})
     rows, by_attack = evaluate_attacks(data, attacks, settings, seed=seed,
                                        n_bootstrap=n_bootstrap)
-    for name, score in by_attack.items():
-        scores[SCORE_PREFIX + name] = score
+    scores = scores_table(data, by_attack)
     result = {"dataset": meta.get("dataset"), "arch": meta.get("arch"),
               "method": model_method(meta), "sparsity": meta.get("sparsity"),
               "achieved_sparsity": meta.get("achieved_sparsity", meta.get("sparsity")),
