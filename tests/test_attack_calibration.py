@@ -5,8 +5,8 @@
 The null-calibration test draws member and non-member confidences from one distribution
 (label-carrying, near-one-hot vectors, as a well-trained classifier gives) on a digits-like
 membership split, at a near-exhaustive attack sample size, and averages each attack's
-accuracy over many seeds: any systematic bias of the sampler or of an attack shows up as a
-mean away from 0.5. A sampler whose folds are not class-stratified fails it (checked below).
+accuracy and AUC over many seeds: any systematic bias of the sampler or of an attack shows up
+as a mean away from 0.5. A sampler whose folds are not class-stratified fails it (checked below).
 """
 
 from __future__ import annotations
@@ -51,33 +51,43 @@ def null_table(membership: pd.DataFrame, seed: int) -> ConfidenceTable:
 
 def mean_null_accuracy(membership, attack: str, sampler, seeds: int = SEEDS,
                        settings: dict | None = None) -> float:
+    return null_means(membership, attack, sampler, seeds, settings)[0]
+
+
+def null_means(membership, attack: str, sampler, seeds: int = SEEDS,
+               settings: dict | None = None) -> tuple[float, float]:
+    """Mean attack-test accuracy and AUC of ``attack`` over ``seeds`` null experiments."""
     from threadpoolctl import threadpool_limits
 
     # one OpenMP thread, as in a fit-attack job (Snakemake sets OMP_NUM_THREADS to the job's
     # threads): histogram gradient boosting's threads spin for ages on a loaded machine
     with threadpool_limits(1, user_api="openmp"):
-        accs = _null_accuracies(membership, attack, sampler, seeds, settings)
-    return float(np.mean(accs))
+        runs = _null_runs(membership, attack, sampler, seeds, settings)
+    return float(np.mean([a for a, _ in runs])), float(np.mean([u for _, u in runs]))
 
 
-def _null_accuracies(membership, attack, sampler, seeds, settings) -> list[float]:
-    accs = []
+def _null_runs(membership, attack, sampler, seeds, settings) -> list[tuple[float, float]]:
+    from lottery_mia.metrics import attack_metrics
+
+    runs = []
     for seed in range(seeds):
         sample = sampler(membership, N, seed)
         data = AttackData(null_table(membership, seed).rows(sample["sample_id"].to_numpy()),
                           sample)
         out = get_attack(attack).factory(settings or LIGHT.get(attack), seed).fit_score(data)
         y = data.is_member[data.test]
-        accs.append(((out.score[data.test] >= out.threshold) == y).mean())
-    return accs
+        runs.append((((out.score[data.test] >= out.threshold) == y).mean(),
+                     attack_metrics(y, out.score[data.test])["auc"]))
+    return runs
 
 
 @pytest.mark.parametrize("attack", sorted(k for k, v in ATTACKS.items()
                                            if not v.needs_references))
 def test_every_attack_scores_chance_when_there_is_nothing_to_find_null(digits_membership,
                                                                         attack):
-    acc = mean_null_accuracy(digits_membership, attack, make_attack_sample)
+    acc, auc = null_means(digits_membership, attack, make_attack_sample)
     assert abs(acc - 0.5) <= 0.01, f"{attack}: mean null accuracy {acc:.4f}"
+    assert abs(auc - 0.5) <= 0.01, f"{attack}: mean null AUC {auc:.4f}"
 
 
 VARIANTS = {  # the other way each classifier may fit at scale, forced at this size
@@ -100,8 +110,9 @@ def test_attacks_as_fitted_at_scale_score_chance_when_there_is_nothing_to_find_n
     probe = ClassifierAttack(attack, settings, 0)
     probe.fit(np.random.default_rng(0).random((300, 10)), np.arange(300) % 2)
     assert used(probe), attack
-    acc = mean_null_accuracy(digits_membership, attack, make_attack_sample, settings=settings)
+    acc, auc = null_means(digits_membership, attack, make_attack_sample, settings=settings)
     assert abs(acc - 0.5) <= 0.01, f"{attack} at scale: mean null accuracy {acc:.4f}"
+    assert abs(auc - 0.5) <= 0.01, f"{attack} at scale: mean null AUC {auc:.4f}"
 
 
 def unstratified_sampler(membership, n, seed):

@@ -537,3 +537,21 @@ def test_the_installed_command_runs_the_audit(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out" / "report.html").exists()
+
+
+def test_the_audit_table_shows_balanced_accuracy_not_the_majority_share():
+    """A reference attack is evaluated on every row of the target (here 300 members and
+    1,497 non-members): an attack that calls everything a non-member has accuracy 0.833,
+    the non-member share, but balanced accuracy 0.5. The report's table shows the latter."""
+    from lottery_mia.audit import attacks_view
+
+    row = {"attack": "lira_online", "kind": "reference", "n_eval_members": 300,
+           "n_eval_nonmembers": 1497, "min_fpr": 1 / 1497, "n_references": 4,
+           "verdict_auc": "above chance"}
+    for m, v in (("auc", 0.56), ("accuracy", 1497 / 1797), ("balanced_accuracy", 0.5),
+                 ("tpr_at_fpr_0.1", 0.2), ("tpr_at_fpr_0.01", 0.1),
+                 ("tpr_at_fpr_0.001", np.nan)):
+        row.update({m: v, f"{m}_ci_low": v - 0.01, f"{m}_ci_high": v + 0.01})
+    view = attacks_view(pd.DataFrame([row]))
+    assert "accuracy [95% CI]" not in view
+    assert view["balanced accuracy [95% CI]"].iloc[0].startswith("0.500")

@@ -410,3 +410,14 @@ def test_slice_intervals_cover_from_min_slice_rows_and_not_below(d):
 
     assert _slice_auc_coverage(MIN_SLICE, d) >= 0.90
     assert _slice_auc_coverage(3, d) < 0.85
+
+
+def test_the_low_fpr_log_text_gives_the_smallest_measurable_fpr_as_a_number():
+    from lottery_mia.metrics import low_fpr_text
+
+    none = {"tpr_at_fpr_0.1": np.nan, "tpr_at_fpr_0.01": np.nan, "tpr_at_fpr_0.001": np.nan,
+            "n_eval_nonmembers": 50}
+    assert low_fpr_text(none) == ("tpr at low fpr: n/a (the smallest measurable FPR is "
+                                  "10/50 = 0.2)")
+    some = {**none, "tpr_at_fpr_0.1": 0.3125, "n_eval_nonmembers": 200}
+    assert low_fpr_text(some) == "tpr@10%fpr 0.312"

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 
 from lottery_mia import training
-from lottery_mia.masks import Mask
 from lottery_mia.models import build_model
 from lottery_mia.runtime import Runtime, make_runtime
 from lottery_mia.checkpoints import model_spec
