@@ -80,9 +80,11 @@ the paper's, ``svm``, ``random_forest``, ``logistic_regression``, ``gradient_boo
 fit on the attack-train fold, evaluated on the attack-test fold) and the threshold attacks
 (``loss``, ``confidence``, ``entropy``, ``modified_entropy``: threshold chosen on
 attack-train, evaluated on attack-test); with references also ``lira_online``,
-``lira_offline``, ``rmia`` and ``shadow_mlp``, evaluated on every row of the target (they
-learn nothing from the target's membership; attack-train rows only place their threshold;
-``same_rows_*`` gives them on the attack-test rows). RMIA's population samples are the
+``lira_offline``, ``rmia`` and ``shadow_mlp``, evaluated on every row of the target that
+their references can judge (IN for some reference and OUT for another; the others are
+left out, counted in ``n_unjudged`` with the reason, and their scores are nan), less the
+attack-train rows where their threshold is placed (they learn nothing from the target's
+membership; ``same_rows_*`` gives them on the judged attack-test rows). RMIA's population samples are the
 target's non-members, as in the pipeline. Every metric carries a 95% percentile-bootstrap
 interval (``n_bootstrap`` resamples, members and non-members resampled separately); a TPR
 at FPR x is reported only where at least 10 non-members lie above its threshold
@@ -739,6 +741,8 @@ def describe_inputs(table, refs, sample, attack_sample, seed, test_fraction,
             "names": refs.names, "in_per_reference": inc.sum(1).tolist(),
             "rows_without_in": int((~inc.any(0)).sum()),
             "rows_without_out": int(inc.all(0).sum()),
+            "rows_unjudged": int((~(inc.any(0) & ~inc.all(0))).sum()),
+            "rows_judged": int((inc.any(0) & ~inc.all(0)).sum()),
             "ignored_rows": refs.ignored_rows}
     return inputs
 
@@ -746,7 +750,7 @@ def describe_inputs(table, refs, sample, attack_sample, seed, test_fraction,
 # --------------------------------------------------------------------------- figure
 KIND_TITLES = {"classifier": "classifier attacks\n(fit on attack-train, on attack-test)",
                "threshold": "threshold attacks\n(cut on attack-train, on attack-test)",
-               "reference": "reference-model attacks\n(on every row of the target)"}
+               "reference": "reference-model attacks\n(rows the references can judge)"}
 LINESTYLES = ("-", "--", "-.", ":")
 
 
@@ -764,7 +768,8 @@ def draw_roc(frame: pd.DataFrame, scores: pd.DataFrame, output, model: str):
     member = scores["member"].to_numpy().astype(bool)
     for ax, kind in zip(axes, kinds):
         rows = frame[frame["kind"] == kind]
-        keep = evaluated(fold, kind)
+        keep = evaluated(fold, kind,  # the reference attacks share their judged rows
+                         scores[f"score_{rows['attack'].iat[0]}"].to_numpy())
         n0 = int((~member[keep]).sum())
         lim = 1.0 / max(n0, 1)
         ax.axvspan(lim / 2, min(MIN_ABOVE * lim, 1.0), color="grey", alpha=0.12, lw=0,

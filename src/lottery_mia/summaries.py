@@ -89,13 +89,14 @@ def replicate_mean_rows(groups: dict, n_bootstrap: int, seed: int) -> list[dict]
                 by_attack.setdefault(r["attack"], []).append(r)
         for attack, reps in by_attack.items():
             col = f"score_{attack}"
-            rows_eval = evaluated(fold, reps[0]["kind"])  # the rows the attack is judged on
+            rows_eval = evaluated(fold, reps[0]["kind"],  # the rows the attack is judged on
+                                  frames[0][col].to_numpy())
             y = member[rows_eval]
             s = np.stack([f[col].to_numpy()[rows_eval] for f in frames])
             thr = np.array([r["threshold"] for r in reps])
             m = bootstrap_metrics(y, s, thr, n_boot=n_bootstrap, seed=seed)
             if reps[0]["kind"] == REFERENCE:  # and on the classifiers' rows
-                test = fold == "attack_test"
+                test = (fold == "attack_test") & np.isfinite(frames[0][col].to_numpy())
                 same = bootstrap_metrics(member[test], np.stack([f[col].to_numpy()[test]
                                                                  for f in frames]),
                                          thr, n_boot=n_bootstrap, seed=seed)

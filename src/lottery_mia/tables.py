@@ -117,7 +117,7 @@ def _stacked_scores(paths: list, attack: str, kind: str
     for p, f in zip(paths, frames):
         if not np.array_equal(f["sample_id"].to_numpy(), ids):
             raise ValueError(f"{p} was attacked on other rows than {paths[0]}; rerun")
-    rows = evaluated(frames[0]["fold"].to_numpy(), kind)
+    rows = evaluated(frames[0]["fold"].to_numpy(), kind, frames[0][f"score_{attack}"].to_numpy())
     y = frames[0]["member"].to_numpy()[rows]
     s = np.stack([f[f"score_{attack}"].to_numpy()[rows] for f in frames])
     return y, s, frames
@@ -418,7 +418,8 @@ def slices(score_paths, attacks: pd.DataFrame, slice_attacks: list[str],
         for attack in slice_attacks:
             kind = kind_of(attacks, attack)
             y, s, frames = _stacked_scores(paths, attack, kind)
-            test = evaluated(frames[0]["fold"].to_numpy(), kind)
+            test = evaluated(frames[0]["fold"].to_numpy(), kind,
+                             frames[0][f"score_{attack}"].to_numpy())
             part = _sel(attacks, dataset=ds, arch=arch, method=method, sparsity=sparsity,
                         sample_size=n, attack=attack)
             part = part[part["replicate"] != MEAN].sort_values(

@@ -27,12 +27,20 @@ REFERENCE = "reference"  # the kind of attack that learns nothing from the targe
 SAME_ROWS_METRICS = ("accuracy", "auc", "tpr_at_fpr_0.1")
 
 
-def evaluated(fold, kind: str):
+def evaluated(fold, kind: str, score=None):
     """The rows an attack is evaluated on (a boolean array of ``fold``'s shape): the
     attack-test rows for classifier and threshold attacks (they learn from attack-train
-    rows), every scored row of the target for reference attacks (they learn only from the
-    reference models; the attack-train rows only place their threshold)."""
-    return (fold != "") if kind == REFERENCE else (fold == "attack_test")
+    rows); for reference attacks, every row the references can judge (some reference
+    trained on it and some did not: their scores are finite, the others nan) outside the
+    attack-train fold, where their threshold is placed. A reference attack's ``score`` must
+    be given: a row outside the references' inclusion design is never evaluated (whether a
+    row is in the references' pool is itself membership when every member is)."""
+    if kind == REFERENCE:
+        if score is None:
+            raise ValueError("the rows a reference attack is evaluated on depend on its "
+                             "scores (nan outside the references' inclusion design)")
+        return (fold != "attack_train") & (score == score)  # score == score: not nan
+    return fold == "attack_test"
 
 
 # The columns a table must have to be read back (readers name what is missing).

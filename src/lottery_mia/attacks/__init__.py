@@ -29,6 +29,8 @@ __all__ = ["ATTACKS", "FEATURES", "AttackData", "AttackKind", "AttackScores",
            "scores_table"]
 
 SCORE_PREFIX = "score_"
+UNJUDGED_REASON = ("outside the references' inclusion design (no reference trained on the "
+                   "row, or every one did): not scored")
 
 
 def check_attack_config(names: list, settings_of: dict, cache_dir=None) -> list[str]:
@@ -57,7 +59,7 @@ def attack_data(confidences_path, sample_path, features: str,
     """The target's confidence rows of an attack sample (with ``expected``, the table must
     be that model's: :func:`lottery_mia.confidences.check_table_identity`). With
     ``all_rows``, every other scored row of the target follows the sample's rows, in fold
-    ``outside`` (reference attacks are evaluated on all of them)."""
+    ``outside`` (reference attacks are evaluated on those their references can judge)."""
     import pandas as pd
 
     from ..attack_samples import read_attack_sample
@@ -130,30 +132,47 @@ def evaluate_attacks(data: AttackData, attacks: list[str], settings: dict, *, se
                      n_bootstrap: int) -> tuple[list[dict], dict]:
     """Fit (or threshold) every attack of ``attacks`` on the attack-train rows of ``data``
     and evaluate it with 95% bootstrap intervals on the rows its kind is evaluated on
-    (:func:`lottery_mia.vocabulary.evaluated`: attack-test rows, or every row for reference
-    attacks, which then also carry ``same_rows_*`` metrics on the attack-test rows, to
-    compare with the classifier attacks): the result rows (one per attack) and each
-    attack's score of every row (by attack name)."""
+    (:func:`lottery_mia.vocabulary.evaluated`: attack-test rows, or for reference attacks
+    every row their references can judge outside the attack-train fold, which then also
+    carry ``same_rows_*`` metrics on the judged attack-test rows, to compare with the
+    classifier attacks; the ``n_unjudged`` rows outside the inclusion design get a nan
+    score): the result rows (one per attack) and each attack's score of every row (by
+    attack name)."""
     rows, scores = [], {}
     for name in attacks:
         kind = get_attack(name)
         out: AttackScores = kind.factory(settings.get(name), seed).fit_score(data)
-        rows_eval = data.evaluated(kind.kind)
+        extra = {}
+        if kind.kind == REFERENCE:  # only rows the references can judge are scored
+            judged = data.judged()
+            out.score = np.where(judged, out.score, np.nan)
+            extra = {"n_unjudged": int((~judged).sum()),
+                     "unjudged_reason": UNJUDGED_REASON if (~judged).any() else ""}
+        rows_eval = data.evaluated(kind.kind, out.score)
+        y_eval = data.is_member[rows_eval]
+        if y_eval.all() or not y_eval.any():
+            raise ValueError(f"attack {name!r}: the rows it can be evaluated on hold "
+                             f"{int(y_eval.sum())} members and {int((~y_eval).sum())} "
+                             "non-members; a reference attack needs both among the rows "
+                             "that some references trained on and others did not")
         m = bootstrap_metrics(data.is_member[rows_eval], out.score[rows_eval], out.threshold,
                               n_boot=n_bootstrap, seed=seed)
         if kind.kind == REFERENCE:
-            same = bootstrap_metrics(data.is_member[data.test], out.score[data.test],
+            test = data.test & np.isfinite(out.score)
+            same = bootstrap_metrics(data.is_member[test], out.score[test],
                                      out.threshold, n_boot=n_bootstrap, seed=seed)
             m.update({f"same_rows_{k}{x}": same[f"{k}{x}"] for k in SAME_ROWS_METRICS
                       for x in ("", "_ci_low", "_ci_high")})
+            m.update(extra)
         row = {"attack": name, "kind": kind.kind, "threshold": out.threshold, **m,
                **{k: v for k, v in out.info.items()}}
-        row["verdict_accuracy"] = chance_verdict(m["accuracy_ci_low"], m["accuracy_ci_high"])
+        acc = "balanced_accuracy" if kind.kind == REFERENCE else "accuracy"  # rows unequal
+        row["verdict_accuracy"] = chance_verdict(m[f"{acc}_ci_low"], m[f"{acc}_ci_high"])
         row["verdict_auc"] = chance_verdict(m["auc_ci_low"], m["auc_ci_high"])
         rows.append(row)
         scores[name] = out.score
-        log(f"{name:>20}: accuracy {m['accuracy']:.3f} [{m['accuracy_ci_low']:.3f}, "
-            f"{m['accuracy_ci_high']:.3f}]  auc {m['auc']:.3f} [{m['auc_ci_low']:.3f}, "
+        log(f"{name:>20}: {acc.replace('_', ' ')} {m[acc]:.3f} [{m[f'{acc}_ci_low']:.3f}, "
+            f"{m[f'{acc}_ci_high']:.3f}]  auc {m['auc']:.3f} [{m['auc_ci_low']:.3f}, "
             f"{m['auc_ci_high']:.3f}] ({row['verdict_auc']})  {low_fpr_text(m)}"
             + ("" if out.info.get("converged", True) else
                f"  did not converge: raise attack.{name}.max_iter"))

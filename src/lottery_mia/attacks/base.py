@@ -65,9 +65,19 @@ class AttackData:
     def test(self) -> np.ndarray:
         return (self.sample["fold"] == "attack_test").to_numpy()
 
-    def evaluated(self, kind: str) -> np.ndarray:
-        """The rows an attack of ``kind`` is evaluated on (:func:`vocabulary.evaluated`)."""
-        return evaluated(self.sample["fold"].to_numpy(), kind)
+    def evaluated(self, kind: str, score: np.ndarray | None = None) -> np.ndarray:
+        """The rows an attack of ``kind`` is evaluated on (:func:`vocabulary.evaluated`;
+        a reference attack's ``score`` is nan on the rows its references cannot judge)."""
+        return evaluated(self.sample["fold"].to_numpy(), kind, score)
+
+    def judged(self) -> np.ndarray:
+        """(n_rows,) bool: the rows the references' inclusion design covers, IN for some
+        reference and OUT for another (Carlini et al.: every pool row is IN for exactly
+        half). Only these rows are scored by a reference attack: a row no reference trained
+        on has no IN statistics, and filling them in makes "is this row in the pool" a
+        membership signal whenever every member is in the pool."""
+        inc = np.asarray(self.reference_in, dtype=bool)
+        return inc.any(0) & ~inc.all(0)
 
     def feature_matrix(self, table: ConfidenceTable | None = None) -> np.ndarray:
         return attack_features(self.target if table is None else table, self.features)

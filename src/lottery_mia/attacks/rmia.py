@@ -20,8 +20,11 @@ computed in log space with one sort of log LR(z) and a binary search per x. High
 member; the decision threshold is the best cut on attack-train rows. The target's
 membership labels are never read for the scores.
 
-A row (x or z) with no OUT reference in the offline variant falls back to the mean over all
-its references (with K references on random halves this has probability 2^-K per row).
+Only rows x the references' inclusion design covers (IN for some reference, OUT for
+another) are scored; the others get nan (:mod:`lottery_mia.attacks.lira` says why), and ``a``
+is tuned on covered rows only. A population sample z with no OUT reference in the offline
+variant falls back to the mean over all its references (the z only set the scale of the
+score: it is monotone in LR(x) whatever they are).
 """
 
 from __future__ import annotations
@@ -95,11 +98,14 @@ class RMIA:
         ref_x = np.stack([true_class_log_prob(r) for r in data.references])
         ref_z = np.stack([true_class_log_prob(r) for r in data.population_references])
         tgt_x, tgt_z = true_class_log_prob(data.target), true_class_log_prob(data.population)
+        judged = data.judged()  # rows IN for some references and OUT for others
         a, tuned = self.a, None
         if a == "auto":
-            a, tuned = tune_a(ref_x, inc, ref_z, pop_in, self.gamma, self.offline)
+            a, tuned = tune_a(ref_x[:, judged], inc[:, judged], ref_z, pop_in, self.gamma,
+                              self.offline)
         score = rmia_scores(tgt_x, ref_x, inc, tgt_z, ref_z, pop_in, a, self.gamma,
                             self.offline)
+        score = np.where(judged, score, np.nan)  # see lottery_mia.attacks.lira
         thr, info = threshold_on_train(data, score)
         info.update({"n_references": len(data.references), "n_population": m,
                      "offline": self.offline, "a": a, "a_tuned": tuned is not None,

@@ -102,6 +102,9 @@ class ShadowMLP:
         converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
         shadow_acc = float((self.model.predict(x) == y).mean())
         score = self.model.predict_proba(attack_features(data.target, self.features))[:, 1]
+        # scored where the reference attacks are (rows the inclusion design covers), so all
+        # of them are judged on the same rows
+        score = np.where(data.judged(), score, np.nan)
         info = {"converged": converged, "n_iter": int(self.model.n_iter_),
                 "n_references": len(data.references), "shadow_rows": int(len(y)),
                 "shadow_train_accuracy": shadow_acc}

@@ -84,7 +84,7 @@ def draw(data: FigureData, output):
                  f"n={m['sample_size']}")
         for col in [c for c in m if c.startswith("score_")]:
             name = col[len("score_"):]
-            rows = evaluated(m["fold"], kinds.get(name))  # the rows it is judged on
+            rows = evaluated(m["fold"], kinds.get(name), m[col])  # the rows it is judged on
             curves.append({"label": label, "attack": name, "kind": kinds.get(name),
                            "member": m["member"][rows], "score": m[col][rows]})
     return figure_roc_all_attacks(curves, output)
