@@ -101,7 +101,7 @@ rule tables:
     input:
         attacks=L.SUMMARY_TABLES["attacks"],
         training=L.SUMMARY_TABLES["training"],
-        scores=[p for g in PLAN.table1_groups() for p in g.paths],
+        scores=[p for g in PLAN.verdict_groups() for p in g.paths],
         method_scores=[p for g in PLAN.method_groups() for p in g.paths],
     output:
         **{
@@ -115,11 +115,11 @@ rule tables:
     conda:
         "../envs/analysis.yaml"
     params:
-        groups=[g.as_dict() for g in PLAN.table1_groups()],
+        groups=[g.as_dict() for g in PLAN.verdict_groups()],
         method_groups=[g.as_dict() for g in PLAN.method_groups()],
         method_kinds={m["name"]: m["kind"] for m in PLAN.methods_described()},
         values=PLAN.report_values(),
-        verdict_attacks=CFG.report.verdicts,
+        verdict_attacks=CFG.report.verdicts(PLAN.reference_attacks),
         n_bootstrap=CFG.attack.n_bootstrap,
         seed=CFG.attack.seed,
     script:

@@ -448,7 +448,8 @@ def test_a_summary_csv_without_its_columns_is_named(tmp_path):
     pd.DataFrame({"dataset": ["digits"], "attack": ["mlp"]}).to_csv(bad, index=False)
     with pytest.raises(ValueError, match=f"{bad}.*lacks the column.*'arch'.*summarize_attacks"):
         write_tables(attacks_csv=bad, score_paths=[], arch="resnet18", ticket_sparsity=0.8,
-                     attack="mlp", method="oneshot", n_bootstrap=200, seed=0, margin=0.02,
+                     attack="mlp", method="oneshot", n_bootstrap=200, seed=0,
+                     margins={"auc": 0.03}, primary={"attack": "auto", "metric": "auc"},
                      out_table1_csv=tmp_path / "t.csv",
                      out_table1_md=tmp_path / "t.md", out_verdicts=tmp_path / "v.csv",
                      out_attack_models=tmp_path / "a.csv")

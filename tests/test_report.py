@@ -29,11 +29,17 @@ def test_the_report_escapes_config_and_data(tmp_path):
     for side in ("_dense", "_ticket"):
         _with_ci(t1, ("accuracy", "precision"), side)
     pd.DataFrame([t1]).to_csv(tmp_path / "t1.csv", index=False)
-    pd.DataFrame({"sentence": [EVIL], "dataset": [EVIL], "sample_size": [100],
-                  "attack": [EVIL], "metric": ["auc"], "dense": [0.6], "ticket": [0.6],
-                  "diff": [0.0], "diff_ci_low": [-0.01], "diff_ci_high": [0.01],
-                  "n_seeds": [3], "scope": ["seeds"], "p_holm": [0.9],
-                  "verdict": ["equivalent"]}).to_csv(tmp_path / "verdicts.csv", index=False)
+    pd.DataFrame({"sentence": [EVIL, EVIL], "dataset": [EVIL, EVIL], "arch": [EVIL, EVIL],
+                  "method": [EVIL, EVIL], "ticket_sparsity": [0.8, 0.8],
+                  "sample_size": [100, 100], "attack": [EVIL, EVIL], "metric": ["auc", "auc"],
+                  "primary": [True, False], "dense": [0.6, 0.6], "ticket": [0.6, 0.6],
+                  "diff": [0.0, 0.0], "diff_ci_low": [-0.01, -0.01],
+                  "diff_ci_high": [0.01, 0.01], "diff_at_gap": [0.0, float("nan")],
+                  "diff_at_gap_ci_low": [-0.01, float("nan")],
+                  "diff_at_gap_ci_high": [0.01, float("nan")], "margin": [0.03, 0.03],
+                  "n_seeds": [3, 3], "scope": ["seeds and rows"] * 2, "p_holm": [0.9, 0.9],
+                  "seeds_needed": [3.0, 3.0], "verdict": ["equivalent"] * 2}).to_csv(
+        tmp_path / "verdicts.csv", index=False)
     models = {"dataset": EVIL, "sample_size": 100, "attack": EVIL, "kind": EVIL}
     for side in ("_dense", "_ticket"):
         _with_ci(models, ("accuracy", "auc", "tpr_at_fpr_0.1", "tpr_at_fpr_0.01",
@@ -82,7 +88,7 @@ def test_the_report_escapes_config_and_data(tmp_path):
                  figures={"figure1": png, "figure7": png},
                  config={"datasets": {EVIL: {"root": EVIL}}},
                  values={"attack": EVIL, "arch": EVIL, "method": EVIL, "table1_sparsity": 0.8,
-                         "margin": 0.02},
+                         "primary": {"attack": EVIL, "metric": "auc", "sample_size": None}},
                  methods=[{"name": EVIL, "kind": EVIL, "description": EVIL}], output=out)
     html = out.read_text()
     assert "<script" not in html

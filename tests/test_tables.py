@@ -13,11 +13,13 @@ import pytest
 from lottery_mia.jobs.report import write_report
 from lottery_mia.jobs.tables import write_tables
 from lottery_mia.metrics import attack_metrics
-from lottery_mia.tables import (finish_verdicts, method_pairs, method_verdicts, slices, table1,
-                                verdicts)
+from lottery_mia.tables import (method_pairs, method_verdicts, slices, table1, verdict_rows)
 
 DS, ARCH, N = "digits", "resnet18", 400
-REPLICATES = (0, 1)
+REPLICATES = (0, 1, 2)
+MARGINS = {"auc": 0.03, "balanced_accuracy": 0.02, "tpr_at_fpr_0.1": 0.01,
+           "tpr_at_fpr_0.01": 0.001, "tpr_at_fpr_0.001": 0.0001}
+PRIMARY = {"attack": "auto", "metric": "auc", "sample_size": None}
 KINDS = {"dense": "dense", "oneshot": "ticket", "imp": "ticket", "random_reinit": "control"}
 # (method, requested sparsity) -> (membership signal of the scores, achieved sparsity,
 # test accuracy). The oneshot and imp tickets separate members far better than the
@@ -63,8 +65,8 @@ def _row(method, sparsity, replicate, attack, metrics, achieved, threshold=np.na
            "achieved_sparsity": achieved, "threshold": threshold, "replicates": 2,
            "n_nonmembers": N // 2}
     row.update(n_eval_members=N // 2, n_eval_nonmembers=N // 2, min_fpr=2 / N)
-    for k in ("accuracy", "precision", "auc", "tpr_at_fpr_0.1", "tpr_at_fpr_0.01",
-              "tpr_at_fpr_0.001"):
+    for k in ("accuracy", "balanced_accuracy", "precision", "auc", "tpr_at_fpr_0.1",
+              "tpr_at_fpr_0.01", "tpr_at_fpr_0.001"):
         v = metrics[k]
         row[k], row[f"{k}_ci_low"], row[f"{k}_ci_high"] = v, v - 0.03, v + 0.03
     for k in ("accuracy", "auc"):
@@ -130,12 +132,12 @@ def test_method_pairs_put_tickets_against_controls_and_the_first_ticket():
 
 def test_method_verdicts_find_the_planted_difference_and_none_elsewhere(run):
     mv = method_verdicts(run["attacks"], run["training"], run["groups"], KINDS, ["mlp"],
-                         n_bootstrap=300, seed=0, margin=0.02)
+                         n_bootstrap=300, seed=0, margins=MARGINS)
     assert set(zip(mv["sparsity"], mv["method"], mv["versus"])) == {
         (0.5, "oneshot", "random_reinit"), (0.8, "oneshot", "random_reinit"),
         (0.8, "imp", "random_reinit"), (0.8, "imp", "oneshot")}
     for method in ("oneshot", "imp"):
-        for metric in ("auc", "accuracy"):
+        for metric in ("auc", "balanced_accuracy"):
             r = _pick(mv, 0.8, method, "random_reinit", metric)
             assert r["diff"] > 0.2 and r["diff_ci_low"] > 0 and r["verdict"] == "leaks_more"
             assert r["method_value"] - r["versus_value"] == pytest.approx(r["diff"])
@@ -145,25 +147,25 @@ def test_method_verdicts_find_the_planted_difference_and_none_elsewhere(run):
         assert r["diff_ci_low"] < 0 < r["diff_ci_high"]
         assert r["verdict"] in ("inconclusive", "equivalent")
     r = _pick(mv, 0.8, "imp", "random_reinit")
-    assert r["achieved_sparsity_method"] == pytest.approx(0.8325)
-    assert r["achieved_sparsity_versus"] == pytest.approx(0.8005)
-    assert r["test_acc_method"] == pytest.approx(0.935)
-    assert r["test_acc_versus"] == pytest.approx(0.855)
-    # two seeds: the interval is over the rows and describes these networks only
-    assert r["n_seeds"] == 2 and r["scope"] == "these networks"
+    assert r["achieved_sparsity_method"] == pytest.approx(0.833)
+    assert r["achieved_sparsity_versus"] == pytest.approx(0.801)
+    assert r["test_acc_method"] == pytest.approx(0.94)
+    assert r["test_acc_versus"] == pytest.approx(0.86)
+    # three seeds: the interval holds the seeds and the rows
+    assert r["n_seeds"] == 3 and r["scope"] == "seeds and rows"
     assert r["sentence"].startswith("digits, n=400, sparsity 0.8 (imp achieved sparsity 0.833")
     assert "random_reinit (control)" in r["sentence"] and "95% CI +" in r["sentence"]
     assert "leaks more than random_reinit" in r["sentence"]
-    assert "describes these networks only" in r["sentence"]
-    assert "test accuracy 0.935 vs 0.855" in r["sentence"]
+    assert "over 3 training seeds and the attack rows" in r["sentence"]
+    assert "test accuracy 0.940 vs 0.860" in r["sentence"]
 
 
 def test_method_verdicts_need_a_threshold_per_replicate(run):
     attacks = run["attacks"]
     drop = (attacks["method"] == "imp") & (attacks["replicate"] == "1")
-    with pytest.raises(ValueError, match="1 replicate rows"):
+    with pytest.raises(ValueError, match="2 replicate rows .* for 3 score files"):
         method_verdicts(attacks[~drop], run["training"], run["groups"], KINDS, ["mlp"],
-                        n_bootstrap=20, seed=0, margin=0.02)
+                        n_bootstrap=20, seed=0, margins=MARGINS)
 
 
 def test_table1_and_verdicts_select_the_requested_method(run):
@@ -187,26 +189,32 @@ def test_table1_and_verdicts_select_the_requested_method(run):
         assert t["accuracy_dense"].iat[0] == pytest.approx(dense["accuracy"].iat[0])
     with pytest.raises(ValueError, match="snip ticket"):
         table1(attacks, ARCH, 0.8, "mlp", method="snip")
-    v = finish_verdicts(verdicts(attacks, run["groups"], ARCH, 0.8, "mlp", n_bootstrap=50,
-                                 seed=0, method="random_reinit", margin=0.02), 0.02)
-    auc = v[v["metric"] == "auc"].iloc[0]
-    assert auc["method"] == "random_reinit" and auc["diff"] < 0 and auc["diff_ci_high"] < 0
+    v = verdict_rows(attacks, run["training"], run["groups"], KINDS, ["mlp"], PRIMARY,
+                     MARGINS, n_bootstrap=50, seed=0)
+    auc = v[(v["metric"] == "auc") & (v["method"] == "random_reinit")
+            & np.isclose(v["ticket_sparsity"], 0.8) & (v["attack"] == "mlp")].iloc[0]
+    assert auc["diff"] < 0 and auc["diff_ci_high"] < 0
     assert auc["verdict"] == "leaks_less"
-    assert "random_reinit ticket" in auc["sentence"]
+    assert "random_reinit network at sparsity 0.8" in auc["sentence"]
 
 
 def test_write_tables_writes_every_output_with_methods(run):
     d = run["dir"]
     out = {k: d / f"{k}.csv" for k in ("t1", "verdicts", "models", "mv")}
-    t1 = [g for g in run["groups"] if g["method"] in ("dense", "imp")]
-    write_tables(attacks_csv=d / "attacks.csv", score_paths=t1, arch=ARCH, ticket_sparsity=0.8,
-                 attack="mlp", margin=0.02, n_bootstrap=50, seed=0, out_table1_csv=out["t1"],
+    write_tables(attacks_csv=d / "attacks.csv", score_paths=run["groups"], arch=ARCH,
+                 ticket_sparsity=0.8, attack="mlp", margins=MARGINS, primary=PRIMARY,
+                 n_bootstrap=50, seed=0, out_table1_csv=out["t1"],
                  out_table1_md=d / "t1.md", out_verdicts=out["verdicts"],
                  out_attack_models=out["models"], verdict_attacks=["mlp"], method="imp",
                  training_csv=d / "training.csv", method_groups=run["groups"],
                  method_kinds=KINDS, out_method_verdicts=out["mv"])
     assert "imp lottery ticket at sparsity 0.8" in (d / "t1.md").read_text()
-    assert set(pd.read_csv(out["verdicts"])["method"]) == {"imp"}
+    v = pd.read_csv(out["verdicts"])
+    assert set(v["method"]) == {"imp", "oneshot", "random_reinit"}
+    primary = v[v["primary"]]  # one per pruned model: loss (run on both), AUC, n = 400
+    assert len(primary) == 5 and set(primary["attack"]) == {"loss"}
+    assert set(primary["family"]) == {"confirmatory"}
+    assert set(v.loc[~v["primary"], "family"]) == {"exploratory"}
     models = pd.read_csv(out["models"])
     assert set(models["method"]) == {"imp"} and "auc_ticket" in models
     mv = pd.read_csv(out["mv"])
@@ -228,8 +236,9 @@ def test_report_shows_the_methods_section_escaped(run):
 
     d = run["dir"]
     t1 = [g for g in run["groups"] if g["method"] in ("dense", "oneshot")]
-    write_tables(attacks_csv=d / "attacks.csv", score_paths=t1, arch=ARCH, ticket_sparsity=0.8,
-                 attack="mlp", margin=0.02, n_bootstrap=30, seed=0,
+    write_tables(attacks_csv=d / "attacks.csv", score_paths=run["groups"], arch=ARCH,
+                 ticket_sparsity=0.8, attack="mlp", margins=MARGINS, primary=PRIMARY,
+                 n_bootstrap=30, seed=0,
                  out_table1_csv=d / "r_t1.csv",
                  out_table1_md=d / "r_t1.md", out_verdicts=d / "r_verdicts.csv",
                  out_attack_models=d / "r_models.csv", verdict_attacks=["mlp"],
@@ -260,7 +269,8 @@ def test_report_shows_the_methods_section_escaped(run):
                                 "method_verdicts": d / "r_mv.csv"},
                  figures={"figure1": png}, config={"report": {"table1_method": "oneshot"}},
                  values={"attack": "mlp", "arch": ARCH, "method": "oneshot",
-                         "table1_sparsity": 0.8, "margin": 0.02}, methods=methods,
+                         "table1_sparsity": 0.8, "margins": MARGINS,
+                         "primary": PRIMARY}, methods=methods,
                  output=out)
     html = out.read_text()
     assert "<h2>Tickets and their controls</h2>" in html
@@ -270,7 +280,7 @@ def test_report_shows_the_methods_section_escaped(run):
     mv = pd.read_csv(d / "r_mv.csv")
     assert all(s.replace("'", "&#x27;") in html for s in mv["sentence"])
     # the achieved sparsity of imp and its seed-interval test accuracy
-    assert "0.8325" in html and "0.9350 [" in html
+    assert "0.8330" in html and "0.9400 [" in html
     # the random_reinit control at 0.8 attacks at chance: marked
     assert "(chance)" in html.split("Verdicts: tickets vs controls")[1]
     assert "oneshot lottery ticket at sparsity 0.8" in html

@@ -396,6 +396,61 @@ class Transfer(Section):
                  f"{self.method!r} is not one of pruning.methods {cfg.pruning.methods}")
 
 
+MarginValue = Annotated[float, Field(gt=0, lt=0.5, allow_inf_nan=False)]
+MARGIN_METRICS = ("auc", "balanced_accuracy", "tpr_at_fpr_0.1", "tpr_at_fpr_0.01",
+                  "tpr_at_fpr_0.001")
+
+
+class MetricMargins(Section):
+    """Equivalence margins, one per verdict metric (README.md, "Verdicts": each is the
+    change in attack success that moves the privacy loss an auditor can certify from the
+    attack, epsilon >= log(TPR/FPR), by at most 0.1 near chance)."""
+
+    auc: MarginValue = Field(0.03, description="attack AUC")
+    balanced_accuracy: MarginValue = Field(0.02, description="balanced attack accuracy")
+    tpr_at_fpr_0_1: MarginValue = Field(0.01, alias="tpr_at_fpr_0.1",
+                                         description="TPR at 10% FPR")
+    tpr_at_fpr_0_01: MarginValue = Field(0.001, alias="tpr_at_fpr_0.01",
+                                          description="TPR at 1% FPR")
+    tpr_at_fpr_0_001: MarginValue = Field(0.0001, alias="tpr_at_fpr_0.001",
+                                           description="TPR at 0.1% FPR")
+
+    def as_dict(self) -> dict:
+        return {m: float(getattr(self, m.replace(".", "_"))) for m in MARGIN_METRICS}
+
+
+class Margins(MetricMargins):
+    """report.equivalence_margin: the margins, and per-dataset overrides (by_dataset:
+    dataset -> the same keys)."""
+
+    by_dataset: dict[str, MetricMargins] = Field(default_factory=dict, description=(
+        "per-dataset margins (dataset -> metric -> margin); unset metrics keep the above"))
+
+    def as_dict(self) -> dict:
+        out = super().as_dict()
+        out["by_dataset"] = {d: {k: v for k, v in m.as_dict().items()
+                                 if k.replace(".", "_") in m.model_fields_set
+                                 or k in m.model_fields_set}
+                             for d, m in self.by_dataset.items()}
+        return out
+
+
+class Primary(Section):
+    """The one comparison per (dataset, architecture, method, sparsity) the verdicts are
+    confirmatory for (Holm-adjusted among themselves); every other is exploratory."""
+
+    attack: str = Field("auto", description="the attack; auto: the first of lira_online, "
+                        "rmia, lira_offline, shadow_mlp, loss run on both models")
+    metric: Literal["auc", "balanced_accuracy", "tpr_at_fpr_0.1", "tpr_at_fpr_0.01",
+                    "tpr_at_fpr_0.001"] = Field("auc", description="the metric")
+    sample_size: int | None = Field(None, ge=2, description="the attack sample size (null: "
+                                    "each dataset's largest)")
+
+    def as_dict(self) -> dict:
+        return {"attack": self.attack, "metric": self.metric,
+                "sample_size": self.sample_size}
+
+
 class Report(Section):
     """What the report shows."""
 
@@ -403,30 +458,32 @@ class Report(Section):
     table1_sparsity: float = Field(gt=0, lt=1, allow_inf_nan=False,
                                    description="the lottery ticket of Table 1")
     table1_method: str = Field("oneshot", description="its pruning method (Table 1, Figures "
-                               "3, 5, 8, 9, the verdicts)")
+                               "3, 5, 8, 9)")
     figure2_sample_size: int = Field(ge=2, description="Figures 2, 5, 6, 7 at this sample size")
     figure3_sparsity: Sparsity = Field(description="Figure 3 at this sparsity")
-    attack: str = Field("mlp", description="the attack of Table 1, the verdicts and Figures "
-                        "2-5, 7")
+    attack: str = Field("mlp", description="the attack of Table 1 and Figures 2-5, 7")
     slice_attacks: list[str] | None = Field(None, description="attacks sliced per class and "
                                             "correctness (null: report.attack and loss)")
-    verdict_attacks: list[str] | None = Field(None, description="attacks of the ticket-vs-"
-                                              "dense verdicts (null: report.attack and loss)")
-    equivalence_margin: float = Field(
-        0.02, gt=0, lt=0.5, allow_inf_nan=False,
-        description="the largest difference of attack AUC or accuracy between two models "
-        "that counts as the same: 'equivalent' when the 90% interval of the difference lies "
-        "within +-margin (two one-sided tests)")
+    verdict_attacks: list[str] | None = Field(None, description="attacks of the exploratory "
+                                              "pruned-vs-dense verdicts (null: report.attack, "
+                                              "loss and references.attacks)")
+    primary: Primary = Field(default_factory=Primary)
+    equivalence_margin: Margins = Field(
+        default_factory=Margins,
+        description="per metric, the largest difference between two models that counts as "
+        "the same: 'equivalent' when the 90% interval of the difference lies within "
+        "+-margin (two one-sided tests)")
 
     @property
     def slices(self) -> list[str]:
         return list(self.slice_attacks) if self.slice_attacks is not None \
             else [self.attack, "loss"]
 
-    @property
-    def verdicts(self) -> list[str]:
-        """report.attack, then verdict_attacks (default: loss), each once."""
-        more = self.verdict_attacks if self.verdict_attacks is not None else ["loss"]
+    def verdicts(self, reference_attacks: list[str]) -> list[str]:
+        """report.attack, then verdict_attacks (default: loss and the reference attacks),
+        each once."""
+        more = self.verdict_attacks if self.verdict_attacks is not None else \
+            ["loss"] + list(reference_attacks)
         return list(dict.fromkeys([self.attack] + list(more)))
 
     def check(self, cfg: "Config") -> None:
@@ -440,12 +497,27 @@ class Report(Section):
                  f"'report.table1_method': {self.table1_method!r} is not one of "
                  f"pruning.methods {cfg.pruning.methods}")
         names = cfg.attack.names
+        refs = list(cfg.references.attacks) if cfg.references.count else []
         _require(self.attack in names, f"config key 'report.attack': {self.attack!r} is not "
                  "one of attack.models/attack.baselines")
-        for key in ("slice_attacks", "verdict_attacks"):
-            for n in getattr(self, key) or []:
-                _require(n in names, f"config key 'report.{key}': {n!r} is not one of "
-                         "attack.models/attack.baselines")
+        for n in self.slice_attacks or []:
+            _require(n in names, f"config key 'report.slice_attacks': {n!r} is not one of "
+                     "attack.models/attack.baselines")
+        for n in self.verdict_attacks or []:
+            _require(n in names + refs, f"config key 'report.verdict_attacks': {n!r} is not "
+                     "one of attack.models/attack.baselines/references.attacks "
+                     f"{names + refs}")
+        p = self.primary
+        _require(p.attack == "auto" or p.attack in names + refs, f"config key "
+                 f"'report.primary.attack': {p.attack!r} is not auto or one of "
+                 f"attack.models/attack.baselines/references.attacks {names + refs}")
+        if p.sample_size is not None:
+            _require(all(p.sample_size in cfg.sample_sizes(d) for d in cfg.datasets),
+                     f"config key 'report.primary.sample_size': {p.sample_size} is not an "
+                     "attack sample size of every dataset (null: each dataset's largest)")
+        for d in self.equivalence_margin.by_dataset:
+            _require(d in cfg.datasets, f"config key 'report.equivalence_margin.by_dataset':"
+                     f" {d!r} is not one of the configured datasets")
 
 
 class Config(Section):

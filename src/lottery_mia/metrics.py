@@ -14,25 +14,38 @@ threshold attack on attack-train scores).
   optimum: it is positive even without any signal, so it is never the headline number);
 - auc: area under the ROC curve (ties count one half);
 - tpr_at_fpr_X (X = 10%, 1%, 0.1%): the TPR at the largest FPR <= X on the full ROC curve
-  (every threshold kept), i.e. the share of members scoring strictly above the (k+1)-th
-  highest non-member score, k = floor(X * n_nonmembers). It is reported only where at least
-  ``MIN_ABOVE`` = 10 non-members lie above that threshold (X * n_nonmembers >= 10), else it
-  is nan ("n/a"): below that the order statistic is biased (the null mean of TPR at 1% FPR
-  with 125 non-members is 0.016) and its bootstrap interval under-covers (60-91%); at 10 or
-  more the percentile bootstrap covers 92-97% in known-truth simulations
-  (``tests/test_metrics.py``). ``n_eval_members``, ``n_eval_nonmembers`` and ``min_fpr``
+  (every threshold kept), i.e. the share of members scoring strictly above the cut, the
+  (k+1)-th highest non-member score, k = floor(X * n_nonmembers). It is reported only where
+  at least ``MIN_ABOVE`` = 10 non-members score strictly above the cut, else it is nan
+  ("n/a"): below that the order statistic is biased (the null mean of TPR at 1% FPR with
+  125 non-members is 0.016) and its bootstrap interval under-covers (60-91%); at 10 or more
+  the percentile bootstrap covers 92-97% in known-truth simulations
+  (``tests/test_metrics.py``). Without ties that is k >= 10 (:func:`tpr_measurable`, the
+  count-only precondition, X * n_nonmembers >= 10); non-members tied at the cut are not
+  above it, so with ties fewer may be (3 non-members at 0.9 and 197 at 0.5: the cut of 10%
+  FPR is 0.5 with 3 above, n/a). ``n_eval_members``, ``n_eval_nonmembers`` and ``min_fpr``
   (1 / non-members) say what an attack was evaluated on.
 
 Intervals: :func:`bootstrap_metrics` resamples the evaluated rows with replacement, members
 and non-members separately (so both counts stay fixed), >= 1000 seeded resamples, and
-returns percentile 95% intervals. Several score vectors on the same rows (replicate models)
-are resampled with the same indices and their metric averaged, and
+returns percentile 95% intervals. With ``strata`` (the rows' class labels,
+:func:`design_strata`) it resamples within class x membership cells, every cell's count
+fixed, as the attack samples are drawn (class-stratified member/non-member pairs,
+:mod:`lottery_mia.attack_samples`): resampling members and non-members alone lets each
+resample's class mix vary though the design fixes it, and with class effects on the scores
+the AUC interval is then too wide (1.44 x, covering 99% instead of 95%, in the simulation of
+``tests/test_metrics.py``). A TPR at a low FPR is recomputed in each resample with the same
+rule (nan where fewer than 10 drawn non-members lie strictly above its cut; a non-member
+drawn several times at the cut is tied there too); its interval is the percentiles of the
+resamples with a value, and nan where the point value is nan or fewer than half the
+resamples (:data:`MIN_DEFINED`) have one. Several score vectors on the same rows
+(replicate models) are resampled with the same indices and their metric averaged, and
 :func:`paired_difference` compares two models on the same resampled rows. Each resample
 costs O(n) after one sort per score vector (a weighted rank statistic of the draw counts),
 and resamples are taken in chunks, so memory stays O(n) whatever the number of resamples
 (:func:`bootstrap_samples`). :func:`slice_metrics` resamples a slice's own rows the same
-way and reports a slice with fewer than :data:`MIN_SLICE` members or non-members as not
-estimable.
+way (``strata`` too) and reports a slice with fewer than :data:`MIN_SLICE` members or
+non-members as not estimable.
 """
 
 from __future__ import annotations
@@ -74,6 +87,9 @@ def _rank_auc(s1: np.ndarray, s0: np.ndarray) -> np.ndarray:
 
 
 def _tpr_at_fpr(s1: np.ndarray, s0: np.ndarray, x: float) -> np.ndarray:
+    """TPR at FPR ``x``: the share of members strictly above the (k+1)-th highest
+    non-member score (k = floor(x * n0)), nan unless at least :data:`MIN_ABOVE` non-members
+    lie strictly above it (with ties at the cut fewer than k do; see the module doc)."""
     n0 = s0.shape[-1]
     k = int(math.floor(x * n0 + 1e-9))
     if k < MIN_ABOVE:  # not measurable with so few non-members (see the module doc)
@@ -81,7 +97,8 @@ def _tpr_at_fpr(s1: np.ndarray, s0: np.ndarray, x: float) -> np.ndarray:
     if k >= n0:
         return np.ones(s1.shape[:-1])
     kth = -np.partition(-s0, k, axis=-1)[..., k]  # the (k+1)-th highest non-member score
-    return (s1 > kth[..., None]).mean(-1)
+    above = (s0 > kth[..., None]).sum(-1)  # k without ties at the cut, fewer with them
+    return np.where(above >= MIN_ABOVE, (s1 > kth[..., None]).mean(-1), np.nan)
 
 
 def _metrics_from_split(s1: np.ndarray, s0: np.ndarray, threshold) -> dict[str, np.ndarray]:
@@ -134,8 +151,9 @@ def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, x: float) -> float:
     return float(np.asarray(tpr)[ok].max()) if ok.any() else 0.0
 
 
-def best_threshold(is_member: np.ndarray, score: np.ndarray) -> float:
-    """The threshold on ``score`` with the highest accuracy on these rows (attack-train).
+def best_threshold(is_member: np.ndarray, score: np.ndarray, balanced: bool = False) -> float:
+    """The threshold on ``score`` with the highest accuracy on these rows (attack-train);
+    ``balanced``: the highest balanced accuracy (members and non-members weigh alike).
 
     Predicting "member" for ``score >= threshold``, the threshold only ever cuts between two
     distinct score values (or above the highest), so the accuracy it optimised is reachable:
@@ -144,8 +162,9 @@ def best_threshold(is_member: np.ndarray, score: np.ndarray) -> float:
     y = np.asarray(is_member).astype(int)
     s = np.asarray(score, dtype=np.float64)
     values, inverse = np.unique(s, return_inverse=True)  # ascending distinct scores
-    pos = np.bincount(inverse, weights=y, minlength=len(values))
-    neg = np.bincount(inverse, weights=1 - y, minlength=len(values))
+    w1, w0 = (1.0 / max(y.sum(), 1), 1.0 / max((1 - y).sum(), 1)) if balanced else (1.0, 1.0)
+    pos = np.bincount(inverse, weights=y * w1, minlength=len(values))
+    neg = np.bincount(inverse, weights=(1 - y) * w0, minlength=len(values))
     # cut j (0..len): predict member for values[j:]; j = len predicts nobody
     tp = np.concatenate([np.cumsum(pos[::-1])[::-1], [0.0]])
     tn = np.concatenate([[0.0], np.cumsum(neg)])
@@ -170,8 +189,48 @@ BOOT_CHUNK_BYTES = 64 * 2**20  # working memory of one chunk of resamples (about
 _BYTES_PER_DRAW = 48  # int64 draws, positions and cumulated counts held per drawn row
 
 
-def _resample_indices(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    return rng.integers(0, n, size=(n_boot, n))
+def design_strata(labels) -> np.ndarray:
+    """The bootstrap strata of the attack-sample design: one integer code (0, 1, ...) per
+    row for its class ``labels`` (any sortable values), to pass as ``strata=``.
+
+    Attack samples are class-stratified member/non-member pairs
+    (:mod:`lottery_mia.attack_samples`): each class holds a fixed number of members and as
+    many non-members, so a resample keeps those counts (it draws members of class c from
+    the members of class c, non-members of class c from its non-members)."""
+    values = np.asarray(labels)
+    if values.ndim != 1:
+        raise ValueError("strata: one value per row (1-D)")
+    return np.unique(values, return_inverse=True)[1].astype(np.int64).reshape(-1)
+
+
+def _strata_of(strata, y: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``strata`` (one per row, or None) split into the members' and the non-members'."""
+    if strata is None:
+        return None, None
+    codes = design_strata(strata)
+    if codes.shape != y.shape:
+        raise ValueError(f"strata: {codes.size} values for {y.size} rows")
+    return codes[y], codes[~y]
+
+
+class _Plan:
+    """Where each draw of one side comes from: column j of a resample redraws row j's
+    place from the rows of its own stratum (``order[start[j]:start[j] + size[j]]``)."""
+
+    def __init__(self, codes: np.ndarray):
+        self.order = np.argsort(codes, kind="stable")  # rows grouped by stratum
+        counts = np.bincount(codes)
+        first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        self.start, self.size = first[codes], counts[codes]
+
+
+def _resample_indices(n: int, n_boot: int, rng: np.random.Generator,
+                      plan: _Plan | None = None) -> np.ndarray:
+    if plan is None:
+        return rng.integers(0, n, size=(n_boot, n))
+    local = rng.integers(0, plan.size, size=(n_boot, n))  # one bound per column
+    local += plan.start
+    return plan.order[local]
 
 
 def _chunk_of(n_rows: int, n_boot: int, chunk: int | None) -> int:
@@ -181,21 +240,30 @@ def _chunk_of(n_rows: int, n_boot: int, chunk: int | None) -> int:
     return int(max(1, min(int(chunk), n_boot)))
 
 
-def _stratified_draws(n1: int, n0: int, n_boot: int, seed: int, chunk: int):
+def _stratified_draws(n1: int, n0: int, n_boot: int, seed: int, chunk: int,
+                      strata1: np.ndarray | None = None, strata0: np.ndarray | None = None):
     """Chunks ``(d1, d0)`` of the stratified bootstrap's draws: ``d1`` (b, n1) indices into
     the members, ``d0`` (b, n0) into the non-members.
 
     The stream is one ``numpy.random.default_rng(seed)`` drawing ``integers(0, n1)`` for all
     ``n_boot`` x ``n1`` member draws (resample by resample), then ``integers(0, n0)`` for all
     ``n_boot`` x ``n0`` non-member draws. A second generator, advanced past the member draws,
-    yields the non-member draws chunk by chunk, so chunking never changes a draw."""
+    yields the non-member draws chunk by chunk, so chunking never changes a draw.
+
+    ``strata1`` / ``strata0`` (integer codes, one per member / non-member; see
+    :func:`design_strata`) resample within strata: column j of ``d1`` is drawn from the
+    members of member j's stratum (``integers(0, size of that stratum)``, the same stream
+    and order), so every resample holds each stratum's members and non-members in their
+    original counts. One stratum gives exactly the draws without strata."""
+    plan1 = None if strata1 is None else _Plan(np.asarray(strata1))
+    plan0 = None if strata0 is None else _Plan(np.asarray(strata0))
     rng1 = np.random.default_rng(seed)
     rng0 = np.random.default_rng(seed)
     for start in range(0, n_boot, chunk):  # skip the member draws on the second stream
-        _resample_indices(n1, min(chunk, n_boot - start), rng0)
+        _resample_indices(n1, min(chunk, n_boot - start), rng0, plan1)
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
-        yield _resample_indices(n1, b, rng1), _resample_indices(n0, b, rng0)
+        yield (_resample_indices(n1, b, rng1, plan1), _resample_indices(n0, b, rng0, plan0))
 
 
 class _Ranked:
@@ -211,6 +279,8 @@ class _Ranked:
         self.pos0 = np.empty(len(s0), dtype=np.intp)  # sorted position of each non-member
         self.pos0[order] = np.arange(len(s0))
         # non-members strictly below / at most each member's score (ties count one half)
+        # first sorted position above each one's value (the end of its block of ties)
+        self.tie_end = np.searchsorted(self.s0_sorted, self.s0_sorted, "right")
         self.lt = np.searchsorted(self.s0_sorted, s1, "left")
         self.le = np.searchsorted(self.s0_sorted, s1, "right")
         self.ge1 = s1 >= threshold
@@ -264,8 +334,11 @@ class _Ranked:
 
     def _tpr_at_fpr(self, c0: np.ndarray, lt: np.ndarray, x: float) -> np.ndarray:
         """:func:`_tpr_at_fpr` of each resample: the (k+1)-th highest drawn non-member is
-        the one at ascending rank n0 - 1 - k, at the first sorted position whose cumulated
-        count exceeds that rank; a member beats it when more non-members lie below it."""
+        the one at ascending rank n0 - 1 - k, at the first sorted position p whose cumulated
+        count exceeds that rank; a member beats it when more non-members lie below it. The
+        drawn non-members strictly above it are those from the end of p's block of tied
+        scores on: nan where fewer than :data:`MIN_ABOVE` (a non-member drawn several times
+        at the cut is a tie there too)."""
         b, n0 = c0.shape[0], self.n0
         k = int(math.floor(x * n0 + 1e-9))
         if k < MIN_ABOVE:
@@ -273,7 +346,9 @@ class _Ranked:
         if k >= n0:
             return np.ones(b)
         p = (c0[:, 1:] <= n0 - 1 - k).sum(1)
-        return (lt > p[:, None]).sum(1) / lt.shape[1]
+        above = c0[:, -1] - c0[np.arange(b), self.tie_end[p]]
+        tpr = (lt > p[:, None]).sum(1) / lt.shape[1]
+        return np.where(above >= MIN_ABOVE, tpr, np.nan)
 
 
 def _percentile(v: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
@@ -285,6 +360,21 @@ def _percentile(v: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+MIN_DEFINED = 0.5  # share of resamples that must give a value for an interval
+
+
+def _interval(v: np.ndarray, point: float, level: float = LEVEL) -> tuple[float, float]:
+    """Percentile interval of a bootstrap distribution ``v`` of a metric whose point value is
+    ``point``: nan when the point is nan (the metric is not reported) or when fewer than
+    :data:`MIN_DEFINED` of the resamples give a value (a TPR at a low FPR whose cut has
+    fewer than :data:`MIN_ABOVE` non-members strictly above it in most resamples: the
+    remaining ones are a biased selection); else the percentiles of the defined resamples."""
+    v = np.asarray(v, dtype=np.float64)
+    if not np.isfinite(point) or v.size == 0 or np.isfinite(v).mean() < MIN_DEFINED:
+        return float("nan"), float("nan")
+    return _percentile(v, level)
+
+
 def _stack(scores, thresholds) -> tuple[np.ndarray, np.ndarray]:
     s = np.atleast_2d(np.asarray(scores, dtype=np.float64))
     t = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (s.shape[0],)).copy()
@@ -292,7 +382,8 @@ def _stack(scores, thresholds) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bootstrap_samples(is_member, scores, thresholds, *, n_boot: int = N_BOOTSTRAP,
-                      seed: int = 0, chunk: int | None = None) -> dict[str, np.ndarray]:
+                      seed: int = 0, chunk: int | None = None,
+                      strata=None) -> dict[str, np.ndarray]:
     """Bootstrap distribution of every point metric, averaged over replicate score rows.
 
     ``scores``: (n_rows,) or (R, n_rows) scores of R models on the same rows;
@@ -300,17 +391,23 @@ def bootstrap_samples(is_member, scores, thresholds, *, n_boot: int = N_BOOTSTRA
 
     Resample b draws n1 members with replacement from the n1 members and n0 non-members
     from the n0 non-members (:func:`_stratified_draws`); every replicate is evaluated on
-    the same drawn rows. ``chunk`` resamples are held at a time (default: what
-    :data:`BOOT_CHUNK_BYTES` allows), so memory is O(chunk x n_rows) whatever ``n_boot``;
-    the results do not depend on ``chunk``.
+    the same drawn rows. ``strata`` (one value per row, e.g. the class label; see
+    :func:`design_strata`) resamples within stratum x membership cells instead: for each
+    stratum c, its members from the members of c and its non-members from the non-members
+    of c, every cell's count kept, as the class-stratified attack samples were drawn;
+    ``None`` resamples members and non-members as two cells. ``chunk`` resamples are held
+    at a time (default: what :data:`BOOT_CHUNK_BYTES` allows), so memory is
+    O(chunk x n_rows) whatever ``n_boot``; the results do not depend on ``chunk``.
     """
     y = np.asarray(is_member).astype(bool)
     s, t = _stack(scores, thresholds)
     _as_xy(y, s[0])
+    strata1, strata0 = _strata_of(strata, y)
     n1, n0 = int(y.sum()), int((~y).sum())
     ranked = [_Ranked(s[r][y], s[r][~y], t[r]) for r in range(s.shape[0])]
     parts: list[dict[str, np.ndarray]] = []
-    for d1, d0 in _stratified_draws(n1, n0, n_boot, seed, _chunk_of(n1 + n0, n_boot, chunk)):
+    for d1, d0 in _stratified_draws(n1, n0, n_boot, seed, _chunk_of(n1 + n0, n_boot, chunk),
+                                    strata1, strata0):
         acc: dict[str, np.ndarray] = {}
         for rk in ranked:
             for k, v in rk.metrics(d1, d0).items():
@@ -320,20 +417,23 @@ def bootstrap_samples(is_member, scores, thresholds, *, n_boot: int = N_BOOTSTRA
 
 
 def bootstrap_metrics(is_member, scores, thresholds, *, n_boot: int = N_BOOTSTRAP,
-                      seed: int = 0) -> dict:
+                      seed: int = 0, strata=None) -> dict:
     """Point metrics (averaged over replicate rows) with 95% percentile bootstrap intervals.
 
     Returns ``{metric: value, metric_ci_low: ..., metric_ci_high: ...}`` for every metric of
     :data:`POINT_METRICS`, plus ``max_advantage_test``, counts and ``n_bootstrap``.
+    ``strata``: resample within class x membership cells (:func:`bootstrap_samples`); pass
+    the rows' class labels for an attack sample's rows. An interval is nan where its point
+    value is (a TPR at an unmeasurable FPR) or most resamples give none (:func:`_interval`).
     """
     y = np.asarray(is_member).astype(bool)
     s, t = _stack(scores, thresholds)
     points = [attack_metrics(y, s[r], t[r]) for r in range(s.shape[0])]
     out: dict = {}
-    boot = bootstrap_samples(y, s, t, n_boot=n_boot, seed=seed)
+    boot = bootstrap_samples(y, s, t, n_boot=n_boot, seed=seed, strata=strata)
     for k in POINT_METRICS:
         out[k] = float(np.mean([p[k] for p in points]))
-        out[f"{k}_ci_low"], out[f"{k}_ci_high"] = _percentile(boot[k])
+        out[f"{k}_ci_low"], out[f"{k}_ci_high"] = _interval(boot[k], out[k])
     out["max_advantage_test"] = float(np.mean([p["max_advantage_test"] for p in points]))
     for k in ("n_members", "n_nonmembers", "n_eval_members", "n_eval_nonmembers",
               "min_measurable_fpr", "min_fpr"):
@@ -344,19 +444,20 @@ def bootstrap_metrics(is_member, scores, thresholds, *, n_boot: int = N_BOOTSTRA
 
 def paired_difference(is_member, scores_a, thresholds_a, scores_b, thresholds_b, *,
                       metrics=("accuracy", "auc"), n_boot: int = N_BOOTSTRAP,
-                      seed: int = 0) -> dict:
+                      seed: int = 0, strata=None) -> dict:
     """b - a on the same rows, with a paired-bootstrap 95% interval (same resampled rows for
-    both; each side averaged over its replicate score rows)."""
+    both; each side averaged over its replicate score rows; ``strata`` as in
+    :func:`bootstrap_samples`)."""
     y = np.asarray(is_member).astype(bool)
-    ba = bootstrap_samples(y, scores_a, thresholds_a, n_boot=n_boot, seed=seed)
-    bb = bootstrap_samples(y, scores_b, thresholds_b, n_boot=n_boot, seed=seed)
+    ba = bootstrap_samples(y, scores_a, thresholds_a, n_boot=n_boot, seed=seed, strata=strata)
+    bb = bootstrap_samples(y, scores_b, thresholds_b, n_boot=n_boot, seed=seed, strata=strata)
     sa, ta = _stack(scores_a, thresholds_a)
     sb, tb = _stack(scores_b, thresholds_b)
     out = {}
     for k in metrics:
         pa = np.mean([attack_metrics(y, sa[r], ta[r])[k] for r in range(sa.shape[0])])
         pb = np.mean([attack_metrics(y, sb[r], tb[r])[k] for r in range(sb.shape[0])])
-        lo, hi = _percentile(bb[k] - ba[k])
+        lo, hi = _interval(bb[k] - ba[k], float(pb - pa))
         out[k] = {"a": float(pa), "b": float(pb), "difference": float(pb - pa),
                   "ci_low": lo, "ci_high": hi, "excludes_zero": bool(lo > 0 or hi < 0)}
     return out
@@ -433,7 +534,7 @@ def _slice_note(n1: int, n0: int) -> str:
 
 
 def slice_metrics(is_member, scores, thresholds, masks, *, n_boot: int = N_BOOTSTRAP,
-                  seed: int = 0, chunk: int | None = None) -> dict:
+                  seed: int = 0, chunk: int | None = None, strata=None) -> dict:
     """Accuracy and AUC of an attack on a slice of the evaluated rows, averaged over
     replicate models, with 95% bootstrap intervals.
 
@@ -445,7 +546,11 @@ def slice_metrics(is_member, scores, thresholds, masks, *, n_boot: int = N_BOOTS
     stream of :func:`bootstrap_samples` (``seed``); each replicate's metric is computed on
     the resampled rows that lie in its own slice (all of them when the replicates share the
     slice) and averaged over replicates; percentile 95% intervals. So for a shared slice the
-    interval is exactly :func:`bootstrap_metrics`' on the slice's rows.
+    interval is exactly :func:`bootstrap_metrics`' on the slice's rows (with the same
+    ``strata``). ``strata`` (one per row of ``is_member``, e.g. the class label) resamples
+    the slice's rows within class x membership cells (:func:`bootstrap_samples`): for a
+    prediction slice (correct / incorrect rows), which mixes classes, each class's count
+    of members and of non-members among the slice's rows stays fixed.
 
     A slice is ``estimable`` when every replicate's slice holds at least :data:`MIN_SLICE`
     members and as many non-members; otherwise it gets no interval (nan) and ``note`` says
@@ -458,6 +563,11 @@ def slice_metrics(is_member, scores, thresholds, masks, *, n_boot: int = N_BOOTS
     if masks.shape != s.shape:
         masks = np.broadcast_to(masks, s.shape)
     rows = np.flatnonzero(masks.any(0))
+    if strata is not None:
+        strata = design_strata(strata)
+        if strata.shape != y.shape:
+            raise ValueError(f"strata: {strata.size} values for {y.size} rows")
+        strata = strata[rows]
     y, s, masks = y[rows], s[:, rows], masks[:, rows]
     n1s, n0s = (masks & y).sum(1), (masks & ~y).sum(1)
     point_acc, point_auc = [], []
@@ -481,8 +591,10 @@ def slice_metrics(is_member, scores, thresholds, masks, *, n_boot: int = N_BOOTS
                       None if shared else masks[r][y], None if shared else masks[r][~y])
               for r in range(s.shape[0])]
     n1, n0 = int(y.sum()), int((~y).sum())
+    strata1, strata0 = _strata_of(strata, y)
     boot_acc, boot_auc = [], []
-    for d1, d0 in _stratified_draws(n1, n0, n_boot, seed, _chunk_of(n1 + n0, n_boot, chunk)):
+    for d1, d0 in _stratified_draws(n1, n0, n_boot, seed, _chunk_of(n1 + n0, n_boot, chunk),
+                                    strata1, strata0):
         a = u = 0.0
         for rk in ranked:
             m = rk.metrics(d1, d0, only=("accuracy", "auc"))
@@ -504,126 +616,3 @@ def low_fpr_text(m: dict) -> str:
                 f"{MIN_ABOVE}/non-members")
     return "  ".join(parts) or (f"tpr at low fpr: n/a (the smallest measurable FPR is "
                                 f"{smallest})")
-
-
-# --------------------------------------------------------------------------- comparisons
-# Is one model's attack result (a ticket's) above, below or the same as another's (its dense
-# parent's, a control's)? The unit of inference is the training seed: with R >= 3 seeds the
-# difference of each seed's pair of networks (attacked on the same rows) is a sample, and its
-# mean gets a Student-t interval over seeds, which holds both the row sampling and the
-# training randomness. With fewer seeds only the rows can be resampled: the interval (a
-# paired bootstrap) then describes these particular networks, not tickets in general.
-VERDICTS = ("leaks_more", "leaks_less", "equivalent", "inconclusive")
-MIN_SEEDS = 3
-
-
-def holm(pvalues) -> np.ndarray:
-    """Holm's step-down adjusted p-values of a family of tests (nan stays nan)."""
-    p = np.asarray(pvalues, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    if ok.size == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
-    m = order.size
-    running = 0.0
-    for i, idx in enumerate(order):
-        running = max(running, min(1.0, (m - i) * p[idx]))
-        out[idx] = running
-    return out
-
-
-def _t_test(d: np.ndarray, margin: float, level: float) -> dict:
-    """Mean of per-seed differences with t intervals, the two-sided p-value against 0 and
-    the TOST p-value against +-margin."""
-    from scipy.stats import t
-
-    r = d.size
-    mean = float(d.mean())
-    se = float(d.std(ddof=1)) / math.sqrt(r)
-    if se == 0.0:
-        se = 1e-12  # identical differences: a degenerate but well-defined test
-    q = t.ppf(0.5 + level / 2.0, r - 1)
-    q90 = t.ppf(0.95, r - 1)
-    p = float(2 * t.sf(abs(mean) / se, r - 1))
-    p_eq = float(max(t.sf((mean + margin) / se, r - 1), t.cdf((mean - margin) / se, r - 1)))
-    return {"diff": mean, "ci_low": mean - q * se, "ci_high": mean + q * se,
-            "ci90_low": mean - q90 * se, "ci90_high": mean + q90 * se, "p_value": p,
-            "p_equivalence": p_eq}
-
-
-def _bootstrap_test(boot: np.ndarray, point: float, margin: float, level: float) -> dict:
-    """The same from a bootstrap distribution of the difference: percentile intervals, and
-    p-values from the normal approximation with the bootstrap standard error (continuous,
-    so a family of tests can be Holm-adjusted without a floor of 1/resamples)."""
-    from scipy.stats import norm
-
-    v = boot[np.isfinite(boot)]
-    lo, hi = _percentile(v, level)
-    lo90, hi90 = _percentile(v, 0.90)
-    se = float(v.std(ddof=1)) if v.size > 1 else float("nan")
-    if not se > 0:
-        se = 1e-12
-    p = float(2 * norm.sf(abs(point) / se))
-    p_eq = float(max(norm.sf((point + margin) / se), norm.cdf((point - margin) / se)))
-    return {"diff": float(point), "ci_low": lo, "ci_high": hi, "ci90_low": lo90,
-            "ci90_high": hi90, "p_value": p, "p_equivalence": p_eq}
-
-
-def compare(is_member, scores_a, thresholds_a, scores_b, thresholds_b, *,
-            metrics=("accuracy", "auc"), margin: float, n_boot: int = N_BOOTSTRAP,
-            seed: int = 0, level: float = LEVEL) -> dict:
-    """b - a for each metric, on the same evaluated rows; ``scores_*``: (R, n) scores of
-    R seeds' networks (seed r of a and b paired), ``thresholds_*`` one per seed.
-
-    Returns metric -> {a, b, diff, ci_low, ci_high (95%), ci90_low, ci90_high, p_value
-    (difference != 0), p_equivalence (TOST: |difference| < margin), n_seeds, scope,
-    row_ci_low, row_ci_high}. ``scope`` is ``seeds`` (R >= 3: the t interval over the seeds'
-    paired differences) or ``these networks`` (fewer seeds: the paired bootstrap over rows);
-    the row-level interval is always given as ``row_ci_*``."""
-    y = np.asarray(is_member).astype(bool)
-    sa, ta = _stack(scores_a, thresholds_a)
-    sb, tb = _stack(scores_b, thresholds_b)
-    if sa.shape != sb.shape:
-        raise ValueError(f"compare: {sa.shape[0]} and {sb.shape[0]} seeds' scores; the two "
-                         "models must be paired seed by seed on the same rows")
-    r = sa.shape[0]
-    ba = bootstrap_samples(y, sa, ta, n_boot=n_boot, seed=seed)
-    bb = bootstrap_samples(y, sb, tb, n_boot=n_boot, seed=seed)
-    out = {}
-    for k in metrics:
-        va = np.array([attack_metrics(y, sa[i], ta[i])[k] for i in range(r)])
-        vb = np.array([attack_metrics(y, sb[i], tb[i])[k] for i in range(r)])
-        row_lo, row_hi = _percentile(bb[k] - ba[k], level)
-        if r >= MIN_SEEDS:
-            res = _t_test(vb - va, margin, level)
-            scope = "seeds"
-        else:
-            res = _bootstrap_test(bb[k] - ba[k], float(np.mean(vb - va)), margin, level)
-            scope = "these networks"
-        out[k] = {"a": float(va.mean()), "b": float(vb.mean()), **res, "n_seeds": r,
-                  "scope": scope, "row_ci_low": row_lo, "row_ci_high": row_hi}
-    return out
-
-
-def verdict_of(diff: float, p_value: float, p_equivalence: float, alpha: float = 0.05) -> str:
-    """``equivalent`` (|difference| < margin by two one-sided tests), else ``leaks_more`` /
-    ``leaks_less`` (the difference is not 0), else ``inconclusive``; p-values adjusted for
-    the family they belong to. A difference that is significant but inside the margin is
-    ``equivalent``: it is too small to matter."""
-    if np.isfinite(p_equivalence) and p_equivalence < alpha:
-        return "equivalent"
-    if np.isfinite(p_value) and p_value < alpha:
-        return "leaks_more" if diff > 0 else "leaks_less"
-    return "inconclusive"
-
-
-def adjust_verdicts(rows: list[dict], alpha: float = 0.05) -> list[dict]:
-    """Holm-adjust the p-values of a family of comparisons (one table) and set each row's
-    ``verdict``; rows get ``p_holm`` and ``p_equivalence_holm``."""
-    p = holm([r["p_value"] for r in rows])
-    pe = holm([r["p_equivalence"] for r in rows])
-    for r, a, b in zip(rows, p, pe):
-        r["p_holm"], r["p_equivalence_holm"] = float(a), float(b)
-        r["verdict"] = verdict_of(r["diff"], a, b, alpha)
-    return rows

@@ -438,6 +438,21 @@ class Plan:
     def slice_groups(self) -> list[ScoreGroup]:
         return self.score_groups(lambda d: [self.figure2_size(d)])
 
+    def verdict_groups(self) -> list[ScoreGroup]:
+        """Every model (the dense network and every method at every sparsity) of every
+        architecture at every sample size: the ticket-vs-dense verdicts, the primary
+        comparisons among them."""
+        out = []
+        for ds, g in self.grids.items():
+            for arch in g.architectures:
+                for n in g.sample_sizes:
+                    for s in g.sparsities:
+                        for method in self.methods_at(s):
+                            paths = tuple(ModelKey(ds, arch, r, method, s).attack_file(
+                                n, "scores.parquet") for r in self.runs)
+                            out.append(ScoreGroup(ds, arch, method, float(s), int(n), paths))
+        return out
+
     def method_groups(self) -> list[ScoreGroup]:
         """Every method at every sparsity (Table 1's arch, Figure 2's sample size): the
         ticket-vs-control verdicts."""
@@ -521,7 +536,7 @@ class Plan:
         """The report's settings, by the names figures and tables ask for."""
         r = self.cfg.report
         return {"attack": r.attack, "arch": r.table1_arch, "method": r.table1_method,
-                "margin": float(r.equivalence_margin),
+                "margins": r.equivalence_margin.as_dict(), "primary": r.primary.as_dict(),
                 "table1_sparsity": float(r.table1_sparsity),
                 "figure2_sample_size": r.figure2_sample_size,
                 "figure3_sparsity": float(r.figure3_sparsity),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .summaries import method_means
@@ -105,7 +106,7 @@ def attack_models_view(models: pd.DataFrame) -> pd.DataFrame:
                 f"{int(n1)} + {int(n0)}" if pd.notna(n1) and pd.notna(n0) else "n/a") + (
                 f" (K={int(r['n_references_' + side])})"
                 if pd.notna(r.get(f"n_references_{side}")) else "")
-            for m, label in (("accuracy", "accuracy"), ("auc", "AUC"),
+            for m, label in (("balanced_accuracy", "balanced accuracy"), ("auc", "AUC"),
                              ("tpr_at_fpr_0.1", "TPR at 10% FPR"),
                              ("tpr_at_fpr_0.01", "TPR at 1% FPR"),
                              ("tpr_at_fpr_0.001", "TPR at 0.1% FPR")):
@@ -118,10 +119,13 @@ def attack_models_view(models: pd.DataFrame) -> pd.DataFrame:
             row["min FPR"] = "n/a" if pd.isna(mf) else f"{mf:.2g}"
             fit = r.get(f"fit_{side}")
             row["fitted"] = fit if isinstance(fit, str) else ""
+            across = r.get("fit_across_sizes")
+            row["estimator across sample sizes"] = across if isinstance(across, str) else ""
             rows.append(row)
     view = pd.DataFrame(rows)
-    if "fitted" in view and not (view["fitted"] != "").any():
-        view = view.drop(columns="fitted")
+    for col in ("fitted", "estimator across sample sizes"):
+        if col in view and not (view[col] != "").any():
+            view = view.drop(columns=col)
     return drop_unmeasurable(view)
 
 
@@ -144,19 +148,36 @@ def unmeasurable_note(view: pd.DataFrame) -> str:
 
 
 def verdicts_view(verdicts: pd.DataFrame) -> pd.DataFrame:
-    """One row per comparison: the values, the difference with its interval, the verdict."""
+    """One row per comparison: the values, the difference with its interval (over seeds
+    and rows) and at equal generalisation gap, the verdict and the seeds it would need."""
+    def seeds(k, verdict):
+        if verdict != "inconclusive":
+            return ""
+        return "n/a" if not np.isfinite(k) else ("more rows" if np.isinf(k) else
+                                                  f"~{int(k)}")
+
     return pd.DataFrame({
-        "dataset": verdicts["dataset"], "n": verdicts["sample_size"],
-        "attack": verdicts["attack"], "metric": verdicts["metric"],
+        "dataset": verdicts["dataset"], "arch": verdicts["arch"],
+        "pruned": [f"{m} s={s:g}" for m, s in zip(verdicts["method"],
+                                                   verdicts["ticket_sparsity"])],
+        "n": verdicts["sample_size"], "attack": verdicts["attack"],
+        "metric": verdicts["metric"],
         "dense": [f"{v:.3f}" for v in verdicts["dense"]],
-        "ticket": [f"{v:.3f}" for v in verdicts["ticket"]],
-        "ticket - dense [95% CI]": [fmt_ci(v, lo, hi) for v, lo, hi in
+        "pruned value": [f"{v:.3f}" for v in verdicts["ticket"]],
+        "pruned - dense [95% CI]": [fmt_ci(v, lo, hi) for v, lo, hi in
                                     zip(verdicts["diff"], verdicts["diff_ci_low"],
                                         verdicts["diff_ci_high"])],
-        "over": [f"{n} seeds" if s == "seeds" else f"rows of {n} network(s)"
+        "at equal gap": [fmt_ci(v, lo, hi) for v, lo, hi in
+                         zip(verdicts["diff_at_gap"], verdicts["diff_at_gap_ci_low"],
+                             verdicts["diff_at_gap_ci_high"])],
+        "over": [f"{n} seeds + rows" if s != "these networks" else
+                 f"rows of {n} network(s)"
                  for n, s in zip(verdicts["n_seeds"], verdicts["scope"])],
-        "Holm p": [f"{p:.2g}" for p in verdicts["p_holm"]],
+        "margin": [f"±{m:g}" for m in verdicts["margin"]],
+        "Holm p": [f"{p:.2g}" if np.isfinite(p) else "n/a" for p in verdicts["p_holm"]],
         "verdict": verdicts["verdict"],
+        "seeds to decide": [seeds(k, v) for k, v in zip(verdicts["seeds_needed"],
+                                                        verdicts["verdict"])],
     })
 
 
@@ -259,7 +280,7 @@ def method_verdicts_view(mv: pd.DataFrame, attacks: pd.DataFrame) -> pd.DataFram
         "difference [95% CI]": [
             fmt_ci(v, lo, hi) for v, lo, hi in
             zip(mv["diff"], mv["diff_ci_low"], mv["diff_ci_high"])],
-        "Holm p": [f"{p:.2g}" for p in mv["p_holm"]],
+        "Holm p": [f"{p:.2g}" if np.isfinite(p) else "n/a" for p in mv["p_holm"]],
         "verdict": mv["verdict"],
         "achieved sparsity": [
             f"{a:.3f} vs {b:.3f}" for a, b in

@@ -94,12 +94,15 @@ def replicate_mean_rows(groups: dict, n_bootstrap: int, seed: int) -> list[dict]
             y = member[rows_eval]
             s = np.stack([f[col].to_numpy()[rows_eval] for f in frames])
             thr = np.array([r["threshold"] for r in reps])
-            m = bootstrap_metrics(y, s, thr, n_boot=n_bootstrap, seed=seed)
+            labels = frames[0]["label"].to_numpy()  # the design's strata
+            m = bootstrap_metrics(y, s, thr, n_boot=n_bootstrap, seed=seed,
+                                  strata=labels[rows_eval])
             if reps[0]["kind"] == REFERENCE:  # and on the classifiers' rows
                 test = (fold == "attack_test") & np.isfinite(frames[0][col].to_numpy())
                 same = bootstrap_metrics(member[test], np.stack([f[col].to_numpy()[test]
                                                                  for f in frames]),
-                                         thr, n_boot=n_bootstrap, seed=seed)
+                                         thr, n_boot=n_bootstrap, seed=seed,
+                                         strata=labels[test])
                 m.update({f"same_rows_{k}{x}": same[f"{k}{x}"] for k in SAME_ROWS_METRICS
                           for x in ("", "_ci_low", "_ci_high")})
             row = {"dataset": ds, "arch": arch, "method": method, "sparsity": sparsity,
@@ -112,8 +115,9 @@ def replicate_mean_rows(groups: dict, n_bootstrap: int, seed: int) -> list[dict]
             for k in POINT_METRICS:
                 _, row[f"{k}_seed_ci_low"], row[f"{k}_seed_ci_high"] = mean_ci(
                     [r[k] for r in reps])
-            row["verdict_accuracy"] = chance_verdict(m["accuracy_ci_low"],
-                                                     m["accuracy_ci_high"])
+            acc = "balanced_accuracy" if reps[0]["kind"] == REFERENCE else "accuracy"
+            row["verdict_accuracy"] = chance_verdict(m[f"{acc}_ci_low"],
+                                                     m[f"{acc}_ci_high"])
             row["verdict_auc"] = chance_verdict(m["auc_ci_low"], m["auc_ci_high"])
             out.append(row)
     return out

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .metrics import adjust_verdicts, chance_verdict, compare, slice_metrics
+from .inference import compare, decide_family, decision_text, gap_adjusted
+from .metrics import chance_verdict, slice_metrics
 from .summaries import method_means, read_scores
 from .vocabulary import DENSE, MEAN, evaluated, fmt_ci
 
@@ -108,19 +109,32 @@ def table1_markdown(t: pd.DataFrame, arch: str, ticket_sparsity: float, method: 
 
 
 # --------------------------------------------------------------------------- verdicts
+# The metrics a verdict compares: AUC, balanced accuracy (a reference attack's evaluated
+# rows hold unequal numbers of members and non-members; on balanced rows it is the
+# accuracy) and TPR at each low FPR where it is measurable on the rows.
+VERDICT_METRICS = ("auc", "balanced_accuracy", "tpr_at_fpr_0.1", "tpr_at_fpr_0.01",
+                   "tpr_at_fpr_0.001")
+# report.primary.attack "auto": the first of these that was run on both models (a fixed,
+# declared order, never chosen by its result): the reference attacks, then the loss
+# threshold, then the report's attack.
+PRIMARY_ORDER = ("lira_online", "rmia", "lira_offline", "shadow_mlp", "loss")
+
+
 def _stacked_scores(paths: list, attack: str, kind: str
                     ) -> tuple[np.ndarray, np.ndarray, list]:
     """(member flags, R x n scores, frames) of one attack over replicate score tables, on
-    the rows the attack is evaluated on (:func:`vocabulary.evaluated`)."""
+    the rows the attack is evaluated on (:func:`vocabulary.evaluated`; the frames cut to
+    those rows)."""
     frames = [read_scores(p) for p in paths]
     ids = frames[0]["sample_id"].to_numpy()
     for p, f in zip(paths, frames):
         if not np.array_equal(f["sample_id"].to_numpy(), ids):
             raise ValueError(f"{p} was attacked on other rows than {paths[0]}; rerun")
-    rows = evaluated(frames[0]["fold"].to_numpy(), kind, frames[0][f"score_{attack}"].to_numpy())
+    rows = evaluated(frames[0]["fold"].to_numpy(), kind,
+                     frames[0][f"score_{attack}"].to_numpy())
     y = frames[0]["member"].to_numpy()[rows]
     s = np.stack([f[f"score_{attack}"].to_numpy()[rows] for f in frames])
-    return y, s, frames
+    return y, s, [f[rows].reset_index(drop=True) for f in frames]
 
 
 def kind_of(attacks: pd.DataFrame, attack: str) -> str:
@@ -144,6 +158,60 @@ def _thresholds(per: pd.DataFrame, **eq) -> np.ndarray:
     return part.sort_values("replicate", key=lambda c: c.astype(int))["threshold"].to_numpy()
 
 
+def margin_of(margins: dict, dataset: str, metric: str) -> float:
+    """The equivalence margin of ``metric`` on ``dataset`` (report.equivalence_margin:
+    metric -> margin, with ``by_dataset`` overrides)."""
+    own = (margins.get("by_dataset") or {}).get(dataset) or {}
+    if metric in own:
+        return float(own[metric])
+    if metric not in margins:
+        raise ValueError(f"config key report.equivalence_margin has no margin for {metric!r}")
+    return float(margins[metric])
+
+
+def _pair(paths: dict, per: pd.DataFrame, a: tuple, b: tuple, attack: str, ds: str,
+          arch: str, n: int):
+    """(member flags, classes, scores and thresholds of a and of b) of one attack on the
+    rows both were evaluated on; None when either model lacks the attack."""
+    kind = kind_of(per, attack)
+    sel = dict(dataset=ds, arch=arch, sample_size=n, attack=attack)
+    t_a = _thresholds(per, method=a[0], sparsity=a[1], **sel)
+    t_b = _thresholds(per, method=b[0], sparsity=b[1], **sel)
+    p_a, p_b = paths.get((ds, arch, a[0], a[1], n)), paths.get((ds, arch, b[0], b[1], n))
+    if not len(t_a) or not len(t_b) or not p_a or not p_b:
+        return None
+    y, s_a, fa = _stacked_scores(p_a, attack, kind)
+    y2, s_b, _ = _stacked_scores(p_b, attack, kind)
+    if not np.array_equal(y, y2):
+        raise ValueError(f"{a[0]} and {b[0]} of {ds} {arch} n={n} ({attack}) were attacked "
+                         "on other rows")
+    for name, t, sc in ((a[0], t_a, s_a), (b[0], t_b, s_b)):
+        if len(t) != sc.shape[0]:
+            raise ValueError(f"{ds} {arch} {name} n={n} {attack}: {len(t)} replicate rows in "
+                             f"attacks.csv for {sc.shape[0]} score files")
+    return y, fa[0]["label"].to_numpy(), s_a, t_a, s_b, t_b
+
+
+def _per_seed(per: pd.DataFrame, training: pd.DataFrame | None, ds: str, arch: str,
+              n: int, attack: str, metric: str) -> tuple[dict, dict]:
+    """seed -> {(method, sparsity): metric} of every model that ran ``attack`` at ``n``,
+    and seed -> {(method, sparsity): train - test accuracy} (for :func:`gap_adjusted`)."""
+    values: dict = {}
+    gaps: dict = {}
+    part = _sel(per, dataset=ds, arch=arch, sample_size=n, attack=attack)
+    for r in part.to_dict("records"):
+        sp = 0.0 if r["method"] == DENSE else float(r["sparsity"])
+        values.setdefault(str(r["replicate"]), {})[(r["method"], sp)] = \
+            float(r.get(metric, np.nan))
+    if training is not None and len(training):
+        tr = _sel(training, dataset=ds, arch=arch)
+        for r in tr.itertuples(index=False):
+            sp = 0.0 if r.method == DENSE else float(r.sparsity)
+            gaps.setdefault(str(r.replicate), {})[(r.method, sp)] = \
+                float(r.train_acc) - float(r.test_acc)
+    return values, gaps
+
+
 VERDICT_WORDS = {
     "leaks_more": "{b} leaks more than {a}",
     "leaks_less": "{b} leaks less than {a}",
@@ -153,96 +221,134 @@ VERDICT_WORDS = {
 
 
 def comparison_columns(v: dict) -> dict:
-    """The columns of one comparison (a :func:`metrics.compare` entry, b - a)."""
+    """The columns of one comparison (a :func:`inference.compare` entry, b - a)."""
     return {"diff": v["diff"], "diff_ci_low": v["ci_low"], "diff_ci_high": v["ci_high"],
             "diff_ci90_low": v["ci90_low"], "diff_ci90_high": v["ci90_high"],
             "p_value": v["p_value"], "p_equivalence": v["p_equivalence"],
             "n_seeds": v["n_seeds"], "scope": v["scope"], "row_ci_low": v["row_ci_low"],
-            "row_ci_high": v["row_ci_high"]}
+            "row_ci_high": v["row_ci_high"], "margin": v["margin"], "seed_sd": v["seed_sd"],
+            "row_var": v["row_var"], "note": v["note"]}
 
 
-def comparison_sentence(head: str, b_name: str, a_name: str, r: dict, margin: float) -> str:
+def comparison_sentence(head: str, b_name: str, a_name: str, r: dict) -> str:
     """One comparison in words, after its verdict is set (``r``: a row of the table)."""
-    over = (f"over {r['n_seeds']} training seeds" if r["scope"] == "seeds" else
-            f"over the attack-test rows of these {r['n_seeds']} network(s) per side: with "
-            "fewer than 3 seeds it describes these networks only")
-    finding = VERDICT_WORDS[r["verdict"]].format(b=b_name, a=a_name, margin=margin)
+    if r["scope"] == "these networks":
+        over = (f"over the attack rows of these {r['n_seeds']} network(s) per side; with "
+                "fewer than 3 seeds there is no verdict")
+    else:
+        over = f"over {r['n_seeds']} training seeds and the attack rows"
+    finding = VERDICT_WORDS[r["verdict"]].format(b=b_name, a=a_name, margin=r["margin"])
+    more = decision_text(r)
+    tests = ("" if not np.isfinite(r["p_holm"]) else
+             f"; Holm-adjusted p = {r['p_holm']:.2g}, equivalence p = "
+             f"{r['p_equivalence_holm']:.2g} ({r['family']})")
     return (f"{head}, a difference of {r['diff']:+.3f} (95% CI {r['diff_ci_low']:+.3f} to "
-            f"{r['diff_ci_high']:+.3f} {over}; Holm-adjusted p = {r['p_holm']:.2g}, "
-            f"equivalence p = {r['p_equivalence_holm']:.2g}): {finding}.")
+            f"{r['diff_ci_high']:+.3f} {over}{tests}): {finding}"
+            + (f"; {more}" if more else "") + ".")
 
 
-def verdicts(attacks: pd.DataFrame, score_paths, arch: str, ticket_sparsity: float,
-             attack: str, n_bootstrap: int, seed: int, method: str,
-             margin: float) -> pd.DataFrame:
-    """The ``method`` ticket minus the dense network, per Table 1 row and metric: the
-    difference with its interval over training seeds (three or more; otherwise over the
-    attack-test rows of these networks) and a verdict (``leaks_more``, ``leaks_less``,
-    ``equivalent`` within +-``margin``, ``inconclusive``). The rows of one call are one
-    family of tests: Holm-adjust them together (:func:`finish_verdicts`).
+def verdict_rows(attacks: pd.DataFrame, training: pd.DataFrame | None, groups: list,
+                 method_kinds: dict | None, verdict_attacks, primary: dict, margins: dict,
+                 n_bootstrap: int, seed: int) -> pd.DataFrame:
+    """Every pruned model minus its dense network, per dataset, architecture, method,
+    sparsity, sample size, attack (``verdict_attacks`` and the primary one) and metric
+    (:data:`VERDICT_METRICS` where measurable): the difference with its interval over
+    seeds and rows (:func:`lottery_mia.inference.compare`), the same at equal
+    generalisation gap, the seeds a decision needs, and a verdict.
 
-    ``score_paths``: (dataset, method, sparsity-as-float, sample_size) -> list of replicate
-    score files (the same replicate order for both sides), or a list of groups (dicts with
-    dataset, arch, method, sparsity, sample_size and ``paths``).
-    """
-    if not isinstance(score_paths, dict):
-        score_paths = {(g["dataset"], g["method"], float(g["sparsity"]),
-                        int(g["sample_size"])): g["paths"]
-                       for g in score_paths if g.get("arch", arch) == arch}
+    The primary comparison (``primary``: attack, or "auto" for the first of
+    :data:`PRIMARY_ORDER` run on both models; metric; sample size, None for the dataset's
+    largest) is one row per (dataset, architecture, method, sparsity): together they are
+    the confirmatory family, Holm-adjusted among themselves; every other row is
+    exploratory, Holm-adjusted within the exploratory family.
+
+    ``groups``: dicts with dataset, arch, method, sparsity, sample_size and ``paths`` (the
+    replicate score files in replicate order)."""
+    kinds = dict(method_kinds or {})
+    per = attacks[attacks["replicate"] != MEAN]
+    paths = {_group_key(g): list(g["paths"]) for g in groups}
+    ran = set(per["attack"])
     rows = []
-    per = _sel(attacks, arch=arch, attack=attack)
-    per = per[per["replicate"] != MEAN]
-    for (ds, n), _ in sorted(per.groupby(["dataset", "sample_size"]).groups.items()):
-        dense_paths = score_paths.get((ds, DENSE, 0.0, n))
-        tick_paths = score_paths.get((ds, method, float(ticket_sparsity), n))
-        if not dense_paths or not tick_paths:
-            continue
-        y, s_dense, _ = _stacked_scores(dense_paths, attack, kind_of(per, attack))
-        y2, s_tick, _ = _stacked_scores(tick_paths, attack, kind_of(per, attack))
-        if not np.array_equal(y, y2):
-            raise ValueError(f"dense and ticket of {ds} n={n} were attacked on other rows")
-        d = compare(
-            y, s_dense, _thresholds(per, dataset=ds, sample_size=n, method=DENSE), s_tick,
-            _thresholds(per, dataset=ds, sample_size=n, method=method,
-                        sparsity=ticket_sparsity),
-            metrics=("accuracy", "auc"), margin=margin, n_boot=n_bootstrap, seed=seed)
-        for metric, v in d.items():
-            rows.append({"dataset": ds, "sample_size": n, "arch": arch, "method": method,
-                         "ticket_sparsity": ticket_sparsity, "attack": attack,
-                         "metric": metric, "dense": v["a"], "ticket": v["b"],
-                         **comparison_columns(v), "margin": margin})
-    return pd.DataFrame(rows)
+    models = sorted({k[:4] for k in paths if k[2] != DENSE})
+    for ds, arch, method, sparsity in models:
+        sizes = sorted({k[4] for k in paths if k[:4] == (ds, arch, method, sparsity)})
+        n_primary = primary.get("sample_size") or max(sizes)
+        base = (DENSE, 0.0)
+        tick = (method, sparsity)
 
+        def runs_on_both(attack, n):
+            sel = _sel(per, dataset=ds, arch=arch, sample_size=n, attack=attack)
+            return (not _model(sel, DENSE, 0.0).empty
+                    and not _model(sel, method, sparsity).empty)
 
-def finish_verdicts(frame: pd.DataFrame, margin: float) -> pd.DataFrame:
-    """Holm-adjust one table of ticket-vs-dense comparisons and add verdicts and
-    sentences."""
-    if frame.empty:
-        return frame
-    rows = adjust_verdicts(frame.to_dict("records"))
+        want = primary.get("attack", "auto")
+        p_attack = next((a for a in PRIMARY_ORDER if a in ran and runs_on_both(a, n_primary)),
+                        None) if want == "auto" else \
+            (want if want in ran and runs_on_both(want, n_primary) else None)
+        names = list(dict.fromkeys(([p_attack] if p_attack else []) + list(verdict_attacks)))
+        for n in sizes:
+            for attack in names:
+                if attack not in ran or not runs_on_both(attack, n):
+                    continue
+                pair = _pair(paths, per, base, tick, attack, ds, arch, n)
+                if pair is None:
+                    continue
+                y, labels, s_a, t_a, s_b, t_b = pair
+                d = compare(y, s_a, t_a, s_b, t_b, metrics=VERDICT_METRICS, strata=labels,
+                            margins={m: margin_of(margins, ds, m) for m in VERDICT_METRICS},
+                            n_boot=n_bootstrap, seed=seed)
+                for metric, v in d.items():
+                    if v is None:
+                        continue
+                    values, gaps = _per_seed(per, training, ds, arch, n, attack, metric)
+                    rows.append({
+                        "dataset": ds, "sample_size": n, "arch": arch, "method": method,
+                        "method_kind": kinds.get(method), "ticket_sparsity": sparsity,
+                        "attack": attack, "metric": metric,
+                        "primary": bool(attack == p_attack and n == n_primary
+                                        and metric == primary.get("metric", "auc")),
+                        "dense": v["a"], "ticket": v["b"], **comparison_columns(v),
+                        **gap_adjusted(values, gaps, base, tick)})
+    if not rows:
+        return pd.DataFrame(columns=VERDICT_COLUMNS)
+    for flag, family in ((True, "confirmatory"), (False, "exploratory")):
+        part = [r for r in rows if r["primary"] is flag]
+        for r in part:
+            r["family"] = family
+        decide_family(part)
     for r in rows:
-        head = (f"{r['dataset']}, n={r['sample_size']}: {r['attack']} attack {r['metric']} on "
-                f"the {r['arch']} {r['method']} ticket at sparsity {r['ticket_sparsity']:g} is "
-                f"{r['ticket']:.3f} vs {r['dense']:.3f} on the dense network")
-        r["sentence"] = comparison_sentence(head, "the ticket", "the dense network", r, margin)
-    return pd.DataFrame(rows)[VERDICT_COLUMNS]
+        head = (f"{r['dataset']}, n={r['sample_size']}: {r['attack']} attack {r['metric']} "
+                f"on the {r['arch']} {r['method']} network at sparsity "
+                f"{r['ticket_sparsity']:g} is {r['ticket']:.3f} vs {r['dense']:.3f} on the "
+                "dense network")
+        r["sentence"] = comparison_sentence(head, "the pruned network", "the dense network",
+                                            r)
+    frame = pd.DataFrame(rows)
+    frame = frame.sort_values(["primary", "dataset", "arch", "method", "ticket_sparsity",
+                               "attack", "metric", "sample_size"],
+                              ascending=[False, True, True, True, True, True, True, True],
+                              kind="stable")
+    return frame[VERDICT_COLUMNS].reset_index(drop=True)
 
 
 VERDICT_COLUMNS = [
-    "dataset", "sample_size", "arch", "method", "ticket_sparsity", "attack", "metric",
-    "dense", "ticket", "verdict", "n_seeds", "scope", "diff", "diff_ci_low", "diff_ci_high",
-    "diff_ci90_low", "diff_ci90_high", "p_value", "p_holm", "p_equivalence",
-    "p_equivalence_holm", "margin", "row_ci_low", "row_ci_high", "sentence",
+    "dataset", "sample_size", "arch", "method", "method_kind", "ticket_sparsity", "attack",
+    "metric", "primary", "family", "dense", "ticket", "verdict", "n_seeds", "scope", "diff",
+    "diff_ci_low", "diff_ci_high", "diff_ci90_low", "diff_ci90_high", "p_value", "p_holm",
+    "p_equivalence", "p_equivalence_holm", "margin", "seed_sd", "row_var", "row_ci_low",
+    "row_ci_high", "seeds_needed", "diff_at_gap", "diff_at_gap_ci_low",
+    "diff_at_gap_ci_high", "gap_slope", "gap_note", "note", "sentence",
 ]
 
 
 # --------------------------------------------------------------------------- methods
 METHOD_VERDICT_COLUMNS = [
     "dataset", "sample_size", "arch", "sparsity", "attack", "metric", "method", "versus",
-    "method_kind", "versus_kind", "method_value", "versus_value", "verdict", "n_seeds",
-    "scope", "diff", "diff_ci_low", "diff_ci_high", "diff_ci90_low", "diff_ci90_high",
-    "p_value", "p_holm", "p_equivalence", "p_equivalence_holm", "margin", "row_ci_low",
-    "row_ci_high", "achieved_sparsity_method", "achieved_sparsity_versus", "test_acc_method",
+    "method_kind", "versus_kind", "method_value", "versus_value", "family", "verdict",
+    "n_seeds", "scope", "diff", "diff_ci_low", "diff_ci_high", "diff_ci90_low",
+    "diff_ci90_high", "p_value", "p_holm", "p_equivalence", "p_equivalence_holm", "margin",
+    "seed_sd", "row_var", "row_ci_low", "row_ci_high", "seeds_needed", "note",
+    "achieved_sparsity_method", "achieved_sparsity_versus", "test_acc_method",
     "test_acc_versus", "sentence",
 ]
 
@@ -281,13 +387,13 @@ def method_head(r: dict) -> str:
 
 def method_verdicts(attacks: pd.DataFrame, training: pd.DataFrame | None, groups: list,
                     method_kinds: dict | None, verdict_attacks, n_bootstrap: int, seed: int,
-                    margin: float) -> pd.DataFrame:
+                    margins: dict) -> pd.DataFrame:
     """Tickets vs their controls: for each dataset, arch and sample size of ``groups``,
     attack of ``verdict_attacks`` and requested sparsity > 0, every ticket method minus
     every control present there, and every later ticket method minus the first
-    (e.g. imp - oneshot): attack accuracy and AUC with the verdict of
-    :func:`lottery_mia.metrics.compare` (seed-level interval with three or more seeds, else
-    the paired bootstrap over rows; Holm-adjusted over the whole table), with the mean
+    (e.g. imp - oneshot): attack AUC and balanced accuracy with the verdict of
+    :func:`lottery_mia.inference.compare` (over seeds and rows with three or more seeds;
+    an exploratory family of its own, Holm-adjusted over the whole table), with the mean
     achieved sparsity and test accuracy of both sides.
 
     ``groups``: dicts with dataset, arch, method, sparsity, sample_size and ``paths`` (the
@@ -325,48 +431,63 @@ def method_verdicts(attacks: pd.DataFrame, training: pd.DataFrame | None, groups
             info_m = side_info(ds, arch, method, sparsity)
             info_v = side_info(ds, arch, versus, sparsity)
             for attack in dict.fromkeys(verdict_attacks):
-                p_m, p_v = paths[(ds, arch, method, sparsity, n)], \
-                    paths[(ds, arch, versus, sparsity, n)]
-                y, s_m, _ = _stacked_scores(p_m, attack, kind_of(per, attack))
-                y2, s_v, _ = _stacked_scores(p_v, attack, kind_of(per, attack))
-                if not np.array_equal(y, y2):
-                    raise ValueError(f"{method} and {versus} of {ds} {arch} n={n} were "
-                                     "attacked on other rows")
-                sel = dict(dataset=ds, arch=arch, sample_size=n, attack=attack,
-                           sparsity=sparsity)
-                t_m = _thresholds(per, method=method, **sel)
-                t_v = _thresholds(per, method=versus, **sel)
-                for name, t, s in ((method, t_m, s_m), (versus, t_v, s_v)):
-                    if len(t) != s.shape[0]:
-                        raise ValueError(
-                            f"{ds} {arch} {name} s={sparsity:g} n={n} {attack}: "
-                            f"{len(t)} replicate rows in attacks.csv for {s.shape[0]} "
-                            "score files")
-                d = compare(y, s_v, t_v, s_m, t_m, metrics=("accuracy", "auc"), margin=margin,
+                if attack not in set(per["attack"]):
+                    continue
+                pair = _pair(paths, per, (versus, sparsity), (method, sparsity), attack, ds,
+                             arch, n)
+                if pair is None:
+                    continue
+                y, labels, s_v, t_v, s_m, t_m = pair
+                d = compare(y, s_v, t_v, s_m, t_m, metrics=("auc", "balanced_accuracy"),
+                            strata=labels, margins={m: margin_of(margins, ds, m) for m in
+                                                    ("auc", "balanced_accuracy")},
                             n_boot=n_bootstrap, seed=seed)
                 for metric, v in d.items():
+                    if v is None:
+                        continue
                     rows.append({
                         "dataset": ds, "sample_size": n, "arch": arch, "sparsity": sparsity,
                         "attack": attack, "metric": metric, "method": method,
                         "versus": versus, "method_kind": kinds.get(method),
                         "versus_kind": kinds.get(versus), "method_value": v["b"],
-                        "versus_value": v["a"], **comparison_columns(v), "margin": margin,
+                        "versus_value": v["a"], "family": "exploratory",
+                        **comparison_columns(v),
                         "achieved_sparsity_method": info_m[0],
                         "achieved_sparsity_versus": info_v[0],
                         "test_acc_method": info_m[1], "test_acc_versus": info_v[1],
                     })
     if not rows:
         return pd.DataFrame(columns=METHOD_VERDICT_COLUMNS)
-    rows = adjust_verdicts(rows)  # one family: every comparison of the table
+    rows = decide_family(rows)  # one exploratory family: every comparison of the table
     for r in rows:
         b = f"the {r['method']} ticket"
         a = (f"{r['versus']} (control)" if r["versus_kind"] == "control"
              else f"the {r['versus']} ticket")
-        r["sentence"] = comparison_sentence(method_head(r), b, a, r, margin)
+        r["sentence"] = comparison_sentence(method_head(r), b, a, r)
     return pd.DataFrame(rows, columns=METHOD_VERDICT_COLUMNS)
 
 
 # --------------------------------------------------------------------------- attack models
+def estimator_breaks(attacks: pd.DataFrame, dataset: str, attack: str) -> list[tuple]:
+    """Where ``attack`` fits another estimator from one sample size to the next on
+    ``dataset`` (the SVM above attack.svm.exact_max_rows, the MLP's early stopping from
+    attack.mlp.early_stopping_min_rows): (n below, n above, fit below, fit above) from the
+    mean rows' ``fit`` column, so that a sweep over sample sizes does not pass an estimator
+    change off as a sample-size effect (Figure 3 marks them, the attack-model table says
+    so)."""
+    if "fit" not in attacks:
+        return []
+    sel = attacks[(attacks["dataset"] == dataset) & (attacks["attack"] == attack)
+                  & (attacks["replicate"] == MEAN)]
+    fits = {}
+    for n, part in sel.groupby("sample_size"):
+        texts = sorted({str(f) for f in part["fit"] if isinstance(f, str) and f})
+        if texts:
+            fits[int(n)] = "; ".join(texts)
+    sizes = sorted(fits)
+    return [(a, b, fits[a], fits[b]) for a, b in zip(sizes, sizes[1:]) if fits[a] != fits[b]]
+
+
 def attack_model_table(attacks: pd.DataFrame, arch: str, ticket_sparsity: float,
                        method: str) -> pd.DataFrame:
     """Every attack on Table 1's models (the dense network and its ``method`` ticket) at
@@ -390,12 +511,15 @@ def attack_model_table(attacks: pd.DataFrame, arch: str, ticket_sparsity: float,
                             "fit"):
                     if col in r and pd.notna(r[col]):
                         row[f"{col}_{side}"] = r[col]
-                for m in ("accuracy", "auc", "tpr_at_fpr_0.1", "tpr_at_fpr_0.01",
-                          "tpr_at_fpr_0.001"):
+                for m in ("accuracy", "balanced_accuracy", "auc", "tpr_at_fpr_0.1",
+                          "tpr_at_fpr_0.01", "tpr_at_fpr_0.001"):
                     row[f"{m}_{side}"] = r[m]
                     row[f"{m}_ci_low_{side}"] = r[f"{m}_ci_low"]
                     row[f"{m}_ci_high_{side}"] = r[f"{m}_ci_high"]
                 row[f"verdict_auc_{side}"] = r["verdict_auc"]
+            breaks = estimator_breaks(attacks, ds, attack)
+            row["fit_across_sizes"] = "; ".join(
+                f"{fa} up to n={a}, {fb} from n={b}" for a, b, fa, fb in breaks)
             rows.append(row)
     out = pd.DataFrame(rows)
     if not out.empty and "auc_dense" in out:
@@ -432,10 +556,11 @@ def slices(score_paths, attacks: pd.DataFrame, slice_attacks: list[str],
             for c in np.unique(labels):
                 mask = np.broadcast_to(labels == c, s.shape)
                 rows.append({**base, "slice": "class", "value": str(int(c)),
-                             **slice_metrics(y, s, thr, mask, n_boot=n_bootstrap, seed=seed)})
+                             **slice_metrics(y, s, thr, mask, n_boot=n_bootstrap, seed=seed,
+                                             strata=labels)})
             for value, mask in (("correct", correct), ("incorrect", ~correct)):
                 if mask.any(axis=1).all():
                     rows.append({**base, "slice": "prediction", "value": value,
                                  **slice_metrics(y, s, thr, mask, n_boot=n_bootstrap,
-                                                 seed=seed)})
+                                                 seed=seed, strata=labels)})
     return pd.DataFrame(rows)

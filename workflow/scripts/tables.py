@@ -7,7 +7,7 @@ with logged(snakemake.log[0], snakemake.rule):
     write_tables(
         attacks_csv=snakemake.input.attacks, score_paths=list(p.groups), arch=v["arch"],
         ticket_sparsity=v["table1_sparsity"], attack=v["attack"], method=v["method"],
-        margin=v["margin"],
+        margins=v["margins"], primary=v["primary"],
         n_bootstrap=p.n_bootstrap, seed=p.seed, out_table1_csv=out.table1_csv,
         out_table1_md=out.table1_md, out_verdicts=out.verdicts,
         out_attack_models=out.attack_models, verdict_attacks=list(p.verdict_attacks),

@@ -155,12 +155,14 @@ def evaluate_attacks(data: AttackData, attacks: list[str], settings: dict, *, se
                              f"{int(y_eval.sum())} members and {int((~y_eval).sum())} "
                              "non-members; a reference attack needs both among the rows "
                              "that some references trained on and others did not")
+        labels = data.sample["label"].to_numpy()  # the design's strata (with membership)
         m = bootstrap_metrics(data.is_member[rows_eval], out.score[rows_eval], out.threshold,
-                              n_boot=n_bootstrap, seed=seed)
+                              n_boot=n_bootstrap, seed=seed, strata=labels[rows_eval])
         if kind.kind == REFERENCE:
             test = data.test & np.isfinite(out.score)
             same = bootstrap_metrics(data.is_member[test], out.score[test],
-                                     out.threshold, n_boot=n_bootstrap, seed=seed)
+                                     out.threshold, n_boot=n_bootstrap, seed=seed,
+                                     strata=labels[test])
             m.update({f"same_rows_{k}{x}": same[f"{k}{x}"] for k in SAME_ROWS_METRICS
                       for x in ("", "_ci_low", "_ci_high")})
             m.update(extra)

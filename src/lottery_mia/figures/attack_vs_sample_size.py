@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..tables import estimator_breaks
 from ..vocabulary import DENSE
 from .registry import FigureData, register_figure
 from .style import panels, save, finish, attack_lines, mean_rows, INTERVAL_NOTE
@@ -12,7 +13,9 @@ from .style import panels, save, finish, attack_lines, mean_rows, INTERVAL_NOTE
 CAPTION = (
     'Figure 3. Attack accuracy by the number of samples used (n/2 members, n/2 non-'
     'members; half for training the attack, half for testing it): the dense network and '
-    "Table 1's ticket method."
+    "Table 1's ticket method. A dotted vertical line marks a sample size where the attack "
+    "fits another estimator (the SVM's kernel approximation, the MLP's early stopping): the "
+    "step there is not a sample-size effect."
 )
 
 
@@ -34,6 +37,11 @@ def figure_attack_vs_sample_size(attacks: pd.DataFrame, sparsity: float, output,
     for ax, ds in zip(axes, datasets):
         attack_lines(ax, sel[sel["dataset"] == ds], "sample_size", "accuracy",
                       order=[DENSE, method])
+        for a, b, fa, fb in estimator_breaks(attacks, ds, attack):  # not a size effect
+            ax.axvline(float(np.sqrt(a * b)), color="grey", linestyle=":", linewidth=1.2)
+            ax.annotate(f"estimator changes:\n{fa} → {fb}", (float(np.sqrt(a * b)), 0.02),
+                        xycoords=("data", "axes fraction"), fontsize=6, color="dimgrey",
+                        rotation=90, ha="right", va="bottom")
         finish(ax, "attack sample size n (members + non-members)",
                 f"attack accuracy ({attack})",
                 f"{ds}: "

@@ -99,7 +99,8 @@ def transfer_attack(*, source_confidences, sample_path, attack: str, settings: d
         if not np.array_equal(conf.member, y_test):
             raise ValueError(f"{path} disagrees with {sample_path} on membership; rerun")
         score = clf.score(attack_features(conf, features))
-        m = bootstrap_metrics(y_test, score, clf.threshold, n_boot=n_bootstrap, seed=seed)
+        m = bootstrap_metrics(y_test, score, clf.threshold, n_boot=n_bootstrap, seed=seed,
+                              strata=conf.label)
         out.append({"attack": attack, "source_arch": meta.get("arch"),
                     "source_method": model_method(meta),
                     "source_sparsity": meta.get("sparsity"),

@@ -54,7 +54,12 @@ def write_report(*, summary: dict, report_tables: dict, figures: dict, config: d
         "values": plain(values),
         "table1": html_table(table1_view(_csv(report_tables["table1_csv"], "Table 1"))),
         "verdicts": list(verdicts["sentence"]) if len(verdicts) else [],
-        "verdict_table": html_table(verdicts_view(verdicts)) if len(verdicts) else "",
+        "primary": list(verdicts.loc[verdicts["primary"], "sentence"]) if len(verdicts)
+        else [],
+        "primary_table": html_table(verdicts_view(verdicts[verdicts["primary"]]))
+        if len(verdicts) and verdicts["primary"].any() else "",
+        "verdict_table": html_table(verdicts_view(verdicts[~verdicts["primary"]]))
+        if len(verdicts) and (~verdicts["primary"]).any() else "",
         "claim": claim_summary(verdicts, values),
         "attack_models": html_table(models_view),
         "attack_models_note": unmeasurable_note(models_view),
@@ -81,24 +86,24 @@ def write_report(*, summary: dict, report_tables: dict, figures: dict, config: d
 
 
 def claim_summary(verdicts: pd.DataFrame, values: dict) -> str:
-    """What the run says about the paper's claim: the verdicts of the report's attack's AUC
-    comparisons."""
-    if verdicts is None or verdicts.empty:
+    """What the run says about the paper's claim: the primary comparisons' verdicts."""
+    if verdicts is None or verdicts.empty or not verdicts["primary"].any():
         return ""
-    rows = verdicts[(verdicts["metric"] == "auc") & (verdicts["attack"] == values["attack"])]
-    if rows.empty:
-        return ""
+    rows = verdicts[verdicts["primary"]]
     counts = rows["verdict"].value_counts().to_dict()
     n = len(rows)
-    parts = [f"supported (equivalent within +-{values['margin']:g} AUC) for "
-             f"{counts.get('equivalent', 0)} of {n} sample sizes",
+    p = values.get("primary", {})
+    what = f"{', '.join(sorted(set(rows['attack'])))} attack {p.get('metric', 'auc')}"
+    parts = [f"supported (equivalent within the margin) for {counts.get('equivalent', 0)} "
+             f"of {n} pruned networks",
              f"contradicted for {counts.get('leaks_more', 0) + counts.get('leaks_less', 0)} "
-             f"(the ticket leaks more: {counts.get('leaks_more', 0)}, less: "
+             f"(leaks more: {counts.get('leaks_more', 0)}, less: "
              f"{counts.get('leaks_less', 0)})",
              f"not decided for {counts.get('inconclusive', 0)}"]
-    scope = ("over training seeds" if (rows["scope"] == "seeds").all() else
-             "for these networks only (fewer than 3 training seeds)")
-    return f"{values['attack']} attack AUC: " + "; ".join(parts) + f"; {scope}."
+    few = int((rows["scope"] == "these networks").sum())
+    scope = ("over training seeds and the attack rows" if not few else
+             f"{few} of them with fewer than 3 training seeds, which decide nothing")
+    return f"{what}: " + "; ".join(parts) + f"; {scope}."
 
 
 def render(context: dict) -> str:

@@ -7,20 +7,20 @@ import pandas as pd
 
 from ..io import atomic_write_bytes, write_csv
 from ..summaries import read_attacks_csv, read_training_csv
-from ..tables import (attack_model_table, finish_verdicts, method_verdicts, slices, table1,
-                      table1_markdown, verdicts)
+from ..tables import (attack_model_table, method_verdicts, slices, table1, table1_markdown,
+                      verdict_rows)
 
 __all__ = ["write_tables", "write_slices"]
 
 
 def write_tables(*, attacks_csv, score_paths, arch: str, ticket_sparsity: float,
-                 attack: str, method: str, margin: float, n_bootstrap: int, seed: int,
-                 out_table1_csv,
-                 out_table1_md, out_verdicts, out_attack_models,
+                 attack: str, method: str, margins: dict, primary: dict, n_bootstrap: int,
+                 seed: int, out_table1_csv, out_table1_md, out_verdicts, out_attack_models,
                  verdict_attacks: list | None = None, training_csv=None, method_groups=None,
                  method_kinds: dict | None = None, out_method_verdicts=None) -> None:
-    """Table 1 (csv, markdown), the ticket-vs-dense verdicts of ``attack`` and
-    ``verdict_attacks``, the attack-model table and, given ``out_method_verdicts``, the
+    """Table 1 (csv, markdown), the pruned-vs-dense verdicts of every model in
+    ``score_paths`` (groups of every model and sample size; the primary comparisons of
+    ``primary`` first), the attack-model table and, given ``out_method_verdicts``, the
     ticket-vs-control verdicts of ``method_groups``."""
     attacks = read_attacks_csv(attacks_csv)
     training = read_training_csv(training_csv) if training_csv is not None else None
@@ -29,14 +29,12 @@ def write_tables(*, attacks_csv, score_paths, arch: str, ticket_sparsity: float,
     atomic_write_bytes(table1_markdown(t1, arch, ticket_sparsity, method).encode(),
                        out_table1_md)
     names = list(dict.fromkeys([attack] + list(verdict_attacks or [])))
-    frames = [verdicts(attacks, score_paths, arch, ticket_sparsity, a, n_bootstrap, seed,
-                       method, margin) for a in names]
-    # one family of tests: Holm over every row of the table
-    write_csv(finish_verdicts(pd.concat(frames, ignore_index=True), margin), out_verdicts)
+    write_csv(verdict_rows(attacks, training, list(score_paths), method_kinds, names,
+                           primary, margins, n_bootstrap, seed), out_verdicts)
     write_csv(attack_model_table(attacks, arch, ticket_sparsity, method), out_attack_models)
     if out_method_verdicts is not None:
         mv = method_verdicts(attacks, training, list(method_groups or []),
-                             dict(method_kinds or {}), names, n_bootstrap, seed, margin)
+                             dict(method_kinds or {}), names, n_bootstrap, seed, margins)
         write_csv(mv, out_method_verdicts)
 
 
