@@ -10,6 +10,7 @@ import pytest
 from lottery_mia.figures.attack_vs_sample_size import figure_attack_vs_sample_size
 from lottery_mia.figures.attack_vs_sparsity import figure_attack_vs_sparsity
 from lottery_mia.figures.gap import figure_gap
+from lottery_mia.figures.leakage_at_gap import figure_leakage_at_gap
 from lottery_mia.figures.low_fpr import figure_low_fpr_vs_sparsity
 from lottery_mia.figures.roc import figure_roc
 from lottery_mia.figures.test_accuracy import figure_test_accuracy
@@ -307,3 +308,44 @@ def test_figure6_marks_slices_too_small_to_estimate(tmp_path):
     outlined = [p for p in auc.patches if not p.get_fill()]
     assert len(filled) == 1 and len(outlined) == 1
     assert (tmp_path / "f6.png").stat().st_size > 0
+
+
+def test_figure3_marks_a_sample_size_where_the_estimator_changes(tmp_path):
+    """An SVM exact up to n = 100 and approximated from n = 400: Figure 3 draws a dotted
+    line between the two sizes and names both estimators; without a change, no line."""
+    attacks = _attacks(("resnet18",))
+    attacks["fit"] = np.where(attacks["sample_size"] == SIZES[0], "SVC",
+                              "Nystroem(rbf, 1000 components)+LinearSVC")
+    fig = figure_attack_vs_sample_size(attacks, 0.8, tmp_path / "f.png", "mlp", method="imp")
+    ax = fig.axes[0]
+    dotted = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
+    assert len(dotted) == 1
+    assert dotted[0].get_xdata()[0] == pytest.approx(np.sqrt(SIZES[0] * SIZES[1]))
+    assert any("SVC → Nystroem" in t.get_text() for t in ax.texts)
+    attacks["fit"] = "SVC"
+    fig = figure_attack_vs_sample_size(attacks, 0.8, tmp_path / "g.png", "mlp", method="imp")
+    assert not [ln for ln in fig.axes[0].get_lines() if ln.get_linestyle() == ":"]
+
+
+def test_figure10_draws_each_primary_comparison_raw_and_at_equal_gap(tmp_path):
+    rows = []
+    for i, (method, gap) in enumerate((("oneshot", 0.01), ("imp", float("nan")))):
+        for primary in (True, False):
+            rows.append({"dataset": "digits", "arch": "resnet18", "method": method,
+                         "ticket_sparsity": 0.8, "attack": "lira_online", "metric": "auc",
+                         "sample_size": 500, "primary": primary, "verdict": "inconclusive",
+                         "n_seeds": 3, "margin": 0.03, "diff": -0.02 * (i + 1),
+                         "diff_ci_low": -0.05, "diff_ci_high": 0.01, "diff_at_gap": gap,
+                         "diff_at_gap_ci_low": gap - 0.02, "diff_at_gap_ci_high": gap + 0.02})
+    verdicts = pd.DataFrame(rows)
+    out = tmp_path / "f10.png"
+    fig = figure_leakage_at_gap(verdicts, out)
+    assert _is_png(out)
+    ax = fig.axes[0]
+    raw, at_gap = ax.containers[:2]
+    assert list(raw.lines[0].get_xdata()) == [-0.02, -0.04]  # the two primary rows only
+    assert list(at_gap.lines[0].get_xdata()) == [0.01]  # imp has no slope: left out
+    assert [t.get_text().split("\n")[0] for t in ax.get_yticklabels()] == [
+        "digits resnet18 oneshot s=0.8", "digits resnet18 imp s=0.8"]
+    with pytest.raises(ValueError, match="report.primary"):
+        figure_leakage_at_gap(verdicts.assign(primary=False), tmp_path / "x.png")

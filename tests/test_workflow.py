@@ -12,6 +12,7 @@ import pytest
 
 import browser
 from conftest import planned_jobs, run_snakemake, tiny_config, write_config
+from lottery_mia.figures import figure_specs
 
 pytestmark = pytest.mark.slow
 
@@ -30,12 +31,21 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
     assert "Table 1" in report and "Verdicts" in report and "Attack models" in report
     assert "Tickets and their controls" in report
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', report)
-    assert len(images) == 9
+    assert len(images) == len(figure_specs())
     for img in images:
         assert base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Spearman" in report
     t1 = pd.read_csv(work / "results" / "report" / "table1.csv")
     assert list(t1.sample_size) == [100, 200]
+    v = pd.read_csv(work / "results" / "report" / "verdicts.csv")
+    assert {"primary", "family", "verdict", "n_seeds", "diff", "diff_ci_low", "diff_ci_high",
+            "seeds_needed", "diff_at_gap", "diff_at_gap_ci_low",
+            "diff_at_gap_ci_high"} <= set(v.columns)
+    # one primary comparison per pruned model, at the largest sample size
+    primary = v[v["primary"]]
+    assert len(primary) == len(primary.drop_duplicates(["method", "ticket_sparsity"]))
+    assert set(primary["sample_size"]) == {200} and set(primary["metric"]) == {"auc"}
+    assert report.index('id="primary"') < report.index("Table 1")
     for side in ("dense", "ticket"):
         assert t1[f"accuracy_{side}"].between(0, 1).all()
         assert (t1[f"accuracy_ci_low_{side}"] <= t1[f"accuracy_{side}"]).all()
@@ -178,7 +188,7 @@ def test_the_report_fits_a_1400px_window_and_every_image_loads(finished_run, tmp
     work, _ = finished_run
     seen = browser.measure(work / "results" / "report.html", tmp_path, width=1400)
     assert seen["innerWidth"] == 1400
-    assert seen["images"] == 9 and seen["broken"] == 0, seen
+    assert seen["images"] == len(figure_specs()) and seen["broken"] == 0, seen
     assert seen["scrollWidth"] <= 1400 and not seen["wide"], seen
 
 

@@ -201,8 +201,8 @@ def verdict_of(diff: float, p_value: float, p_equivalence: float,
 
 def decide_family(rows: list[dict], alpha: float = ALPHA) -> list[dict]:
     """Holm-adjust one family of comparisons and set each row's ``verdict``,
-    ``p_holm``, ``p_equivalence_holm`` and ``seeds_needed`` (planned at the family's
-    strictest level alpha / F, F its tests)."""
+    ``p_holm``, ``p_equivalence_holm``, ``seeds_needed`` and ``power`` (planned at the
+    family's strictest level alpha / F, F its tests)."""
     p = holm([r["p_value"] for r in rows])
     pe = holm([r["p_equivalence"] for r in rows])
     family = max(1, int(np.isfinite([r["p_value"] for r in rows]).sum()))
@@ -212,7 +212,18 @@ def decide_family(rows: list[dict], alpha: float = ALPHA) -> list[dict]:
         r["seeds_needed"] = seeds_needed(r["diff"], r.get("seed_sd", float("nan")),
                                          r.get("row_var", float("nan")), r["margin"],
                                          alpha / family)
+        r["power"] = power_now(r, alpha / family)
     return rows
+
+
+def power_now(r: dict, alpha: float) -> float:
+    """The power this comparison has with its own seeds (to decide: equivalence at the
+    margin or the observed difference, whichever is higher); nan below MIN_SEEDS."""
+    k = int(r.get("n_seeds", 0))
+    sd, rv = r.get("seed_sd", float("nan")), r.get("row_var", float("nan"))
+    if k < MIN_SEEDS or not (np.isfinite(sd) and np.isfinite(rv) and np.isfinite(r["diff"])):
+        return float("nan")
+    return float(max(power_at(k, r["diff"], sd, rv, r["margin"], alpha)))
 
 
 def decision_text(r: dict) -> str:
@@ -220,12 +231,14 @@ def decision_text(r: dict) -> str:
     if r["verdict"] != "inconclusive":
         return ""
     k = r.get("seeds_needed", float("nan"))
+    pw = r.get("power", float("nan"))
+    now = f"this run had {pw:.0%} power to decide it; " if np.isfinite(pw) else ""
     if np.isnan(k):
         return "with 3 or more seeds the training randomness can be estimated"
     if np.isinf(k):
-        return ("no number of seeds would decide this on these rows: the uncertainty of "
-                "the attack rows alone is too large (more attack rows are needed)")
-    return f"about {int(k)} seeds would decide this (80% power)"
+        return (now + "no number of seeds would decide this on these rows: the uncertainty "
+                "of the attack rows alone is too large (more attack rows are needed)")
+    return now + f"about {int(k)} seeds would decide this (80% power)"
 
 
 def gap_adjusted(values: dict, gaps: dict, a: str, b: str, level: float = LEVEL) -> dict:

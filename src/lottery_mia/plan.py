@@ -505,7 +505,8 @@ class Plan:
         """What the figure writing ``<stem>.png`` reads: its summary tables by name, and
         ``scores``, the score files of its models."""
         spec = self.figure_of(stem)
-        out = {name: L.SUMMARY_TABLES[name] for name in spec.tables}
+        sources = {**L.SUMMARY_TABLES, "verdicts": L.REPORT_TABLES["verdicts"]}
+        out = {name: sources[name] for name in spec.tables}
         out["scores"] = [m["path"] for m in self.figure_models(spec)]
         return out
 

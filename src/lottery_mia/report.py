@@ -176,6 +176,8 @@ def verdicts_view(verdicts: pd.DataFrame) -> pd.DataFrame:
         "margin": [f"±{m:g}" for m in verdicts["margin"]],
         "Holm p": [f"{p:.2g}" if np.isfinite(p) else "n/a" for p in verdicts["p_holm"]],
         "verdict": verdicts["verdict"],
+        "power": [f"{p:.0%}" if np.isfinite(p) else "n/a"
+                  for p in verdicts.get("power", pd.Series(np.nan, index=verdicts.index))],
         "seeds to decide": [seeds(k, v) for k, v in zip(verdicts["seeds_needed"],
                                                         verdicts["verdict"])],
     })

@@ -336,7 +336,7 @@ VERDICT_COLUMNS = [
     "metric", "primary", "family", "dense", "ticket", "verdict", "n_seeds", "scope", "diff",
     "diff_ci_low", "diff_ci_high", "diff_ci90_low", "diff_ci90_high", "p_value", "p_holm",
     "p_equivalence", "p_equivalence_holm", "margin", "seed_sd", "row_var", "row_ci_low",
-    "row_ci_high", "seeds_needed", "diff_at_gap", "diff_at_gap_ci_low",
+    "row_ci_high", "seeds_needed", "power", "diff_at_gap", "diff_at_gap_ci_low",
     "diff_at_gap_ci_high", "gap_slope", "gap_note", "note", "sentence",
 ]
 
@@ -347,7 +347,7 @@ METHOD_VERDICT_COLUMNS = [
     "method_kind", "versus_kind", "method_value", "versus_value", "family", "verdict",
     "n_seeds", "scope", "diff", "diff_ci_low", "diff_ci_high", "diff_ci90_low",
     "diff_ci90_high", "p_value", "p_holm", "p_equivalence", "p_equivalence_holm", "margin",
-    "seed_sd", "row_var", "row_ci_low", "row_ci_high", "seeds_needed", "note",
+    "seed_sd", "row_var", "row_ci_low", "row_ci_high", "seeds_needed", "power", "note",
     "achieved_sparsity_method", "achieved_sparsity_versus", "test_acc_method",
     "test_acc_versus", "sentence",
 ]

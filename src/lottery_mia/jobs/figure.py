@@ -10,9 +10,15 @@ from ..summaries import (read_attacks_csv, read_scores, read_slices_csv, read_tr
 
 __all__ = ["draw_figure", "read_summary_table"]
 
+def read_verdicts_csv(path):
+    from ..io import read_csv_table
+
+    return read_csv_table(path, "verdict table", remedy="delete it and rerun the tables rule")
+
+
 READERS = {"training": read_training_csv, "attacks": read_attacks_csv,
            "transfer": read_transfer_csv, "slices": read_slices_csv,
-           "gap_correlation": read_json}
+           "gap_correlation": read_json, "verdicts": read_verdicts_csv}
 
 
 def read_summary_table(name: str, path):
