@@ -114,7 +114,7 @@ def measure(spec: dict) -> dict:
     """Run one step of ``spec`` in this process; its wall and CPU seconds."""
     import numpy as np
 
-    import lottery_mia.metrics as M
+    import lottery_mia.resampling as M
     from lottery_mia.attacks import get_attack
 
     if not spec.get("warm"):  # first on a few rows: imports and caches are not timed

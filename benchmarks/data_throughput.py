@@ -75,7 +75,7 @@ def pil_batches(root: Path, batch: int, workers: int, train: bool, seed: int):
     from torchvision import datasets
     from torchvision import transforms as T
 
-    from lottery_mia.data import _load_image
+    from lottery_mia.datasets.imagenet import load_image as _load_image
 
     if train:
         tf = T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor(),

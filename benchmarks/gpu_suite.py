@@ -96,7 +96,7 @@ def check_sync_free(device: str, smoke: bool) -> dict:
     import torch
 
     from lottery_mia.data import Augment
-    from lottery_mia.models import build_model
+    from lottery_mia.networks import build_model
     from lottery_mia.pruning import get_method
     from lottery_mia.runtime import make_runtime
     from lottery_mia.training import _GraphedStep, _Totals, make_step
@@ -160,7 +160,7 @@ def check_graph_vs_eager(device: str, smoke: bool) -> dict:
     import torch
 
     from lottery_mia.data import as_model_input
-    from lottery_mia.models import build_model
+    from lottery_mia.networks import build_model
     from lottery_mia.pruning import get_method
     from lottery_mia.runtime import Runtime
     from lottery_mia.scoring import float32_math
@@ -233,7 +233,7 @@ def check_graph_vs_eager(device: str, smoke: bool) -> dict:
 def check_scoring_precision(device: str, smoke: bool) -> dict:
     import torch
 
-    from lottery_mia.models import build_model
+    from lottery_mia.networks import build_model
     from lottery_mia.scoring import predict_views
 
     class Batches:  # an image set of fixed float batches
@@ -344,7 +344,7 @@ def _slot_job(k: int, n_jobs: int, lock_dir: str, barrier, queue, smoke: bool,
     import torch
 
     from lottery_mia.devices import claim_device
-    from lottery_mia.models import build_model
+    from lottery_mia.networks import build_model
     from lottery_mia.recipe import Recipe
     from lottery_mia.runtime import make_runtime
     from lottery_mia.training import run_training
@@ -440,7 +440,7 @@ def check_imagenet_data_path(device: str, smoke: bool) -> dict:
     import torch
 
     from lottery_mia.data import FolderImageSet, TensorImageSet
-    from lottery_mia.models import build_model
+    from lottery_mia.networks import build_model
     from lottery_mia.recipe import Recipe
     from lottery_mia.runtime import make_runtime
     from lottery_mia.training import run_training
@@ -506,10 +506,10 @@ def check_dense_and_ticket(device: str, smoke: bool) -> dict:
     from lottery_mia.data import TensorImageSet
     from lottery_mia.devices import claim_device
     from lottery_mia.masks import model_sparsity
-    from lottery_mia.models import build_model
+    from lottery_mia.networks import build_model
     from lottery_mia.pruning import get_method
     from lottery_mia.recipe import Recipe
-    from lottery_mia.sources import source_info
+    from lottery_mia.datasets import source_info
     from lottery_mia.training import run_training
 
     cuda = torch.device(device).type == "cuda"

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 def _model(width, device, rt):
     import torch
 
-    from lottery_mia.models import build_model
+    from lottery_mia.networks import build_model
 
     torch.manual_seed(0)
     return rt.prepare(build_model("resnet18", 10, width=width, in_channels=3, small_input=True))

@@ -21,6 +21,7 @@ from lottery_mia.cluster import placeholder_resources
 from lottery_mia.config import ConfigError, load_config
 from lottery_mia.figures import FIGURES
 from lottery_mia.layout import ModelKey, StepKey
+from lottery_mia.networks import ARCHITECTURES
 from lottery_mia.plan import Plan
 from lottery_mia.pruning import METHODS
 
@@ -45,7 +46,7 @@ GPU = 1 if CFG.device.startswith("cuda") else 0
 
 wildcard_constraints:
     dataset="|".join(sorted(CFG.datasets)),
-    arch="resnet18|resnet50",
+    arch="|".join(sorted(ARCHITECTURES)),
     sparsity=L.WILDCARD_CONSTRAINTS["sparsity"],
     run=L.WILDCARD_CONSTRAINTS["run"],
     method="|".join([L.DENSE] + sorted(METHODS)),

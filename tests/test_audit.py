@@ -27,7 +27,7 @@ from lottery_mia.attacks import ATTACKS
 from lottery_mia.audit import KIND_ORDER, AuditInputError, audit
 from lottery_mia.cli import main
 from lottery_mia.confidences import ConfidenceTable, read_confidences, write_confidences
-from lottery_mia.data import digits_arrays
+from lottery_mia.datasets.digits import digits_arrays
 from lottery_mia.membership import make_membership_split
 from lottery_mia.references import make_inclusion
 

@@ -35,7 +35,7 @@ def artifacts(tmp_path_factory):
     """A real membership table, checkpoint and mask to corrupt."""
     from lottery_mia.checkpoints import model_spec, save_checkpoint
     from lottery_mia.jobs.split import build_membership_split
-    from lottery_mia.models import build_model
+    from lottery_mia.networks import build_model
 
     d = tmp_path_factory.mktemp("artifacts")
     build_membership_split("digits", None, key="datasets.digits.root", download=False,
@@ -127,7 +127,7 @@ def test_a_membership_table_without_members_column_is_named(artifacts, tmp_path)
 
 def test_a_mask_of_another_network_is_named(artifacts, tmp_path):
     from lottery_mia.checkpoints import model_spec, save_checkpoint
-    from lottery_mia.models import build_model
+    from lottery_mia.networks import build_model
     from lottery_mia.jobs.train import rewound_ticket
 
     spec = model_spec("resnet18", "digits", 8)  # another width
@@ -157,7 +157,7 @@ def test_a_corrupt_confidence_table_is_named(artifacts, tmp_path, how):
 @pytest.mark.parametrize("how", ["garbage", "truncated", "payload", "wrong-shape"])
 def test_a_corrupt_resume_state_is_discarded_and_named(tmp_path, how, capsys):
     from lottery_mia.checkpoints import load_resume
-    from lottery_mia.models import build_model
+    from lottery_mia.networks import build_model
 
     marker = tmp_path / "payload-ran"
     model = build_model(arch="resnet18", num_classes=10, width=4, in_channels=1,
@@ -557,7 +557,7 @@ def test_outputs_follow_the_umask(tmp_path, mask, mode):
         import torch
         from lottery_mia.checkpoints import model_spec, save_checkpoint
         from lottery_mia.io import write_json
-        from lottery_mia.models import build_model
+        from lottery_mia.networks import build_model
         write_json({{"a": 1}}, {str(tmp_path / "m.json")!r})
         spec = model_spec("resnet18", "digits", 4)
         save_checkpoint({str(tmp_path / "model.pt")!r}, build_model(**spec), spec)

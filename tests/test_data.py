@@ -8,7 +8,7 @@ from conftest import write_tiny_cifar, write_tiny_imagefolder
 from lottery_mia.data import Augment, TensorImageSet, image_set, pool_labels
 from lottery_mia.jobs.split import build_membership_split
 from lottery_mia.membership import read_membership
-from lottery_mia.sources import DataNotFoundError, check_root
+from lottery_mia.datasets import DataNotFoundError, check_root
 
 
 @pytest.mark.parametrize("source", ["cifar10", "cifar100"])
@@ -76,7 +76,7 @@ def test_digits_are_read_without_sklearn_datasets_and_equal_load_digits():
     import numpy as np
     from sklearn.datasets import load_digits
 
-    from lottery_mia.data import digits_arrays
+    from lottery_mia.datasets.digits import digits_arrays
 
     images, labels = digits_arrays()
     d = load_digits()
@@ -84,6 +84,6 @@ def test_digits_are_read_without_sklearn_datasets_and_equal_load_digits():
     assert labels.dtype == np.int64 and images.shape == (1797, 8, 8)
     src = Path(__file__).resolve().parents[1] / "src"
     code = (f"import sys; sys.path.insert(0, {str(src)!r}); "
-            "from lottery_mia.data import digits_arrays; digits_arrays(); "
+            "from lottery_mia.datasets.digits import digits_arrays; digits_arrays(); "
             "assert 'sklearn.datasets' not in sys.modules, 'sklearn.datasets was imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

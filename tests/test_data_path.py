@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from conftest import ROOT, write_tiny_imagefolder
-from lottery_mia import data as data_mod
+from lottery_mia import folder_images as data_mod
+from lottery_mia import prefetch as prefetch_mod
 from lottery_mia.data import Augment, FolderImageSet, rows_image_set, view_params
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torchvision.io 0.29
@@ -238,7 +239,7 @@ def test_the_prefetching_thread_hands_over_every_batch_its_errors_and_stops(jpeg
     ds = _set(jpegs, decode="device")
     keys = [[("eval", i, 0, False) for i in range(s, min(s + 3, 10))] for s in range(0, 10, 3)]
     want = list(ds._batches_of(keys))
-    got = list(data_mod._prefetched(lambda: ds._batches_of(keys), "cpu", depth=1))
+    got = list(prefetch_mod._prefetched(lambda: ds._batches_of(keys), "cpu", depth=1))
     assert len(got) == len(want) == 4
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(got, want))
 
@@ -246,12 +247,12 @@ def test_the_prefetching_thread_hands_over_every_batch_its_errors_and_stops(jpeg
         yield from ds._batches_of(keys[:1])
         raise ValueError("image x cannot be read")
 
-    it = data_mod._prefetched(failing, "cpu")
+    it = prefetch_mod._prefetched(failing, "cpu")
     assert next(it)[0].shape == (3, 3, 24, 24)
     with pytest.raises(ValueError, match="cannot be read"):
         next(it)
     before = threading.active_count()
-    early = data_mod._prefetched(lambda: ds._batches_of(keys), "cpu", depth=1)
+    early = prefetch_mod._prefetched(lambda: ds._batches_of(keys), "cpu", depth=1)
     next(early)
     early.close()  # the thread ends, nothing hangs
     assert threading.active_count() <= before

@@ -138,7 +138,7 @@ def _per_rank_batchnorm_run(data: DataSpec) -> dict:
     statistics (what per-rank BatchNorm does), gradients averaged, in one process."""
     from lottery_mia.checkpoints import model_spec
     from lottery_mia.data import member_and_test_sets
-    from lottery_mia.models import build_model
+    from lottery_mia.networks import build_model
     from lottery_mia.recipe import Recipe
     from lottery_mia.runtime import make_runtime
 

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from lottery_mia.masks import Mask, model_sparsity, prunable_names
-from lottery_mia.models import build_model
+from lottery_mia.networks import build_model
 from conftest import magnitude_mask
 
 

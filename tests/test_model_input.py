@@ -64,7 +64,7 @@ def test_a_width_4_resnet18_on_1_channel_8x8_images_trains_on_an_avx2_cpu(tmp_pa
         import numpy as np
         import torch
         from lottery_mia.data import TensorImageSet, load_in_memory
-        from lottery_mia.models import build_model
+        from lottery_mia.networks import build_model
         from lottery_mia.recipe import Recipe
         from lottery_mia.training import run_training
 

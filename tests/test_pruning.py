@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from lottery_mia.masks import Mask, prune_by_score
-from lottery_mia.models import build_model
+from lottery_mia.networks import build_model
 from lottery_mia.pruning import (METHODS, PruningMethod, derived_seed, describe_methods,
                                  get_method, method_names, register_method)
 from lottery_mia.pruning.grasp import gradient_and_hg, grasp_scores

@@ -10,11 +10,12 @@ import torch
 import torch.nn.functional as F
 
 from lottery_mia import training
-from lottery_mia.models import build_model
+from lottery_mia.networks import build_model
 from lottery_mia.runtime import Runtime, make_runtime
 from lottery_mia.checkpoints import model_spec
 from lottery_mia.training import _EagerStep, _GraphedStep, _Totals, make_step
-from lottery_mia import data as data_mod
+from lottery_mia import batches as batches_mod
+from lottery_mia import tensor_images as tensor_mod
 from lottery_mia.data import Augment, TensorImageSet
 from conftest import magnitude_mask
 
@@ -199,7 +200,7 @@ def test_the_epoch_plan_is_seeded_and_ranks_split_the_same_batches():
         assert torch.equal(torch.cat([halves[0][step][0], halves[1][step][0]]), full)
     tail = [x for x, _ in data.train_batches(16, 9, aug, skip=3)]
     assert len(tail) == 1 and torch.equal(tail[0], whole[3])
-    lo, hi = data_mod.shard_range(70, (1, 3))
+    lo, hi = batches_mod.shard_range(70, (1, 3))
     assert (lo, hi) == (23, 46)
     parts = [torch.cat([y for _, y in data.eval_batches(8, shard=(r, 3))]) for r in range(3)]
     assert torch.equal(torch.cat(parts), data.y)
@@ -209,8 +210,8 @@ def test_batch_producer_source_has_no_host_traffic():
     """Structural guard of the per-batch code of the in-memory sets."""
     forbidden = re.compile(r"\.item\(|(?<![.\w])(float|int|bool)\(|\.cpu\(|\.tolist\(|"
                            r"\.numpy\(|\.to\(|Generator\(|torch\.(tensor|as_tensor|rand\w*)\(")
-    for obj in (TensorImageSet.plan_batch, TensorImageSet._prep, data_mod._crop,
-                data_mod._flip, data_mod.normalize_batch, data_mod.batch_part):
+    for obj in (TensorImageSet.plan_batch, TensorImageSet._prep, tensor_mod._crop,
+                tensor_mod._flip, batches_mod.normalize_batch, batches_mod.batch_part):
         src = inspect.getsource(obj)
         assert not forbidden.search(src), (obj.__qualname__, forbidden.search(src))
 

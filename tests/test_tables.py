@@ -13,7 +13,8 @@ import pytest
 from lottery_mia.jobs.report import write_report
 from lottery_mia.jobs.tables import write_tables
 from lottery_mia.metrics import attack_metrics
-from lottery_mia.tables import (method_pairs, method_verdicts, slices, table1, verdict_rows)
+from lottery_mia.tables import slices, table1
+from lottery_mia.verdicts import method_pairs, method_verdicts, verdict_rows
 
 DS, ARCH, N = "digits", "resnet18", 400
 REPLICATES = (0, 1, 2)

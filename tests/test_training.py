@@ -29,7 +29,7 @@ def test_dense_run_saves_w0_before_training_and_rewind_state(trained_digits):
     assert init_ck["epoch"] == 0 and rewind_ck["epoch"] == 1
     assert init_ck["step"] == 0 and rewind_ck["step"] == STEPS
     # w0 is the seeded initialisation: the same seed builds the same network
-    from lottery_mia.models import build_model
+    from lottery_mia.networks import build_model
     from lottery_mia.checkpoints import model_spec
 
     torch.manual_seed(0)
@@ -132,7 +132,7 @@ def test_an_interrupted_run_resumes_where_it_stopped_with_identical_results(trai
     import pytest
 
     from lottery_mia.data import TensorImageSet
-    from lottery_mia.models import build_model
+    from lottery_mia.networks import build_model
     from lottery_mia.checkpoints import model_spec
     from lottery_mia.data import member_and_test_sets
     from lottery_mia.training import run_training
@@ -187,7 +187,7 @@ def test_an_interrupted_run_resumes_where_it_stopped_with_identical_results(trai
 # --------------------------------------------------------------------------- rewinding to a step
 def _fresh_run(trained_digits, epochs=2, **kw):
     from lottery_mia.checkpoints import model_spec
-    from lottery_mia.models import build_model
+    from lottery_mia.networks import build_model
     from lottery_mia.data import member_and_test_sets
     from lottery_mia.training import run_training
 
@@ -204,7 +204,7 @@ def test_rewind_step_captures_the_state_after_exactly_that_many_steps(trained_di
     from lottery_mia import training
     from lottery_mia.checkpoints import model_spec
     from lottery_mia.data import steps_per_epoch
-    from lottery_mia.models import build_model
+    from lottery_mia.networks import build_model
     from lottery_mia.runtime import make_runtime
 
     rec, train_set, res = _fresh_run(trained_digits, capture_step=3)  # mid-epoch 0

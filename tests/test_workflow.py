@@ -43,7 +43,7 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
             "diff_at_gap_ci_high"} <= set(v.columns)
     # one primary comparison per pruned model, at the largest sample size
     primary = v[v["primary"]]
-    assert len(primary) == len(primary.drop_duplicates(["method", "ticket_sparsity"]))
+    assert len(primary) == len(primary.drop_duplicates(["arch", "method", "ticket_sparsity"]))
     assert set(primary["sample_size"]) == {200} and set(primary["metric"]) == {"auc"}
     assert report.index('id="primary"') < report.index("Table 1")
     for side in ("dense", "ticket"):

@@ -8,8 +8,8 @@ layers, from the DAG side down (README.md, "Structure"):
 - :mod:`lottery_mia.plan`      the grid planned from the config: every network, model and job
 - :mod:`lottery_mia.layout`    where every result lives (keys <-> folders <-> wildcards)
 - :mod:`lottery_mia.jobs`      one entry point per rule (read inputs, call the library, write)
-- the library: :mod:`~lottery_mia.sources`, :mod:`~lottery_mia.membership`,
-  :mod:`~lottery_mia.data`, :mod:`~lottery_mia.models`, :mod:`~lottery_mia.masks`,
+- the library: :mod:`~lottery_mia.datasets`, :mod:`~lottery_mia.membership`,
+  :mod:`~lottery_mia.data`, :mod:`~lottery_mia.networks`, :mod:`~lottery_mia.masks`,
   :mod:`~lottery_mia.pruning` (registry of methods), :mod:`~lottery_mia.recipe`,
   :mod:`~lottery_mia.training` (the loop), :mod:`~lottery_mia.scoring`,
   :mod:`~lottery_mia.confidences`, :mod:`~lottery_mia.attacks` (registry of attacks),

@@ -37,8 +37,8 @@ import torch
 from torch import nn
 
 from .io import atomic_write_bytes, log
-from .models import build_model
-from .sources import source_info
+from .networks import build_model
+from .datasets import source_info
 
 
 class CorruptFileError(ValueError):

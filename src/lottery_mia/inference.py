@@ -146,7 +146,8 @@ def compare(is_member, scores_a, thresholds_a, scores_b, thresholds_b, *, margin
     None for a metric not measurable on these rows (a TPR at an FPR with too few
     non-members above the cut). ``scope`` is ``seeds and rows`` (R >= 3) or ``these
     networks`` (p-values nan: no verdict)."""
-    from .metrics import _percentile, _stack, attack_metrics, bootstrap_samples
+    from .metrics import attack_metrics
+    from .resampling import _percentile, _stack, bootstrap_samples
 
     y = np.asarray(is_member).astype(bool)
     sa, ta = _stack(scores_a, thresholds_a)

@@ -2,8 +2,9 @@
 
 A :class:`Mask` maps parameter names to 0/1 float tensors of the same shape. Only the weights
 of ``Conv2d`` and ``Linear`` layers are prunable; biases and BatchNorm parameters never are.
-Whether the final classifier (``fc``) is pruned is a choice recorded in the mask
-(``prune_fc``; OpenLTH prunes it for ResNets, ShrinkBench never does).
+Whether the final classifier (the layers its architecture declares, ``fc`` for ResNets) is
+pruned is a choice recorded in the mask (``prune_fc``; OpenLTH prunes it for ResNets,
+ShrinkBench never does).
 
 Mask arithmetic lives here and nowhere else: :func:`prune_by_score` is the one global
 ranking every pruning method prunes by (exactly the requested number of weights, ties broken
@@ -20,13 +21,23 @@ import torch
 from torch import nn
 
 
+def classifier_layers(model: nn.Module) -> set[str]:
+    """The module names of ``model``'s final classifier: what its architecture declares
+    (:func:`lottery_mia.networks.build_model` records it), else its last ``Linear``."""
+    declared = getattr(model, "classifier_layers", None)
+    if declared is not None:
+        return set(declared)
+    linear = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    return set(linear[-1:])
+
+
 def prunable_names(model: nn.Module, prune_fc: bool = True) -> list[str]:
-    """Names of the prunable parameters: Conv2d and Linear weights (``fc`` optional)."""
+    """Names of the prunable parameters: Conv2d and Linear weights; those of the final
+    classifier (:func:`classifier_layers`) only with ``prune_fc``."""
+    skip = set() if prune_fc else classifier_layers(model)
     names = []
     for mod_name, module in model.named_modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            if isinstance(module, nn.Linear) and not prune_fc:
-                continue
+        if isinstance(module, (nn.Conv2d, nn.Linear)) and mod_name not in skip:
             names.append(f"{mod_name}.weight" if mod_name else "weight")
     return names
 

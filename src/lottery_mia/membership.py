@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .sources import source_info
+from .datasets import source_info
 
 COLUMNS = ["sample_id", "pool", "pool_index", "label", "member", "scored"]
 

@@ -310,3 +310,12 @@ def plain(obj):
     return obj
 
 
+def render_template(name: str, context: dict) -> str:
+    """A page from ``templates/<name>`` (every value autoescaped; tables passed in are HTML
+    that pandas escaped): the pipeline's report and the audit's."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("lottery_mia", "templates"),
+                      autoescape=select_autoescape(default=True, default_for_string=True),
+                      keep_trailing_newline=True)
+    return env.get_template(name).render(**context)

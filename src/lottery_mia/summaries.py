@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from .io import read_csv_table, read_json, read_parquet_frame
-from .metrics import (POINT_METRICS, bootstrap_metrics, chance_verdict, mean_ci,
-                      spearman_ci)
+from .metrics import POINT_METRICS, chance_verdict, mean_ci, spearman_ci
+from .resampling import bootstrap_metrics
 from .vocabulary import (ATTACK_COLUMNS, MEAN, MODEL_KEYS, REFERENCE, SAME_ROWS_METRICS,
                          TRAINING_COLUMNS, TRANSFER_COLUMNS, evaluated, fit_text)
 

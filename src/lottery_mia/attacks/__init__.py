@@ -16,7 +16,8 @@ import numpy as np
 
 from ..confidences import check_table_identity, read_confidences
 from ..io import log
-from ..metrics import bootstrap_metrics, chance_verdict, low_fpr_text
+from ..metrics import chance_verdict, low_fpr_text
+from ..resampling import bootstrap_metrics
 from ..vocabulary import REFERENCE, SAME_ROWS_METRICS
 from .base import (ATTACKS, FEATURES, AttackData, AttackKind, AttackScores, attack_features,
                    get_attack, register_attack)

@@ -156,3 +156,16 @@ def tune_a(ref_x, inc_x, ref_z, inc_z, gamma: float, offline: bool) -> tuple[flo
                              "with LR(x)/LR(z) >= gamma, LR = Pr(x|target)/Pr(x)")
 def rmia(settings: dict | None, seed: int) -> RMIA:
     return RMIA(settings, seed)
+
+
+MIN_REFERENCES_AUTO = 4  # a: auto tunes a on one reference, the others its references
+
+
+def references_problem(settings: dict | None, n_references: int) -> str | None:
+    """Why RMIA with ``settings`` cannot run on ``n_references`` references (None: it can):
+    ``a: auto`` tunes a on one reference with the others as its references."""
+    if {**DEFAULTS, **(settings or {})}["a"] != "auto" or n_references >= MIN_REFERENCES_AUTO:
+        return None
+    return (f"a: auto tunes a on one reference with the others as its references and needs "
+            f"{MIN_REFERENCES_AUTO} or more (there are {n_references}); set a to a number "
+            "(0.3 is the paper's CIFAR value) or add references")

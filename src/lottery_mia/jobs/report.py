@@ -12,11 +12,10 @@ import pandas as pd
 
 from ..figures import figure_specs
 from ..io import atomic_write_bytes, log, read_csv_table, read_json
-from ..report import (CSS, attack_models_view, attacks_view, benchmark_view, data_uri,
-                      unmeasurable_note,
-                      html_table, method_accuracy_view, method_verdicts_view,
-                      models_each_view, models_mean_view, plain, slices_view, table1_view,
-                      transfer_view, verdicts_view)
+from ..report import (attack_models_view, attacks_view, benchmark_view, CSS, data_uri, html_table,
+                      method_accuracy_view, method_verdicts_view, models_each_view,
+                      models_mean_view, plain, render_template, slices_view, table1_view,
+                      transfer_view, unmeasurable_note, verdicts_view)
 from ..summaries import (read_attacks_csv, read_slices_csv, read_training_csv,
                          read_transfer_csv)
 
@@ -107,11 +106,5 @@ def claim_summary(verdicts: pd.DataFrame, values: dict) -> str:
 
 
 def render(context: dict) -> str:
-    """The report page from its template (every value autoescaped; the tables are HTML
-    that pandas escaped)."""
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    env = Environment(loader=PackageLoader("lottery_mia", "templates"),
-                      autoescape=select_autoescape(default=True, default_for_string=True),
-                      keep_trailing_newline=True)
-    return env.get_template("report.html.j2").render(**context)
+    """The report page from its template (:func:`lottery_mia.report.render_template`)."""
+    return render_template("report.html.j2", context)

@@ -69,7 +69,7 @@ def check_data(*, membership_path, source: str, sample_paths: list, sample_sizes
     from ..attack_samples import read_attack_sample, same_class_pairs
     from ..io import write_json
     from ..references import read_inclusion
-    from ..sources import source_info
+    from ..datasets import source_info
 
     table = read_membership(membership_path)
     classes = source_info(source).num_classes

@@ -7,8 +7,8 @@ import pandas as pd
 
 from ..io import atomic_write_bytes, write_csv
 from ..summaries import read_attacks_csv, read_training_csv
-from ..tables import (attack_model_table, method_verdicts, slices, table1, table1_markdown,
-                      verdict_rows)
+from ..tables import attack_model_table, slices, table1, table1_markdown
+from ..verdicts import method_verdicts, verdict_rows
 
 __all__ = ["write_tables", "write_slices"]
 

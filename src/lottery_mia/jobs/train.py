@@ -29,7 +29,7 @@ from ..io import log, write_json
 from ..locks import output_lock
 from ..masks import load_fitting_mask, model_sparsity
 from ..membership import read_membership
-from ..models import build_model
+from ..networks import build_model
 from ..pruning import derived_seed
 from ..recipe import Recipe
 from ..runtime import make_runtime

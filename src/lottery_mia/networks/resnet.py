@@ -1,4 +1,4 @@
-"""ResNet18 / ResNet50 built from torchvision's ResNet blocks.
+"""ResNet18 / ResNet50 (``resnet18``, ``resnet50``) built from torchvision's ResNet blocks.
 
 With ``width=64``, ``in_channels=3`` and the standard stem, the parameter names and shapes are
 exactly torchvision's ``resnet18``/``resnet50`` (a plain ``state_dict`` round-trips between
@@ -6,67 +6,38 @@ them). Two options make the same architectures fit other settings:
 
 - ``small_input``: the CIFAR stem (3x3 stride-1 first conv, no max-pool) for small images;
 - ``width``: channels of the first stage (64 in the paper); the CPU default uses fewer.
+
+The module itself is in :mod:`._resnet_modules` (imported when a network is built, so the
+registry stays torch-free).
 """
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
+from .registry import register_architecture
 
-ARCHITECTURES = {
-    "resnet18": (BasicBlock, (2, 2, 2, 2)),
-    "resnet50": (Bottleneck, (3, 4, 6, 3)),
-}
+LAYERS = {"resnet18": ("basic", (2, 2, 2, 2)), "resnet50": ("bottleneck", (3, 4, 6, 3))}
 
 
-class ResNet(nn.Module):
-    def __init__(self, block, layers, num_classes: int, width: int = 64, in_channels: int = 3,
-                 small_input: bool = False):
-        super().__init__()
-        self.inplanes = width
-        if small_input:
-            self.conv1 = nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False)
-            self.maxpool = nn.Identity()
-        else:
-            self.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
-            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.relu = nn.ReLU(inplace=True)
-        self.layer1 = self._make_layer(block, width, layers[0], stride=1)
-        self.layer2 = self._make_layer(block, width * 2, layers[1], stride=2)
-        self.layer3 = self._make_layer(block, width * 4, layers[2], stride=2)
-        self.layer4 = self._make_layer(block, width * 8, layers[3], stride=2)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(width * 8 * block.expansion, num_classes)
-        # torchvision's initialisation
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
+def _build(arch: str, num_classes: int, width: int, in_channels: int, small_input: bool):
+    from torchvision.models.resnet import BasicBlock, Bottleneck
 
-    def _make_layer(self, block, planes: int, blocks: int, stride: int) -> nn.Sequential:
-        downsample = None
-        if stride != 1 or self.inplanes != planes * block.expansion:
-            downsample = nn.Sequential(conv1x1(self.inplanes, planes * block.expansion, stride),
-                                       nn.BatchNorm2d(planes * block.expansion))
-        layers = [block(self.inplanes, planes, stride, downsample)]
-        self.inplanes = planes * block.expansion
-        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
-        return nn.Sequential(*layers)
+    from ._resnet_modules import ResNet
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
-
-
-def build_model(arch: str, num_classes: int, *, width: int = 64, in_channels: int = 3,
-                small_input: bool = False) -> ResNet:
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
-    block, layers = ARCHITECTURES[arch]
+    kind, layers = LAYERS[arch]
+    block = BasicBlock if kind == "basic" else Bottleneck
     return ResNet(block, layers, num_classes, width=width, in_channels=in_channels,
                   small_input=small_input)
+
+
+@register_architecture("resnet18", classifier=("fc",), default_width=64,
+                       width="channels of the first stage (64: torchvision's resnet18)",
+                       description="ResNet-18 (torchvision's blocks and names)")
+def resnet18(num_classes: int, width: int, in_channels: int, small_input: bool):
+    return _build("resnet18", num_classes, width, in_channels, small_input)
+
+
+@register_architecture("resnet50", classifier=("fc",), default_width=64,
+                       width="channels of the first stage (64: torchvision's resnet50)",
+                       description="ResNet-50 (torchvision's blocks and names)")
+def resnet50(num_classes: int, width: int, in_channels: int, small_input: bool):
+    return _build("resnet50", num_classes, width, in_channels, small_input)
