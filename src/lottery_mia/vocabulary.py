@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 
 DENSE = "dense"
+# The feature vectors a classifier attack learns from (attack.features; the paper: softmax).
+FEATURES = ("softmax", "sorted", "softmax_label", "log_softmax")
 KINDS = (DENSE, "ticket", "control")
 
 MODEL_KEYS = ["dataset", "arch", "method", "sparsity"]
@@ -49,6 +51,14 @@ TRAINING_COLUMNS = MODEL_KEYS + ["achieved_sparsity", "method_kind", "replicate"
 ATTACK_COLUMNS = ATTACK_KEYS + ["achieved_sparsity", "kind", "threshold", "accuracy", "auc"]
 TRANSFER_COLUMNS = ["source_arch", "source_method", "source_sparsity", "target_arch",
                     "target_method", "target_sparsity", "accuracy"]
+
+
+def network_identity(dataset: str, arch: str, seed: int, method: str, sparsity: float,
+                     imp_round: int | None = None) -> dict:
+    """Which network a checkpoint holds: the record its training job writes and the
+    scoring job expects (the plan's and the training job's one definition)."""
+    return {"dataset": dataset, "arch": arch, "seed": int(seed), "method": method,
+            "sparsity": float(sparsity), "imp_round": imp_round}
 
 
 def fit_text(row: dict) -> str:

@@ -24,12 +24,11 @@ import numpy as np
 
 from ..confidences import ConfidenceTable
 from ..registry import Registry
-from ..vocabulary import evaluated
+from ..vocabulary import FEATURES, evaluated
 
 if TYPE_CHECKING:  # pandas is only needed when an attack runs
     import pandas as pd
 
-FEATURES = ("softmax", "sorted", "softmax_label", "log_softmax")
 
 
 @dataclass

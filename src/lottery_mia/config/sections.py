@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from ..datasets import DATASETS, dataset_source, max_split_sizes, source_info
+from ..vocabulary import FEATURES
 from .base import (DEFAULT_BASELINES, Arch, ConfigError, SampleSize, Section, Seed, Sparsity,
                    _in_architectures, _in_sparsities, _no_duplicates, _require)
 
@@ -212,7 +213,7 @@ class Attack(BaseModel):
                                            "(n/2 members + n/2 non-members)")
     test_fraction: float = Field(0.5, gt=0, lt=1, allow_inf_nan=False,
                                  description="share of each sample held out to evaluate")
-    features: Literal["softmax", "sorted", "softmax_label", "log_softmax"] = Field(
+    features: Literal[FEATURES] = Field(
         "softmax", description="features of the classifier attacks (the paper: softmax)")
     seed: Seed = Field(0, description="seed of the attack samples, models and bootstrap")
     n_bootstrap: int = Field(1000, ge=200, description="bootstrap resamples behind every "

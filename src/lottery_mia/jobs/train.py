@@ -34,6 +34,7 @@ from ..pruning import derived_seed
 from ..recipe import Recipe
 from ..runtime import make_runtime
 from ..training import run_training
+from ..vocabulary import network_identity as vocabulary_identity
 
 __all__ = ["train_dense", "train_ticket", "ticket_start", "rewound_ticket",
            "rewind_step_of", "network_identity"]
@@ -50,8 +51,8 @@ def network_identity(data: DataSpec, arch: str, seed: int, method: str, sparsity
                      imp_round: int | None = None, mask: str | None = None) -> dict:
     """Which network a checkpoint holds, as its training job was asked for it (checked by
     :func:`lottery_mia.checkpoints.check_trained_network` before anything reads it)."""
-    return {"dataset": data.dataset, "arch": arch, "seed": int(seed), "method": method,
-            "sparsity": float(sparsity), "imp_round": imp_round, "mask_digest": mask}
+    return {**vocabulary_identity(data.dataset, arch, seed, method, sparsity, imp_round),
+            "mask_digest": mask}
 
 
 def _recipe(recipe: dict, key: str, num_workers: int | None, gpus: int | None = None

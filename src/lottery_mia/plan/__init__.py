@@ -34,6 +34,7 @@ from .report import ReportPlan, ScoreGroup  # noqa: F401  (ScoreGroup: re-export
 from ..layout import DENSE, ModelKey, StepKey, fmt_sparsity, run_name, split_run
 from ..pruning import METHODS, PruningMethod, get_method
 from ..recipe import HOW_FIELDS
+from ..vocabulary import network_identity
 
 
 @dataclass(frozen=True)
@@ -314,10 +315,9 @@ class Plan(ReportPlan):
         """The network behind a model folder as its training job records it (the scoring
         job refuses any other checkpoint found there)."""
         step = self.serving_step(model)
-        return {"dataset": model.dataset, "arch": model.arch, "seed": self.seed_of(model.run),
-                "method": model.method,
-                "sparsity": 0.0 if model.is_dense else self.step_sparsity(step),
-                "imp_round": step.round}
+        return network_identity(model.dataset, model.arch, self.seed_of(model.run),
+                                model.method,
+                                0.0 if model.is_dense else self.step_sparsity(step), step.round)
 
     def score_params(self, model: ModelKey) -> dict:
         """A scoring job: the data, the model's method and sparsity, its seed, the network
