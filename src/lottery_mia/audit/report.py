@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
+
 import pandas as pd
 
 from ..io import atomic_write_bytes
@@ -24,8 +24,8 @@ def draw_roc(frame: pd.DataFrame, scores: pd.DataFrame, output, model: str):
     """Log-log ROC curves of every attack on the rows it is evaluated on, a panel per kind
     (classifier, threshold, reference), the legend under each panel; the shaded band is
     where fewer than 10 non-members lie above the threshold (TPR not reported there)."""
-    from ..figures.style import panels, save
-    from ..metrics import MIN_ABOVE, roc_points
+    from ..figures.style import panels, roc_panel, save
+    from ..metrics import MIN_ABOVE
     from ..vocabulary import evaluated
 
     kinds = [k for k in KIND_ORDER if (frame["kind"] == k).any()]
@@ -40,20 +40,11 @@ def draw_roc(frame: pd.DataFrame, scores: pd.DataFrame, output, model: str):
         lim = 1.0 / max(n0, 1)
         ax.axvspan(lim / 2, min(MIN_ABOVE * lim, 1.0), color="grey", alpha=0.12, lw=0,
                    label=f"TPR not reported (< {MIN_ABOVE} non-members above)")
-        for i, r in enumerate(rows.itertuples(index=False)):
-            fpr, tpr = roc_points(member[keep], scores[f"score_{r.attack}"].to_numpy()[keep])
-            ax.plot(np.maximum(fpr, lim / 2), np.maximum(tpr, lim / 2),
-                    LINESTYLES[i % len(LINESTYLES)], color=f"C{i % 10}", linewidth=1.4,
-                    label=f"{r.attack} (AUC {r.auc:.3f})")
-        ax.plot([lim / 2, 1], [lim / 2, 1], color="grey", linewidth=0.8, label="chance")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlim(lim / 2, 1)
-        ax.set_ylim(lim / 2, 1)
-        ax.set_xlabel(f"false positive rate ({n0} non-members)")
-        ax.set_ylabel("true positive rate")
-        ax.set_title(KIND_TITLES[kind], fontsize=9)
-        ax.grid(alpha=0.3, which="both")
+        roc_panel(ax, [(member[keep], scores[f"score_{r.attack}"].to_numpy()[keep],
+                        dict(linestyle=LINESTYLES[i % len(LINESTYLES)], color=f"C{i % 10}",
+                             linewidth=1.4, label=f"{r.attack} (AUC {r.auc:.3f})"))
+                       for i, r in enumerate(rows.itertuples(index=False))],
+                  n0, KIND_TITLES[kind], xlabel=f"false positive rate ({n0} non-members)")
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1,
                   frameon=False)
     fig.suptitle(f"{model}: ROC curves of every attack (log-log)", fontsize=10)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..metrics import roc_points
 from ..vocabulary import DENSE, evaluated, model_name
 from .registry import FigureData, register_figure
-from .style import legend_outside, panels, save
+from .style import legend_outside, panels, roc_panel, save
 
 CAPTION = (
     'Figure 5 (extension). ROC curves of the attack on log-log axes (first replicate); the'
@@ -21,23 +20,15 @@ def figure_roc(curves: list[dict], output, attack: str):
     (attack_test). Returns the Figure."""
     datasets = sorted({c["dataset"] for c in curves})
     fig, axes = panels(len(datasets), width=4.8, height=4.4)
+    n0 = min(int((~np.asarray(c["member"], bool)).sum()) for c in curves)
     for ax, ds in zip(axes, datasets):
-        for c in sorted((c for c in curves if c["dataset"] == ds),
-                        key=lambda c: (c["arch"], c["method"] != DENSE, c["sparsity"],
-                                       c["method"])):
-            fpr, tpr = roc_points(c["member"], c["score"])
-            ax.plot(np.maximum(fpr, 1e-5), np.maximum(tpr, 1e-5),
-                    label=model_name(c["arch"], c["method"], c["sparsity"]))
-        lim = 1.0 / max(min(int((~np.asarray(c["member"], bool)).sum()) for c in curves), 1)
-        ax.plot([lim, 1], [lim, 1], color="grey", linestyle=":", label="chance")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlim(lim, 1)
-        ax.set_ylim(lim, 1)
-        ax.set_xlabel("false positive rate")
-        ax.set_ylabel("true positive rate")
-        ax.set_title(f"{attack} attack, {ds}, n={curves[0]['sample_size']}", fontsize=10)
-        ax.grid(alpha=0.3, which="both")
+        mine = sorted((c for c in curves if c["dataset"] == ds),
+                      key=lambda c: (c["arch"], c["method"] != DENSE, c["sparsity"],
+                                     c["method"]))
+        roc_panel(ax, [(c["member"], c["score"],
+                        {"label": model_name(c["arch"], c["method"], c["sparsity"])})
+                       for c in mine], n0,
+                  f"{attack} attack, {ds}, n={curves[0]['sample_size']}", fontsize=10)
         legend_outside(ax)
     save(fig, output)
     return fig

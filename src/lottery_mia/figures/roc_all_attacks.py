@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..metrics import roc_points
 from ..vocabulary import evaluated, model_name
 from .registry import FigureData, register_figure
-from .style import legend_outside, pyplot, save
+from .style import legend_outside, pyplot, roc_panel, save
 
 CAPTION = (
     "Figure 8. ROC curves of every attack on Table 1's dense network and ticket (first "
     "replicate), log-log, a row of panels per kind of attack (classifier, threshold, "
     "reference-model) with at most six lines each. Classifier and threshold attacks are "
-    "evaluated on the attack-test rows, reference-model attacks on every scored row; the "
+    "evaluated on the attack-test rows, reference-model attacks on the rows their "
+    "references can judge (IN for some reference, OUT for another) outside the attack-"
+    "train fold; the "
     "dotted diagonal is chance and the smallest FPR drawn is 1 / the panel's non-members."
 )
 
@@ -50,22 +51,12 @@ def figure_roc_all_attacks(curves: list[dict], output):
             ax = axes[r, col]
             mine = [c for c in curves if c["label"] == model and c["attack"] in names]
             n0 = min((int((~np.asarray(c["member"], bool)).sum()) for c in mine), default=1)
-            lim = 1.0 / max(n0, 1)
+            lines = []
             for c in mine:
                 color, dash = LINE_STYLES[names.index(c["attack"]) % len(LINE_STYLES)]
-                fpr, tpr = roc_points(c["member"], c["score"])
-                ax.plot(np.maximum(fpr, lim / 2), np.maximum(tpr, lim / 2), color=color,
-                        linestyle=dash, label=c["attack"], linewidth=1.5)
-            ax.plot([lim, 1], [lim, 1], color="grey", linestyle=":", linewidth=1,
-                    label="chance")
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_xlim(lim / 2, 1)
-            ax.set_ylim(lim / 2, 1)
-            ax.set_xlabel("false positive rate")
-            ax.set_ylabel("true positive rate")
-            ax.set_title(f"{title}: {model}\n({n0} non-members evaluated)", fontsize=9)
-            ax.grid(alpha=0.3, which="both")
+                lines.append((c["member"], c["score"], dict(color=color, linestyle=dash,
+                                                            label=c["attack"], linewidth=1.5)))
+            roc_panel(ax, lines, n0, f"{title}: {model}\n({n0} non-members evaluated)")
         legend_outside(axes[r, -1])
     save(fig, output)
     return fig

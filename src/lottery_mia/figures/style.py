@@ -158,3 +158,28 @@ def mean_rows(attacks: pd.DataFrame, attack: str) -> pd.DataFrame:
     if sel.empty:
         raise ValueError(f"no results of the {attack!r} attack (config key attack.models)")
     return sel
+
+
+def roc_panel(ax, lines, n_nonmembers: int, title: str, xlabel: str = "false positive rate",
+              fontsize: int = 9) -> float:
+    """Log-log ROC curves on ``ax`` (the one drawing of them: Figures 5 and 8, the audit):
+    ``lines`` are (member flags, scores, plot keywords with the label); the smallest FPR
+    measurable is 1 / ``n_nonmembers``, curves are floored at half of it, with the chance
+    diagonal. Returns that smallest FPR."""
+    from ..metrics import roc_points
+
+    lim = 1.0 / max(int(n_nonmembers), 1)
+    for member, score, kw in lines:
+        fpr, tpr = roc_points(member, score)
+        ax.plot(np.maximum(fpr, lim / 2), np.maximum(tpr, lim / 2), **kw)
+    ax.plot([lim / 2, 1], [lim / 2, 1], color="grey", linestyle=":", linewidth=1,
+            label="chance")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lim / 2, 1)
+    ax.set_ylim(lim / 2, 1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title, fontsize=fontsize)
+    ax.grid(alpha=0.3, which="both")
+    return lim
