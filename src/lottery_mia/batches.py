@@ -55,11 +55,6 @@ def check_model_input(x, channels_last: bool = False) -> None:
 
 
 # --------------------------------------------------------------------------- image sets
-def steps_per_epoch(n: int, batch_size: int) -> int:
-    """Training steps per epoch: full batches only (one short batch if n < batch_size)."""
-    return max(n // batch_size, 1)
-
-
 def shard_range(n: int, shard: tuple[int, int] | None) -> tuple[int, int]:
     """The contiguous part [lo, hi) of ``n`` items that rank ``shard[0]`` of ``shard[1]``
     takes (the whole range without a shard): how evaluation is split across ranks."""

@@ -22,10 +22,9 @@ from .folder_images import FolderImageSet
 from .tensor_images import TensorImageSet
 
 # The names the jobs and tests take from here (the facade of the modules below).
-from .batches import (as_model_input, check_model_input, standard_strides,  # noqa: E402,F401
-                      steps_per_epoch)
+from .batches import as_model_input, check_model_input, standard_strides  # noqa: E402,F401
 from .decoding import view_params  # noqa: E402,F401
-from .recipe import Augment  # noqa: E402,F401  (the batch producer's augmentation)
+from .recipe import Augment, steps_per_epoch  # noqa: E402,F401
 
 
 # --------------------------------------------------------------------------- a job's data

@@ -106,3 +106,46 @@ class Recipe(BaseModel):
         fields = {k: v for k, v in self.as_dict().items() if k not in HOW_FIELDS}
         return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str)
                               .encode()).hexdigest()[:16]
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Training steps per epoch: full batches only (one short batch if n < batch_size)."""
+    return max(n // batch_size, 1)
+
+
+def rewind_step_of(rewind_epoch: int | None, rewind_step: int | None, n_steps: int,
+                   epochs: int, recipe_key: str = "training") -> int:
+    """The rewind point in optimizer steps: ``pruning.rewind_step``, or
+    ``pruning.rewind_epoch`` x steps per epoch. Exactly one of the two is set, and the point
+    lies before the last step (a ticket rewound to the end would never be retrained). The
+    one statement of the rule: the config checks it while the DAG is built, the training
+    jobs apply it."""
+    if (rewind_epoch is None) == (rewind_step is None):
+        raise ValueError("config keys pruning.rewind_epoch and pruning.rewind_step: set "
+                         f"exactly one of them (got rewind_epoch={rewind_epoch!r}, "
+                         f"rewind_step={rewind_step!r}); null the other")
+    step = rewind_step if rewind_step is not None else rewind_epoch * n_steps
+    key = "rewind_step" if rewind_step is not None else "rewind_epoch"
+    value = rewind_step if rewind_step is not None else rewind_epoch
+    if not 0 <= step < epochs * n_steps:
+        raise ValueError(f"config key pruning.{key}={value} must be within [0, "
+                         f"{epochs if key == 'rewind_epoch' else epochs * n_steps}) of "
+                         f"{recipe_key} (epochs={epochs} x {n_steps} optimizer steps): a "
+                         "ticket rewound to the last step would never be retrained; lower it "
+                         "or raise the epochs")
+    return step
+
+
+def without_how(recipe: dict) -> dict:
+    """A recipe's fields that shape the network (the job params Snakemake compares):
+    every field but :data:`HOW_FIELDS`."""
+    return {k: v for k, v in recipe.items() if k not in HOW_FIELDS}
+
+
+def with_how(recipe: dict, **how) -> dict:
+    """``recipe`` with how its job runs put back in (``num_workers``, ``gpus``; None: the
+    recipe's own)."""
+    unknown = set(how) - set(HOW_FIELDS)
+    if unknown:
+        raise ValueError(f"with_how: {sorted(unknown)} are not how a job runs {HOW_FIELDS}")
+    return {**recipe, **{k: int(v) for k, v in how.items() if v is not None}}

@@ -6,8 +6,8 @@ epoch, each step only gathering from it."""
 from __future__ import annotations
 
 from typing import Iterator
-from .batches import EpochPlan, batch_part, normalize_batch, shard_range, steps_per_epoch
-from .recipe import Augment
+from .batches import EpochPlan, batch_part, normalize_batch, shard_range
+from .recipe import Augment, steps_per_epoch
 
 
 class TensorImageSet:

@@ -10,6 +10,6 @@ with logged(snakemake.log[0], snakemake.rule):
         base_mask=inp.get("base_mask"), sparsity=s["sparsity"], imp_round=s["imp_round"],
         seed=s["seed"], prune_fc=s["prune_fc"], out_mask=out.mask, out_report=out.report,
         data=dataspec(s["data"], inp.membership) if s["data"] else None,
-        recipe={**s["recipe"], "num_workers": p.how.num_workers} if s["recipe"] else None,
-        recipe_key=s["recipe_key"], threads=snakemake.threads,
+        recipe=s["recipe"], num_workers=p.how.num_workers, recipe_key=s["recipe_key"],
+        threads=snakemake.threads,
     )

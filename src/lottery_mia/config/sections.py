@@ -172,24 +172,15 @@ class Pruning(BaseModel):
                 get_method(key, value, key=f"pruning.{key}")
             except ValueError as err:
                 raise ConfigError(str(err)) from None
-        epoch, step = self.rewind_epoch, self.rewind_step
-        _require((epoch is None) != (step is None), "config keys 'pruning.rewind_epoch' and "
-                 f"'pruning.rewind_step': set exactly one of them (got {epoch!r} and "
-                 f"{step!r}); null the other")
+        from ..recipe import rewind_step_of, steps_per_epoch
+
         for ds, arch, rec in cfg.recipes():
-            if epoch is not None:
-                _require(epoch < rec.epochs, f"config key 'pruning.rewind_epoch': {epoch} is "
-                         f"not below training.{ds}.{arch}.epochs={rec.epochs} (a ticket "
-                         "rewound to the last epoch is never retrained); lower it or raise "
-                         "the epochs")
-            else:
-                n_mem = cfg.datasets[ds].sizes()[0]
-                per = max(n_mem // rec.batch_size, 1)
-                total = rec.epochs * per
-                _require(step < total, f"config key 'pruning.rewind_step': {step} is not "
-                         f"within the {total} optimizer steps of training.{ds}.{arch} "
-                         f"({rec.epochs} epochs x {per} steps of {rec.batch_size} of the "
-                         f"{n_mem} members); lower it or raise the epochs")
+            try:
+                rewind_step_of(self.rewind_epoch, self.rewind_step,
+                               steps_per_epoch(cfg.datasets[ds].sizes()[0], rec.batch_size),
+                               rec.epochs, f"training.{ds}.{arch}")
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
 
 
 class Confidences(Section):

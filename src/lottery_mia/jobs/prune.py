@@ -17,6 +17,7 @@ from ..checkpoints import load_checkpoint
 from ..io import log, write_json
 from ..masks import Mask, load_fitting_mask
 from ..pruning import derived_seed, get_method
+from ..recipe import with_how
 
 __all__ = ["prune_mask"]
 
@@ -73,7 +74,8 @@ def _training_batches(data, recipe: dict, recipe_key: str, n_batches: int, batch
 def prune_mask(*, method: str, settings: dict | None, score_model, out_mask, out_report,
                base_mask=None, sparsity: float | None = None, imp_round: int | None = None,
                seed: int = 0, prune_fc: bool = True, data=None, recipe: dict | None = None,
-               recipe_key: str = "training", threads: int | None = None) -> dict:
+               recipe_key: str = "training", threads: int | None = None,
+               num_workers: int | None = None) -> dict:
     """One pruning step of ``method``: the new mask, checked and written with its report."""
     if threads:
         torch.set_num_threads(int(threads))
@@ -90,7 +92,8 @@ def prune_mask(*, method: str, settings: dict | None, score_model, out_mask, out
     batches = None
     if m.needs_data:
         s = m.settings
-        batches = _training_batches(data, recipe, recipe_key, int(s.batches), int(s.batch_size),
+        batches = _training_batches(data, with_how(recipe, num_workers=num_workers),
+                                    recipe_key, int(s.batches), int(s.batch_size),
                                     derived_seed(seed, f"{method}-batches", sparsity),
                                     balanced=getattr(m, "balanced_batches", False))
     new = m.prune(model, mask, target=target, seed=derived_seed(seed, method, sparsity),

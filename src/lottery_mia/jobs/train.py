@@ -31,7 +31,7 @@ from ..masks import load_fitting_mask, model_sparsity
 from ..membership import read_membership
 from ..networks import build_model
 from ..pruning import derived_seed
-from ..recipe import Recipe
+from ..recipe import Recipe, rewind_step_of, with_how
 from ..runtime import make_runtime
 from ..training import run_training
 from ..vocabulary import network_identity as vocabulary_identity
@@ -59,12 +59,7 @@ def _recipe(recipe: dict, key: str, num_workers: int | None, gpus: int | None = 
             ) -> Recipe:
     """The recipe of a job, with how it runs (the loader's worker count, the GPUs it trains
     on; how, not what) put in."""
-    d = dict(recipe)
-    if num_workers is not None:
-        d["num_workers"] = int(num_workers)
-    if gpus is not None:
-        d["gpus"] = int(gpus)
-    return Recipe.from_dict(d, key)
+    return Recipe.from_dict(with_how(recipe, num_workers=num_workers, gpus=gpus), key)
 
 
 def _setup(threads: int | None, seed: int) -> None:
@@ -72,27 +67,6 @@ def _setup(threads: int | None, seed: int) -> None:
         torch.set_num_threads(int(threads))
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
-
-
-def rewind_step_of(rewind_epoch: int | None, rewind_step: int | None, n_steps: int,
-                   epochs: int, recipe_key: str = "training") -> int:
-    """The rewind point in optimizer steps: ``pruning.rewind_step``, or
-    ``pruning.rewind_epoch`` x steps per epoch. Exactly one of the two is set, and the point
-    lies before the last step (a ticket rewound to the end would never be retrained)."""
-    if (rewind_epoch is None) == (rewind_step is None):
-        raise ValueError("config keys pruning.rewind_epoch and pruning.rewind_step: set "
-                         f"exactly one of them (got rewind_epoch={rewind_epoch!r}, "
-                         f"rewind_step={rewind_step!r})")
-    step = rewind_step if rewind_step is not None else rewind_epoch * n_steps
-    key = "rewind_step" if rewind_step is not None else "rewind_epoch"
-    value = rewind_step if rewind_step is not None else rewind_epoch
-    if not 0 <= step < epochs * n_steps:
-        raise ValueError(f"config key pruning.{key}={value} must be within [0, "
-                         f"{epochs if key == 'rewind_epoch' else epochs * n_steps}) of "
-                         f"{recipe_key} ({epochs} epochs x {n_steps} steps): a ticket rewound "
-                         "to the last step would never be retrained; lower it or raise the "
-                         "epochs")
-    return step
 
 
 # --------------------------------------------------------------------------- one or N ranks

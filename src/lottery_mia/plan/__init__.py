@@ -30,10 +30,11 @@ from dataclasses import dataclass
 
 from .. import layout as L
 from ..config import Config, canonical
+from ..datasets import dataset_source
 from .report import ReportPlan, ScoreGroup  # noqa: F401  (ScoreGroup: re-exported)
 from ..layout import DENSE, ModelKey, StepKey, fmt_sparsity, run_name, split_run
 from ..pruning import METHODS, PruningMethod, get_method
-from ..recipe import HOW_FIELDS
+from ..recipe import without_how
 from ..vocabulary import network_identity
 
 
@@ -265,15 +266,12 @@ class Plan(ReportPlan):
         its root folder (digits ships with scikit-learn: its root is never read)."""
         ds = self.cfg.datasets[dataset]
         return {"dataset": dataset, "source": ds.source,
-                "root": None if ds.source == "digits" else ds.root}
+                "root": ds.root if dataset_source(ds.source).needs_root else None}
 
     def recipe_params(self, dataset: str, arch: str) -> dict:
         """The recipe of (dataset, arch): what shapes the trained network (its loader's
         workers and its GPUs are how, not what: they come with :meth:`how`)."""
-        r = self.cfg.recipe(dataset, arch).as_dict()
-        for how in HOW_FIELDS:
-            r.pop(how)
-        return r
+        return without_how(self.cfg.recipe(dataset, arch).as_dict())
 
     def how(self, key) -> object:
         """How and where a job on ``key``'s dataset and arch runs (not compared by
