@@ -40,7 +40,10 @@ if _placeholders:
         "the cluster profile still has placeholder values (see README, Running on SLURM):\n  "
         + "\n  ".join(_placeholders)
     )
-PLAN = Plan(CFG)
+try:
+    PLAN = Plan(CFG)
+except ConfigError as err:
+    raise WorkflowError(f"invalid config: {err}") from None
 GPU = 1 if CFG.device.startswith("cuda") else 0
 
 

@@ -166,3 +166,23 @@ def test_scripts_call_the_jobs_layer_only():
                 if isinstance(n, ast.ImportFrom) and n.module]
         assert all(m == "lottery_mia.jobs" or m.startswith("lottery_mia.jobs.") for m in mods), \
             (script.name, mods)
+
+
+# Modules that read or compute from data (a membership split, samples, images): the config
+# validates values and reads none of them (the plan checks what the data allows).
+DATA_MODULES = {"lottery_mia.membership", "lottery_mia.attack_samples", "lottery_mia.data",
+                "lottery_mia.plan.limits"}
+
+
+def test_the_config_computes_nothing_from_data():
+    g = graph()
+    config = [m for m in g if m == "lottery_mia.config" or m.startswith("lottery_mia.config.")]
+    assert config
+    reads = {(m, n) for m in config for n in g[m] if n in DATA_MODULES}
+    assert not reads, reads
+
+
+def test_no_module_is_over_500_lines():
+    long = {str(p.relative_to(PKG)): n for p in PKG.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 500}
+    assert not long, long

@@ -26,7 +26,6 @@ from ..layout import fmt_sparsity, sparsity_folder
 from ..recipe import Recipe
 from .base import (DEVICES, MAX_SEED, Arch, ConfigError, Section, Seed, Sparsity,
                    _no_duplicates, _require)
-from .limits import same_class_pairs_of
 from .sections import (Attack, Confidences, Dataset, Pruning, References, Report, Runtime,
                        Threads, Transfer)
 
@@ -121,15 +120,6 @@ class Config(Section):
                          f"{name!r} allows ({n_scored} scored members and {n_non} "
                          f"non-members, so at most {limit}); lower it or raise "
                          f"'datasets.{name}.members'/'nonmembers'")
-            known = same_class_pairs_of(name, ds, self._cache_dir)
-            if known is not None:
-                pairs, where = known
-                for n in self.sample_sizes(name):
-                    _require(n // 2 <= pairs, f"config key '{size_key}': {n} needs {n // 2} "
-                             f"member/non-member pairs of the same class (the attack folds "
-                             f"are class-stratified), but the membership split of dataset "
-                             f"{name!r} has {pairs} ({where}); lower it to at most "
-                             f"{2 * pairs} or raise 'datasets.{name}.members'/'nonmembers'")
         for section in (self.attack, self.pruning, self.references, self.transfer,
                         self.report):
             section.check(self)

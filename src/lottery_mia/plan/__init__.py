@@ -29,8 +29,9 @@ from dataclasses import dataclass
 
 
 from .. import layout as L
-from ..config import Config, canonical
+from ..config import Config, ConfigError, canonical
 from ..datasets import dataset_source
+from .limits import same_class_pairs_of
 from .report import ReportPlan, ScoreGroup  # noqa: F401  (ScoreGroup: re-exported)
 from ..layout import DENSE, ModelKey, StepKey, fmt_sparsity, run_name, split_run
 from ..pruning import METHODS, PruningMethod, get_method
@@ -67,7 +68,27 @@ class Plan(ReportPlan):
         for ds, g in self.grids.items():
             groups.setdefault(g.sample_sizes, []).append(ds)
         self.size_groups = list(groups.items())
+        self.check_data_limits()
 
+    def check_data_limits(self) -> None:
+        """Every attack sample size fits the same-class member/non-member pairs of its
+        dataset's membership split, where they are known while the DAG is built (the folds
+        are class-stratified); a :class:`ConfigError` naming the key otherwise."""
+        for name, ds in self.cfg.datasets.items():
+            known = same_class_pairs_of(name, ds, self.cfg._cache_dir)
+            if known is None:
+                continue
+            pairs, where = known
+            size_key = (f"datasets.{name}.attack_sample_sizes"
+                        if ds.attack_sample_sizes is not None else "attack.sample_sizes")
+            for n in self.cfg.sample_sizes(name):
+                if n // 2 > pairs:
+                    raise ConfigError(
+                        f"config key '{size_key}': {n} needs {n // 2} member/non-member "
+                        "pairs of the same class (the attack folds are class-stratified), but "
+                        f"the membership split of dataset {name!r} has {pairs} ({where}); "
+                        f"lower it to at most {2 * pairs} or raise "
+                        f"'datasets.{name}.members'/'nonmembers'")
     # ------------------------------------------------------------------ methods
     @functools.lru_cache(maxsize=None)
     def method(self, name: str) -> PruningMethod:

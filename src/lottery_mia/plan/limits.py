@@ -1,4 +1,6 @@
-"""What the data allows, known while the DAG is built (the same-class pairs of a split)."""
+"""What the data allows, known while the DAG is built: the same-class member/non-member
+pairs of a dataset's membership split (the plan checks the attack sample sizes against
+them; the config itself reads no data)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from typing import TYPE_CHECKING
 from ..datasets import dataset_source
 
 if TYPE_CHECKING:  # annotations only
-    from .sections import Dataset
+    from ..config.sections import Dataset
 
 
 # --------------------------------------------------------------------------- data limits
