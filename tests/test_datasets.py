@@ -276,7 +276,7 @@ def test_both_sources_split_and_serve_through_the_pipeline(tmp_path):
 # --------------------------------------------------------------------------- the configs
 @pytest.fixture(scope="module")
 def dry_runs(tmp_path_factory) -> dict:
-    """``snakemake -n`` of each ready config, as tests/test_configs.py runs the shipped ones
+    """``snakemake -n`` of each ready config, as tests/test_ready_configs.py runs the shipped ones
     (both at once: each takes seconds to build its DAG)."""
     dirs = {}
     for name in NEW:
