@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import filecmp
+import json
 import os
 import shutil
 import subprocess
@@ -192,6 +193,12 @@ def test_a_dataset_architecture_attack_method_and_figure_are_one_new_file_each(t
     assert "/tinycnn/" in listing  # the architecture
     assert "/layerwise/" in listing  # the pruning method
     assert "figure11_auc_by_seed.png" in listing  # the figure
+    # the config schema does not list plug-ins: it stays as committed (its test passes)
+    generated = subprocess.run([sys.executable, "-m", "lottery_mia.config"], capture_output=True,
+                               text=True, timeout=120, env=env)
+    assert generated.returncode == 0, generated.stderr[-2000:]
+    committed = (tree / "workflow" / "schemas" / "config.schema.json").read_text()
+    assert json.loads(generated.stdout) == json.loads(committed)
     # the attack: accepted by the config check (an unknown one stops the DAG build) and
     # handed to the fit-attack jobs
     check = subprocess.run(

@@ -40,7 +40,9 @@ def _architecture(name):
 
 
 Arch = Annotated[str, AfterValidator(_architecture),
-                 WithJsonSchema({"type": "string", "enum": sorted(ARCHITECTURES)})]
+                 # not an enum: an architecture is one new file, the schema stays as it is
+                 WithJsonSchema({"type": "string", "description": "an architecture "
+                                 "registered in lottery_mia.networks (one file each)"})]
 
 
 class Section(BaseModel):
