@@ -87,11 +87,13 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
         assert (rows[f"{m}_ci_low"] <= rows[m] + 1e-12).all(), m
         assert (rows[m] <= rows[f"{m}_ci_high"] + 1e-12).all(), m
     # who was evaluated on what: the classifier and threshold attacks on the attack-test
-    # fold (n/4 non-members), the reference attacks on every scored row (300 + 300)
+    # fold (n/4 non-members), the reference attacks on every row their references can judge
+    # (the pool is every scored row here: 300 + 300) less the attack-train fold (n/4 each)
     one = attacks[attacks.replicate == "0"]
     ref = one.kind == "reference"
-    assert (one.loc[ref, "n_eval_nonmembers"] == 300).all()
-    assert (one.loc[ref, "n_eval_members"] == 300).all()
+    assert (one.loc[ref, "n_eval_nonmembers"] == 300 - one.loc[ref, "sample_size"] // 4).all()
+    assert (one.loc[ref, "n_eval_members"] == 300 - one.loc[ref, "sample_size"] // 4).all()
+    assert (one.loc[ref, "n_unjudged"] == 0).all()
     assert (one.loc[~ref, "n_eval_nonmembers"] == one.loc[~ref, "sample_size"] // 4).all()
     assert np.allclose(one.min_fpr, 1 / one.n_eval_nonmembers)
     # a TPR at FPR x only where x * non-members >= 10: at 10% for the 300 non-members,
