@@ -114,7 +114,7 @@ def measure(spec: dict) -> dict:
     """Run one step of ``spec`` in this process; its wall and CPU seconds."""
     import numpy as np
 
-    import lottery_mia.resampling as M
+    import lottery_mia.stats.resampling as M
     from lottery_mia.attacks import get_attack
 
     if not spec.get("warm"):  # first on a few rows: imports and caches are not timed
@@ -395,7 +395,7 @@ def storage(src: str) -> dict:
     sys.path.insert(0, src)
     from lottery_mia.attacks import get_attack
     from lottery_mia.confidences import ConfidenceTable, stored_logits, write_confidences
-    from lottery_mia.metrics import attack_metrics
+    from lottery_mia.stats.metrics import attack_metrics
 
     out: dict = {"bytes_per_row": {}}
     d = synthetic(2000, 1000, 0, seed=5)

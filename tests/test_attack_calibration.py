@@ -20,7 +20,7 @@ from lottery_mia.attack_samples import make_attack_sample
 from lottery_mia.attacks import ATTACKS, AttackData, get_attack
 from lottery_mia.confidences import ConfidenceTable
 from lottery_mia.membership import make_membership_split
-from lottery_mia.resampling import bootstrap_metrics
+from lottery_mia.stats.resampling import bootstrap_metrics
 
 SEEDS = 50
 N = 1600  # of at most ~1780: the folds are near-complements of the pool
@@ -67,7 +67,7 @@ def null_means(membership, attack: str, sampler, seeds: int = SEEDS,
 
 
 def _null_runs(membership, attack, sampler, seeds, settings) -> list[tuple[float, float]]:
-    from lottery_mia.metrics import attack_metrics
+    from lottery_mia.stats.metrics import attack_metrics
 
     runs = []
     for seed in range(seeds):

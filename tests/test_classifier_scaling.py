@@ -20,7 +20,7 @@ def _data(n=1200, shift=2.0, seed=0) -> AttackData:
 
 
 def _auc(data, out):
-    from lottery_mia.metrics import attack_metrics
+    from lottery_mia.stats.metrics import attack_metrics
 
     return attack_metrics(data.is_member[data.test], out.score[data.test])["auc"]
 

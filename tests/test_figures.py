@@ -288,7 +288,7 @@ def test_figure6_marks_slices_too_small_to_estimate(tmp_path):
     Figure 6 draws it outlined and marked '<10', one without members 'n/a', and the
     estimable ones as filled bars with their intervals."""
     from lottery_mia.figures.slices import figure_slices
-    from lottery_mia.resampling import slice_metrics
+    from lottery_mia.stats.resampling import slice_metrics
 
     rng = np.random.default_rng(0)
     rows = []

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from conftest import ROOT, write_tiny_imagefolder
-from lottery_mia import folder_images as data_mod
-from lottery_mia import prefetch as prefetch_mod
+from lottery_mia.imagesets import folder_images as data_mod
+from lottery_mia.imagesets import prefetch as prefetch_mod
 from lottery_mia.data import Augment, FolderImageSet, rows_image_set, view_params
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torchvision.io 0.29

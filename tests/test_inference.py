@@ -1,4 +1,4 @@
-"""Verdicts over training seeds and shared rows (lottery_mia.inference), on known truths.
+"""Verdicts over training seeds and shared rows (lottery_mia.stats.inference), on known truths.
 
 The simulation (one experiment = two models a and b, R seeds each, attacked on the same
 rows): 150 members and 150 non-members in 10 classes; model M's seed r scores row i as
@@ -19,9 +19,9 @@ import math
 import numpy as np
 import pytest
 
-from lottery_mia.inference import (compare, decide_family, gap_adjusted, holm, power_at,
+from lottery_mia.stats.inference import (compare, decide_family, gap_adjusted, holm, power_at,
                                    seed_row_test, seeds_needed, verdict_of)
-from lottery_mia.metrics import attack_metrics
+from lottery_mia.stats.metrics import attack_metrics
 
 N1 = N0 = 150
 MARGINS = {"auc": 0.03, "balanced_accuracy": 0.02}

@@ -1,4 +1,4 @@
-"""The metric definitions (lottery_mia.metrics): members are the positive class, thresholds
+"""The metric definitions (lottery_mia.stats.metrics): members are the positive class, thresholds
 cut between distinct scores, low-FPR rates use every ROC point, paired differences, and
 the intervals (scipy's where they are the same)."""
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lottery_mia.metrics import (attack_metrics, best_threshold, mean_ci, proportion_ci,
+from lottery_mia.stats.metrics import (attack_metrics, best_threshold, mean_ci, proportion_ci,
                                  roc_points, spearman_ci, tpr_at_fpr)
-from lottery_mia.resampling import paired_difference
+from lottery_mia.stats.resampling import paired_difference
 
 
 def test_metric_definitions():
@@ -103,7 +103,7 @@ def test_intervals_are_scipys_and_equal_the_textbook_formulas():
 def _tpr_coverage(n1, n0, x, mu, reps=300):
     from scipy.stats import norm
 
-    from lottery_mia.resampling import bootstrap_metrics
+    from lottery_mia.stats.resampling import bootstrap_metrics
 
     truth = 1 - norm.cdf(norm.ppf(1 - x) - mu)
     rng = np.random.default_rng(5)
@@ -219,7 +219,7 @@ def test_chunked_bootstrap_equals_the_sort_per_resample_one_exactly(replicates):
     implementation gives for the same seed (tied scores, several replicates, low-FPR rates
     measurable in most resamples with 170 non-members, in some with 104: ties at the cut
     leave fewer than 10 above it in the others)."""
-    from lottery_mia.resampling import bootstrap_samples
+    from lottery_mia.stats.resampling import bootstrap_samples
 
     rng = np.random.default_rng(replicates)
     for seed, (n1, n0) in enumerate([(130, 170), (211, 104), (12, 9)]):
@@ -241,7 +241,7 @@ def test_bootstrap_memory_is_bounded_at_100k_rows_and_1000_resamples():
     rank matrices (several GB); chunked, the peak stays far below 1 GB."""
     import tracemalloc
 
-    from lottery_mia.resampling import bootstrap_samples
+    from lottery_mia.stats.resampling import bootstrap_samples
 
     n = 100_000
     rng = np.random.default_rng(0)
@@ -260,7 +260,7 @@ def test_bootstrap_memory_is_bounded_at_100k_rows_and_1000_resamples():
 
 # --------------------------------------------------------------------------- slices
 def test_slice_points_are_unchanged_and_a_shared_slice_gets_the_slices_own_bootstrap():
-    from lottery_mia.resampling import bootstrap_metrics, slice_metrics
+    from lottery_mia.stats.resampling import bootstrap_metrics, slice_metrics
 
     rng = np.random.default_rng(7)
     y, s, thr = _tied_scores(rng, 300, 260, 3)
@@ -281,7 +281,7 @@ def test_slice_points_are_unchanged_and_a_shared_slice_gets_the_slices_own_boots
 
 
 def test_slices_too_small_to_estimate_say_so():
-    from lottery_mia.resampling import MIN_SLICE, slice_metrics
+    from lottery_mia.stats.resampling import MIN_SLICE, slice_metrics
 
     rng = np.random.default_rng(1)
     y, s, thr = _tied_scores(rng, 100, 100, 2)
@@ -305,7 +305,7 @@ def test_slices_too_small_to_estimate_say_so():
 def _slice_auc_coverage(k, d, reps=300):
     from scipy.stats import norm
 
-    from lottery_mia.resampling import slice_metrics
+    from lottery_mia.stats.resampling import slice_metrics
 
     truth = norm.cdf(d / np.sqrt(2))
     rng = np.random.default_rng(k)
@@ -320,7 +320,7 @@ def _slice_auc_coverage(k, d, reps=300):
 
 
 def _force_estimable(fn, y, s, seed):
-    import lottery_mia.resampling as M
+    import lottery_mia.stats.resampling as M
 
     keep, M.MIN_SLICE = M.MIN_SLICE, 1
     try:
@@ -333,14 +333,14 @@ def _force_estimable(fn, y, s, seed):
 def test_slice_intervals_cover_from_min_slice_rows_and_not_below(d):
     """Why MIN_SLICE: with that many members and non-members the slice's AUC interval
     covers the true AUC in >= 90% of known-truth repetitions; with 3 of each it does not."""
-    from lottery_mia.resampling import MIN_SLICE
+    from lottery_mia.stats.resampling import MIN_SLICE
 
     assert _slice_auc_coverage(MIN_SLICE, d) >= 0.90
     assert _slice_auc_coverage(3, d) < 0.85
 
 
 def test_the_low_fpr_log_text_gives_the_smallest_measurable_fpr_as_a_number():
-    from lottery_mia.metrics import low_fpr_text
+    from lottery_mia.stats.metrics import low_fpr_text
 
     none = {"tpr_at_fpr_0.1": np.nan, "tpr_at_fpr_0.01": np.nan, "tpr_at_fpr_0.001": np.nan,
             "n_eval_nonmembers": 50}
@@ -356,8 +356,8 @@ def test_tpr_at_low_fpr_counts_non_members_strictly_above_the_cut():
     highest non-member) is 0.5, with 3 non-members above it, not 20. The earlier rule
     (floor(0.1 x 200) = 20 >= 10) reported 0.30 [0.235, 0.365] there; now n/a, the
     interval too (no resample has 10 drawn non-members above its cut)."""
-    from lottery_mia.metrics import tpr_measurable
-    from lottery_mia.resampling import bootstrap_metrics, bootstrap_samples
+    from lottery_mia.stats.metrics import tpr_measurable
+    from lottery_mia.stats.resampling import bootstrap_metrics, bootstrap_samples
 
     y = np.r_[np.ones(200, bool), np.zeros(200, bool)]
     s = np.r_[np.full(60, 0.7), np.full(140, 0.3), np.full(3, 0.9), np.full(197, 0.5)]
@@ -378,7 +378,7 @@ def test_without_ties_the_low_fpr_rates_do_not_change():
     """Distinct scores: the point TPR at 10% FPR is the ROC curve's and the earlier rule's,
     and with 300 non-members (30 above the cut, never fewer than 10 in a resample) every
     resampled value, and so the interval, equals the count-only rule's bit for bit."""
-    from lottery_mia.resampling import bootstrap_metrics, bootstrap_samples
+    from lottery_mia.stats.resampling import bootstrap_metrics, bootstrap_samples
 
     rng = np.random.default_rng(3)
     y = np.r_[np.ones(250, bool), np.zeros(300, bool)]
@@ -397,7 +397,7 @@ def test_without_ties_the_low_fpr_rates_do_not_change():
 
 
 def test_an_interval_needs_a_point_value_and_most_resamples():
-    from lottery_mia.resampling import MIN_DEFINED, _interval
+    from lottery_mia.stats.resampling import MIN_DEFINED, _interval
 
     v = np.r_[np.linspace(0.2, 0.4, 60), np.full(40, np.nan)]
     lo, hi = _interval(v, 0.3)  # 60% of the resamples give a value
@@ -418,7 +418,7 @@ def _design(rng, classes=10, per_class=20):
 
 
 def test_stratified_draws_keep_each_class_and_membership_count_and_ignore_chunking():
-    from lottery_mia.resampling import _stratified_draws, design_strata
+    from lottery_mia.stats.resampling import _stratified_draws, design_strata
 
     rng = np.random.default_rng(0)
     y, labels = _design(rng, classes=7, per_class=9)
@@ -445,7 +445,7 @@ def test_stratified_draws_keep_each_class_and_membership_count_and_ignore_chunki
 
 
 def test_strata_reach_every_bootstrap_function():
-    from lottery_mia.resampling import bootstrap_metrics, bootstrap_samples, slice_metrics
+    from lottery_mia.stats.resampling import bootstrap_metrics, bootstrap_samples, slice_metrics
 
     rng = np.random.default_rng(1)
     y, labels = _design(rng, classes=4, per_class=40)
@@ -494,7 +494,7 @@ def test_the_auc_interval_covers_with_strong_class_effects_when_stratified():
     nominal width), coverage 99.5% of the 200 here (99.2% of 1000)."""
     from scipy.stats import norm
 
-    from lottery_mia.resampling import bootstrap_metrics
+    from lottery_mia.stats.resampling import bootstrap_metrics
 
     classes, per_class, delta = 10, 20, 0.3
     mu = norm.ppf((np.arange(classes) + 0.5) / classes)

@@ -77,7 +77,7 @@ def tinycnn(num_classes, width, in_channels, small_input):
 
 import numpy as np
 
-from ..metrics import best_threshold
+from ..stats.metrics import best_threshold
 from .base import AttackData, AttackScores, register_attack
 
 

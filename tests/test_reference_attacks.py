@@ -22,7 +22,7 @@ import pytest
 from lottery_mia.attack_samples import make_attack_sample
 from lottery_mia.attacks import ATTACKS, AttackData, get_attack
 from lottery_mia.confidences import ConfidenceTable
-from lottery_mia.resampling import bootstrap_metrics
+from lottery_mia.stats.resampling import bootstrap_metrics
 
 REFERENCE_ATTACKS = ["lira_online", "lira_offline", "rmia", "shadow_mlp"]
 LIGHT = {"shadow_mlp": {"hidden_layer_sizes": [16], "max_iter": 150, "max_rows": 6000}}

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 
-from lottery_mia.metrics import POINT_METRICS
+from lottery_mia.stats.metrics import POINT_METRICS
 from lottery_mia.jobs.report import write_report
 
 EVIL = "<script>alert('x')</script>"

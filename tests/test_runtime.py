@@ -14,8 +14,8 @@ from lottery_mia.networks import build_model
 from lottery_mia.runtime import Runtime, make_runtime
 from lottery_mia.checkpoints import model_spec
 from lottery_mia.training import _EagerStep, _GraphedStep, _Totals, make_step
-from lottery_mia import batches as batches_mod
-from lottery_mia import tensor_images as tensor_mod
+from lottery_mia.imagesets import batches as batches_mod
+from lottery_mia.imagesets import tensor_images as tensor_mod
 from lottery_mia.data import Augment, TensorImageSet
 from conftest import magnitude_mask
 

@@ -12,9 +12,9 @@ import pytest
 
 from lottery_mia.jobs.report import write_report
 from lottery_mia.jobs.tables import write_tables
-from lottery_mia.metrics import attack_metrics
-from lottery_mia.tables import slices, table1
-from lottery_mia.verdicts import method_pairs, method_verdicts, verdict_rows
+from lottery_mia.stats.metrics import attack_metrics
+from lottery_mia.reporting.tables import slices, table1
+from lottery_mia.reporting.verdicts import method_pairs, method_verdicts, verdict_rows
 
 DS, ARCH, N = "digits", "resnet18", 400
 REPLICATES = (0, 1, 2)
@@ -292,8 +292,8 @@ def test_the_attack_model_table_says_what_each_classifier_fitted(run):
     """An SVM above ``attack.svm.exact_max_rows`` is an approximation: what each classifier
     fitted reaches the attack-model table and its report view ('fitted'); threshold attacks
     fit nothing, and a table where nothing was fitted has no such column."""
-    from lottery_mia.report import attack_models_view
-    from lottery_mia.tables import attack_model_table
+    from lottery_mia.reporting.report import attack_models_view
+    from lottery_mia.reporting.tables import attack_model_table
     from lottery_mia.vocabulary import fit_text
 
     assert fit_text({"estimator": "SVC", "exact": True, "converged": True}) == "SVC"

@@ -13,8 +13,8 @@ layers, from the DAG side down (README.md, "Structure"):
   :mod:`~lottery_mia.pruning` (registry of methods), :mod:`~lottery_mia.recipe`,
   :mod:`~lottery_mia.training` (the loop), :mod:`~lottery_mia.scoring`,
   :mod:`~lottery_mia.confidences`, :mod:`~lottery_mia.attacks` (registry of attacks),
-  :mod:`~lottery_mia.metrics`, :mod:`~lottery_mia.summaries`, :mod:`~lottery_mia.tables`,
-  :mod:`~lottery_mia.figures` (registry of figures), :mod:`~lottery_mia.report`,
+  :mod:`~lottery_mia.stats.metrics`, :mod:`~lottery_mia.reporting.summaries`, :mod:`~lottery_mia.reporting.tables`,
+  :mod:`~lottery_mia.figures` (registry of figures), :mod:`~lottery_mia.reporting.report`,
   :mod:`~lottery_mia.devices`, :mod:`~lottery_mia.distributed` (multi-GPU training
   jobs), :mod:`~lottery_mia.locks`, :mod:`~lottery_mia.checkpoints`,
   :mod:`~lottery_mia.cluster` (checks of the cluster profile);

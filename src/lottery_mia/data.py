@@ -1,12 +1,12 @@
 """A job's data: the images of a membership table's rows, served to training and inference.
 
 The readers are the dataset sources (:mod:`lottery_mia.datasets`, one file each); the image
-sets are :mod:`lottery_mia.tensor_images` (``memory`` sources: one uint8 tensor, on CUDA
+sets are :mod:`lottery_mia.imagesets.tensor_images` (``memory`` sources: one uint8 tensor, on CUDA
 moved to the device once, an epoch's augmentation drawn on the device) and
-:mod:`lottery_mia.folder_images` (``folder`` sources: ImageFolder layouts through a
+:mod:`lottery_mia.imagesets.folder_images` (``folder`` sources: ImageFolder layouts through a
 DataLoader whose persistent workers hand over uint8 only, JPEGs decoded on the GPU when
-there is one); :mod:`lottery_mia.batches`, :mod:`lottery_mia.decoding` and
-:mod:`lottery_mia.prefetch` hold what they share.
+there is one); :mod:`lottery_mia.imagesets.batches`, :mod:`lottery_mia.imagesets.decoding` and
+:mod:`lottery_mia.imagesets.prefetch` hold what they share.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .batches import _check_indices
+from .imagesets.batches import _check_indices
 from .datasets import check_root, dataset_source
-from .folder_images import FolderImageSet
-from .tensor_images import TensorImageSet
+from .imagesets.folder_images import FolderImageSet
+from .imagesets.tensor_images import TensorImageSet
 
 # The names the jobs and tests take from here (the facade of the modules below).
-from .batches import as_model_input, check_model_input, standard_strides  # noqa: E402,F401
-from .decoding import view_params  # noqa: E402,F401
+from .imagesets.batches import as_model_input, check_model_input, standard_strides  # noqa: E402,F401
+from .imagesets.decoding import view_params  # noqa: E402,F401
 from .recipe import Augment, steps_per_epoch  # noqa: E402,F401
 
 

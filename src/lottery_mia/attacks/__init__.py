@@ -3,7 +3,7 @@
 Every attack kind registers a name (see :mod:`.base`); a fit-attack job runs the configured
 ones on one model's confidence table and attack sample: each is fit (or thresholded) on
 ``attack_train`` rows only and evaluated on ``attack_test`` rows, and each result carries
-95% bootstrap intervals (:func:`lottery_mia.metrics.bootstrap_metrics`). Results are keyed
+95% bootstrap intervals (:func:`lottery_mia.stats.metrics.bootstrap_metrics`). Results are keyed
 by the attack's name in ``metrics.json`` (a list of rows, one per attack), in the scores
 table (a ``score_<name>`` column per attack) and in the summaries.
 
@@ -16,8 +16,8 @@ import numpy as np
 
 from ..confidences import check_table_identity, read_confidences
 from ..io import log
-from ..metrics import chance_verdict, low_fpr_text
-from ..resampling import bootstrap_metrics
+from ..stats.metrics import chance_verdict, low_fpr_text
+from ..stats.resampling import bootstrap_metrics
 from ..vocabulary import REFERENCE, SAME_ROWS_METRICS
 from .base import (ATTACKS, FEATURES, AttackData, AttackKind, AttackScores, attack_features,
                    get_attack, register_attack)

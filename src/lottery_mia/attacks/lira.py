@@ -13,7 +13,7 @@ phi_t is scored:
 
 Higher = member. The scores use only the references' confidences, their inclusion and the
 target's confidences, never the target's membership labels; the decision threshold is the
-best cut on attack-train rows (:func:`lottery_mia.metrics.best_threshold`).
+best cut on attack-train rows (:func:`lottery_mia.stats.metrics.best_threshold`).
 
 Settings (``attack.lira_online`` / ``attack.lira_offline``):
 
@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..metrics import best_threshold
+from ..stats.metrics import best_threshold
 from .base import AttackData, AttackScores, register_attack
 
 EPS = 1e-6  # floor on every variance (a row whose references all agree)

@@ -131,7 +131,7 @@ def tune_a(ref_x, inc_x, ref_z, inc_z, gamma: float, offline: bool) -> tuple[flo
     """The paper's choice of a: reference 0 plays the target (its inclusion is the truth),
     references 1.. its references, population samples z those reference 0 did not train
     on; the a of :data:`A_GRID` with the highest AUC (ties: the first). Returns (a, AUC)."""
-    from ..metrics import attack_metrics
+    from ..stats.metrics import attack_metrics
 
     if ref_x.shape[0] < 3:
         raise ValueError("attack 'rmia' with a: auto tunes a on a reference model and needs "

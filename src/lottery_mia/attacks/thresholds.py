@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..confidences import ConfidenceTable
-from ..metrics import best_threshold
+from ..stats.metrics import best_threshold
 from .base import AttackData, AttackScores, register_attack
 
 

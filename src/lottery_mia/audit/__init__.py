@@ -88,7 +88,7 @@ membership; ``same_rows_*`` gives them on the judged attack-test rows). RMIA's p
 target's non-members, as in the pipeline. Every metric carries a 95% percentile-bootstrap
 interval (``n_bootstrap`` resamples, members and non-members resampled separately); a TPR
 at FPR x is reported only where at least 10 non-members lie above its threshold
-(:mod:`lottery_mia.metrics`). ``seed`` seeds the attack sample, the attack models and the
+(:mod:`lottery_mia.stats.metrics`). ``seed`` seeds the attack sample, the attack models and the
 bootstrap, as ``attack.seed`` does in the pipeline; ``attack_settings`` are the
 ``attack.<name>`` blocks of the pipeline's config.
 

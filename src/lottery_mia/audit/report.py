@@ -25,7 +25,7 @@ def draw_roc(frame: pd.DataFrame, scores: pd.DataFrame, output, model: str):
     (classifier, threshold, reference), the legend under each panel; the shaded band is
     where fewer than 10 non-members lie above the threshold (TPR not reported there)."""
     from ..figures.style import panels, roc_panel, save
-    from ..metrics import MIN_ABOVE
+    from ..stats.metrics import MIN_ABOVE
     from ..vocabulary import evaluated
 
     kinds = [k for k in KIND_ORDER if (frame["kind"] == k).any()]
@@ -58,7 +58,7 @@ NBSP = "\u00a0"
 
 def attacks_view(frame: pd.DataFrame) -> pd.DataFrame:
     """The report's attacks table: best AUC first, every number with its interval."""
-    from ..report import low_fpr_cell
+    from ..reporting.report import low_fpr_cell
     from ..vocabulary import fmt_ci
 
     f = frame.sort_values("auc", ascending=False, kind="stable")
@@ -115,7 +115,7 @@ def write_report(frame, inputs, run, files, model) -> None:
     """``report.html`` from ``templates/audit.html.j2`` (every value autoescaped; the table
     is HTML that pandas escaped; the figure inlined as base64)."""
     from .. import __version__
-    from ..report import CSS, data_uri, html_table, render_template
+    from ..reporting.report import CSS, data_uri, html_table, render_template
     from ..vocabulary import fmt_ci
 
     t = inputs["target"]

@@ -169,7 +169,7 @@ def attacks_frame(result: dict, n_bootstrap: int) -> pd.DataFrame:
 def describe_inputs(table, refs, sample, attack_sample, seed, test_fraction,
                     sample_size) -> dict:
     """What the audit read, for the report and ``audit.json``."""
-    from ..metrics import proportion_ci
+    from ..stats.metrics import proportion_ci
 
     def accuracy(mask) -> dict:
         hits = int(table.correct[mask].sum())

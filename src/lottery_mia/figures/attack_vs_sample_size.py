@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..tables import estimator_breaks
+from ..reporting.tables import estimator_breaks
 from ..vocabulary import DENSE
 from .registry import FigureData, register_figure
 from .style import panels, save, finish, attack_lines, mean_rows, INTERVAL_NOTE

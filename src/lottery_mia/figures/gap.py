@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..summaries import gap_correlation
+from ..reporting.summaries import gap_correlation
 from ..vocabulary import fmt_ci
 from .registry import FigureData, register_figure
 from .style import save, errbar, finish, pyplot, method_order, method_style, MARKERS
@@ -21,7 +21,7 @@ CAPTION = (
 def figure_gap(training: pd.DataFrame, attacks: pd.DataFrame, sample_size: int, output,
                attack: str) -> dict:
     """Generalisation gap (train - test accuracy) vs attack AUC, one dot per model and seed,
-    titled with the Spearman rank correlation (:func:`lottery_mia.summaries.gap_correlation`);
+    titled with the Spearman rank correlation (:func:`lottery_mia.reporting.summaries.gap_correlation`);
     returns the correlation."""
     merged, stats = gap_correlation(training, attacks, sample_size, attack)
     rho, lo, hi = stats["spearman_rho"], stats["spearman_rho_ci_low"], \

@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..vocabulary import DENSE
 from .registry import FigureData, register_figure
-from ..metrics import LOW_FPRS
+from ..stats.metrics import LOW_FPRS
 from .style import panels, save, errbar, finish, clip_unit, ACHIEVED_LABEL, INTERVAL_NOTE
 
 CAPTION = (

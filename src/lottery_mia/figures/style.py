@@ -166,7 +166,7 @@ def roc_panel(ax, lines, n_nonmembers: int, title: str, xlabel: str = "false pos
     ``lines`` are (member flags, scores, plot keywords with the label); the smallest FPR
     measurable is 1 / ``n_nonmembers``, curves are floored at half of it, with the chance
     diagonal. Returns that smallest FPR."""
-    from ..metrics import roc_points
+    from ..stats.metrics import roc_points
 
     lim = 1.0 / max(int(n_nonmembers), 1)
     for member, score, kw in lines:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..summaries import method_means
+from ..reporting.summaries import method_means
 from ..vocabulary import DENSE
 from .registry import FigureData, register_figure
 from .style import (

@@ -16,8 +16,8 @@ from ..attacks import (add_references, attack_data, attack_features, evaluate_at
                        get_attack, model_method, rows_of, scores_table)
 from ..confidences import check_table_identity, read_confidences
 from ..io import atomic_path, log, write_json
-from ..metrics import chance_verdict
-from ..resampling import bootstrap_metrics
+from ..stats.metrics import chance_verdict
+from ..stats.resampling import bootstrap_metrics
 from ..vocabulary import FOLDS
 
 __all__ = ["run_attacks", "run_attacks_per_sample", "transfer_attack"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..figures import FIGURES, FigureData
 from ..io import log, read_json
-from ..summaries import (read_attacks_csv, read_scores, read_slices_csv, read_training_csv,
+from ..reporting.summaries import (read_attacks_csv, read_scores, read_slices_csv, read_training_csv,
                          read_transfer_csv)
 
 __all__ = ["draw_figure", "read_summary_table"]

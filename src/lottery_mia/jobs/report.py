@@ -12,11 +12,11 @@ import pandas as pd
 
 from ..figures import figure_specs
 from ..io import atomic_write_bytes, log, read_csv_table, read_json
-from ..report import (attack_models_view, attacks_view, benchmark_view, CSS, data_uri, html_table,
+from ..reporting.report import (attack_models_view, attacks_view, benchmark_view, CSS, data_uri, html_table,
                       method_accuracy_view, method_verdicts_view, models_each_view,
                       models_mean_view, plain, render_template, slices_view, table1_view,
                       transfer_view, unmeasurable_note, verdicts_view)
-from ..summaries import (read_attacks_csv, read_slices_csv, read_training_csv,
+from ..reporting.summaries import (read_attacks_csv, read_slices_csv, read_training_csv,
                          read_transfer_csv)
 
 __all__ = ["write_report", "render"]
@@ -106,5 +106,5 @@ def claim_summary(verdicts: pd.DataFrame, values: dict) -> str:
 
 
 def render(context: dict) -> str:
-    """The report page from its template (:func:`lottery_mia.report.render_template`)."""
+    """The report page from its template (:func:`lottery_mia.reporting.report.render_template`)."""
     return render_template("report.html.j2", context)

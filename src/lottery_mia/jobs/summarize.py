@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 
 from ..io import log, read_json, read_parquet_frame, write_csv, write_json
-from ..metrics import proportion_ci
-from ..summaries import (read_attack_results, read_attacks_csv, read_scores,
+from ..stats.metrics import proportion_ci
+from ..reporting.summaries import (read_attack_results, read_attacks_csv, read_scores,
                          read_training_csv, read_transfer_csv, gap_correlation,
                          replicate_mean_rows)
 from ..vocabulary import ATTACK_KEYS, DENSE, MEAN, MODEL_KEYS
@@ -126,7 +126,7 @@ def summarize_transfer(paths: list, dataset: str, replicate: int, output) -> pd.
 def write_gap_correlation(*, training_csv, attacks_csv, sample_size: int, attack: str,
                           output) -> dict:
     """``summary/gap_correlation.json``: generalisation gap vs attack AUC over the models
-    (:func:`lottery_mia.summaries.gap_correlation`)."""
+    (:func:`lottery_mia.reporting.summaries.gap_correlation`)."""
     _, stats = gap_correlation(read_training_csv(training_csv), read_attacks_csv(attacks_csv),
                                sample_size, attack)
     stats = {**stats, "attack": attack, "sample_size": sample_size}

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pandas as pd
 
 from ..io import atomic_write_bytes, write_csv
-from ..summaries import read_attacks_csv, read_training_csv
-from ..tables import attack_model_table, slices, table1, table1_markdown
-from ..verdicts import method_verdicts, verdict_rows
+from ..reporting.summaries import read_attacks_csv, read_training_csv
+from ..reporting.tables import attack_model_table, slices, table1, table1_markdown
+from ..reporting.verdicts import method_verdicts, verdict_rows
 
 __all__ = ["write_tables", "write_slices"]
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .io import read_csv_table, read_json, read_parquet_frame
-from .metrics import POINT_METRICS, chance_verdict, mean_ci, spearman_ci
-from .resampling import bootstrap_metrics
-from .vocabulary import (ATTACK_COLUMNS, MEAN, MODEL_KEYS, REFERENCE, SAME_ROWS_METRICS,
+from ..io import read_csv_table, read_json, read_parquet_frame
+from ..stats.metrics import POINT_METRICS, chance_verdict, mean_ci, spearman_ci
+from ..stats.resampling import bootstrap_metrics
+from ..vocabulary import (ATTACK_COLUMNS, MEAN, MODEL_KEYS, REFERENCE, SAME_ROWS_METRICS,
                          TRAINING_COLUMNS, TRANSFER_COLUMNS, evaluated, fit_text)
 
 

@@ -9,7 +9,7 @@ same rows. So the difference b - a of an attack metric has two sources of uncert
 - the sampling of the shared rows: a row that happens to suit model a's attack better than
   model b's does so for every seed, which the spread of the d_r cannot show. Its part is
   the variance v_rows of the seed-mean difference over resampled rows (the stratified
-  bootstrap of :func:`lottery_mia.metrics.bootstrap_samples`, the same draws for both
+  bootstrap of :func:`lottery_mia.stats.metrics.bootstrap_samples`, the same draws for both
   models and every seed, within class x membership strata).
 
 The standard error of the mean difference is sqrt(s_d^2 / R + v_rows) (the row part of

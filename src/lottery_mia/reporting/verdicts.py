@@ -1,17 +1,17 @@
 """The verdict tables: every pruned model against its dense network (``verdicts.csv``: the
 primary comparisons, the confirmatory family, and the exploratory rest) and every ticket
 method against its controls (``method_verdicts.csv``), from the replicate score files of
-the attack jobs (:func:`lottery_mia.inference.compare`). Pure pandas: no torch."""
+the attack jobs (:func:`lottery_mia.stats.inference.compare`). Pure pandas: no torch."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from .inference import compare, decide_family, decision_text, gap_adjusted
+from ..stats.inference import compare, decide_family, decision_text, gap_adjusted
 from .summaries import method_means
 from .tables import _group_key, _model, _sel, _stacked_scores, _thresholds, kind_of
-from .vocabulary import DENSE, MEAN
+from ..vocabulary import DENSE, MEAN
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -121,7 +121,7 @@ def verdict_rows(attacks: pd.DataFrame, training: pd.DataFrame | None, groups: l
     """Every pruned model minus its dense network, per dataset, architecture, method,
     sparsity, sample size, attack (``verdict_attacks`` and the primary one) and metric
     (:data:`VERDICT_METRICS` where measurable): the difference with its interval over
-    seeds and rows (:func:`lottery_mia.inference.compare`), the same at equal
+    seeds and rows (:func:`lottery_mia.stats.inference.compare`), the same at equal
     generalisation gap, the seeds a decision needs, and a verdict.
 
     The primary comparison (``primary``: attack, or "auto" for the first of
@@ -260,7 +260,7 @@ def method_verdicts(attacks: pd.DataFrame, training: pd.DataFrame | None, groups
     attack of ``verdict_attacks`` and requested sparsity > 0, every ticket method minus
     every control present there, and every later ticket method minus the first
     (e.g. imp - oneshot): attack AUC and balanced accuracy with the verdict of
-    :func:`lottery_mia.inference.compare` (over seeds and rows with three or more seeds;
+    :func:`lottery_mia.stats.inference.compare` (over seeds and rows with three or more seeds;
     an exploratory family of its own, Holm-adjusted over the whole table), with the mean
     achieved sparsity and test accuracy of both sides.
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .summaries import method_means
-from .vocabulary import MEAN, fmt_ci
+from ..vocabulary import MEAN, fmt_ci
 
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1240px; margin: 2em auto;
@@ -296,7 +296,7 @@ def method_verdicts_view(mv: pd.DataFrame, attacks: pd.DataFrame) -> pd.DataFram
 
 def benchmark_view(table: pd.DataFrame) -> pd.DataFrame:
     """Snakemake's benchmark records per rule (wall seconds, peak memory)."""
-    from .benchmarks import benchmark_overview
+    from ..benchmarks import benchmark_overview
 
     return benchmark_overview(table)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Iterator
 from .batches import EpochPlan, batch_part, normalize_batch, shard_range
-from .recipe import Augment, steps_per_epoch
+from ..recipe import Augment, steps_per_epoch
 
 
 class TensorImageSet:
@@ -65,7 +65,7 @@ class TensorImageSet:
         if augment.hflip:
             plan.flip = torch.rand(take, generator=g, device=dev) < 0.5
         if shard is not None and shard[1] > 1:
-            from .distributed import broadcast_from_rank0, world_size
+            from ..distributed import broadcast_from_rank0, world_size
 
             if world_size() > 1:  # (without a process group: ranks simulated in one process)
                 plan.perm, plan.oy, plan.ox, plan.flip = broadcast_from_rank0(

@@ -1,5 +1,5 @@
 """Resampling the attack rows: bootstrap intervals of every metric of
-:mod:`lottery_mia.metrics`, for one model, several replicate models on the same rows, a
+:mod:`lottery_mia.stats.metrics`, for one model, several replicate models on the same rows, a
 paired difference, and a slice of the rows.
 
 Intervals: :func:`bootstrap_metrics` resamples the evaluated rows with replacement, members

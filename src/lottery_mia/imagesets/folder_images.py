@@ -10,11 +10,11 @@ from typing import Iterator
 import numpy as np
 
 from .batches import _check_indices, batch_part, normalize_batch, shard_range
-from .datasets.imagenet import image_folder
+from ..datasets.imagenet import image_folder
 from .decoding import (DECODE_CHOICES, _eval_view_uint8, _resize_float, _train_view_uint8,
                        decode_rgb, eval_geometry, is_jpeg, read_image_bytes, view_params)
 from .prefetch import _prefetched
-from .recipe import Augment, steps_per_epoch
+from ..recipe import Augment, steps_per_epoch
 
 
 class _ImageFiles:

@@ -1,5 +1,5 @@
 """The report's tables: the paper's Table 1 with intervals, the attack-model comparison and
-per-class / per-correctness slices (the verdict tables are :mod:`lottery_mia.verdicts`).
+per-class / per-correctness slices (the verdict tables are :mod:`lottery_mia.reporting.verdicts`).
 Pure pandas: no torch.
 
 A model is keyed by (dataset, arch, method, sparsity): ``method`` is ``dense`` for the dense
@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .metrics import chance_verdict
-from .resampling import slice_metrics
+from ..stats.metrics import chance_verdict
+from ..stats.resampling import slice_metrics
 from .summaries import method_means, read_scores
-from .vocabulary import DENSE, MEAN, evaluated, fmt_ci
+from ..vocabulary import DENSE, MEAN, evaluated, fmt_ci
 
 T1_METRICS = ("accuracy", "precision")
 

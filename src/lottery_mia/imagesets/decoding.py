@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .datasets.imagenet import load_image
+from ..datasets.imagenet import load_image
 
 
 # --------------------------------------------------------------------------- image files

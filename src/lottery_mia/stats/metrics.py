@@ -27,8 +27,8 @@ threshold attack on attack-train scores).
   FPR is 0.5 with 3 above, n/a). ``n_eval_members``, ``n_eval_nonmembers`` and ``min_fpr``
   (1 / non-members) say what an attack was evaluated on.
 
-Intervals are in :mod:`lottery_mia.resampling` (the bootstrap over rows) and
-:mod:`lottery_mia.inference` (differences over seeds and rows).
+Intervals are in :mod:`lottery_mia.stats.resampling` (the bootstrap over rows) and
+:mod:`lottery_mia.stats.inference` (differences over seeds and rows).
 """
 
 from __future__ import annotations

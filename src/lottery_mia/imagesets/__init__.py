@@ -1,0 +1,1 @@
+"""Serving images: in-memory and ImageFolder image sets, what they share, decoding, prefetch."""

@@ -1,0 +1,1 @@
+"""Reporting: the summaries, the report's tables and verdicts, and the page."""

@@ -1,0 +1,1 @@
+"""Statistics: point metrics, resampling the attack rows, verdicts over seeds and rows."""
