@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 
+from ..datasets import DATASETS
 from ..layout import fmt_sparsity
 from ..networks import ARCHITECTURES
 
@@ -32,17 +33,23 @@ def _require(cond: bool, msg: str) -> None:
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 Sparsity = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
 SampleSize = Annotated[int, Field(ge=2, multiple_of=2)]
-def _architecture(name):
-    """An architecture name registered in :mod:`lottery_mia.networks` (one file each)."""
-    if name not in ARCHITECTURES:
-        ARCHITECTURES.get_entry(name)  # the ValueError names the closest registered one
-    return name
 
 
-Arch = Annotated[str, AfterValidator(_architecture),
-                 # not an enum: an architecture is one new file, the schema stays as it is
-                 WithJsonSchema({"type": "string", "description": "an architecture "
-                                 "registered in lottery_mia.networks (one file each)"})]
+def registered(registry, what: str):
+    """The type of a config value that names an entry of ``registry`` (validated by the
+    registry, whose error names the closest entry); in the JSON schema a plain string, not
+    an enum: adding an entry is one new file and the schema stays as it is."""
+    def check(name):
+        if name not in registry:
+            registry.get_entry(name)  # the ValueError names the closest registered one
+        return name
+
+    return Annotated[str, AfterValidator(check),
+                     WithJsonSchema({"type": "string", "description": f"{what} (one file each)"})]
+
+
+Arch = registered(ARCHITECTURES, "an architecture registered in lottery_mia.networks")
+Source = registered(DATASETS, "a dataset source registered in lottery_mia.datasets")
 
 
 class Section(BaseModel):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import difflib
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..datasets import DATASETS, dataset_source, max_split_sizes, source_info
 from ..vocabulary import FEATURES
-from .base import (DEFAULT_BASELINES, Arch, ConfigError, SampleSize, Section, Seed, Sparsity,
-                   _in_architectures, _in_sparsities, _no_duplicates, _require)
+from .base import (DEFAULT_BASELINES, Arch, ConfigError, SampleSize, Section, Seed, Source,
+                   Sparsity, _in_architectures, _in_sparsities, _no_duplicates, _require)
 
 if TYPE_CHECKING:  # annotations only
     from . import Config
@@ -37,20 +37,6 @@ class Runtime(Section):
     jpeg_decode: Literal["auto", "device", "cpu"] = Field(
         "auto", description="where ImageNet's JPEGs are decoded: auto (on the GPU with CUDA, "
         "else by the CPU loader workers), device, cpu")
-
-
-# What a dataset's root must hold (README, "Datasets").
-def _source(name):
-    """A dataset source registered in :mod:`lottery_mia.datasets` (one file each)."""
-    if name not in DATASETS:
-        DATASETS.get_entry(name)  # the ValueError names the closest registered one
-    return name
-
-
-Source = Annotated[str, AfterValidator(_source),
-                   # not an enum: a dataset is one new file, the schema stays as it is
-                   WithJsonSchema({"type": "string", "description": "a dataset source "
-                                   "registered in lottery_mia.datasets (one file each)"})]
 
 
 class Dataset(Section):

@@ -66,7 +66,7 @@ class _Cifar(DatasetSource):
         return root
 
     def how_to_provide(self, root) -> str:
-        where = str(root) if root is not None else "<root>"
+        where = self.where(root)
         return (
             f"Provide the python-format CIFAR archive extracted as {where}/{self.files[0]}/ "
             f"(from https://www.cs.toronto.edu/~kriz/cifar.html), or set "

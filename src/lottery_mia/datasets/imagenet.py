@@ -57,7 +57,7 @@ class ImageNet(DatasetSource):
         return root
 
     def how_to_provide(self, root) -> str:
-        where = str(root) if root is not None else "<root>"
+        where = self.where(root)
         return (
             f"Provide ImageNet in ImageFolder layout: {where}/train/<wnid>/*.JPEG and "
             f"{where}/val/<wnid>/*.JPEG (torchvision.datasets.ImageNet prepares this layout "

@@ -72,8 +72,13 @@ class DatasetSource:
         the config key ``key``, what is missing and how to provide it, otherwise)."""
         raise NotImplementedError
 
+    @staticmethod
+    def where(root) -> str:
+        """``root`` as the messages write it (``<root>`` when not set)."""
+        return str(root) if root is not None else "<root>"
+
     def how_to_provide(self, root: Path | None) -> str:
-        return f"Provide {self.layout or 'the files of ' + self.name} under {root or '<root>'}."
+        return f"Provide {self.layout or 'the files of ' + self.name} under {self.where(root)}."
 
     def incomplete(self, root, key: str, problems: str) -> DataNotFoundError:
         """The error of a root whose files are not all there (``problems``: what is not)."""

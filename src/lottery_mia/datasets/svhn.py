@@ -35,7 +35,7 @@ class SVHN(DatasetSource):
         return root
 
     def how_to_provide(self, root) -> str:
-        where = str(root) if root is not None else "<root>"
+        where = self.where(root)
         return (
             f"Provide SVHN's cropped digits as {where}/train_32x32.mat and "
             f"{where}/test_32x32.mat (format 2 from {SVHN_URL}), or set 'download: true' "

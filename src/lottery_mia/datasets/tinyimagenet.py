@@ -66,7 +66,7 @@ class TinyImageNet(DatasetSource):
         return root
 
     def how_to_provide(self, root) -> str:
-        where = str(root) if root is not None else "<root>"
+        where = self.where(root)
         return (
             f"Download {URL} and extract it under {where}, so that "
             f"{where}/{FOLDER}/wnids.txt, {where}/{FOLDER}/train/<wnid>/images/*.JPEG, "
