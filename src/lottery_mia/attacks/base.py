@@ -117,16 +117,28 @@ class AttackKind:
     estimator: str | None = None
     defaults: dict = field(default_factory=dict)
     needs_references: bool = False  # True: AttackData.references etc. must be given
+    # (settings, number of references) -> why the attack cannot run with them, or None: the
+    # attack's own constraints, asked by the config check and the audit alike
+    references_problem: Callable | None = None
+
+    def cannot_run(self, settings: dict | None, n_references: int) -> str | None:
+        """Why this attack cannot run with ``settings`` and ``n_references`` references."""
+        if self.needs_references and not n_references:
+            return "needs reference models (references)"
+        return self.references_problem(settings, n_references) \
+            if self.references_problem else None
 
 
 ATTACKS: Registry[AttackKind] = Registry("attack", "attack.models")
 
 
 def register_attack(name: str, *, kind: str, description: str, estimator: str | None = None,
-                    defaults: dict | None = None, needs_references: bool = False):
+                    defaults: dict | None = None, needs_references: bool = False,
+                    references_problem: Callable | None = None):
     def deco(factory):
         ATTACKS.register(name, AttackKind(name, kind, factory, description, estimator,
-                                          dict(defaults or {}), needs_references))
+                                          dict(defaults or {}), needs_references,
+                                          references_problem))
         return factory
     return deco
 

@@ -151,11 +151,6 @@ def tune_a(ref_x, inc_x, ref_z, inc_z, gamma: float, offline: bool) -> tuple[flo
     return float(best[0]), float(best[1])
 
 
-@register_attack("rmia", kind="reference", needs_references=True, defaults=DEFAULTS,
-                 description="RMIA (Zarifzadeh et al. 2024): share of population samples z "
-                             "with LR(x)/LR(z) >= gamma, LR = Pr(x|target)/Pr(x)")
-def rmia(settings: dict | None, seed: int) -> RMIA:
-    return RMIA(settings, seed)
 
 
 MIN_REFERENCES_AUTO = 4  # a: auto tunes a on one reference, the others its references
@@ -169,3 +164,11 @@ def references_problem(settings: dict | None, n_references: int) -> str | None:
     return (f"a: auto tunes a on one reference with the others as its references and needs "
             f"{MIN_REFERENCES_AUTO} or more (there are {n_references}); set a to a number "
             "(0.3 is the paper's CIFAR value) or add references")
+
+
+@register_attack("rmia", kind="reference", needs_references=True, defaults=DEFAULTS,
+                 references_problem=references_problem,
+                 description="RMIA (Zarifzadeh et al. 2024): share of population samples z "
+                             "with LR(x)/LR(z) >= gamma, LR = Pr(x|target)/Pr(x)")
+def rmia(settings: dict | None, seed: int) -> RMIA:
+    return RMIA(settings, seed)

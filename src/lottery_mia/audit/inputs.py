@@ -391,18 +391,11 @@ def plan_attacks(attacks, n_references: int, attack_settings: dict) -> tuple[lis
     orders them) and those left out, with the reason. ``attacks`` None: every one the
     inputs allow; else exactly these (an error for one the inputs do not allow)."""
     from ..attacks import ATTACKS
-    from ..attacks.rmia import references_problem
 
     ordered = [n for kind in KIND_ORDER for n, a in ATTACKS.items() if a.kind == kind]
 
-    def why_not(name: str) -> str | None:
-        if ATTACKS[name].needs_references and not n_references:
-            return "needs reference models (references)"
-        if name == "rmia":
-            why = references_problem(attack_settings.get("rmia"), n_references)
-            return None if why is None else \
-                why + " (attack_settings {'rmia': {'a': 0.3}}, for example)"
-        return None
+    def why_not(name: str) -> str | None:  # each attack's own constraints
+        return ATTACKS[name].cannot_run(attack_settings.get(name), n_references)
 
     if attacks is None:
         skipped = {n: r for n in ordered if (r := why_not(n))}

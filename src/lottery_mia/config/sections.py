@@ -283,12 +283,10 @@ class References(Section):
                  "'references.attacks' and 'attack.models'/'attack.baselines' overlap")
         problems = check_attack_config(names, {n: cfg.attack.settings(n) for n in names})
         _require(not problems, "; ".join(problems))
-        from ..attacks.rmia import references_problem
-
-        why = references_problem(cfg.attack.settings("rmia"), count) if "rmia" in names \
-            else None
-        _require(why is None, f"config key 'attack.rmia.a' with references.count {count}: "
-                 f"{why}")
+        for n in names:  # each attack's own constraints on its settings and references
+            why = ATTACKS[n].cannot_run(cfg.attack.settings(n), count)
+            _require(why is None, f"config key 'attack.{n}' with references.count {count}: "
+                     f"{why}")
 
 
 class Transfer(Section):
