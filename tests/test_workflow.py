@@ -96,9 +96,11 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
     assert (one.loc[ref, "n_unjudged"] == 0).all()
     assert (one.loc[~ref, "n_eval_nonmembers"] == one.loc[~ref, "sample_size"] // 4).all()
     assert np.allclose(one.min_fpr, 1 / one.n_eval_nonmembers)
-    # a TPR at FPR x only where x * non-members >= 10: at 10% for the 300 non-members,
-    # never at 1% or 0.1% here
-    assert one.loc[ref, "tpr_at_fpr_0.1"].notna().all()
+    # a TPR at FPR x only where 10 non-members lie strictly above its cut: at 10% for
+    # LiRA's continuous scores on 250-275 non-members (RMIA's shares and the shadow MLP's
+    # probabilities can tie at the cut, and are then n/a), never at 1% or 0.1% here
+    lira = one.attack.isin(["lira_online", "lira_offline"])
+    assert one.loc[lira, "tpr_at_fpr_0.1"].notna().all()
     assert one.loc[~ref, "tpr_at_fpr_0.1"].isna().all()
     assert one["tpr_at_fpr_0.01"].isna().all() and one["tpr_at_fpr_0.001"].isna().all()
     assert (one.loc[ref, "n_references"] == 2).all()
