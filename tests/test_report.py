@@ -93,3 +93,23 @@ def test_the_report_escapes_config_and_data(tmp_path):
     html = out.read_text()
     assert "<script" not in html
     assert html.count("&lt;script&gt;") >= 10
+
+
+def test_the_verdict_view_says_what_would_decide_an_inconclusive_row():
+    import numpy as np
+    import pandas as pd
+
+    from lottery_mia.reporting.report import verdicts_view
+
+    rows = pd.DataFrame({
+        "dataset": "d", "arch": "a", "method": "oneshot", "ticket_sparsity": 0.8,
+        "sample_size": 500, "attack": "lira_online", "metric": "auc", "dense": 0.6,
+        "ticket": 0.6, "diff": 0.0, "diff_ci_low": -0.1, "diff_ci_high": 0.1,
+        "diff_at_gap": np.nan, "diff_at_gap_ci_low": np.nan, "diff_at_gap_ci_high": np.nan,
+        "n_seeds": 3, "scope": "seeds and rows", "margin": 0.03, "p_holm": 1.0,
+        "power": 0.01, "verdict": ["inconclusive", "inconclusive", "inconclusive",
+                                   "equivalent"],
+        "seeds_needed": [np.inf, 7.0, np.nan, 3.0]})
+    view = verdicts_view(rows)
+    assert list(view["seeds to decide"]) == ["more rows", "~7", "n/a", ""]
+    assert list(view["power"]) == ["1%"] * 4

@@ -153,8 +153,9 @@ def verdicts_view(verdicts: pd.DataFrame) -> pd.DataFrame:
     def seeds(k, verdict):
         if verdict != "inconclusive":
             return ""
-        return "n/a" if not np.isfinite(k) else ("more rows" if np.isinf(k) else
-                                                  f"~{int(k)}")
+        if np.isnan(k):
+            return "n/a"
+        return "more rows" if np.isinf(k) else f"~{int(k)}"
 
     return pd.DataFrame({
         "dataset": verdicts["dataset"], "arch": verdicts["arch"],
