@@ -80,6 +80,18 @@ class DatasetSource:
     def how_to_provide(self, root: Path | None) -> str:
         return f"Provide {self.layout or 'the files of ' + self.name} under {self.where(root)}."
 
+    def checked_root(self, root, key: str, wanted) -> Path:
+        """``root`` resolved, when every ``(path under root, "file" | "dir")`` of ``wanted``
+        is under it; the errors of an empty root or missing files otherwise."""
+        if root is None or str(root) == "":
+            raise empty_root_error(self, key)
+        root = Path(root).expanduser()
+        missing = [str(rel) for rel, kind in wanted
+                   if not ((root / rel).is_file() if kind == "file" else (root / rel).is_dir())]
+        if missing:
+            raise self.incomplete(root, key, f"did not find {', '.join(missing)}")
+        return root
+
     def incomplete(self, root, key: str, problems: str) -> DataNotFoundError:
         """The error of a root whose files are not all there (``problems``: what is not)."""
         return DataNotFoundError(f"dataset {self.name!r} is missing or incomplete under {root} "

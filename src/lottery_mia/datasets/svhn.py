@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .registry import DatasetSource, SourceInfo, empty_root_error, register_dataset
+from .registry import DatasetSource, SourceInfo, register_dataset
 
 SVHN_FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
 SVHN_URL = "http://ufldl.stanford.edu/housenumbers/"
@@ -26,13 +26,7 @@ class SVHN(DatasetSource):
     downloadable = True
 
     def check_root(self, root, key: str):
-        if root is None or str(root) == "":
-            raise empty_root_error(self, key)
-        root = Path(root).expanduser()
-        missing = [f for f in SVHN_FILES.values() if not (root / f).is_file()]
-        if missing:
-            raise self.incomplete(root, key, f"did not find {', '.join(missing)}")
-        return root
+        return self.checked_root(root, key, [(f, "file") for f in SVHN_FILES.values()])
 
     def how_to_provide(self, root) -> str:
         where = self.where(root)

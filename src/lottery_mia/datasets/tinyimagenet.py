@@ -30,8 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .registry import (DataNotFoundError, DatasetSource, SourceInfo, empty_root_error,
-                       register_dataset)
+from .registry import DataNotFoundError, DatasetSource, SourceInfo, register_dataset
 
 FOLDER = "tiny-imagenet-200"
 URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
@@ -53,17 +52,9 @@ class TinyImageNet(DatasetSource):
               "train/<wnid>/images/*.JPEG, val/images/*.JPEG and val/val_annotations.txt)")
 
     def check_root(self, root, key: str):
-        if root is None or str(root) == "":
-            raise empty_root_error(self, key)
-        root = Path(root).expanduser()
-        base = root / FOLDER
-        wanted = [(base / "wnids.txt", "file"), (base / "train", "dir"),
-                  (base / "val" / "images", "dir"), (base / "val" / "val_annotations.txt", "file")]
-        missing = [str(p) for p, kind in wanted
-                   if not (p.is_file() if kind == "file" else p.is_dir())]
-        if missing:
-            raise self.incomplete(root, key, f"did not find {', '.join(missing)}")
-        return root
+        return self.checked_root(root, key, [
+            (f"{FOLDER}/wnids.txt", "file"), (f"{FOLDER}/train", "dir"),
+            (f"{FOLDER}/val/images", "dir"), (f"{FOLDER}/val/val_annotations.txt", "file")])
 
     def how_to_provide(self, root) -> str:
         where = self.where(root)
