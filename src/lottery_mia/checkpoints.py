@@ -276,6 +276,21 @@ def _discard(path: Path, why: str) -> None:
         path.unlink()
 
 
+def _match_parameter_layout(optimizer) -> None:
+    """Give every per-parameter optimizer tensor (momentum buffers) its parameter's memory
+    layout: a state read back from disk is standard-contiguous while channels_last weights
+    are not, and CUDA's fused/foreach optimizers refuse tensors whose strides differ."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            st = optimizer.state.get(p)
+            if not st:
+                continue
+            for k, v in st.items():
+                if (torch.is_tensor(v) and v.shape == p.shape and v.dim() > 0
+                        and v.stride() != p.stride()):
+                    st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
+
+
 def load_resume(path, *, fingerprint: str, model: nn.Module, optimizer,
                 start_epoch: int, epochs: int) -> dict | None:
     """The resume state at ``path`` loaded into ``model`` and ``optimizer``, or ``None``.
@@ -318,6 +333,7 @@ def load_resume(path, *, fingerprint: str, model: nn.Module, optimizer,
     try:
         model.load_state_dict(state)
         optimizer.load_state_dict(saved["optimizer"])
+        _match_parameter_layout(optimizer)
         for group in optimizer.state.values():
             for k, v in group.items():
                 if torch.is_tensor(v) and not torch.isfinite(v).all():
