@@ -13,6 +13,7 @@ import pytest
 from lottery_mia.jobs.report import write_report
 from lottery_mia.jobs.tables import write_tables
 from lottery_mia.stats.metrics import attack_metrics
+from lottery_mia.reporting.summaries import write_scores
 from lottery_mia.reporting.tables import slices, table1
 from lottery_mia.reporting.verdicts import verdict_rows
 
@@ -56,7 +57,8 @@ def _scores(tmp_path, method, sparsity, replicate, signal, rng):
         "score_loss": score + rng.normal(scale=0.5, size=len(member)),
     })
     path = tmp_path / f"{method}_{sparsity}_{replicate}.parquet"
-    frame.to_parquet(path)
+    write_scores(frame, {"dataset": DS, "arch": ARCH, "method": method, "sparsity": sparsity,
+                         "replicate": replicate, "sample_size": N}, path)
     return path, frame
 
 

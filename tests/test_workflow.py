@@ -238,6 +238,38 @@ def test_a_dense_network_copied_into_a_tickets_folder_is_refused(finished_run, t
     assert not (ticket / "confidences.parquet").exists()
 
 
+def test_a_scores_table_swapped_between_two_models_is_refused(finished_run, tmp_path):
+    """Two models' attack scores swapped by hand keep their mtimes, so Snakemake sees only
+    the deleted tables to redo: the tables job must refuse them (naming the file and what
+    differs) instead of writing the other model's verdicts."""
+    import os
+    import shutil
+
+    work, _ = finished_run
+    copy_ = tmp_path / "run"
+    shutil.copytree(work, copy_, symlinks=True)
+    base = copy_ / "results" / "digits" / "resnet18" / "seed-0"
+    dense = base / "dense" / "sparsity-0" / "attack-n200" / "scores.parquet"
+    ticket = base / "oneshot" / "sparsity-0.8" / "attack-n200" / "scores.parquet"
+    stats = [p.stat() for p in (dense, ticket)]
+    tmp = tmp_path / "swap.parquet"
+    shutil.copy2(dense, tmp)
+    shutil.copy2(ticket, dense)
+    shutil.copy2(tmp, ticket)
+    for p, st in zip((dense, ticket), stats):
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    verdicts = copy_ / "results" / "report" / "verdicts.csv"
+    before = verdicts.read_text()
+    verdicts.unlink()
+    proc = run_snakemake(copy_, "--cores", "1", "results/report/verdicts.csv", check=False)
+    assert proc.returncode != 0
+    logs = "".join(p.read_text() for p in (copy_ / "logs").rglob("*.log")
+                   if "scores.parquet" in p.read_text())
+    assert "scores.parquet holds the attack scores of the model with" in logs
+    assert "delete it and rerun the fit_attack rule" in logs
+    assert not verdicts.exists() and before
+
+
 def test_unchanged_config_reruns_nothing(finished_run):
     work, _ = finished_run
     proc = run_snakemake(work, "-n", "--cores", "2")

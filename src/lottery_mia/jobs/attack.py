@@ -16,6 +16,7 @@ from ..attacks import (add_references, attack_data, attack_features, evaluate_at
                        get_attack, model_method, rows_of, scores_table)
 from ..confidences import check_table_identity, read_confidences
 from ..io import atomic_path, log, write_json
+from ..reporting.summaries import write_scores
 from ..stats.metrics import chance_verdict
 from ..stats.resampling import bootstrap_metrics
 from ..vocabulary import FOLDS
@@ -51,8 +52,7 @@ def run_attacks(*, confidences_path, sample_path, attacks: list[str], settings: 
               "sample_size": int(data.sample["fold"].isin(FOLDS[:2]).sum()),
               "features": features, "seed": seed,
               "attacks": rows}
-    with atomic_path(out_scores) as tmp:
-        scores.to_parquet(tmp, index=False)
+    write_scores(scores, result, out_scores)
     write_json(result, out_metrics)
     return result
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from ..figures import FIGURES, FigureData
 from ..io import log, read_json
-from ..reporting.summaries import (read_attacks_csv, read_scores, read_slices_csv, read_training_csv,
-                         read_transfer_csv)
+from ..reporting.summaries import (SCORES_IDENTITY, read_attacks_csv, read_scores,
+                                   read_slices_csv, read_training_csv, read_transfer_csv)
 
 __all__ = ["draw_figure", "read_summary_table"]
 
@@ -38,7 +38,7 @@ def draw_figure(name: str, *, tables: dict, scores: list, models: list, params: 
     for table, path in tables.items():
         data.tables[table] = read_summary_table(table, path)
     for path, model in zip(scores, models, strict=True):
-        s = read_scores(path)
+        s = read_scores(path, {k: model[k] for k in SCORES_IDENTITY if k in model})
         row = {k: v for k, v in dict(model).items() if k != "path"}
         row["member"] = s["member"].to_numpy()
         row["fold"] = s["fold"].to_numpy()

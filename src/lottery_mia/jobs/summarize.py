@@ -101,7 +101,9 @@ def summarize_attacks(metric_paths: list, score_paths: list, output, *,
         rows += results
         r0 = results[0]
         key = (r0["dataset"], r0["arch"], r0["method"], r0["sparsity"], r0["sample_size"])
-        groups.setdefault(key, []).append((results, read_scores(sp)))
+        ident = {k: r0[k] for k in ("dataset", "arch", "method", "sparsity", "replicate",
+                                    "sample_size")}
+        groups.setdefault(key, []).append((results, read_scores(sp, ident)))
     rows += replicate_mean_rows(groups, n_bootstrap, seed)
     frame = pd.DataFrame(rows)
     frame["_mean"] = frame["replicate"] == MEAN

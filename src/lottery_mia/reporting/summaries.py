@@ -51,10 +51,70 @@ def read_slices_csv(path) -> pd.DataFrame:
                           "delete it and rerun the slices rule")
 
 
-def read_scores(path) -> pd.DataFrame:
-    """A fit-attack job's scores table (``scores.parquet``)."""
-    return read_parquet_frame(path, "attack scores table",
-                              "delete it and rerun the fit_attack rule of its model")
+SCORES_IDENTITY = ("dataset", "arch", "method", "sparsity", "replicate", "sample_size")
+_SCORES_META = b"lottery_mia"
+
+
+def write_scores(scores: pd.DataFrame, identity: dict, path) -> None:
+    """A fit-attack job's scores table (``scores.parquet``) with the identity of the model
+    and sample it scored (:data:`SCORES_IDENTITY`) in the Parquet file's metadata: a file
+    copied into another model's folder is refused by :func:`read_scores`."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ..io import atomic_path
+
+    missing = [k for k in SCORES_IDENTITY if k not in identity]
+    if missing:
+        raise ValueError(f"the identity of {path} lacks {missing}")
+    table = pa.Table.from_pandas(scores, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[_SCORES_META] = json.dumps({k: identity[k] for k in SCORES_IDENTITY}).encode()
+    with atomic_path(path) as tmp:
+        pq.write_table(table.replace_schema_metadata(meta), tmp)
+
+
+def scores_identity(path) -> dict | None:
+    """The identity recorded in a scores table (``None``: written by an earlier version)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    try:
+        raw = (pq.read_schema(path).metadata or {}).get(_SCORES_META)
+    except Exception as err:  # noqa: BLE001 - every failure becomes one clear message
+        raise ValueError(f"{path} is not a readable attack scores table ({err}); delete it "
+                         "and rerun the fit_attack rule of its model") from None
+    return json.loads(raw) if raw else None
+
+
+def _same(key: str, got, want) -> bool:
+    if key == "sparsity":
+        return got is not None and abs(float(got) - float(want)) < 1e-9
+    if key in ("replicate", "sample_size"):
+        return got is not None and str(got) == str(want)
+    return got == want
+
+
+def read_scores(path, expected: dict | None = None) -> pd.DataFrame:
+    """A fit-attack job's scores table (``scores.parquet``). With ``expected`` (some keys
+    of :data:`SCORES_IDENTITY`), the table must be that model's: a table of another model
+    or seed (a file swapped or copied by hand), or one without an identity, is an error
+    naming the file and the key that differs."""
+    remedy = "delete it and rerun the fit_attack rule of its model"
+    if expected:
+        ident = scores_identity(path)
+        if ident is None:
+            raise ValueError(f"{path} does not record which model it scored (written by an "
+                             f"earlier version); {remedy}")
+        for key, want in expected.items():
+            if not _same(key, ident.get(key), want):
+                raise ValueError(f"{path} holds the attack scores of the model with "
+                                 f"{key}={ident.get(key)!r}, but it is read as the one with "
+                                 f"{key}={want!r} (a file copied or moved by hand?); {remedy}")
+    return read_parquet_frame(path, "attack scores table", remedy)
 
 
 def read_attack_results(metric_path) -> list[dict]:

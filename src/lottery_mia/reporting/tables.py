@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..stats.metrics import chance_verdict
 from ..stats.resampling import slice_metrics
-from .summaries import method_means, read_scores
+from .summaries import method_means, read_scores, scores_identity
 from ..vocabulary import DENSE, MEAN, evaluated, fmt_ci
 
 T1_METRICS = ("accuracy", "precision")
@@ -109,12 +109,19 @@ def table1_markdown(t: pd.DataFrame, arch: str, ticket_sparsity: float, method: 
 
 
 # --------------------------------------------------------------------------- shared
-def _stacked_scores(paths: list, attack: str, kind: str
+def _stacked_scores(paths: list, attack: str, kind: str, key: tuple
                     ) -> tuple[np.ndarray, np.ndarray, list]:
     """(member flags, R x n scores, frames) of one attack over replicate score tables, on
     the rows the attack is evaluated on (:func:`vocabulary.evaluated`; the frames cut to
-    those rows)."""
-    frames = [read_scores(p) for p in paths]
+    those rows). ``key``: (dataset, arch, method, sparsity, sample_size) the tables must
+    record, their replicates distinct and in increasing order (the thresholds' order)."""
+    expected = dict(zip(("dataset", "arch", "method", "sparsity", "sample_size"), key))
+    frames = [read_scores(p, expected) for p in paths]
+    reps = [scores_identity(p)["replicate"] for p in paths]
+    if any(int(a) >= int(b) for a, b in zip(reps, reps[1:])):
+        raise ValueError(f"the score tables {[str(p) for p in paths]} record the seeds {reps}, "
+                         "not distinct seeds in increasing order (a file copied from another "
+                         "seed's folder?); delete the wrong one and rerun its fit_attack rule")
     ids = frames[0]["sample_id"].to_numpy()
     for p, f in zip(paths, frames):
         if not np.array_equal(f["sample_id"].to_numpy(), ids):
@@ -221,7 +228,8 @@ def slices(score_paths, attacks: pd.DataFrame, slice_attacks: list[str],
     for (ds, arch, method, sparsity, n), paths in sorted(score_paths.items()):
         for attack in slice_attacks:
             kind = kind_of(attacks, attack)
-            y, s, frames = _stacked_scores(paths, attack, kind)
+            y, s, frames = _stacked_scores(paths, attack, kind,
+                                           (ds, arch, method, sparsity, n))
             test = evaluated(frames[0]["fold"].to_numpy(), kind,
                              frames[0][f"score_{attack}"].to_numpy())
             part = _sel(attacks, dataset=ds, arch=arch, method=method, sparsity=sparsity,

@@ -48,8 +48,8 @@ def _pair(paths: dict, per: pd.DataFrame, a: tuple, b: tuple, attack: str, ds: s
     p_a, p_b = paths.get((ds, arch, a[0], a[1], n)), paths.get((ds, arch, b[0], b[1], n))
     if not len(t_a) or not len(t_b) or not p_a or not p_b:
         return None
-    y, s_a, fa = _stacked_scores(p_a, attack, kind)
-    y2, s_b, _ = _stacked_scores(p_b, attack, kind)
+    y, s_a, fa = _stacked_scores(p_a, attack, kind, (ds, arch, a[0], a[1], n))
+    y2, s_b, _ = _stacked_scores(p_b, attack, kind, (ds, arch, b[0], b[1], n))
     if not np.array_equal(y, y2):
         raise ValueError(f"{a[0]} and {b[0]} of {ds} {arch} n={n} ({attack}) were attacked "
                          "on other rows")
