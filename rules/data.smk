@@ -66,6 +66,7 @@ rule check_data:
         "../envs/analysis.yaml"
     params:
         source=lambda w: CFG.datasets[w.dataset].source,
+        data=lambda w: PLAN.data_params(w.dataset),
         sample_sizes=lambda w: list(PLAN.grids[w.dataset].sample_sizes),
     script:
         "../workflow/scripts/check_data.py"

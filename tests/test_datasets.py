@@ -323,3 +323,107 @@ def test_tinyimagenet_cannot_be_set_to_download():
     cfg["datasets"]["tinyimagenet"]["download"] = True
     with pytest.raises(ValueError, match="cannot be downloaded"):
         load_config(cfg)
+
+
+# --------------------------------------------------------------------------- declarations
+def test_every_source_declares_a_valid_augmentation_and_its_data_checks():
+    from lottery_mia.datasets import DATASETS
+    from lottery_mia.datasets.registry import DATA_CHECKS
+    from lottery_mia.recipe import Augment
+
+    for name in DATASETS:
+        src = DATASETS[name]
+        Augment(**src.augment)  # keys and values of a recipe's augment
+        assert set(src.data_checks) <= set(DATA_CHECKS), name
+        assert {"labels", "pairs"} <= set(src.data_checks), name
+    assert DATASETS["cifar10"].augment == {"crop_padding": 4, "hflip": True}
+    assert not DATASETS["svhn"].mirror_keeps_class and not DATASETS["digits"].mirror_keeps_class
+
+
+def test_a_recipe_without_augment_gets_its_datasets_and_flipping_digits_is_warned():
+    import yaml
+
+    from lottery_mia.config import load_config
+
+    raw = yaml.safe_load((ROOT / "config" / "svhn.yaml").read_text())
+    for rec in raw["training"]["svhn"].values():
+        rec.pop("augment", None)
+    cfg = load_config(raw)
+    assert {r.augment.model_dump()["crop_padding"] for _, _, r in cfg.recipes()} == {4}
+    assert not any("mirrored" in w for w in cfg.warnings())
+    for rec in raw["training"]["svhn"].values():
+        rec["augment"] = {"crop_padding": 0, "hflip": True}  # set: kept as it is
+    cfg = load_config(raw)
+    assert {r.augment.crop_padding for _, _, r in cfg.recipes()} == {0}
+    (warning,) = [w for w in cfg.warnings() if "mirrored" in w]
+    assert "training.svhn.resnet18.augment.hflip" in warning
+
+
+@pytest.mark.parametrize("copy", [("test_batch", "data_batch_5"), ("data_batch_1", "test_batch")])
+def test_a_cifar_folder_with_a_copied_batch_fails_the_data_check(tmp_path, copy):
+    """Identical images on both sides of the split stop the run before any training."""
+    import shutil
+
+    from conftest import write_tiny_cifar
+    from lottery_mia.jobs.split import build_membership_split, check_data
+
+    root = write_tiny_cifar(tmp_path / "data", n_train=100, n_test=20)
+    folder = root / "cifar-10-batches-py"
+    kw = dict(key="datasets.cifar10.root", download=False, members=40, nonmembers=20,
+              scored_members=None, seed=0)
+    build_membership_split("cifar10", root, output=tmp_path / "m.parquet", **kw)
+    good = check_data(membership_path=tmp_path / "m.parquet", source="cifar10",
+                      sample_paths=[], sample_sizes=[], output=tmp_path / "c.json", root=root,
+                      key="datasets.cifar10.root")
+    assert good["duplicates"]["member_nonmember_overlap"] == 0 and "duplicates" in good["checks"]
+    shutil.copy(folder / copy[0], folder / copy[1])
+    build_membership_split("cifar10", root, output=tmp_path / "m2.parquet", **kw)
+    with pytest.raises(ValueError, match=r"non-members of .*m2.parquet are pixel-for-pixel "
+                                         r"images of members too.*restore the original"):
+        check_data(membership_path=tmp_path / "m2.parquet", source="cifar10", sample_paths=[],
+                   sample_sizes=[], output=tmp_path / "c2.json", root=root,
+                   key="datasets.cifar10.root")
+    assert not (tmp_path / "c2.json").exists()
+
+
+def test_a_few_identical_images_are_recorded_not_fatal(tmp_path):
+    """Real datasets hold a few identical images; below 1% of the smaller side they are
+    recorded (with their sample ids) in the data checks."""
+    import pickle
+
+    from conftest import write_tiny_cifar
+    from lottery_mia.jobs.split import build_membership_split, check_data
+
+    root = write_tiny_cifar(tmp_path / "data", n_train=500, n_test=200)
+    folder = root / "cifar-10-batches-py"
+    with open(folder / "data_batch_1", "rb") as fh:
+        train = pickle.load(fh)
+    with open(folder / "test_batch", "rb") as fh:
+        test = pickle.load(fh)
+    test["data"][0] = train["data"][0]  # one test image is a training image
+    with open(folder / "test_batch", "wb") as fh:
+        pickle.dump(test, fh)
+    build_membership_split("cifar10", root, key="datasets.cifar10.root", download=False,
+                           members=500, nonmembers=200, scored_members=None, seed=0,
+                           output=tmp_path / "m.parquet")
+    got = check_data(membership_path=tmp_path / "m.parquet", source="cifar10", sample_paths=[],
+                     sample_sizes=[], output=tmp_path / "c.json", root=root,
+                     key="datasets.cifar10.root")["duplicates"]
+    assert got["member_nonmember_overlap"] == 1 and got["overlap_sample_ids"] == [500]
+
+
+def test_folder_sources_hash_their_files(tmp_path):
+    """A folder source that declares the check hashes its files' bytes (ImageNet does not
+    declare it: 1.33M files cost more than the check is worth)."""
+    import shutil
+
+    from conftest import write_tiny_imagefolder
+    from lottery_mia.datasets import DATASETS
+
+    src = DATASETS["imagenet"]
+    assert "duplicates" not in src.data_checks
+    root = write_tiny_imagefolder(tmp_path, classes=2, per_class=3)
+    samples = src.folder(root, "train").samples
+    shutil.copy(samples[0][0], samples[4][0])
+    h = src.image_digests(root, "train", [0, 1, 4])
+    assert h[0] == h[2] != h[1]

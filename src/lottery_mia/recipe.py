@@ -54,7 +54,9 @@ class Recipe(BaseModel):
     warmup_epochs: int = Field(0, ge=0, description="linear warm-up epochs")
     width: int = Field(64, ge=1, description="channels of the first stage (64: the standard "
                        "ResNet)")
-    augment: Augment = Field(default_factory=Augment, description="augmentation")
+    augment: Augment = Field(default_factory=Augment, description="training augmentation "
+                             "(not set: the dataset's standard one, declared by its source "
+                             "in lottery_mia.datasets)")
     eval_batch_size: int = Field(512, ge=1, description="batch size of evaluations")
     eval_every: int = Field(1, ge=0, description="epochs between test evaluations in the "
                             "log (0: at the end only)")

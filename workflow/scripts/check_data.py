@@ -6,4 +6,5 @@ inp, p = snakemake.input, snakemake.params
 with logged(snakemake.log[0], snakemake.rule):
     check_data(membership_path=inp.membership, source=p.source,
                sample_paths=list(inp.samples), sample_sizes=list(p.sample_sizes),
-               inclusion_path=inp.get("inclusion"), output=snakemake.output[0])
+               inclusion_path=inp.get("inclusion"), output=snakemake.output[0],
+               root=p.data["root"], key=f"datasets.{p.data['dataset']}.root")

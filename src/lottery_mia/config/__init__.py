@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from ..datasets import dataset_source
 from ..layout import fmt_sparsity, sparsity_folder
-from ..recipe import Recipe
+from ..recipe import Augment, Recipe
 from .base import (DEVICES, MAX_SEED, Arch, ConfigError, Section, Seed, Sparsity,
                    _no_duplicates, _require)
 from .sections import (Attack, Confidences, Dataset, Pruning, References, Report, Runtime,
@@ -108,6 +108,12 @@ class Config(Section):
         _no_duplicates("replicates", self.replicates)
         for name, ds in self.datasets.items():
             ds.check_dataset(name)
+            declared = dataset_source(ds.source).augment
+            for arch, rec in list(self.training.get(name, {}).items()):
+                if "augment" not in rec.model_fields_set and declared:
+                    # a recipe that sets no augmentation gets its dataset's standard one
+                    self.training[name][arch] = rec.model_copy(
+                        update={"augment": Augment(**declared)})
             for a in self.architectures:
                 _require(a in self.training.get(name, {}), f"config key 'training.{name}.{a}' "
                          "is missing: every dataset x architecture needs a training recipe")
@@ -130,6 +136,18 @@ class Config(Section):
         from ..references import reference_size
 
         out = self.root_warnings()
+        for name, ds in self.datasets.items():
+            if dataset_source(ds.source).mirror_keeps_class:
+                continue
+            flips = [f"training.{name}.{a}.augment.hflip"
+                     for a, rec in self.training.get(name, {}).items()
+                     if a in self.architectures and rec.augment.hflip]
+            if self.confidences.augmentations == 2:
+                flips.append("confidences.augmentations: 2")
+            if flips:
+                out.append(f"dataset {name!r} ({ds.source}): a mirrored image of it is not an "
+                           f"image of its class, but {', '.join(flips)} flips them; set "
+                           "hflip: false (and confidences.augmentations: 1) unless you mean it")
         ref = self.references
         for name in (ref.datasets or list(self.datasets)) if ref.count else []:
             n_mem, n_scored, n_non = self.datasets[name].sizes()

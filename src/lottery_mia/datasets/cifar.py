@@ -41,6 +41,7 @@ class _CifarUnpickler(pickle.Unpickler):
 
 class _Cifar(DatasetSource):
     downloadable = True
+    augment = {"crop_padding": 4, "hflip": True}  # the standard CIFAR recipe
 
     @property
     def files(self):

@@ -36,6 +36,8 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 @register_dataset
 class Digits(DatasetSource):
     info = SourceInfo("digits", 10, 1, 8, "all", "all", 1797, 1797, True, (0.5,), (0.5,))
+    augment = {}  # none: the networks fit their members, as the paper's do
+    mirror_keeps_class = False  # a mirrored 2, 3, 4, 5, 7 or 9 is no digit
     layout = "nothing: scikit-learn ships it"
     needs_root = False
 

@@ -37,6 +37,9 @@ def image_folder(root: Path, pool: str):
 class ImageNet(DatasetSource):
     info = SourceInfo("imagenet", 1000, 3, 224, "train", "val", 1_281_167, 50_000, False,
                       (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    augment = {"hflip": True}  # and the random-resized crop every folder view takes
+    # no "duplicates": hashing 1.33M JPEG files (about 150 GB) costs more than the check
+    data_checks = ("labels", "pairs")
     storage = "folder"
     layout = ("train/<wnid>/*.JPEG and val/<wnid>/*.JPEG (ILSVRC-2012 in ImageFolder "
               "layout, the validation images sorted into class folders)")

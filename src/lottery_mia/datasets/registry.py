@@ -26,8 +26,18 @@ from pathlib import Path
 
 from ..registry import Registry
 
-__all__ = ["DataNotFoundError", "SourceInfo", "DatasetSource", "DATASETS", "register_dataset",
+__all__ = ["DATA_CHECKS", "DataNotFoundError", "SourceInfo", "DatasetSource", "DATASETS", "register_dataset",
            "dataset_source", "source_info", "check_root", "max_split_sizes"]
+
+
+# The checks a source can declare for the ``check_data`` job (:func:`lottery_mia.jobs.split.
+# check_data`), each with what it verifies.
+DATA_CHECKS = {
+    "labels": "every label is one of the source's classes",
+    "pairs": "enough same-class member/non-member pairs for every attack sample size",
+    "duplicates": "no image is both a member and a non-member (content hashes of every row; "
+                  "a copied batch or split file fails, a few identical images are recorded)",
+}
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -57,6 +67,33 @@ class DatasetSource:
     layout = ""  # what goes under the root, for the DAG build's messages
     downloadable = False  # ``download: true`` in the config may fetch it
     needs_root = True  # False: the files ship with a package (no ``root``)
+    # The standard training augmentation (a recipe's ``augment`` when it sets none): the
+    # keys of :class:`lottery_mia.recipe.Augment`.
+    augment: dict = {}
+    # False where a mirrored image is another class or no class of the dataset (digits):
+    # a recipe or scoring that flips it is warned about while the DAG is built.
+    mirror_keeps_class = True
+    # What the ``check_data`` job verifies before any network trains (``DATA_CHECKS``).
+    data_checks: tuple[str, ...] = ("labels", "pairs", "duplicates")
+
+    def image_digests(self, root: Path | None, pool: str, indices) -> list[str]:
+        """A content hash of each image ``indices`` of ``pool`` (the ``duplicates`` check):
+        its decoded pixels for sources held in memory, its file's bytes for folders."""
+        import hashlib
+
+        import numpy as np
+
+        indices = np.asarray(indices, dtype=np.int64)
+        if self.storage == "folder":
+            samples = self.folder(root, pool).samples
+            out = []
+            for i in indices:
+                with open(samples[int(i)][0], "rb") as fh:
+                    out.append(hashlib.blake2b(fh.read(), digest_size=16).hexdigest())
+            return out
+        x, _ = self.load_pool(root, pool)
+        x = np.ascontiguousarray(x[indices])
+        return [hashlib.blake2b(img.tobytes(), digest_size=16).hexdigest() for img in x]
 
     @property
     def name(self) -> str:

@@ -22,6 +22,8 @@ SVHN_URL = "http://ufldl.stanford.edu/housenumbers/"
 class SVHN(DatasetSource):
     info = SourceInfo("svhn", 10, 3, 32, "train", "test", 73_257, 26_032, True,
                       (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970))
+    augment = {"crop_padding": 4, "hflip": False}
+    mirror_keeps_class = False  # house-number digits
     layout = "train_32x32.mat and test_32x32.mat (SVHN's cropped digits, torchvision's layout)"
     downloadable = True
 

@@ -48,6 +48,7 @@ def _jpegs(folder: Path) -> list[str]:
 class TinyImageNet(DatasetSource):
     info = SourceInfo("tinyimagenet", 200, 3, SIZE, "train", "val", 100_000, 10_000, True,
                       (0.4802, 0.4481, 0.3975), (0.2770, 0.2691, 0.2821))
+    augment = {"crop_padding": 8, "hflip": True}
     layout = (f"{FOLDER}/ (the official Tiny-ImageNet-200 zip extracted: wnids.txt, "
               "train/<wnid>/images/*.JPEG, val/images/*.JPEG and val/val_annotations.txt)")
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 import pandas as pd
 
 from ..attack_samples import make_attack_sample
@@ -59,20 +61,30 @@ def build_attack_sample(*, membership_path, n: int, seed: int, test_fraction: fl
     return sample
 
 
+# A member/non-member image overlap above this share of the smaller side is a broken
+# dataset (a copied batch or split file), not the few identical images real datasets hold.
+DUPLICATE_SHARE_LIMIT = 0.01
+
+
 def check_data(*, membership_path, source: str, sample_paths: list, sample_sizes: list,
-               inclusion_path=None, output) -> dict:
+               inclusion_path=None, output, root=None, key: str | None = None) -> dict:
     """Everything that needs only the data and the membership split, checked before any
-    network trains (rule ``check_data``; the training jobs wait for its record): labels
-    within the source's classes, enough same-class member/non-member pairs for every attack
-    sample size, the attack samples and the reference inclusion readable and consistent.
-    Writes what it checked as JSON."""
+    network trains (rule ``check_data``; the training jobs wait for its record): what the
+    source declares in ``data_checks`` (:data:`lottery_mia.datasets.registry.DATA_CHECKS`:
+    labels within its classes, enough same-class member/non-member pairs for every attack
+    sample size, no image on both sides of the split), and the attack samples and the
+    reference inclusion readable and consistent. Writes what it checked as JSON."""
     from ..attack_samples import read_attack_sample, same_class_pairs
     from ..io import write_json
     from ..references import read_inclusion
-    from ..datasets import source_info
+    from ..datasets import dataset_source, source_info
 
     table = read_membership(membership_path)
     classes = source_info(source).num_classes
+    declared = dataset_source(source).data_checks
+    duplicates = (image_overlap(table, source, root, key or f"datasets.{source}.root",
+                                membership_path)
+                  if "duplicates" in declared else None)
     bad = table[(table["label"] < 0) | (table["label"] >= classes)]
     if len(bad):
         raise ValueError(f"{membership_path}: label {int(bad['label'].iat[0])} is outside the "
@@ -93,7 +105,46 @@ def check_data(*, membership_path, source: str, sample_paths: list, sample_sizes
     record = {"members": int(table["member"].sum()), "nonmembers": int((~table["member"]).sum()),
               "scored": int(table["scored"].sum()), "classes": classes,
               "same_class_pairs": pairs, "largest_sample_size": 2 * pairs,
-              "sample_sizes": [int(n) for n in sample_sizes], "references": refs}
+              "sample_sizes": [int(n) for n in sample_sizes], "references": refs,
+              "checks": list(declared), "duplicates": duplicates}
     write_json(record, output)
     log(f"data checks passed: {record}")
+    return record
+
+
+def image_overlap(table, source: str, root, key: str, membership_path) -> dict:
+    """Images that are both a member and a non-member of the split (identical content
+    hashes): a ValueError naming the files when they exceed :data:`DUPLICATE_SHARE_LIMIT`
+    of the smaller side (a batch or split file copied over another), recorded otherwise,
+    with repeats inside the rows counted too."""
+    from collections import Counter
+
+    from ..datasets import check_root, dataset_source
+
+    ds = dataset_source(source)
+    resolved = check_root(source, root, key)
+    digest = np.empty(len(table), dtype=object)
+    for pool in table["pool"].unique().tolist():
+        sel = (table["pool"] == pool).to_numpy()
+        digest[sel] = ds.image_digests(resolved, pool, table.loc[sel, "pool_index"].to_numpy())
+    member = table["member"].to_numpy()
+    mem, non = set(digest[member]), set(digest[~member])
+    both = mem & non
+    counts = Counter(digest.tolist())
+    repeated = sum(c - 1 for c in counts.values() if c > 1)
+    crossing = np.flatnonzero(np.isin(digest, list(both)) & ~member) if both else []
+    ids = table["sample_id"].to_numpy()[crossing].tolist()
+    smaller = max(1, min(int(member.sum()), int((~member).sum())))
+    record = {"member_nonmember_overlap": len(ids), "repeated_images": int(repeated),
+              "overlap_sample_ids": [int(i) for i in ids[:20]]}
+    if len(ids) > DUPLICATE_SHARE_LIMIT * smaller:
+        pools = sorted(set(table["pool"].to_numpy()[crossing].tolist()))
+        raise ValueError(f"{len(ids)} non-members of {membership_path} are pixel-for-pixel "
+                         f"images of members too (e.g. sample_id {ids[:5]}, pools {pools}): "
+                         f"the {source} files under {root} hold copies (a batch or split "
+                         "file copied over another?); restore the original files, delete "
+                         "the membership table and rerun")
+    if ids:
+        log(f"{len(ids)} non-member(s) are identical to a member (sample_id {ids[:10]}); "
+            "recorded in the data checks")
     return record
