@@ -186,3 +186,18 @@ def test_no_module_is_over_500_lines():
     long = {str(p.relative_to(PKG)): n for p in PKG.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 500}
     assert not long, long
+
+
+def test_every_module_has_its_test_file():
+    """``pkg/name.py`` is tested in ``tests/test_name.py``, or, for the modules of a package
+    (plug-ins, the jobs, the audit), in the package's ``tests/test_<package>.py``. Private
+    modules (``_name.py``) are tested through the module that uses them."""
+    tests = {p.stem for p in (ROOT / "tests").glob("test_*.py")}
+    missing = []
+    for path in sorted(PKG.rglob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        names = {f"test_{path.stem}", f"test_{path.parent.name}"}
+        if not names & tests:
+            missing.append(str(path.relative_to(PKG)))
+    assert not missing, f"modules without a test file named after them: {missing}"
