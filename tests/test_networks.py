@@ -41,6 +41,25 @@ def test_standard_width_matches_torchvision_parameter_for_parameter(arch):
     ours.load_state_dict(b)  # a plain state_dict round-trips
 
 
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_our_resnet_blocks_are_torchvisions_bit_for_bit(arch):
+    """The blocks are written out (no torchvision import in a job): the same seed gives
+    torchvision's initial weights, and forward and backward give its numbers exactly."""
+    torch.manual_seed(3)
+    ours = build_model(arch, 10, width=64, in_channels=3, small_input=False)
+    torch.manual_seed(3)
+    ref = getattr(torchvision.models, arch)(weights=None, num_classes=10)
+    a, b = ours.state_dict(), ref.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in b)
+    x = torch.randn(2, 3, 64, 64)
+    out_a, out_b = ours(x), ref(x)
+    assert torch.equal(out_a, out_b)
+    out_a.square().sum().backward()
+    out_b.square().sum().backward()
+    grads = dict(ref.named_parameters())
+    assert all(torch.equal(p.grad, grads[n].grad) for n, p in ours.named_parameters())
+
+
 def test_small_input_stem_keeps_resolution_and_width_scales():
     m = build_model("resnet18", 10, width=8, in_channels=1, small_input=True)
     assert m.conv1.kernel_size == (3, 3) and m.conv1.stride == (1, 1)

@@ -201,3 +201,61 @@ def test_every_module_has_its_test_file():
         if not names & tests:
             missing.append(str(path.relative_to(PKG)))
     assert not missing, f"modules without a test file named after them: {missing}"
+
+
+def _job_modules(code: str, cwd) -> set[str]:
+    """The modules a fresh interpreter holds after running ``code`` (job calls)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out = cwd / "modules.json"
+    code += f"\nimport json, sys\njson.dump(sorted(sys.modules), open({str(out)!r}, 'w'))\n"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return set(json.loads(out.read_text()))
+
+
+ARCHS = ("resnet18", "resnet50", "resnet20", "vgg16_bn")
+
+
+def test_jobs_import_no_torchvision_models_and_scoring_no_dynamo(tmp_path):
+    """Start-up is most of a small job's life: ``torchvision.models`` costs a job about 1 s
+    and pulls in ``torch._dynamo`` (another second). No training, pruning or scoring job of
+    an architecture the project defines itself imports ``torchvision.models`` (DenseNet-121
+    is torchvision's own and may); pruning and scoring import no ``torch._dynamo`` either.
+    Training does: PyTorch's optimizers import it when they are built."""
+    train = _job_modules(f"""
+from lottery_mia.jobs.split import build_membership_split
+from lottery_mia.data import DataSpec
+from lottery_mia.jobs.train import train_dense
+build_membership_split("digits", None, key="k", download=False, members=100, nonmembers=100,
+                       scored_members=None, seed=0, output="m.parquet")
+data = DataSpec("digits", "digits", None, "m.parquet")
+for arch in {ARCHS!r}:
+    train_dense(data=data, arch=arch, recipe=dict(width=4, epochs=1, batch_size=50, lr=0.05,
+                num_workers=0), seed=0, rewind_epoch=0, device="cpu", out_model=arch + ".pt",
+                out_init=arch + "-init.pt", out_rewind=arch + "-rewind.pt",
+                out_metrics=arch + ".json", threads=1)
+""", tmp_path)
+    score = _job_modules(f"""
+from lottery_mia.data import DataSpec
+from lottery_mia.jobs.prune import prune_mask
+from lottery_mia.jobs.score import extract_confidences
+data = DataSpec("digits", "digits", None, "m.parquet")
+for arch in {ARCHS!r}:
+    prune_mask(method="oneshot", settings=None, score_model=arch + ".pt",
+               out_mask=arch + "-mask.pt", out_report=arch + "-mask.json", sparsity=0.5)
+    extract_confidences(data=data, model_path=arch + ".pt", dataset="digits", arch=arch,
+                        sparsity=0.0, device="cpu", batch_size=200, output=arch + ".parquet",
+                        threads=1, num_workers=0)
+""", tmp_path)
+    assert "lottery_mia.networks._resnet_modules" in train & score
+    for name, modules, banned in (
+            ("training", train, ("torchvision.models", "torchvision.ops", "matplotlib")),
+            ("pruning or scoring", score, ("torchvision.models", "torchvision.ops",
+                                           "torch._dynamo", "sympy", "matplotlib"))):
+        heavy = sorted(m for m in modules if m in banned)
+        assert not heavy, f"a {name} job imports {heavy}"

@@ -1,6 +1,6 @@
 """The ResNet module of :mod:`.resnet` (torch is imported here, when a ResNet is built).
 
-ResNet18 / ResNet50 built from torchvision's ResNet blocks.
+ResNet18 / ResNet50 with torchvision's blocks (written out below, without torchvision).
 
 With ``width=64``, ``in_channels=3`` and the standard stem, the parameter names and shapes are
 exactly torchvision's ``resnet18``/``resnet50`` (a plain ``state_dict`` round-trips between
@@ -14,7 +14,68 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models.resnet import conv1x1
+
+
+# The blocks of torchvision's ResNet (torchvision/models/resnet.py, BSD-3-Clause), written out
+# here: importing torchvision.models costs a training or scoring job about 2 s (it pulls in
+# torch._dynamo through torchvision.ops). Names, shapes, construction order (hence the
+# random initial weights) and arithmetic are torchvision's; tests/test_networks.py checks
+# the state dicts and outputs against torchvision's resnet18/resnet50.
+def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1,
+                     bias=False)
+
+
+def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample=None):
+        super().__init__()
+        self.conv1 = conv3x3(inplanes, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        identity = x if self.downsample is None else self.downsample(x)  # torchvision's order
+        out += identity
+        return self.relu(out)
+
+
+class Bottleneck(nn.Module):
+    """torchvision's ResNet V1.5 bottleneck: the stride on the 3x3 convolution."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample=None):
+        super().__init__()
+        self.conv1 = conv1x1(inplanes, planes)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = conv1x1(planes, planes * self.expansion)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        identity = x if self.downsample is None else self.downsample(x)  # torchvision's order
+        out += identity
+        return self.relu(out)
+
 
 class ResNet(nn.Module):
     def __init__(self, block, layers, num_classes: int, width: int = 64, in_channels: int = 3,

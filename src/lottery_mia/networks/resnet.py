@@ -1,4 +1,5 @@
-"""ResNet18 / ResNet50 (``resnet18``, ``resnet50``) built from torchvision's ResNet blocks.
+"""ResNet18 / ResNet50 (``resnet18``, ``resnet50``) built from torchvision's ResNet blocks
+(written out in :mod:`._resnet_modules`: no torchvision import).
 
 With ``width=64``, ``in_channels=3`` and the standard stem, the parameter names and shapes are
 exactly torchvision's ``resnet18``/``resnet50`` (a plain ``state_dict`` round-trips between
@@ -19,9 +20,7 @@ LAYERS = {"resnet18": ("basic", (2, 2, 2, 2)), "resnet50": ("bottleneck", (3, 4,
 
 
 def _build(arch: str, num_classes: int, width: int, in_channels: int, small_input: bool):
-    from torchvision.models.resnet import BasicBlock, Bottleneck
-
-    from ._resnet_modules import ResNet
+    from ._resnet_modules import BasicBlock, Bottleneck, ResNet
 
     kind, layers = LAYERS[arch]
     block = BasicBlock if kind == "basic" else Bottleneck
