@@ -541,3 +541,34 @@ def test_the_audit_table_shows_balanced_accuracy_not_the_majority_share():
     view = attacks_view(pd.DataFrame([row]))
     assert "accuracy [95% CI]" not in view
     assert view["balanced accuracy [95% CI]"].iloc[0].startswith("0.500")
+
+
+def test_the_audit_never_writes_over_its_own_input(tmp_path):
+    out = tmp_path / "same"
+    out.mkdir()
+    path = out / "scores.parquet"
+    good_target().to_parquet(path, index=False)
+    before = path.read_bytes()
+    with pytest.raises(AuditInputError, match="is one of the audit's outputs.*another --out"):
+        audit(path, out_dir=out, attacks=["loss"], n_bootstrap=300)
+    assert path.read_bytes() == before
+
+
+def test_a_failed_audit_leaves_the_previous_outputs_whole(tmp_path, monkeypatch):
+    """A second audit into the same --out that fails part-way leaves the first run's
+    outputs as they were: none of the second run's files beside them."""
+    from lottery_mia.audit import run as audit_run
+
+    out = tmp_path / "audit"
+    audit(good_target(), out_dir=out, attacks=["loss"], n_bootstrap=300)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(before) == set(audit_run.OUTPUT_FILES.values())
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(audit_run, "write_report", broken)
+    with pytest.raises(OSError, match="disk full"):
+        audit(good_target(), out_dir=out, attacks=["loss", "confidence"], n_bootstrap=300,
+              seed=3)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

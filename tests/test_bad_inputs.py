@@ -9,6 +9,7 @@ never a traceback without a message, never a silent wrong result. Planted pickle
 from __future__ import annotations
 
 import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import magnitude_mask, write_tiny_cifar, write_tiny_imagefolder
+from conftest import ROOT, magnitude_mask, write_tiny_cifar, write_tiny_imagefolder
 
 
 # --------------------------------------------------------------------------- files
@@ -448,3 +449,42 @@ def test_cifar_labels_outside_the_classes_are_named_at_the_split(tmp_path):
         pickle.dump(entry, fh)
     with pytest.raises(ValueError, match=f"{batch} has label 57.*10 classes"):
         pool_labels("cifar10", root, key="datasets.cifar10.root")
+
+
+# --------------------------------------------------------------------------- settings
+@pytest.mark.parametrize("path,value,key", [
+    (("training", "digits", "resnet18", "epochs"), True, "training.digits.resnet18.epochs"),
+    (("replicates",), [True, False], "replicates[0]"),
+    (("datasets", "digits", "members"), True, "datasets.digits.members"),
+])
+def test_a_boolean_is_not_a_number_anywhere_in_the_config(path, value, key):
+    import copy
+
+    import yaml
+
+    from lottery_mia.config import ConfigError, load_config
+
+    raw = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    d = raw = copy.deepcopy(raw)
+    for k in path[:-1]:
+        d = d[k]
+    d[path[-1]] = value
+    with pytest.raises(ConfigError, match=rf"config key '{re.escape(key)}': true is a boolean"):
+        load_config(raw)
+
+
+@pytest.mark.parametrize("attack,settings,words", [
+    ("shadow_mlp", {"max_iter": -5}, "max_iter"),
+    ("shadow_mlp", {"hidden_layer_sizes": [0]}, "hidden_layer_sizes must be positive"),
+    ("mlp", {"hidden_layer_sizes": [0]}, "hidden_layer_sizes must be positive"),
+])
+def test_attack_settings_scikit_learn_checks_only_at_fit_fail_the_dag_build(attack, settings,
+                                                                            words):
+    import yaml
+
+    from lottery_mia.config import ConfigError, load_config
+
+    raw = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    raw["attack"][attack] = settings
+    with pytest.raises(ConfigError, match=rf"attack.{attack}.*{words}"):
+        load_config(raw)

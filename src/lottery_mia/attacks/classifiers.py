@@ -159,11 +159,28 @@ def value_problems(name: str, settings: dict | None) -> list[str]:
                          if k not in OWN_SETTINGS.get(name, {})})
     try:
         est = estimator_class(path)(**params)
-        est._validate_params()
+        validate_estimator(est)
     except (TypeError, ValueError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
         return [f"config key 'attack.{name}': {first}"]
     return []
+
+
+CHECKS_VERSION = 2  # part of the cache key: raise it when validate_estimator checks more
+
+
+def validate_estimator(est) -> None:
+    """scikit-learn's own parameter validation of ``est``, plus the checks it defers to
+    ``fit`` (a ValueError naming the parameter): every hidden layer of an MLP has at least
+    one unit."""
+    est._validate_params()
+    sizes = getattr(est, "hidden_layer_sizes", None)
+    if sizes is not None:
+        sizes = [sizes] if not hasattr(sizes, "__iter__") else list(sizes)
+        if any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1
+               for h in sizes):
+            raise ValueError(f"hidden_layer_sizes must be positive integers (units per "
+                             f"hidden layer), got {sizes}")
 
 
 def cached_value_problems(name: str, settings: dict | None, cache_dir=None) -> list[str]:
@@ -178,7 +195,7 @@ def cached_value_problems(name: str, settings: dict | None, cache_dir=None) -> l
     if cache_dir is None:
         return value_problems(name, settings)
     key = hashlib.sha256(json.dumps([name, ESTIMATORS[name][0], settings,
-                                     version("scikit-learn")], sort_keys=True,
+                                     version("scikit-learn"), CHECKS_VERSION], sort_keys=True,
                                     default=str).encode()).hexdigest()
     path = Path(cache_dir) / "attack-settings.json"
     try:

@@ -63,6 +63,13 @@ class ShadowMLP:
             params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
         self.features, self.max_rows, self.seed = own["features"], max_rows, seed
         self.model = cls(**params, random_state=seed)
+        from .classifiers import validate_estimator
+
+        try:  # a bad value fails when the DAG is built, not in every attack job
+            validate_estimator(self.model)
+        except (TypeError, ValueError) as err:
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+            raise ValueError(first) from None
 
     def training_set(self, data: AttackData) -> tuple[np.ndarray, np.ndarray]:
         inc = check_references(data, NAME)

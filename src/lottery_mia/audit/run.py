@@ -3,6 +3,8 @@ them, and the outputs written."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -34,6 +36,11 @@ class AuditResult:
     def row(self, attack: str) -> dict:
         """One attack's row of :attr:`attacks` as a dict."""
         return self.attacks.set_index("attack").loc[attack].to_dict()
+
+
+# what an audit writes into its --out folder
+OUTPUT_FILES = {"attacks": "attacks.csv", "scores": "scores.parquet", "metrics": "metrics.json",
+                "roc": "roc.png", "report": "report.html", "audit": "audit.json"}
 
 
 def audit(target, references=None, *, out_dir, sample_size: int | None = None,
@@ -74,6 +81,14 @@ def audit(target, references=None, *, out_dir, sample_size: int | None = None,
     if out.exists() and not out.is_dir():
         raise AuditInputError(f"{out}: exists and is not a folder; give a folder for the "
                               "results")
+    final = {k: out / f for k, f in OUTPUT_FILES.items()}
+    for what, given in (("target", target), ("references", references),
+                        ("attack sample", attack_sample)):
+        if isinstance(given, (str, Path)) and any(
+                Path(given).resolve() == p.resolve() for p in final.values()):
+            raise AuditInputError(f"the {what} {given} is one of the audit's outputs in {out}; "
+                                  "give another --out folder (the audit would overwrite its "
+                                  "own input)")
     table = read_target(target, name)
     refs = read_references(references, table) if references is not None else None
     k = len(refs.tables) if refs else 0
@@ -87,23 +102,30 @@ def audit(target, references=None, *, out_dir, sample_size: int | None = None,
     result, scores = run_audit_attacks(table, refs, sample, names, settings,
                                        features=features, seed=int(seed),
                                        n_bootstrap=int(n_bootstrap))
-    write_json(result, out / "metrics.json")
-    with atomic_path(out / "scores.parquet") as tmp:
-        scores.to_parquet(tmp, index=False)
-    frame = attacks_frame(result, n_bootstrap)
-    write_csv(frame, out / "attacks.csv")
-    inputs = describe_inputs(table, refs, sample, attack_sample, seed, test_fraction,
-                             sample_size)
-    files = {"attacks": out / "attacks.csv", "scores": out / "scores.parquet",
-             "metrics": out / "metrics.json", "roc": out / "roc.png",
-             "report": out / "report.html", "audit": out / "audit.json"}
-    draw_roc(frame, scores, files["roc"], table.metadata["model"])
-    run = {"attacks": names, "skipped": skipped, "settings": settings, "features": features,
-           "seed": int(seed), "n_bootstrap": int(n_bootstrap), "command": command,
-           "seconds": round(time.time() - started, 1)}
-    write_json({"inputs": inputs, **run, "files": {k: str(v) for k, v in files.items()}},
-               files["audit"])
-    write_report(frame, inputs, run, files, table.metadata["model"])
+    # every output is written into a staging folder beside --out and moved into place at
+    # the end: a failed run leaves the previous outputs whole, never half of each
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out))
+    try:
+        files = {k: stage / f for k, f in OUTPUT_FILES.items()}
+        write_json(result, files["metrics"])
+        with atomic_path(files["scores"]) as tmp:
+            scores.to_parquet(tmp, index=False)
+        frame = attacks_frame(result, n_bootstrap)
+        write_csv(frame, files["attacks"])
+        inputs = describe_inputs(table, refs, sample, attack_sample, seed, test_fraction,
+                                 sample_size)
+        draw_roc(frame, scores, files["roc"], table.metadata["model"])
+        run = {"attacks": names, "skipped": skipped, "settings": settings,
+               "features": features, "seed": int(seed), "n_bootstrap": int(n_bootstrap),
+               "command": command, "seconds": round(time.time() - started, 1)}
+        write_json({"inputs": inputs, **run,
+                    "files": {k: str(v) for k, v in final.items()}}, files["audit"])
+        write_report(frame, inputs, run, files, table.metadata["model"])
+        for key, path in files.items():
+            os.replace(path, final[key])
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    files = final
     log(f"wrote {files['report']} ({run['seconds']}s)")
     return AuditResult(frame, scores, out, files, skipped, inputs)
 

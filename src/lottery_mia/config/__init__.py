@@ -195,9 +195,37 @@ def load_config(raw: dict, cache_dir=None) -> Config:
         cfg = Config.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(describe_errors(err, raw)) from None
+    _no_booleans_as_numbers(cfg, raw, "")
     cfg._cache_dir = cache_dir
     cfg.check()
     return cfg
+
+
+def _no_booleans_as_numbers(value, raw, key: str) -> None:
+    """Refuse a boolean where the config takes a number (pydantic reads ``true`` as 1:
+    ``epochs: true`` would train one epoch, ``replicates: [true, false]`` seeds 1 and 0),
+    by walking the validated config beside the raw one."""
+    if isinstance(raw, bool):
+        if not isinstance(value, bool) and isinstance(value, (int, float)):
+            raise ConfigError(f"config key {key!r}: {str(raw).lower()} is a boolean, not a "
+                              f"number; write the number you mean")
+        return
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            if isinstance(value, BaseModel):
+                field = next((n for n, f in type(value).model_fields.items()
+                              if n == k or f.alias == k), None)
+                if field is None:
+                    continue
+                sub = getattr(value, field)
+            elif isinstance(value, dict) and k in value:
+                sub = value[k]
+            else:
+                continue
+            _no_booleans_as_numbers(sub, v, f"{key}.{k}" if key else str(k))
+    elif isinstance(raw, list) and isinstance(value, (list, tuple)) and len(raw) == len(value):
+        for i, (v, r) in enumerate(zip(value, raw)):
+            _no_booleans_as_numbers(v, r, f"{key}[{i}]")
 
 
 def _plain(obj):
