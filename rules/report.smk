@@ -41,6 +41,7 @@ rule summarize_attacks:
     params:
         n_bootstrap=CFG.attack.n_bootstrap,
         seed=CFG.attack.seed,
+        models=PLAN.attack_result_models(),
     script:
         "../workflow/scripts/summarize_attacks.py"
 
@@ -57,6 +58,7 @@ rule summarize_transfer:
     params:
         dataset=CFG.transfer.dataset,
         replicate=PLAN.seed_of(PLAN.transfer_run),
+        sources=PLAN.transfer_sources(),
     script:
         "../workflow/scripts/summarize_transfer.py"
 

@@ -572,3 +572,70 @@ def test_a_failed_audit_leaves_the_previous_outputs_whole(tmp_path, monkeypatch)
         audit(good_target(), out_dir=out, attacks=["loss", "confidence"], n_bootstrap=300,
               seed=3)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_references_that_share_one_half_are_left_out_with_the_reason(tmp_path):
+    """Four references trained on the same half: no row is IN for one and OUT for another,
+    so no reference attack can be placed or evaluated; they are left out, and the report
+    says why (before: LiRA 'at chance', or a raw error)."""
+    target = good_target(400)
+    refs = good_references(target, k=4)
+    refs["included"] = np.tile(refs[refs.reference == "ref0"]["included"].to_numpy(), 4)
+    res = audit(target, refs, out_dir=tmp_path / "a", attack_settings=FAST, n_bootstrap=300)
+    assert not (res.attacks["kind"] == "reference").any()
+    assert {"lira_online", "lira_offline", "rmia", "shadow_mlp"} <= set(res.skipped)
+    assert "IN for some reference and OUT for another" in res.skipped["lira_online"]
+    html = (tmp_path / "a" / "report.html").read_text()
+    assert "different random halves" in html
+    with pytest.raises(AuditInputError, match="references: only 0 of the"):
+        audit(target, refs, out_dir=tmp_path / "b", attacks=["lira_offline"],
+              n_bootstrap=300)
+
+
+def test_a_dollar_in_the_models_name_is_drawn_literally(tmp_path):
+    res = audit(good_target(), out_dir=tmp_path / "a", attacks=["loss"], n_bootstrap=300,
+                name="second $\\x$ model")
+    assert (tmp_path / "a" / "roc.png").stat().st_size > 0
+    assert "second $\\x$ model" in (tmp_path / "a" / "report.html").read_text()
+    assert res.files["report"].exists()
+
+
+def test_a_sample_id_beyond_int64_is_refused(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = good_target()
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    ids = pa.array(np.arange(len(frame), dtype=np.uint64) + np.uint64(2**63), pa.uint64())
+    table = table.set_column(table.schema.get_field_index("sample_id"), "sample_id", ids)
+    pq.write_table(table, tmp_path / "t.parquet")
+    with pytest.raises(AuditInputError, match="sample_id.*beyond a signed 64-bit"):
+        audit(tmp_path / "t.parquet", out_dir=tmp_path / "a", attacks=["loss"],
+              n_bootstrap=300)
+
+
+@pytest.mark.parametrize("case", ["dangling symlink", "under a file", "full disk"])
+def test_an_unwritable_out_is_one_line_and_exit_2(tmp_path, case, monkeypatch, capsys):
+    from lottery_mia import cli
+    from lottery_mia.audit import run as audit_run
+
+    good_target().to_parquet(tmp_path / "t.parquet", index=False)
+    if case == "dangling symlink":
+        out = tmp_path / "link"
+        out.symlink_to(tmp_path / "missing")
+    elif case == "under a file":
+        (tmp_path / "file").write_text("x")
+        out = tmp_path / "file" / "audit"
+    else:
+        out = tmp_path / "full"
+
+        def full(*a, **k):
+            raise OSError(28, "No space left on device", str(out / "attacks.csv"))
+
+        monkeypatch.setattr(audit_run, "write_csv", full)
+    code = cli.main(["audit", "--target", str(tmp_path / "t.parquet"), "--out", str(out),
+                     "--attacks", "loss", "--n-bootstrap", "300"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert str(out) in err or "symbolic link" in err

@@ -488,3 +488,30 @@ def test_attack_settings_scikit_learn_checks_only_at_fit_fail_the_dag_build(atta
     raw["attack"][attack] = settings
     with pytest.raises(ConfigError, match=rf"attack.{attack}.*{words}"):
         load_config(raw)
+
+
+def test_bfloat16_overflow_is_refused_at_write_like_float16(tmp_path):
+    from lottery_mia.confidences import ConfidenceTable, write_confidences
+
+    logits = np.zeros((4, 3), dtype=np.float32)
+    logits[1, 2] = 3.4e38
+    t = ConfidenceTable.from_logits(np.arange(4), np.zeros(4, int), np.array([1, 0, 1, 0], bool),
+                                    logits, {"dataset": "digits"})
+    with pytest.raises(ValueError, match="beyond bfloat16's range"):
+        write_confidences(t, tmp_path / "c.parquet", logits_dtype="bfloat16")
+    assert not (tmp_path / "c.parquet").exists()
+
+
+def test_audit_attack_settings_scikit_learn_checks_at_fit_are_refused(tmp_path):
+    from lottery_mia.audit import AuditInputError, audit
+
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 200
+    frame = pd.DataFrame({"sample_id": np.arange(n), "label": np.arange(n) % 10,
+                          "logits": list(rng.normal(size=(n, 10))),
+                          "member": np.arange(n) % 2 == 0})
+    with pytest.raises(AuditInputError, match="hidden_layer_sizes must be positive"):
+        audit(frame, out_dir=tmp_path / "a", attacks=["mlp"],
+              attack_settings={"mlp": {"hidden_layer_sizes": [-3]}}, n_bootstrap=300)

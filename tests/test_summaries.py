@@ -128,3 +128,39 @@ def test_the_gap_correlation_is_over_models_not_seeds():
     assert stats["spearman_rho"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="report.figure2_sample_size"):
         gap_correlation(t, attacks, 999, "loss")
+
+
+def test_attack_results_are_checked_against_the_model_the_plan_expects(tmp_path):
+    import shutil
+
+    a = _fit_attack_output(tmp_path / "dense", "dense", 0.0, 0, 1.0)
+    b = _fit_attack_output(tmp_path / "ticket", "oneshot", 0.8, 0, 2.0)
+    plan = [{**IDENT, "method": "dense", "sparsity": 0.0}, dict(IDENT)]
+    summarize_attacks([a[0], b[0]], [a[1], b[1]], tmp_path / "ok.csv", n_bootstrap=50,
+                      models=plan)
+    # a model's whole attack folder swapped with the other's: each file agrees with its
+    # neighbour, not with where the plan expects it
+    shutil.move(tmp_path / "dense", tmp_path / "tmp")
+    shutil.move(tmp_path / "ticket", tmp_path / "dense")
+    shutil.move(tmp_path / "tmp", tmp_path / "ticket")
+    with pytest.raises(ValueError, match=r"dense/metrics.json holds the results of the model "
+                                         r"with method='oneshot'.*plan expects"):
+        summarize_attacks([a[0], b[0]], [a[1], b[1]], tmp_path / "swapped.csv",
+                          n_bootstrap=50, models=plan)
+
+
+def test_transfer_rows_are_checked_against_their_source_model(tmp_path):
+    from lottery_mia.jobs.summarize import summarize_transfer
+
+    row = {"source_arch": "resnet18", "source_method": "oneshot", "source_sparsity": 0.8,
+           "target_arch": "resnet18", "target_method": "dense", "target_sparsity": 0.0,
+           "accuracy": 0.6}
+    pd.DataFrame([row]).to_csv(tmp_path / "t.csv", index=False)
+    src = {"arch": "resnet18", "method": "oneshot", "sparsity": 0.8}
+    out = summarize_transfer([tmp_path / "t.csv"], "digits", 0, tmp_path / "all.csv",
+                             sources=[src])
+    assert len(out) == 1
+    with pytest.raises(ValueError, match="t.csv holds the results of the model with "
+                                         "method='oneshot'"):
+        summarize_transfer([tmp_path / "t.csv"], "digits", 0, tmp_path / "all2.csv",
+                           sources=[{**src, "method": "dense", "sparsity": 0.0}])

@@ -111,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         except AuditInputError as err:
             print(f"lottery-mia audit: error: {err}", file=sys.stderr)
             return 2
+        except OSError as err:  # --out unwritable: a missing parent, a file, a full disk
+            where = err.filename or args.out
+            print(f"lottery-mia audit: error: cannot write {where}: "
+                  f"{err.strerror or err}; give another --out folder (or free space)",
+                  file=sys.stderr)
+            return 2
         print(f"report: {result.files['report']}")
         return 0
     return 2  # pragma: no cover - argparse refuses other commands

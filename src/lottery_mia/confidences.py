@@ -234,7 +234,11 @@ def _logits_array(logits: np.ndarray, logits_dtype: str) -> pa.Array:
                              "as float16: store them as bfloat16 or float32")
         return _fixed_list(half, np.float16, pa.float16())
     if logits_dtype == "bfloat16":
-        return _fixed_list(to_bfloat16_bits(logits), np.uint16, pa.uint16())
+        bits = to_bfloat16_bits(logits)
+        if not np.isfinite(from_bfloat16_bits(bits)).all() and np.isfinite(logits).all():
+            raise ValueError("logits beyond bfloat16's range (|x| >= 3.39e38) cannot be "
+                             "stored as bfloat16: store them as float32")
+        return _fixed_list(bits, np.uint16, pa.uint16())
     return _fixed_list(logits, np.float32, pa.float32())
 
 

@@ -4,4 +4,5 @@ from lottery_mia.jobs.summarize import summarize_transfer
 
 p = snakemake.params
 with logged(snakemake.log[0], snakemake.rule):
-    summarize_transfer(list(snakemake.input), p.dataset, p.replicate, snakemake.output[0])
+    summarize_transfer(list(snakemake.input), p.dataset, p.replicate, snakemake.output[0],
+                       sources=list(p.sources))

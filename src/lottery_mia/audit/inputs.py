@@ -75,7 +75,12 @@ def _integers(table, src: str, name: str, fix: str) -> np.ndarray:
     if not pa.types.is_integer(col.type):
         raise AuditInputError(f"{src}: column {name!r} is {col.type}, not integers; {fix}")
     _no_nulls(col, src, name, fix)
-    return col.to_numpy().astype(np.int64)
+    values = col.to_numpy()
+    if values.dtype.kind == "u" and len(values) and int(values.max()) > np.iinfo(np.int64).max:
+        raise AuditInputError(f"{src}: column {name!r} holds {int(values.max())}, beyond a "
+                              "signed 64-bit integer (2^63 - 1); number the rows with "
+                              "smaller ids")
+    return values.astype(np.int64)
 
 
 def _flags(table, src: str, name: str, meaning: str) -> np.ndarray:

@@ -23,7 +23,15 @@ LINESTYLES = ("-", "--", "-.", ":")
 def draw_roc(frame: pd.DataFrame, scores: pd.DataFrame, output, model: str):
     """Log-log ROC curves of every attack on the rows it is evaluated on, a panel per kind
     (classifier, threshold, reference), the legend under each panel; the shaded band is
-    where fewer than 10 non-members lie above the threshold (TPR not reported there)."""
+    where fewer than 10 non-members lie above the threshold (TPR not reported there).
+    Names are drawn literally (a ``$`` in a model's name is no mathtext)."""
+    import matplotlib
+
+    with matplotlib.rc_context({"text.parse_math": False}):
+        return _draw_roc(frame, scores, output, model)
+
+
+def _draw_roc(frame: pd.DataFrame, scores: pd.DataFrame, output, model: str):
     from ..figures.style import panels, roc_panel, save
     from ..stats.metrics import MIN_ABOVE
     from ..vocabulary import evaluated

@@ -78,6 +78,9 @@ def audit(target, references=None, *, out_dir, sample_size: int | None = None,
         raise AuditInputError("give either a sample size (the audit draws the attack "
                               "sample) or an attack sample, not both")
     out = Path(out_dir)
+    if out.is_symlink() and not out.exists():
+        raise AuditInputError(f"{out}: is a symbolic link to a folder that does not exist; "
+                              "give a folder for the results")
     if out.exists() and not out.is_dir():
         raise AuditInputError(f"{out}: exists and is not a folder; give a folder for the "
                               "results")
@@ -99,9 +102,13 @@ def audit(target, references=None, *, out_dir, sample_size: int | None = None,
     log(f"audit of {table.metadata['source']}: {len(table)} rows "
         f"({int(table.member.sum())} members), {k} reference model(s), attack sample "
         f"n={len(sample)}; attacks {names}")
-    result, scores = run_audit_attacks(table, refs, sample, names, settings,
-                                       features=features, seed=int(seed),
-                                       n_bootstrap=int(n_bootstrap))
+    result, scores, dropped = run_audit_attacks(table, refs, sample, names, settings,
+                                                features=features, seed=int(seed),
+                                                n_bootstrap=int(n_bootstrap))
+    if dropped:
+        log(f"left out {sorted(dropped)}: {next(iter(dropped.values()))}")
+        skipped = {**skipped, **dropped}
+        names = [n for n in names if n not in dropped]
     # every output is written into a staging folder beside --out and moved into place at
     # the end: a failed run leaves the previous outputs whole, never half of each
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out))
@@ -132,14 +139,15 @@ def audit(target, references=None, *, out_dir, sample_size: int | None = None,
 
 def run_audit_attacks(table: ConfidenceTable, refs: References | None, sample: pd.DataFrame,
                       names: list[str], settings: dict, *, features: str, seed: int,
-                      n_bootstrap: int) -> tuple[dict, pd.DataFrame]:
+                      n_bootstrap: int) -> tuple[dict, pd.DataFrame, dict]:
     """Every attack of ``names`` on the target, as the fit-attack job runs them: the tables
     are written in the pipeline's formats (a temporary folder) and read back by the
     pipeline's :func:`attack_data` and :func:`add_references` (the reference attacks get
     every other row of the target, fold ``outside``, and its non-members as RMIA's
     population), then :func:`evaluate_attacks` fits and evaluates them. Returns the result
     (``metrics.json``: sample size, features, seed and a row per attack) and the scores
-    table (``scores.parquet``: a ``score_<attack>`` column per attack)."""
+    table (``scores.parquet``: a ``score_<attack>`` column per attack), and the reference
+    attacks left out with the reason (:func:`design_problem`)."""
     from ..attacks import (ATTACKS, add_references, attack_data, evaluate_attacks,
                           scores_table)
 
@@ -157,6 +165,12 @@ def run_audit_attacks(table: ConfidenceTable, refs: References | None, sample: p
                 write_confidences(t, paths[-1])
             refs.inclusion_frame().to_parquet(tmp / "inclusion.parquet", index=False)
             add_references(data, paths, tmp / "inclusion.parquet", tmp / "target.parquet")
+    dropped = {}
+    if needs and (why := design_problem(data)):
+        dropped = {n: why for n in names if ATTACKS[n].needs_references}
+        names = [n for n in names if n not in dropped]
+        if not names:
+            raise AuditInputError(f"references: {why}")
     rows, by_attack = evaluate_attacks(data, names, settings, seed=seed,
                                        n_bootstrap=n_bootstrap)
     scores = scores_table(data, by_attack)
@@ -164,7 +178,33 @@ def run_audit_attacks(table: ConfidenceTable, refs: References | None, sample: p
               else 0, "sample_size": int(sample["fold"].isin(FOLDS).sum()),
               "features": features, "seed": seed, "n_bootstrap": n_bootstrap,
               "attacks": rows}
-    return result, scores
+    return result, scores, dropped
+
+
+# A reference attack needs this many members and as many non-members among the rows its
+# references can judge (IN for some, OUT for another), in the attack-train fold (to place
+# its threshold) and outside it (to be evaluated).
+MIN_JUDGED = 10
+
+
+def design_problem(data) -> str | None:
+    """Why the references' inclusion design cannot carry a reference attack (too few rows
+    IN for some reference and OUT for another, e.g. every reference trained on the same
+    half), or ``None``."""
+    judged = data.judged()
+    train = (data.sample["fold"] == "attack_train").to_numpy()
+    member = data.is_member
+    counts = {}
+    for where, rows in (("attack-train", judged & train), ("evaluation", judged & ~train)):
+        counts[where] = (int((rows & member).sum()), int((rows & ~member).sum()))
+    if all(min(c) >= MIN_JUDGED for c in counts.values()):
+        return None
+    (tm, tn), (em, en) = counts["attack-train"], counts["evaluation"]
+    return (f"only {int(judged.sum())} of the {len(judged)} rows are IN for some reference "
+            f"and OUT for another ({tm} members and {tn} non-members among the attack-train "
+            f"rows, {em} and {en} among the rest; at least {MIN_JUDGED} of each are needed): "
+            "the references must train on different random halves of the pool (draw each "
+            "reference's IN half independently)")
 
 
 FIRST_COLUMNS = ["attack", "kind", "n_eval_members", "n_eval_nonmembers", "min_fpr",

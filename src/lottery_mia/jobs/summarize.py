@@ -82,11 +82,19 @@ def summarize_training(metric_paths: list, membership_paths: dict, output,
 
 # --------------------------------------------------------------------------- attacks
 def summarize_attacks(metric_paths: list, score_paths: list, output, *,
-                      n_bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Per-replicate attack rows plus the replicate-mean rows (see the module doc)."""
+                      n_bootstrap: int = 1000, seed: int = 0,
+                      models: list[dict] | None = None) -> pd.DataFrame:
+    """Per-replicate attack rows plus the replicate-mean rows (see the module doc).
+    ``models`` (aligned with the paths): the model and sample size each result belongs to
+    (:meth:`lottery_mia.plan.Plan.attack_result_models`); a result file of another model,
+    seed or sample size (copied or swapped by hand) is refused, naming the key."""
     rows, groups, seen, results_of = [], {}, {}, []
-    for mp in metric_paths:
+    if models is not None and len(models) != len(metric_paths):
+        raise ValueError(f"{len(models)} models for {len(metric_paths)} attack results")
+    for i, mp in enumerate(metric_paths):
         results = read_attack_results(mp)
+        if models is not None:
+            check_result_identity(mp, results[0], models[i])
         results_of.append(results)
         for r in results:
             key = tuple(r[k] for k in ATTACK_KEYS)
@@ -115,8 +123,35 @@ def summarize_attacks(metric_paths: list, score_paths: list, output, *,
     return frame
 
 
-def summarize_transfer(paths: list, dataset: str, replicate: int, output) -> pd.DataFrame:
-    frame = pd.concat([read_transfer_csv(p) for p in paths], ignore_index=True)
+def check_result_identity(path, result: dict, expected: dict) -> None:
+    """Refuse a per-model result (``metrics.json`` of an attack, a transfer row) that is
+    not the one of the model the plan expects at ``path``: a copied or swapped file."""
+    for key, want in expected.items():
+        got = result.get(key)
+        if key == "sparsity":
+            same = got is not None and abs(float(got) - float(want)) < 1e-9
+        elif key in ("replicate", "sample_size"):
+            same = got is not None and str(got) == str(want)
+        else:
+            same = got == want
+        if not same:
+            raise ValueError(f"{path} holds the results of the model with {key}={got!r}, but "
+                             f"the plan expects the one with {key}={want!r} there (a file "
+                             "copied or moved by hand?); delete it and rerun the rule that "
+                             "writes it")
+
+
+def summarize_transfer(paths: list, dataset: str, replicate: int, output,
+                       sources: list[dict] | None = None) -> pd.DataFrame:
+    """One table of every transfer job's rows; ``sources`` (aligned with ``paths``): the
+    source model each file must hold (arch, method, sparsity)."""
+    frames = [read_transfer_csv(p) for p in paths]
+    for i, (p, f) in enumerate(zip(paths, frames)):
+        if sources is None:
+            break
+        for _, row in f.iterrows():
+            check_result_identity(p, {k: row[f"source_{k}"] for k in sources[i]}, sources[i])
+    frame = pd.concat(frames, ignore_index=True)
     frame.insert(0, "dataset", dataset)
     frame.insert(1, "replicate", replicate)
     frame = frame.sort_values(["source_arch", "source_method", "source_sparsity",

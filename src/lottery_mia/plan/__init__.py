@@ -382,6 +382,14 @@ class Plan(ReportPlan):
         return [m.attack_file(n, name) for m in self.models()
                 for n in self.grids[m.dataset].sample_sizes]
 
+    def attack_result_models(self) -> list[dict]:
+        """Which model and sample size each of :meth:`attack_results` belongs to (in the
+        same order): what the summary checks every result file against."""
+        return [{"dataset": m.dataset, "arch": m.arch, "method": m.method,
+                 "sparsity": float(m.sparsity), "replicate": self.seed_of(m.run),
+                 "sample_size": int(n)}
+                for m in self.models() for n in self.grids[m.dataset].sample_sizes]
+
     # ------------------------------------------------------------------ transfer
     @property
     def transfer_run(self) -> str:
@@ -395,6 +403,11 @@ class Plan(ReportPlan):
 
     def transfer_rows(self) -> list[str]:
         return [L.transfer_row(m, self.cfg.transfer.sample_size) for m in self.transfer_models()]
+
+    def transfer_sources(self) -> list[dict]:
+        """The source model of each of :meth:`transfer_rows` (in the same order)."""
+        return [{"arch": m.arch, "method": m.method, "sparsity": float(m.sparsity)}
+                for m in self.transfer_models()]
 
     def transfer_params(self) -> dict:
         a, t = self.cfg.attack, self.cfg.transfer
