@@ -85,11 +85,15 @@ class DatasetSource:
 
         indices = np.asarray(indices, dtype=np.int64)
         if self.storage == "folder":
+            from ..io import log
+
             samples = self.folder(root, pool).samples
             out = []
-            for i in indices:
+            for k, i in enumerate(indices, 1):
                 with open(samples[int(i)][0], "rb") as fh:
                     out.append(hashlib.blake2b(fh.read(), digest_size=16).hexdigest())
+                if k % 100_000 == 0:
+                    log(f"{self.name} {pool}: hashed {k:,} of {len(indices):,} files")
             return out
         x, _ = self.load_pool(root, pool)
         x = np.ascontiguousarray(x[indices])
