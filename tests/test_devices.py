@@ -178,6 +178,7 @@ def test_claims_in_one_process_do_not_share(tmp_path: Path) -> None:
 
 def test_scheduler_visible_devices_are_respected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
     locks = tmp_path / "locks"
     for requested in ("cuda", "auto"):
         claim = claim_device(requested, visible_count=1, lock_dir=locks, log=lambda m: None)
@@ -186,6 +187,24 @@ def test_scheduler_visible_devices_are_respected(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("LOTTERY_MIA_SIMULATED_GPUS", "2")
     assert claim_device("cuda", lock_dir=locks, log=lambda m: None).device == "cuda:0"
     assert not locks.exists()
+
+
+def test_a_machines_own_single_visible_device_is_shared_through_its_slots(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A one-GPU machine that exports CUDA_VISIBLE_DEVICES=0 for everything: jobs still
+    claim slot locks (named by the physical id), so gpu_slots shares the device and no
+    more jobs than slots run on it (before: no lock at all, every job on cuda:0)."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    locks = tmp_path / "locks"
+    a = claim_device("cuda", visible_count=1, lock_dir=locks, slots=2, log=lambda m: None)
+    b = claim_device("cuda", visible_count=1, lock_dir=locks, slots=2, log=lambda m: None)
+    assert a.device == b.device == "cuda:0"
+    assert a.lock_path is not None and b.lock_path is not None
+    assert a.lock_path != b.lock_path and "gpu-3" in a.lock_path.name
+    with pytest.raises(TimeoutError):
+        claim_device("cuda", visible_count=1, lock_dir=locks, slots=2, timeout_s=0.1,
+                     log=lambda m: None)
+    a.release(), b.release()
 
 
 def test_explicit_index_takes_no_lock(tmp_path: Path) -> None:

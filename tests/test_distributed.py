@@ -132,6 +132,26 @@ def test_global_batchnorm_is_batchnorm_over_the_whole_batch():
     assert type(use_global_batchnorm(plain, on=False)[0]) is torch.nn.BatchNorm2d
 
 
+def test_under_nccl_the_global_batchnorm_is_pytorchs_syncbatchnorm():
+    """On CUDA (NCCL) the ranks use nn.SyncBatchNorm (one fused collective per layer);
+    the same parameters and buffers, and back to BatchNorm2d afterwards; in eval mode it
+    is plain BatchNorm (SyncBatchNorm's training forward needs CUDA, not run here)."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    params = [id(p) for p in model.parameters()]
+    use_global_batchnorm(model, nccl=True)
+    assert type(model[1]) is torch.nn.SyncBatchNorm and model[1].process_group is None
+    assert [id(p) for p in model.parameters()] == params  # the optimizer's parameters
+    model.eval()
+    x = torch.randn(2, 3, 6, 6)
+    ref = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).eval()
+    ref.load_state_dict(before)
+    assert torch.equal(model(x), ref(x))
+    use_global_batchnorm(model, on=False)
+    assert type(model[1]) is torch.nn.BatchNorm2d and "process_group" not in vars(model[1])
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
 # --------------------------------------------------------------------------- 2 ranks = 1
 def _per_rank_batchnorm_run(data: DataSpec) -> dict:
     """The control: the same run with each global batch's halves normalised by their own

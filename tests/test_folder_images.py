@@ -257,3 +257,15 @@ def test_the_prefetching_thread_hands_over_every_batch_its_errors_and_stops(jpeg
     early.close()  # the thread ends, nothing hangs
     assert threading.active_count() <= before
     assert not [t for t in threading.enumerate() if t.name == "lottery-mia-batches"]
+
+
+def test_encoded_files_cross_from_a_worker_as_one_packed_tensor(jpegs):
+    """The device-decode path packs a batch's files into one tensor (one shared-memory
+    transfer per batch, not one per file) and unpacks the same bytes."""
+    enc = _set(jpegs, decode="device")
+    items = [enc._files[("train", i, 5, False)] for i in range(4)]
+    (packed, sizes), yb = data_mod._collate(items)
+    assert packed.dim() == 1 and sizes.tolist() == [x.numel() for x, _ in items]
+    back = data_mod._unpack((packed, sizes))
+    assert all(torch.equal(a, b) for a, (b, _) in zip(back, items))
+    assert yb.tolist() == [label for _, label in items]

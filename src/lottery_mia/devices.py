@@ -31,7 +31,9 @@ its rule ``resources: gpu=N``.
 
 ``CUDA_VISIBLE_DEVICES`` is taken as an assignment (the job uses ``cuda:0``
 and takes no lock) only under a scheduler (``SLURM_JOB_ID``, ``PBS_JOBID`` or
-``LSB_JOBID`` set) or when it names exactly one device. A workstation that
+``LSB_JOBID`` set). A machine that exports ``CUDA_VISIBLE_DEVICES=0`` for every
+process (a one-GPU cloud machine) is not an assignment either: jobs there share
+the device through its slot locks, as ``runtime.gpu_slots`` asks. A workstation that
 exports ``CUDA_VISIBLE_DEVICES=0,1,2,3`` for everything is not an assignment:
 jobs claim among the visible devices with the locks, and the lock files are
 named after the physical ids listed there, so jobs with different lists that
@@ -346,8 +348,8 @@ def claim_device(
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
     listed = [v.strip() for v in visible.split(",") if v.strip()]
     scheduler = next((k for k in SCHEDULER_ENVS if os.environ.get(k, "").strip()), None)
-    if listed and (scheduler or len(listed) == 1):
-        why = f"set by the scheduler ({scheduler})" if scheduler else "names one device"
+    if listed and scheduler:
+        why = f"set by the scheduler ({scheduler})"
         if count_wanted > len(listed):
             raise RuntimeError(f"CUDA_VISIBLE_DEVICES={visible} {why}, but the job trains on "
                                f"gpus={count_wanted}; give it {count_wanted} devices")

@@ -158,15 +158,23 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         return y.to(x.dtype)
 
 
-def use_global_batchnorm(model: nn.Module, on: bool = True) -> nn.Module:
-    """Turn every BatchNorm2d of ``model`` into a :class:`GlobalBatchNorm2d` in place (or
-    back, with ``on=False``): same parameters and buffers, only the training forward
-    differs."""
+def use_global_batchnorm(model: nn.Module, on: bool = True, *, nccl: bool = False
+                         ) -> nn.Module:
+    """Turn every BatchNorm2d of ``model`` into a batch norm over the global batch in place
+    (or back, with ``on=False``): same parameters and buffers, only the training forward
+    differs. Under NCCL (CUDA) PyTorch's ``nn.SyncBatchNorm`` (one fused all-gather per
+    layer); under gloo (CPU, where SyncBatchNorm does not run) :class:`GlobalBatchNorm2d`,
+    equal in value."""
     for m in model.modules():
         if on and type(m) is nn.BatchNorm2d:
-            m.__class__ = GlobalBatchNorm2d
-        elif not on and type(m) is GlobalBatchNorm2d:
+            if nccl:
+                m.__class__ = nn.SyncBatchNorm
+                m.process_group = None  # the default group: every rank of the job
+            else:
+                m.__class__ = GlobalBatchNorm2d
+        elif not on and type(m) in (GlobalBatchNorm2d, nn.SyncBatchNorm):
             m.__class__ = nn.BatchNorm2d
+            m.__dict__.pop("process_group", None)
     return model
 
 

@@ -174,6 +174,15 @@ class _GraphedStep:
         self.lr.fill_(lr)
 
     def __call__(self, xb, yb, lr: float) -> None:
+        if not self.capture:
+            return self._call(xb, yb, lr)
+        # the side stream, the capture and the replay on the training device, whichever
+        # device is current (with cuda:1 and no set_device, streams made on the current
+        # device would capture an empty graph and replay nothing, without an error)
+        with torch.cuda.device(self.rt.device):
+            return self._call(xb, yb, lr)
+
+    def _call(self, xb, yb, lr: float) -> None:
         shape = (tuple(xb.shape), tuple(yb.shape))
         if self.shape is None:
             self.shape = shape
@@ -183,11 +192,12 @@ class _GraphedStep:
         if self.graph is None and self.calls < self.warmup:
             self.calls += 1
             if self.capture:
-                side = torch.cuda.Stream()
-                side.wait_stream(torch.cuda.current_stream())
+                dev = self.rt.device
+                side = torch.cuda.Stream(device=dev)
+                side.wait_stream(torch.cuda.current_stream(dev))
                 with torch.cuda.stream(side):
                     self.eager(xb, yb, lr)
-                torch.cuda.current_stream().wait_stream(side)
+                torch.cuda.current_stream(dev).wait_stream(side)
             else:
                 self.eager(xb, yb, lr)
             return
@@ -294,7 +304,7 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
         ranks = None
     else:
         _check_distributed(recipe, len(train_set), ranks)
-        use_global_batchnorm(model)
+        use_global_batchnorm(model, nccl=device.type == "cuda")
         if rt.cuda_graphs:
             log("CUDA graphs are off in a distributed run (DistributedDataParallel steps run "
                 "eagerly)")
@@ -339,8 +349,11 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
     if ranks is not None:
         from torch.nn.parallel import DistributedDataParallel
 
+        # BatchNorm's buffers are updated from the global batch on every rank alike, so
+        # DDP need not broadcast them each step (check_ranks_agree verifies at the end)
         forward = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            broadcast_buffers=False)
     totals = _Totals(device)
     train_step = make_step(model, opt, mask, rt, totals, forward=forward)
     batch_kw = {"shard": ranks.shard} if ranks is not None else {}

@@ -52,9 +52,16 @@ def _collate(batch):
 
     xs, ys = zip(*batch)
     labels = torch.tensor(ys, dtype=torch.long)
-    if xs[0].dim() == 1:  # encoded files: sizes differ, a list
-        return list(xs), labels
+    if xs[0].dim() == 1:  # encoded files: one packed tensor and the sizes (one shared-
+        # memory transfer per batch from the worker, not one per file)
+        return (torch.cat(xs), torch.tensor([x.numel() for x in xs], dtype=torch.long)), labels
     return torch.stack(xs), labels
+
+
+def _unpack(packed) -> list:
+    """The encoded files of a packed batch (:func:`_collate`), as views."""
+    data, sizes = packed
+    return list(data.split(sizes.tolist()))
 
 
 class _KeyBatches:
@@ -184,7 +191,7 @@ class FolderImageSet:
         if self.decode == "cpu":  # uint8 views from the workers
             xb = xs.to(self.device, non_blocking=True)
             return normalize_batch(xb, self.mean, self.std, self.channels_last), yb
-        images = self._decode_on_device(xs, keys)
+        images = self._decode_on_device(_unpack(xs), keys)
         s = self.image_size
         out = torch.empty((len(images), 3, s, s), dtype=torch.float32, device=self.device)
         for i, (img, (view, _, seed, hflip)) in enumerate(zip(images, keys)):
@@ -204,9 +211,17 @@ class FolderImageSet:
         JPEG nvJPEG refuses) is decoded on its own, on the CPU if need be, then moved."""
         from torchvision.io import ImageReadMode, decode_jpeg
 
+        import torch
+
         out: list = [None] * len(datas)
         jpeg = [i for i, d in enumerate(datas) if is_jpeg(d)]
         if jpeg:
+            # nvJPEG writes its outputs on a stream of its own without waiting for the
+            # caller's: the caching allocator may hand it a block that kernels queued on
+            # this stream (the previous batch's resizes) still read (torchvision PR 9606).
+            # Let them finish first; decode_jpeg itself returns after its stream is done.
+            if self.device.type == "cuda":
+                torch.cuda.current_stream(self.device).synchronize()
             try:
                 decoded = decode_jpeg([datas[i] for i in jpeg], mode=ImageReadMode.RGB,
                                       device=self.device)
