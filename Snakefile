@@ -45,6 +45,13 @@ rule all:
         L.SUMMARY_TABLES["benchmarks"],
 
 
+# device: cuda on a machine without a GPU stops a local run before its first job (the
+# jobs of a cluster executor run elsewhere: there it stays the warning of the DAG build).
+onstart:
+    if NO_GPU and getattr(workflow.executor_plugin, "name", None) == "local":
+        raise WorkflowError(NO_GPU)
+
+
 # Where to look once the run is done (not printed after a dry run or a failure).
 onsuccess:
     if Path(L.REPORT).exists():

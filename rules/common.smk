@@ -19,6 +19,7 @@ if SRC not in sys.path:
 from lottery_mia import layout as L
 from lottery_mia.cluster import placeholder_resources
 from lottery_mia.config import ConfigError, load_config
+from lottery_mia.devices import device_without_gpu
 from lottery_mia.figures import FIGURES
 from lottery_mia.layout import ModelKey, StepKey
 from lottery_mia.networks import ARCHITECTURES
@@ -31,6 +32,11 @@ except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 for _warning in CFG.warnings():
     logger.warning(f"warning: {_warning}")
+# device: cuda without a GPU: a warning here (a dry run, or a cluster's login node), an
+# error in onstart (Snakefile) before any job of a local run
+NO_GPU = device_without_gpu(CFG.device)
+if NO_GPU:
+    logger.warning(f"warning: {NO_GPU}")
 _placeholders = placeholder_resources(
     workflow.resource_settings.default_resources,
     workflow.resource_settings.overwrite_resources,

@@ -639,3 +639,17 @@ def test_an_unwritable_out_is_one_line_and_exit_2(tmp_path, case, monkeypatch, c
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert str(out) in err or "symbolic link" in err
+
+
+def test_probabilities_given_as_logits_are_warned_about(tmp_path, capsys):
+    target = good_target()
+    z = np.stack(target["logits"].to_numpy())
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    res = audit(target.assign(logits=list(p)), out_dir=tmp_path / "p", attacks=["loss"],
+                n_bootstrap=300)
+    assert any("softmax probabilities, not logits" in w for w in res.inputs["warnings"])
+    assert "softmax probabilities, not logits" in (tmp_path / "p" / "report.html").read_text()
+    assert "warning:" in capsys.readouterr().out
+    plain = audit(target, out_dir=tmp_path / "z", attacks=["loss"], n_bootstrap=300)
+    assert plain.inputs["warnings"] == []

@@ -379,3 +379,36 @@ def test_planted_symlink_lock_file_is_not_followed(tmp_path: Path) -> None:
     with pytest.raises(PermissionError, match="symbolic link"):
         claim_device("cuda", visible_count=1, lock_dir=locks, log=lambda m: None)
     assert victim.read_text() == "precious\n"  # never truncated through the link
+
+
+# --------------------------------------------------------------------------- at DAG time
+def test_device_cuda_without_a_gpu_is_named_without_importing_torch(monkeypatch) -> None:
+    from lottery_mia.devices import device_without_gpu, gpus_seen_without_torch
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.delenv("LOTTERY_MIA_SIMULATED_GPUS", raising=False)
+    assert gpus_seen_without_torch() == 0
+    msg = device_without_gpu("cuda")
+    assert msg and "config key 'device'" in msg and "device: cpu" in msg
+    assert device_without_gpu("cpu") is None and device_without_gpu("auto") is None
+    monkeypatch.setenv("LOTTERY_MIA_SIMULATED_GPUS", "2")
+    assert device_without_gpu("cuda:1") is None
+    assert "2 GPU(s)" in device_without_gpu("cuda:2")
+
+
+def test_a_run_with_device_cuda_and_no_gpu_stops_before_its_first_job(tmp_path) -> None:
+    import os
+
+    from conftest import run_snakemake, tiny_config, write_config
+
+    cfg = tiny_config()
+    cfg["device"] = "cuda"
+    write_config(tmp_path, cfg)
+    env = {k: v for k, v in os.environ.items() if k != "LOTTERY_MIA_SIMULATED_GPUS"}
+    env["CUDA_VISIBLE_DEVICES"] = ""
+    dry = run_snakemake(tmp_path, "-n", "--cores", "1", env=env)
+    assert "config key 'device': 'cuda'" in dry.stdout + dry.stderr
+    real = run_snakemake(tmp_path, "--cores", "1", check=False, env=env)
+    assert real.returncode != 0
+    assert "config key 'device': 'cuda'" in real.stdout + real.stderr
+    assert not (tmp_path / "results").exists()

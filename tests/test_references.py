@@ -155,3 +155,22 @@ def test_a_reference_half_spanning_both_cifar_pools_loads_in_row_order(tmp_path)
     x0, _ = load_in_memory("cifar10", root, first["pool"], np.array([first["pool_index"]]),
                            key="datasets.c.root")
     assert np.array_equal(train_set.x[0].cpu().numpy(), x0[0])
+
+
+def test_reference_halves_from_plain_ids_cover_each_pool_sample_in_half_the_references():
+    import numpy as np
+    import pytest
+
+    from lottery_mia.references import inclusion_from_ids
+
+    members = np.arange(1000, 1100)
+    held_out = np.arange(5000, 5300)
+    inc = inclusion_from_ids(members, held_out, k=4, seed=0)
+    assert set(inc["reference"]) == {0, 1, 2, 3}
+    per_row = inc.groupby("sample_id")["included"].sum()
+    pool = per_row[per_row > 0]
+    assert (pool == 2).all()  # every pool sample IN for exactly half of the references
+    assert set(members) <= set(pool.index)  # the target's members are all in the pool
+    assert len(pool) == 200  # the members and as many non-members
+    with pytest.raises(ValueError, match="both a member and a non-member"):
+        inclusion_from_ids([1, 2], [2, 3], k=2, seed=0)

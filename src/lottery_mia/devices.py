@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["DeviceClaim", "claim_device"]
+__all__ = ["DeviceClaim", "claim_device", "gpus_seen_without_torch", "device_without_gpu"]
 
 SIMULATED_GPUS_ENV = "LOTTERY_MIA_SIMULATED_GPUS"
 LOCK_DIR_ENV = "LOTTERY_MIA_GPU_LOCK_DIR"
@@ -417,3 +417,51 @@ def claim_device(
                    else "one to be released")
             )
         time.sleep(max(0.0, min(poll_s, deadline - time.monotonic())))
+
+
+# --------------------------------------------------------------------------- at DAG time
+def gpus_seen_without_torch() -> int | None:
+    """How many GPUs this machine shows, found without importing torch (the DAG build must
+    not): the simulated count of the tests, 0 when ``CUDA_VISIBLE_DEVICES`` hides every
+    device, the NVIDIA driver's ``/proc`` entries, else ``nvidia-smi -L``; ``None`` when it
+    cannot tell (a ROCm machine: ``/dev/kfd``)."""
+    import glob
+    import shutil
+    import subprocess
+
+    simulated = os.environ.get(SIMULATED_GPUS_ENV, "").strip()
+    if simulated.isdigit():
+        return int(simulated)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return 0
+    found = glob.glob("/proc/driver/nvidia/gpus/*")
+    if found:
+        return len(found)
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True,
+                                 timeout=10).stdout
+            return sum(line.startswith("GPU ") for line in out.splitlines())
+        except (OSError, subprocess.SubprocessError):
+            return None
+    if os.path.exists("/dev/kfd"):
+        return None
+    return 0
+
+
+def device_without_gpu(device: str) -> str | None:
+    """What is wrong with config key ``device`` on this machine, or ``None``: ``cuda`` or
+    ``cuda:N`` where no GPU (or fewer than N + 1) is visible."""
+    if not device.startswith("cuda"):
+        return None
+    seen = gpus_seen_without_torch()
+    if seen is None:
+        return None
+    need = int(device.split(":")[1]) + 1 if ":" in device else 1
+    if seen >= need:
+        return None
+    return (f"config key 'device': {device!r}, but this machine shows "
+            f"{'no GPU' if seen == 0 else f'{seen} GPU(s)'} (no NVIDIA driver entries, "
+            "no nvidia-smi, or CUDA_VISIBLE_DEVICES hides them): training jobs run here "
+            "would fail; set 'device: cpu' (or 'auto'), or run the jobs on GPU nodes")

@@ -30,6 +30,24 @@ def reference_size(members: int, scored: int) -> int:
     return min(int(members), int(scored) // 2)
 
 
+def inclusion_from_ids(member_ids, nonmember_ids, k: int, seed: int) -> pd.DataFrame:
+    """:func:`make_inclusion` for a model trained outside the pipeline: the reference halves
+    (``reference``, ``sample_id``, ``included``) drawn from plain sample ids of its members
+    and of held-out samples (the target's training set and data it never saw): train
+    reference ``r`` on the ids with ``included`` true, then give the audit its logits."""
+    mem = np.asarray(member_ids).astype(np.int64).ravel()
+    non = np.asarray(nonmember_ids).astype(np.int64).ravel()
+    if not len(mem) or not len(non):
+        raise ValueError("inclusion_from_ids needs member ids and non-member ids")
+    if len(np.unique(np.concatenate([mem, non]))) != len(mem) + len(non):
+        raise ValueError("inclusion_from_ids: an id is repeated, or both a member and a "
+                         "non-member")
+    membership = pd.DataFrame({"sample_id": np.concatenate([mem, non]),
+                               "member": np.r_[np.ones(len(mem), bool), np.zeros(len(non), bool)],
+                               "scored": True})
+    return make_inclusion(membership, k, seed)
+
+
 def make_inclusion(membership: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
     """Seeded inclusion of the reference pool's samples in exactly half of ``k`` references,
     each reference on exactly r of them (see the module doc)."""

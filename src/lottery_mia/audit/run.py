@@ -38,6 +38,20 @@ class AuditResult:
         return self.attacks.set_index("attack").loc[attack].to_dict()
 
 
+def input_warnings(table) -> list[str]:
+    """What looks wrong in the target's inputs without being refused: probabilities given
+    as logits (every row in [0, 1], summing to 1). The attacks then read log-probabilities
+    of log-probabilities; the audit still runs, and says so."""
+    out = []
+    x = np.asarray(table.logits, dtype=np.float64)
+    if x.size and x.min() >= 0 and x.max() <= 1 and np.allclose(x.sum(1), 1, atol=1e-3):
+        out.append(f"every row of {table.metadata['source']}'s 'logits' lies in [0, 1] and sums "
+                   "to 1: these look like softmax probabilities, not logits. The attacks "
+                   "apply a softmax to what they are given; pass the network's raw outputs "
+                   "(or np.log of the probabilities, which a softmax maps back to them)")
+    return out
+
+
 # what an audit writes into its --out folder
 OUTPUT_FILES = {"attacks": "attacks.csv", "scores": "scores.parquet", "metrics": "metrics.json",
                 "roc": "roc.png", "report": "report.html", "audit": "audit.json"}
@@ -93,6 +107,9 @@ def audit(target, references=None, *, out_dir, sample_size: int | None = None,
                                   "give another --out folder (the audit would overwrite its "
                                   "own input)")
     table = read_target(target, name)
+    warnings = input_warnings(table)
+    for w in warnings:
+        log(f"warning: {w}")
     refs = read_references(references, table) if references is not None else None
     k = len(refs.tables) if refs else 0
     names, skipped = plan_attacks(attacks, k, attack_settings or {})
@@ -121,6 +138,7 @@ def audit(target, references=None, *, out_dir, sample_size: int | None = None,
         write_csv(frame, files["attacks"])
         inputs = describe_inputs(table, refs, sample, attack_sample, seed, test_fraction,
                                  sample_size)
+        inputs["warnings"] = warnings
         draw_roc(frame, scores, files["roc"], table.metadata["model"])
         run = {"attacks": names, "skipped": skipped, "settings": settings,
                "features": features, "seed": int(seed), "n_bootstrap": int(n_bootstrap),
