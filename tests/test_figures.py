@@ -352,3 +352,40 @@ def test_figure10_draws_each_primary_comparison_raw_and_at_equal_gap(tmp_path):
         "digits resnet18 oneshot s=0.8", "digits resnet18 imp s=0.8"]
     with pytest.raises(ValueError, match="report.primary"):
         figure_leakage_at_gap(verdicts.assign(primary=False), tmp_path / "x.png")
+
+
+def test_figure7_draws_what_its_title_and_caption_say(tmp_path):
+    """One large marker per model (the mean of its seeds, what the correlation is over)
+    and one small dot per seed; the title counts both (before: 2 x 7 x 2 dots under a
+    title that said 14 models, each the mean of its seeds)."""
+    from lottery_mia.figures.gap import CAPTION
+
+    res = figure_gap(_training(), _attacks(), 400, tmp_path / "gap.png", "mlp")
+    assert res["models_drawn"] == res["models"] == 14
+    assert res["seed_points_drawn"] == res["points"] == 28
+    assert "one large marker per model" in CAPTION and "each seed as a small dot" in CAPTION
+
+
+def test_attack_figures_share_one_range_holding_chance_and_every_interval(tmp_path):
+    fig = figure_attack_vs_sparsity(_attacks(), 400, tmp_path / "f2.png", "mlp")
+    ranges = {ax.get_ylim() for ax in fig.axes}
+    assert len(ranges) == 1  # the accuracy and AUC panels share one range
+    lo, hi = ranges.pop()
+    assert lo <= 0.5 - 0.02 and hi - lo >= 0.3  # chance inside, not stretched
+    a = _attacks()
+    assert hi >= a["auc_ci_high"].max() and lo <= a["auc_ci_low"].min()
+    fig3 = figure_attack_vs_sample_size(_attacks(("resnet18",)), 0.8, tmp_path / "f3.png",
+                                        "mlp", method="imp")
+    lo3, hi3 = fig3.axes[0].get_ylim()
+    assert lo3 <= 0.5 <= hi3 and hi3 - lo3 >= 0.3
+
+
+def test_a_method_has_one_style_in_every_figure():
+    from lottery_mia.figures.style import method_style
+
+    assert method_style("oneshot", ["dense", "oneshot"]) == \
+        method_style("oneshot", ["dense", "imp", "random_reinit", "oneshot"]) == \
+        method_style("oneshot")
+    styles = {m: tuple(method_style(m).items()) for m in
+              ("dense", "oneshot", "imp", "snip", "grasp", "random_mask", "random_reinit")}
+    assert len(set(styles.values())) == len(styles)

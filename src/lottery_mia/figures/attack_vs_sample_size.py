@@ -8,7 +8,8 @@ import pandas as pd
 from ..reporting.tables import estimator_breaks
 from ..vocabulary import DENSE
 from .registry import FigureData, register_figure
-from .style import panels, save, finish, attack_lines, mean_rows, INTERVAL_NOTE
+from .style import (panels, save, finish, attack_lines, attack_axes, mean_rows,
+                    INTERVAL_NOTE)
 
 CAPTION = (
     'Figure 3. Attack accuracy by the number of samples used (n/2 members, n/2 non-'
@@ -48,6 +49,7 @@ def figure_attack_vs_sample_size(attacks: pd.DataFrame, sparsity: float, output,
                 + ("dense" if method == DENSE else
                    f"dense vs {method} ticket at sparsity {sparsity:g}")
                 + f" ({INTERVAL_NOTE})", chance=0.5)
+    attack_axes(axes)
     save(fig, output)
     return fig
 

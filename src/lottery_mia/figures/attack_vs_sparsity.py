@@ -6,7 +6,8 @@ import pandas as pd
 
 from .registry import FigureData, register_figure
 from .style import (
-    save, finish, attack_lines, mean_rows, pyplot, method_order, ACHIEVED_LABEL, INTERVAL_NOTE,
+    save, finish, attack_lines, attack_axes, mean_rows, pyplot, method_order, ACHIEVED_LABEL,
+    INTERVAL_NOTE,
 )
 
 CAPTION = (
@@ -37,6 +38,7 @@ def figure_attack_vs_sparsity(attacks: pd.DataFrame, sample_size: int, output,
             finish(axes[i, j], ACHIEVED_LABEL, f"attack {metric} ({attack})",
                     f"{ds}, n={sample_size} ({INTERVAL_NOTE})",
                     chance=0.5)
+    attack_axes(axes)
     save(fig, output)
     return fig
 

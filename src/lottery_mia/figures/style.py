@@ -31,18 +31,52 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 LINESTYLES = ("-", "--", "-.", ":")
 
 
+def attack_axes(axes, min_span: float = 0.3, chance: float = 0.5) -> tuple[float, float]:
+    """One y range for every panel of an attack figure: it holds chance and every interval
+    drawn (the panels' data limits, error bars included), and spans at least ``min_span``,
+    so noise around chance is not stretched into a trend. Returns (low, high)."""
+    axes = list(np.ravel(axes))
+    lo = min([chance] + [ax.dataLim.y0 for ax in axes if np.isfinite(ax.dataLim.y0)])
+    hi = max([chance] + [ax.dataLim.y1 for ax in axes if np.isfinite(ax.dataLim.y1)])
+    if hi - lo < min_span:
+        grow = (min_span - (hi - lo)) / 2
+        lo, hi = lo - grow, hi + grow
+        if lo < 0:
+            lo, hi = 0.0, min_span
+        if hi > 1:
+            lo, hi = 1.0 - min_span, 1.0
+    pad = 0.02 * (hi - lo)
+    lo, hi = max(0.0, lo - pad), min(1.0, hi + pad)
+    for ax in axes:
+        ax.set_ylim(lo, hi)
+    return lo, hi
+
+
 def method_order(methods) -> list[str]:
     """Dense first, then the methods in order of appearance."""
     ms = list(dict.fromkeys(str(m) for m in methods))
     return ([DENSE] if DENSE in ms else []) + [m for m in ms if m != DENSE]
 
 
-def method_style(method: str, order: list[str]) -> dict:
-    """The same color and marker for a method in every figure of one call."""
-    i = order.index(method) if method in order else len(order)
+# One style per method in every figure: the dense network black circles, the methods the
+# project ships in this order; a plug-in method not listed gets a style of its own from its
+# name (the same in every figure and run).
+METHOD_STYLE_ORDER = ("oneshot", "imp", "snip", "grasp", "random_mask", "random_reinit")
+
+
+def method_style(method: str, order: list[str] | None = None) -> dict:
+    """The color and marker of ``method``: the same in every figure (``order`` is accepted
+    for the callers that pass it, and not used: a method's style never depends on which
+    others a figure shows)."""
     if method == DENSE:
         return {"color": "black", "marker": "o"}
-    return {"color": f"C{i % 10}", "marker": MARKERS[i % len(MARKERS)]}
+    if method in METHOD_STYLE_ORDER:
+        i = METHOD_STYLE_ORDER.index(method)
+    else:
+        import zlib
+
+        i = len(METHOD_STYLE_ORDER) + zlib.crc32(method.encode()) % 4
+    return {"color": f"C{i % 10}", "marker": MARKERS[1 + i % (len(MARKERS) - 1)]}
 
 
 def panels(n: int, width: float = 4.6, height: float = 3.6):
