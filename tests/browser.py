@@ -23,11 +23,16 @@ window.addEventListener('load', function () {
     var before = h.previousElementSibling;
     return e.tagName + ' after "' + (before ? before.textContent.trim().slice(0, 60) : '') + '"';
   });
+  var summary = document.getElementById('summary');
+  var primary = document.querySelector('#summary #primary table');
   var out = document.createElement('pre');
   out.id = '%s';
   out.textContent = JSON.stringify({
     innerWidth: width, scrollWidth: document.documentElement.scrollWidth,
     images: images.length, broken: broken.length,
+    summaryTop: summary ? summary.getBoundingClientRect().top : null,
+    primaryTop: primary ? primary.getBoundingClientRect().top : null,
+    primaryBottom: primary ? primary.getBoundingClientRect().bottom : null,
     wide: Array.from(new Set(wide)).slice(0, 20)});
   document.body.appendChild(out);
 });

@@ -222,7 +222,7 @@ def test_report_shows_the_methods_section_escaped(run):
                          "primary": PRIMARY}, methods=methods,
                  output=out)
     html = out.read_text()
-    assert "<h2>Tickets and their controls</h2>" in html
+    assert '<h2 id="methods">Tickets and their controls</h2>' in html
     assert html.index("Tickets and their controls") < html.index("Figure 1")
     assert "<script" not in html and "&lt;script&gt;alert" in html
     assert "ticket mask, fresh random weights" in html

@@ -200,6 +200,24 @@ def test_the_report_fits_a_1400px_window_and_every_image_loads(finished_run, tmp
     assert seen["scrollWidth"] <= 1400 and not seen["wide"], seen
 
 
+@pytest.mark.needs_system(browser.chromium() is not None,
+                          "needs Chromium (.ci/install-browser.sh)")
+def test_the_report_opens_with_the_answer(finished_run, tmp_path):
+    """The summary block (id="summary") is in the page's first 20 kB and its primary
+    verdicts are on the first screen of a 1400 x 900 window; the tables and figures follow,
+    behind a table of contents."""
+    work, _ = finished_run
+    html = (work / "results" / "report.html").read_text()
+    assert 0 <= html.index('id="summary"') < 20_000
+    head = html[html.index('id="summary"'):html.index('id="contents"')]
+    assert "This run" in head and "What this run can and cannot say" in head
+    assert "The strongest attack" in head and "balanced accuracy" in head
+    seen = browser.measure(work / "results" / "report.html", tmp_path, width=1400,
+                           height=900)
+    assert seen["summaryTop"] is not None and seen["summaryTop"] < 200, seen
+    assert seen["primaryTop"] is not None and seen["primaryBottom"] <= 900, seen
+
+
 def test_a_finished_run_leaves_no_locks_and_files_a_group_can_read(finished_run):
     import os
 

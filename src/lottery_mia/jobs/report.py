@@ -16,6 +16,7 @@ from ..reporting.report import (attack_models_view, attacks_view, benchmark_view
                       method_accuracy_view, method_verdicts_view, models_each_view,
                       models_mean_view, plain, render_template, slices_view, table1_view,
                       transfer_view, unmeasurable_note, verdicts_view)
+from ..reporting.answer import scope_sentences, strongest_attacks
 from ..reporting.summaries import (read_attacks_csv, read_slices_csv, read_training_csv,
                          read_transfer_csv)
 
@@ -60,6 +61,8 @@ def write_report(*, summary: dict, report_tables: dict, figures: dict, config: d
         "verdict_table": html_table(verdicts_view(verdicts[~verdicts["primary"]]))
         if len(verdicts) and (~verdicts["primary"]).any() else "",
         "claim": claim_summary(verdicts, values),
+        "strongest": strongest_attacks(attacks, plain(values)),
+        "scope": scope_sentences(verdicts, training, plain(values)),
         "attack_models": html_table(models_view),
         "attack_models_note": unmeasurable_note(models_view),
         "methods": methods,
