@@ -39,5 +39,10 @@ def test_ci_runs_the_readmes_full_test_command():
                 if line.strip() and not line.lstrip().startswith("#")]
     assert commands[-1] == "make test-full"
     readme = (ROOT / "README.md").read_text()
-    assert "make test       # the test suite" in readme
-    assert "make test-full  # the whole suite, as CI runs it" in readme
+    block = readme.split("## The two commands", 1)[1].split("```bash", 1)[1].split("```")[0]
+    commands = [line.split("#")[0].strip() for line in block.strip().splitlines()]
+    assert commands == ["make report", "make test"]  # exactly the two commands
+    assert "make test-full" in readme  # what CI runs, named beside them
+    tests_page = (ROOT / "docs" / "tests.md").read_text() + \
+        (ROOT / "docs" / "running.md").read_text()
+    assert "make test-full  # the whole suite, as CI runs it" in tests_page

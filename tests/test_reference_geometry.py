@@ -19,7 +19,7 @@ default geometry LiRA online's TPR at 10% FPR was about 0.29.
 Geometries:
 - ``default``: config/config.yaml's digits run: 250 members, 750 non-members, all scored,
   K = 4 (pool 500), attack sample n = 500;
-- ``audit``: the README's audit example: 300 members, 1,497 non-members, K = 4 (pool 600),
+- ``audit``: the audit example of docs/audit.md: 300 members, 1,497 non-members, K = 4 (pool 600),
   the audit's default attack sample (every same-class pair).
 """
 

@@ -2,7 +2,7 @@
 
 The package holds all logic of the pipeline; the Snakemake scripts in ``workflow/scripts``
 only map ``snakemake.input/params/output`` onto one call of :mod:`lottery_mia.jobs`. The
-layers, from the DAG side down (README.md, "Structure"):
+layers, from the DAG side down (docs/structure.md):
 
 - :mod:`lottery_mia.config`    the typed config: every key, its type, range, default, meaning
 - :mod:`lottery_mia.plan`      the grid planned from the config: every network, model and job

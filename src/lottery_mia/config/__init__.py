@@ -31,7 +31,7 @@ from .sections import (Attack, Confidences, Dataset, Pruning, References, Report
 
 
 class Config(Section):
-    """The whole config (``config/config.yaml``; README.md, "Configuration")."""
+    """The whole config (``config/config.yaml``; docs/running.md, "Configuration")."""
 
     device: str = Field("auto", description="cpu | cuda | auto (cuda when available) | cuda:N")
     replicates: list[Seed] = Field(min_length=1, description="training seeds, one run of "
@@ -178,7 +178,7 @@ class Config(Section):
                          "fetch it" if dataset_source(ds.source).downloadable else "")
                 out.append(f"config key {key!r}: {ds.root} does not exist; put {what} "
                            f"there{fetch} before running the jobs that read it "
-                           "(README, Datasets)")
+                           "(docs/datasets.md)")
         return out
 
 
@@ -373,7 +373,7 @@ def schema() -> dict:
     s = Config.model_json_schema()
     s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     s["description"] = ("lottery-mia configuration, generated from lottery_mia.config.Config "
-                        "(python -m lottery_mia.config); see README.md, \"Configuration\"")
+                        "(python -m lottery_mia.config); see docs/running.md, \"Configuration\"")
     return s
 
 

@@ -320,7 +320,7 @@ MARGIN_METRICS = ("auc", "balanced_accuracy", "tpr_at_fpr_0.1", "tpr_at_fpr_0.01
 
 
 class MetricMargins(Section):
-    """Equivalence margins, one per verdict metric (README.md, "Verdicts": each is the
+    """Equivalence margins, one per verdict metric (docs/statistics.md, "Verdicts": each is the
     change in attack success that moves the privacy loss an auditor can certify from the
     attack, epsilon >= log(TPR/FPR), by at most 0.1 near chance)."""
 

@@ -79,9 +79,11 @@ def scope_sentences(verdicts: pd.DataFrame, training: pd.DataFrame, values: dict
         needed = pd.to_numeric(primary["seeds_needed"], errors="coerce")
         margin = pd.to_numeric(primary["margin"], errors="coerce")
         p = primary.iloc[0]
-        sentence = (f"The primary comparisons ({p['attack']} attack, {p['metric']}, n = "
-                    f"{int(p['sample_size'])}) have a power of {power.min():.0%}"
-                    + (f" to {power.max():.0%}" if power.max() > power.min() + 0.005 else "")
+        attacks = " and ".join(dict.fromkeys(primary["attack"].astype(str)))
+        sizes = ", ".join(str(int(n)) for n in dict.fromkeys(primary["sample_size"]))
+        low, high = f"{power.min():.0%}", f"{power.max():.0%}"
+        sentence = (f"The primary comparisons ({attacks} attack, {p['metric']}, n = {sizes}) "
+                    f"have a power of {low}" + (f" to {high}" if high != low else "")
                     + f" to show equivalence within ±{margin.max():g}")
         if needed.notna().any() and math.isinf(float(needed.min())):
             sentence += ("; no number of seeds would decide them at these attack-sample "
