@@ -389,3 +389,22 @@ def test_a_method_has_one_style_in_every_figure():
     styles = {m: tuple(method_style(m).items()) for m in
               ("dense", "oneshot", "imp", "snip", "grasp", "random_mask", "random_reinit")}
     assert len(set(styles.values())) == len(styles)
+
+
+def test_figure1_draws_each_seed_as_its_caption_says(tmp_path):
+    """Figure 1's caption: every line the mean over seeds, 'each seed as a cross': one
+    cross per (model, seed) of the panel, and the legend counts the seeds."""
+    from lottery_mia.figures.registry import FIGURES
+
+    training = _training()
+    fig = figure_test_accuracy(training, tmp_path / "fig1.png")
+    caption = FIGURES.get_entry("figure1").caption
+    assert "each seed as a cross" in caption and "mean over the replicate seeds" in caption
+    for ax, arch in zip(fig.axes, ARCHS):
+        from matplotlib.collections import PathCollection
+
+        crosses = sum(len(c.get_offsets()) for c in ax.collections
+                      if isinstance(c, PathCollection))  # scatter, not error bars
+        part = training[training["arch"] == arch]
+        assert crosses == len(part)  # every seed of every model of the panel, once
+        assert all("mean of 2" in k for k in _lines(ax))  # 2 seeds, as drawn
