@@ -30,15 +30,17 @@ The ImageNet-sized model (n = 50k, C = 1000, K = 16) costs the sum over the atta
 ``references.attacks`` where ``references.datasets`` includes it) of the attack, its interval
 in the fit-attack job and its interval again in the summary's replicate mean, plus the
 slices. ``imagenet_model_seconds`` is that sum; ``imagenet_model_seconds_with_references``
-adds the reference attacks with K = 16 as if ImageNet had references (config/paper.yaml
-has none for ImageNet: their tables alone would hold K x n x C float32 logits, 3.2 GB).
+adds the reference attacks with K = 16 for a config that gives ImageNet none (config/paper.yaml
+gives it references: they are in both). A fit-attack job reads the K reference tables one at
+a time and keeps per-row statistics (:mod:`lottery_mia.attacks.reference_rows`): held whole,
+they would be K x 2n x C float32 logits, 6.4 GB.
 
-``--quick`` measures every step at n = 4k and 8k (C = 1000; reference attacks at C = 100
-and K = 4 and 16) with the estimators in the regime they use at the ImageNet size (the SVM
+``--quick`` measures every step at n = 4k and 8k (C = 1000; reference attacks with K = 4
+and 16, their tables written to files and read back by ``add_references`` as a fit-attack
+job reads them) with the estimators in the regime they use at the ImageNet size (the SVM
 above its exact-size cap, the MLP with early stopping), and extrapolates each step's wall
 time to n = 50k by the power law through its two points, t(50k) = t(8k) (50k / 8k)^b with
-b = log2(t(8k) / t(4k)) clipped to [1, 2.5] (no step costs less than linear time), and the
-reference attacks linearly in C (their cost is a pass over K x n x C logits). Peak memory
+b = log2(t(8k) / t(4k)) clipped to [1, 2.5] (no step costs less than linear time). Peak memory
 is extrapolated the same way from what each step's process added above an idle one (clipped
 to [0.5, 1.5]: tables are n x C and the code keeps no n^2 object), plus the idle process.
 The last line is JSON.
@@ -95,18 +97,32 @@ def synthetic(n: int, classes: int, k: int = 0, seed: int = 0):
     target = ConfidenceTable.from_logits(ids, label, member, logits(member),
                                          {"dataset": "synthetic", "arch": "resnet18"})
     data = AttackData(target=target, sample=sample)
-    if k:
+    if k:  # written as the pipeline writes them and read back as a fit-attack job does
+        import tempfile
+
+        from lottery_mia.attacks import add_references
+        from lottery_mia.confidences import write_confidences
+
         inc = np.zeros((k, n), bool)
         for j in range(0, k, 2):  # complementary pairs: each row IN for exactly half
             pick = rng.random(n) < 0.5
             inc[j], inc[j + 1] = pick, ~pick
-        data.references = [ConfidenceTable.from_logits(ids, label, inc[j], logits(inc[j]))
-                           for j in range(k)]
-        data.reference_in = inc
-        pop = ~member
-        data.population = target.rows(ids[pop])
-        data.population_references = [r.rows(ids[pop]) for r in data.references]
-        data.population_in = inc[:, pop]
+        import atexit
+        import shutil
+
+        folder = Path(tempfile.mkdtemp(prefix="attack-scaling-"))
+        atexit.register(shutil.rmtree, folder, True)
+        write_confidences(target, folder / "target.parquet")
+        paths = []
+        for j in range(k):  # one reference's logits in memory at a time
+            paths.append(folder / f"ref-{j}.parquet")
+            write_confidences(ConfidenceTable.from_logits(ids, label, inc[j], logits(inc[j])),
+                              paths[-1])
+        pd.DataFrame({"reference": np.repeat(np.arange(k), n), "sample_id": np.tile(ids, k),
+                      "included": inc.ravel()}).to_parquet(folder / "inclusion.parquet",
+                                                          index=False)
+        data = add_references(data, paths, folder / "inclusion.parquet",
+                              folder / "target.parquet")
     return data
 
 
@@ -260,7 +276,7 @@ def grid(args, cfg: dict) -> list[dict]:
             settings = at_scale(name, settings, src)
         ref = is_reference(name, src)
         for n in sizes:
-            for c in ([100] if args.quick and ref else classes):
+            for c in ([classes[-1]] if args.quick and ref else classes):
                 for k in (refs_k if ref else [0]):
                     gb = 2 * k * n * c * 4 / 1e9  # the references' logits, sample + pop.
                     if ref and gb > args.max_reference_gb:

@@ -143,6 +143,14 @@ class ConfidenceTable:
             return self.phi_views
         return self.scaled_logit()[:, None]
 
+    def take(self, positions) -> "ConfidenceTable":
+        """The rows at ``positions`` of this table, in that order."""
+        idx = np.asarray(positions, dtype=np.int64)
+        return ConfidenceTable(self.sample_id[idx], self.label[idx], self.member[idx],
+                               self.logits[idx], self.metadata,
+                               None if self.phi is None else self.phi[idx],
+                               None if self.phi_views is None else self.phi_views[idx])
+
     def rows(self, sample_ids: np.ndarray) -> "ConfidenceTable":
         """The rows of ``sample_ids``, in that order (every id must be present)."""
         pos = {int(s): i for i, s in enumerate(self.sample_id)}
@@ -151,10 +159,7 @@ class ConfidenceTable:
                               count=len(sample_ids))
         except KeyError as e:
             raise KeyError(f"sample_id {e.args[0]} is not in this confidence table") from None
-        return ConfidenceTable(self.sample_id[idx], self.label[idx], self.member[idx],
-                               self.logits[idx], self.metadata,
-                               None if self.phi is None else self.phi[idx],
-                               None if self.phi_views is None else self.phi_views[idx])
+        return self.take(idx)
 
 
 def scaled_logit_of(logits: np.ndarray, label: np.ndarray) -> np.ndarray:

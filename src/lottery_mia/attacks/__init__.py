@@ -96,6 +96,19 @@ def rows_of(table, sample_ids, table_path, sample_path):
                          "tables; delete them and rerun the workflow") from None
 
 
+def reduced_rows_of(table, sample_ids, table_path, sample_path):
+    """:func:`rows_of` as a :class:`~.reference_rows.ReferenceRows` (the per-row statistics
+    of the reference attacks, the logits left in ``table_path``)."""
+    from .reference_rows import ReferenceRows
+
+    try:
+        return ReferenceRows.of(table, sample_ids, table_path)
+    except KeyError as err:
+        raise ValueError(f"{table_path} has no row for {err.args[0]} of the attack sample "
+                         f"{sample_path}: the two were made from different membership "
+                         "tables; delete them and rerun the workflow") from None
+
+
 def add_references(data: AttackData, reference_paths: list, inclusion_path,
                    target_confidences, reference_seeds: list | None = None) -> AttackData:
     """Attach reference models' rows, their inclusion, and the population rows (the
@@ -106,22 +119,28 @@ def add_references(data: AttackData, reference_paths: list, inclusion_path,
 
     inclusion = read_inclusion(inclusion_path)
     ids = data.sample["sample_id"].to_numpy()
-    refs = [read_confidences(p) for p in reference_paths]
-    if reference_seeds:
-        meta = data.target.metadata
-        for path, ref, seed in zip(reference_paths, refs, reference_seeds, strict=True):
-            check_table_identity(ref, {k: meta.get(k) for k in
-                                       ("dataset", "arch", "method", "sparsity")}
-                                 | {"replicate": seed}, path)
+    if reference_seeds is not None and len(reference_seeds) != len(reference_paths):
+        raise ValueError(f"{len(reference_seeds)} reference seeds for "
+                         f"{len(reference_paths)} reference tables")
     conf = read_confidences(target_confidences)
     pop_ids = conf.sample_id[~conf.member]
-    data.references = [rows_of(r, ids, p, "the attack sample")
-                       for r, p in zip(refs, reference_paths)]
-    data.reference_in = inclusion_matrix(inclusion, ids, len(refs))
+    # one reference table in memory at a time, reduced to what the attacks read
+    # (:mod:`.reference_rows`): K x n statistics, not K x n x C logits
+    data.references, data.population_references = [], []
+    meta = data.target.metadata
+    for k, path in enumerate(reference_paths):
+        ref = read_confidences(path)
+        if reference_seeds:
+            check_table_identity(ref, {key: meta.get(key) for key in
+                                       ("dataset", "arch", "method", "sparsity")}
+                                 | {"replicate": reference_seeds[k]}, path)
+        data.references.append(reduced_rows_of(ref, ids, path, "the attack sample"))
+        data.population_references.append(reduced_rows_of(ref, pop_ids, path,
+                                                          target_confidences))
+        del ref
+    data.reference_in = inclusion_matrix(inclusion, ids, len(reference_paths))
     data.population = conf.rows(pop_ids)
-    data.population_references = [rows_of(r, pop_ids, p, target_confidences)
-                                  for r, p in zip(refs, reference_paths)]
-    data.population_in = inclusion_matrix(inclusion, pop_ids, len(refs))
+    data.population_in = inclusion_matrix(inclusion, pop_ids, len(reference_paths))
     for k, r in enumerate(data.references):
         if not np.array_equal(r.member, data.reference_in[k]):
             raise ValueError(f"{reference_paths[k]} disagrees with {inclusion_path} on which "

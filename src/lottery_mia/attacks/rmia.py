@@ -40,6 +40,11 @@ A_GRID = tuple(round(0.1 * i, 1) for i in range(11))
 
 
 def true_class_log_prob(table) -> np.ndarray:
+    """log P(true class) of every row: stored by a reduced reference (ReferenceRows),
+    computed from a table's logits otherwise (the same number)."""
+    stored = getattr(table, "log_p_true", None)
+    if stored is not None:
+        return stored
     return table.log_probs[np.arange(len(table)), table.label]
 
 

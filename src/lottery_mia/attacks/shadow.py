@@ -73,8 +73,9 @@ class ShadowMLP:
 
     def training_set(self, data: AttackData) -> tuple[np.ndarray, np.ndarray]:
         inc = check_references(data, NAME)
-        xs = [attack_features(r, self.features) for r in data.references]
-        ys = list(inc)
+        # blocks of rows: each reference on the sample's rows, then on the population rows
+        # not already among them; (reference, its row positions, IN flags)
+        blocks = [(r, np.arange(len(r)), inc[k]) for k, r in enumerate(data.references)]
         if data.population is not None and data.population_references:
             pop_in = np.asarray(data.population_in, dtype=bool)
             if pop_in.shape != (len(data.population_references), len(data.population)):
@@ -82,11 +83,9 @@ class ShadowMLP:
                                  "population references and rows")
             new = ~np.isin(data.population.sample_id, data.target.sample_id)  # not twice
             if new.any():
-                xs += [attack_features(r, self.features)[new]
-                       for r in data.population_references]
-                ys += list(pop_in[:, new])
-        x = np.concatenate(xs)
-        y = np.concatenate(ys).astype(int)
+                blocks += [(r, np.flatnonzero(new), pop_in[k, new])
+                           for k, r in enumerate(data.population_references)]
+        y = np.concatenate([b[2] for b in blocks]).astype(int)
         rng = np.random.default_rng(self.seed)
         pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
         if len(pos) == 0 or len(neg) == 0:
@@ -97,7 +96,18 @@ class ShadowMLP:
         keep = np.concatenate([rng.choice(pos, per_class, replace=False),
                                rng.choice(neg, per_class, replace=False)])
         keep = rng.permutation(keep)
-        return x[keep], y[keep]
+        # the features of the kept rows only, a reference at a time (never K x n x C)
+        starts = np.cumsum([0] + [len(b[1]) for b in blocks])
+        which = np.searchsorted(starts, keep, side="right") - 1
+        x = None
+        for b in np.unique(which):
+            at = np.flatnonzero(which == b)
+            ref, rows, _ = blocks[b]
+            feats = attack_features(ref.take(rows[keep[at] - starts[b]]), self.features)
+            if x is None:
+                x = np.empty((len(keep), feats.shape[1]), dtype=feats.dtype)
+            x[at] = feats
+        return x, y[keep]
 
     def fit_score(self, data: AttackData) -> AttackScores:
         from sklearn.exceptions import ConvergenceWarning
