@@ -9,9 +9,12 @@ stem) and random CIFAR-shaped data held on the device:
 
 - ``project``: images/s of one epoch of :func:`lottery_mia.training.run_training` (the real
   step: the runtime's AMP/channels_last/CUDA graphs, on-device sums, the data set's batching
-  and normalisation), best of the epochs after the first (warm-up, graph capture);
+  and normalisation), best of the epochs after the first (warm-up, graph capture); only the
+  epochs' training steps are timed, never an evaluation;
 - ``bare``: images/s of a plain loop ``model(x); loss.backward(); opt.step()`` over batches
-  made beforehand, with the same runtime settings (AMP, channels_last) and no CUDA graph;
+  made beforehand, with the same runtime settings (AMP, channels_last, cuDNN's benchmark
+  mode, as ``run_training`` turns it on) and no CUDA graph, after as many warm-up steps as
+  the project's measurement discards (its first epoch), best of the rounds after;
 - ``ratio_vs_bare`` = project / bare at the same batch, and TFLOP/s of each (FLOPs of one
   step from torch.utils.flop_counter.FlopCounterMode).
 
@@ -102,6 +105,8 @@ class _Timed:
 
 
 def measure_project(width, size, batch, steps, epochs, device, threads=None) -> dict:
+    """images/s (wall and process CPU time) of ``run_training``'s training passes: the best
+    epoch after the first (warm-up and graph capture); evaluation is not timed."""
     import torch
 
     from lottery_mia.runtime import make_runtime
@@ -125,6 +130,9 @@ def measure_project(width, size, batch, steps, epochs, device, threads=None) -> 
 
 
 def measure_bare(width, size, batch, steps, rounds, device) -> dict:
+    """images/s (wall and process CPU time) of the bare loop: one warm-up round of
+    ``steps`` steps (the project's first epoch), then the best of ``rounds`` timed rounds,
+    with cuDNN's benchmark mode on (as ``run_training`` has it on CUDA)."""
     import torch
     import torch.nn.functional as F
 
@@ -142,19 +150,24 @@ def measure_bare(width, size, batch, steps, rounds, device) -> dict:
         batches.append((x, torch.randint(0, 10, (batch,), generator=g).to(device)))
     model.train()
     best, best_cpu = float("inf"), float("inf")
-    for r in range(rounds + 1):  # round 0 warms up (one step)
-        _sync(device)
-        t0, c0 = time.perf_counter(), time.process_time()
-        for x, y in (batches[:1] if r == 0 else batches):
-            with rt.autocast():
-                loss = F.cross_entropy(model(x).float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        _sync(device)
-        if r > 0:
-            best = min(best, time.perf_counter() - t0)
-            best_cpu = min(best_cpu, time.process_time() - c0)
+    saved = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True  # cuDNN picks its fastest algorithms, as in the
+    try:  # project's loop (training._cudnn_benchmark)
+        for r in range(rounds + 1):  # round 0 warms up: the steps of the project's epoch 1
+            _sync(device)
+            t0, c0 = time.perf_counter(), time.process_time()
+            for x, y in batches:
+                with rt.autocast():
+                    loss = F.cross_entropy(model(x).float(), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            _sync(device)
+            if r > 0:
+                best = min(best, time.perf_counter() - t0)
+                best_cpu = min(best_cpu, time.process_time() - c0)
+    finally:
+        torch.backends.cudnn.benchmark = saved
     return {"images_per_s": batch * steps / best, "cpu_images_per_s": batch * steps / best_cpu}
 
 

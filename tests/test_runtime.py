@@ -227,7 +227,11 @@ def test_cudnn_benchmark_is_on_while_training_on_cuda_only():
             assert torch.backends.cudnn.benchmark is False
     finally:
         torch.backends.cudnn.benchmark = saved
-    assert 'capture_error_mode="thread_local"' in inspect.getsource(_GraphedStep.__call__)
+    source = inspect.getsource(_GraphedStep)
+    assert 'capture_error_mode="thread_local"' in source
+    # warm-up stream, capture and replay on the training device, whichever is current
+    assert "with torch.cuda.device(self.rt.device):" in inspect.getsource(_GraphedStep.__call__)
+    assert "torch.cuda.Stream(device=dev)" in source
 
 
 def test_scoring_runs_with_tf32_off_and_restores_it():
