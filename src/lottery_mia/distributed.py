@@ -244,6 +244,9 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+GROUP_TIMEOUT_S = 1800  # the rendezvous and any collective (a rank writing a resume state)
+
+
 def _rank_main(rank: int, fn, world: int, init_file: str, backend: str, devices: list,
                queue, parent: int, args: tuple) -> None:
     """A rank's process: log forwarding, the process group, then ``fn(ranks, device,
@@ -258,8 +261,12 @@ def _rank_main(rank: int, fn, world: int, init_file: str, backend: str, devices:
         torch.cuda.set_device(device)
     if backend == "gloo":
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one node: loopback
+    # a rank that never arrives (or a hung NCCL start) fails the job instead of waiting on
+    # it without end
+    import datetime
+
     dist.init_process_group(backend, init_method=f"file://{init_file}", rank=rank,
-                            world_size=world)
+                            world_size=world, timeout=datetime.timedelta(seconds=GROUP_TIMEOUT_S))
     try:
         result = fn(Ranks(rank, world), device, *args)
         if rank == 0:  # plain pickle bytes: tensors copied, not shared with an exiting process
