@@ -25,6 +25,7 @@ window.addEventListener('load', function () {
   });
   var summary = document.getElementById('summary');
   var primary = document.querySelector('#summary #primary table');
+  var claim = document.getElementById('claim');
   var out = document.createElement('pre');
   out.id = '%s';
   out.textContent = JSON.stringify({
@@ -33,6 +34,7 @@ window.addEventListener('load', function () {
     summaryTop: summary ? summary.getBoundingClientRect().top : null,
     primaryTop: primary ? primary.getBoundingClientRect().top : null,
     primaryBottom: primary ? primary.getBoundingClientRect().bottom : null,
+    claimBottom: claim ? claim.getBoundingClientRect().bottom : null,
     wide: Array.from(new Set(wide)).slice(0, 20)});
   document.body.appendChild(out);
 });
