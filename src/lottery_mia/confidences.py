@@ -151,15 +151,19 @@ class ConfidenceTable:
                                None if self.phi is None else self.phi[idx],
                                None if self.phi_views is None else self.phi_views[idx])
 
-    def rows(self, sample_ids: np.ndarray) -> "ConfidenceTable":
-        """The rows of ``sample_ids``, in that order (every id must be present)."""
+    def positions(self, sample_ids) -> np.ndarray:
+        """The positions of ``sample_ids`` in this table, in that order (a KeyError names
+        an id it lacks)."""
         pos = {int(s): i for i, s in enumerate(self.sample_id)}
         try:
-            idx = np.fromiter((pos[int(s)] for s in sample_ids), dtype=np.int64,
-                              count=len(sample_ids))
+            return np.fromiter((pos[int(s)] for s in sample_ids), dtype=np.int64,
+                               count=len(sample_ids))
         except KeyError as e:
             raise KeyError(f"sample_id {e.args[0]} is not in this confidence table") from None
-        return self.take(idx)
+
+    def rows(self, sample_ids: np.ndarray) -> "ConfidenceTable":
+        """The rows of ``sample_ids``, in that order (every id must be present)."""
+        return self.take(self.positions(sample_ids))
 
 
 def scaled_logit_of(logits: np.ndarray, label: np.ndarray) -> np.ndarray:

@@ -33,13 +33,8 @@ class ReferenceRows:
     def of(cls, table: ConfidenceTable, sample_ids, source) -> "ReferenceRows":
         """The rows ``sample_ids`` of ``table`` (read from ``source``, a path, or the table
         itself when it has no file), in that order; a missing id is a KeyError."""
-        pos = {int(s): i for i, s in enumerate(table.sample_id)}
-        try:
-            idx = np.fromiter((pos[int(s)] for s in sample_ids), dtype=np.int64,
-                              count=len(sample_ids))
-        except KeyError as e:
-            raise KeyError(f"sample_id {e.args[0]} is not in this confidence table") from None
-        part = table.rows(table.sample_id[idx])
+        idx = table.positions(sample_ids)
+        part = table.take(idx)
         lp = part.log_probs[np.arange(len(part)), part.label]
         return cls(part.sample_id, part.label, part.member,
                    np.ascontiguousarray(part.scaled_logit_views(), dtype=np.float64),

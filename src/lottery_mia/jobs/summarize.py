@@ -7,9 +7,9 @@ import pandas as pd
 
 from ..io import log, read_json, read_parquet_frame, write_csv, write_json
 from ..stats.metrics import proportion_ci
-from ..reporting.summaries import (read_attack_results, read_attacks_csv, read_scores,
-                         read_training_csv, read_transfer_csv, gap_correlation,
-                         replicate_mean_rows)
+from ..reporting.summaries import (gap_correlation, read_attack_results, read_attacks_csv,
+                                   read_scores, read_training_csv, read_transfer_csv,
+                                   replicate_mean_rows, same_identity_value)
 from ..vocabulary import ATTACK_KEYS, DENSE, MEAN, MODEL_KEYS
 
 __all__ = ["summarize_training", "summarize_attacks", "summarize_transfer",
@@ -128,13 +128,7 @@ def check_result_identity(path, result: dict, expected: dict) -> None:
     not the one of the model the plan expects at ``path``: a copied or swapped file."""
     for key, want in expected.items():
         got = result.get(key)
-        if key == "sparsity":
-            same = got is not None and abs(float(got) - float(want)) < 1e-9
-        elif key in ("replicate", "sample_size"):
-            same = got is not None and str(got) == str(want)
-        else:
-            same = got == want
-        if not same:
+        if not same_identity_value(key, got, want):
             raise ValueError(f"{path} holds the results of the model with {key}={got!r}, but "
                              f"the plan expects the one with {key}={want!r} there (a file "
                              "copied or moved by hand?); delete it and rerun the rule that "

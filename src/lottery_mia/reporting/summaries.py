@@ -90,7 +90,9 @@ def scores_identity(path) -> dict | None:
     return json.loads(raw) if raw else None
 
 
-def _same(key: str, got, want) -> bool:
+def same_identity_value(key: str, got, want) -> bool:
+    """Whether a recorded identity value ``got`` is ``want`` (sparsities to 1e-9; seeds and
+    sample sizes however they were written, 0 or "0")."""
     if key == "sparsity":
         return got is not None and abs(float(got) - float(want)) < 1e-9
     if key in ("replicate", "sample_size"):
@@ -110,7 +112,7 @@ def read_scores(path, expected: dict | None = None) -> pd.DataFrame:
             raise ValueError(f"{path} does not record which model it scored (written by an "
                              f"earlier version); {remedy}")
         for key, want in expected.items():
-            if not _same(key, ident.get(key), want):
+            if not same_identity_value(key, ident.get(key), want):
                 raise ValueError(f"{path} holds the attack scores of the model with "
                                  f"{key}={ident.get(key)!r}, but it is read as the one with "
                                  f"{key}={want!r} (a file copied or moved by hand?); {remedy}")
