@@ -154,7 +154,10 @@ def test_figure9_shows_dense_and_the_given_method_only(tmp_path):
 
 
 def test_gap_roc_and_transfer_labels_carry_the_method(tmp_path):
-    res = figure_gap(_training(), _attacks(), 400, tmp_path / "gap.png", "mlp")
+    from lottery_mia.reporting.summaries import gap_correlation
+
+    _, res = gap_correlation(_training(), _attacks(), 400, "mlp")
+    figure_gap(_training(), _attacks(), 400, tmp_path / "gap.png", "mlp")
     # one point per model (archs x models), each the mean of its 2 seeds: seeds of one
     # model share w0's parent, data order and attack rows, so they are not independent
     assert res["models"] == 2 * 7 and res["seeds"] == 2
@@ -354,18 +357,6 @@ def test_figure10_draws_each_primary_comparison_raw_and_at_equal_gap(tmp_path):
         figure_leakage_at_gap(verdicts.assign(primary=False), tmp_path / "x.png")
 
 
-def test_figure7_draws_what_its_title_and_caption_say(tmp_path):
-    """One large marker per model (the mean of its seeds, what the correlation is over)
-    and one small dot per seed; the title counts both (before: 2 x 7 x 2 dots under a
-    title that said 14 models, each the mean of its seeds)."""
-    from lottery_mia.figures.gap import CAPTION
-
-    res = figure_gap(_training(), _attacks(), 400, tmp_path / "gap.png", "mlp")
-    assert res["models_drawn"] == res["models"] == 14
-    assert res["seed_points_drawn"] == res["points"] == 28
-    assert "one large marker per model" in CAPTION and "each seed as a small dot" in CAPTION
-
-
 def test_attack_figures_share_one_range_holding_chance_and_every_interval(tmp_path):
     fig = figure_attack_vs_sparsity(_attacks(), 400, tmp_path / "f2.png", "mlp")
     ranges = {ax.get_ylim() for ax in fig.axes}
@@ -408,3 +399,307 @@ def test_figure1_draws_each_seed_as_its_caption_says(tmp_path):
         part = training[training["arch"] == arch]
         assert crosses == len(part)  # every seed of every model of the panel, once
         assert all("mean of 2" in k for k in _lines(ax))  # 2 seeds, as drawn
+
+
+# --- Every figure's caption against what it draws --------------------------------------
+# Each registered figure is drawn through the registry (the path the figure job takes) on
+# data whose counts are known, and every countable claim of its caption (lines, points,
+# panels, seeds, models, the rows evaluated, the smallest FPR) is checked against the
+# artists drawn. A new figure without a check here fails test_every_figure_has_a_caption_check.
+
+def _draw(name, tmp_path, *, tables=None, scores=None, params=None):
+    from lottery_mia.figures.registry import FIGURES, FigureData
+
+    spec = FIGURES.get_entry(name)
+    out = tmp_path / spec.file
+    fig = spec.draw(FigureData(tables=tables or {}, scores=scores or [],
+                               params=params or {}), out)
+    assert _is_png(out)
+    return spec, fig
+
+
+def _yerr_bounds(container) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) of an errorbar container's vertical bars."""
+    segs = container.lines[2][0].get_segments()
+    return (np.array([s[:, 1].min() for s in segs]), np.array([s[:, 1].max() for s in segs]))
+
+
+def _caption_figure1(tmp_path):
+    training = _training()
+    spec, fig = _draw("figure1", tmp_path, tables={"training": training})
+    assert "a line per method" in spec.caption and "each seed as a cross" in spec.caption
+    assert "mean over the replicate seeds" in spec.caption
+    from matplotlib.collections import PathCollection
+
+    assert len(fig.axes) == len(ARCHS)
+    for ax, arch in zip(fig.axes, ARCHS):
+        part = training[training["arch"] == arch]
+        lines = {c.get_label().split(" ")[0]: c for c in ax.containers}
+        assert set(lines) == set(part["method"])  # a line per method, once
+        for method, c in lines.items():
+            rows = part[(part["method"] == method) | (part["method"] == "dense")]
+            means = rows.groupby("achieved_sparsity")["test_acc"].mean()
+            xs, ys = c.lines[0].get_xdata(), c.lines[0].get_ydata()
+            assert xs[0] == 0.0  # every line starts at the dense network
+            assert np.allclose(xs, np.asarray(means.index) * 100)  # at achieved sparsity
+            assert np.allclose(ys, means.to_numpy())  # the mean over the seeds
+        crosses = sum(len(c.get_offsets()) for c in ax.collections
+                      if isinstance(c, PathCollection))
+        assert crosses == len(part)  # each seed as a cross
+
+
+def _caption_figure2(tmp_path):
+    attacks = _attacks()
+    spec, fig = _draw("figure2", tmp_path, tables={"attacks": attacks},
+                      params={"figure2_sample_size": 400, "attack": "mlp"})
+    assert "Accuracy and AUC" in spec.caption and "a line per method (and architecture)" \
+        in spec.caption and "mean over seeds" in spec.caption
+    mean = attacks[(attacks["replicate"] == "mean") & (attacks["attack"] == "mlp")
+                   & (attacks["sample_size"] == 400)]
+    assert [ax.get_ylabel().split(" (")[0] for ax in fig.axes] == \
+        ["attack accuracy", "attack auc"]
+    for ax, metric in zip(fig.axes, ("accuracy", "auc")):
+        assert len(ax.containers) == len(mean.groupby(["arch", "method"]))
+        for c in ax.containers:
+            arch, method = c.get_label().split(" ")
+            rows = mean[(mean["arch"] == arch) & mean["method"].isin([method, "dense"])
+                        & ((mean["method"] == method) | (mean["arch"] == arch))]
+            rows = rows[(rows["method"] == method) | (rows["method"] == "dense")] \
+                .sort_values("achieved_sparsity")
+            assert np.allclose(c.lines[0].get_xdata(), rows["achieved_sparsity"] * 100)
+            assert np.allclose(c.lines[0].get_ydata(), rows[metric])  # the seeds' mean row
+            lo, hi = _yerr_bounds(c)  # and its bootstrap interval
+            assert np.allclose(lo, rows[f"{metric}_ci_low"])
+            assert np.allclose(hi, rows[f"{metric}_ci_high"])
+
+
+def _caption_figure3(tmp_path):
+    attacks = _attacks(("resnet18",))
+    spec, fig = _draw("figure3", tmp_path, tables={"attacks": attacks},
+                      params={"figure3_sparsity": 0.8, "attack": "mlp", "method": "imp"})
+    assert "the dense network and Table 1's ticket method" in spec.caption
+    assert "by the number of samples used" in spec.caption
+    ax = fig.axes[0]
+    lines = {c.get_label(): c for c in ax.containers}
+    assert set(lines) == {"dense", "imp"}
+    for c in lines.values():
+        assert list(c.lines[0].get_xdata()) == list(SIZES)
+    # no estimator change in these rows: no dotted vertical line (the caption's condition)
+    assert not [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"
+                and len(set(np.asarray(ln.get_xdata(), dtype=float))) == 1]
+
+
+def _caption_figure4(tmp_path):
+    from lottery_mia.figures.transfer import HALF_RANGE
+
+    models = (("dense", 0.0), ("imp", 0.8), ("oneshot", 0.8))
+    rows, covers = [], 0
+    for i, (sm, ss) in enumerate(models):
+        for j, (tm, ts) in enumerate(models):
+            acc = 0.5 + 0.05 * (i - j) + (0.2 if i == j else 0.0)
+            lo, hi = acc - 0.06, acc + 0.06
+            covers += lo <= 0.5 <= hi
+            rows.append({"dataset": "digits", "source_arch": "resnet18", "source_method": sm,
+                         "source_sparsity": ss, "target_arch": "resnet18",
+                         "target_method": tm, "target_sparsity": ts, "accuracy": acc,
+                         "accuracy_ci_low": lo, "accuracy_ci_high": hi})
+    spec, fig = _draw("figure4", tmp_path, tables={"transfer": pd.DataFrame(rows)})
+    assert "'~' marks cells whose 95% interval covers chance" in spec.caption
+    assert f"{0.5 - HALF_RANGE:.1f}-{0.5 + HALF_RANGE:.1f}" in spec.caption
+    ax = fig.axes[0]
+    image = ax.images[0].get_array()
+    assert image.shape == (3, 3)  # every source x every target, the diagonal the base case
+    assert [t.get_text() for t in ax.get_xticklabels()] == \
+        [t.get_text() for t in ax.get_yticklabels()]
+    assert np.allclose(np.diag(image), 0.7)
+    assert sum(t.get_text().startswith("~") for t in ax.texts) == covers > 0
+    assert ax.images[0].get_clim() == pytest.approx((0.5 - HALF_RANGE, 0.5 + HALF_RANGE))
+
+
+def _roc_scores(n1=60, n0=80, attacks=("mlp",), reference=()):
+    rng = np.random.default_rng(1)
+    member = np.r_[np.ones(n1, bool), np.zeros(n0, bool)]
+    fold = np.where(np.arange(n1 + n0) % 2 == 0, "attack_test", "attack_train")
+    out = []
+    for method, sp in (("dense", 0.0), ("imp", 0.8)):
+        row = {"dataset": "digits", "arch": "resnet18", "method": method, "sparsity": sp,
+               "sample_size": 200, "member": member, "fold": fold}
+        for a in attacks:
+            row[f"score_{a}"] = rng.random(n1 + n0) + 0.3 * member
+        for a in reference:  # nan where its references cannot judge the row
+            s = rng.random(n1 + n0) + 0.3 * member
+            s[::7] = np.nan
+            row[f"score_{a}"] = s
+        out.append(row)
+    return out
+
+
+def _caption_figure5(tmp_path):
+    scores = _roc_scores()
+    spec, fig = _draw("figure5", tmp_path, scores=scores, params={"attack": "mlp"})
+    assert "on log-log axes" in spec.caption and \
+        "smallest measurable FPR is 1 / the number of non-members" in spec.caption
+    ax = fig.axes[0]
+    curves = [ln for ln in ax.get_lines() if ln.get_label() != "chance"]
+    assert len(curves) == len(scores)  # one curve per model
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+    test = scores[0]["fold"] == "attack_test"
+    n0 = int((~scores[0]["member"] & test).sum())  # the attack-test non-members
+    assert ax.get_xlim()[0] == pytest.approx(0.5 / n0)  # curves floored at half of 1/n0
+
+
+def _caption_figure6(tmp_path):
+    from lottery_mia.stats.resampling import slice_metrics
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for method, sp in (("dense", 0.0), ("oneshot", 0.8)):
+        for value, (n1, n0) in {"0": (40, 40), "1": (4, 40), "2": (0, 30)}.items():
+            y = np.r_[np.ones(n1, bool), np.zeros(n0, bool)]
+            m = slice_metrics(y, rng.normal(size=n1 + n0) + y, 0.5, np.ones(len(y), bool),
+                              n_boot=100, seed=0)
+            rows.append({"dataset": "digits", "arch": "resnet18", "method": method,
+                         "sparsity": sp, "sample_size": 160, "attack": "mlp",
+                         "slice": "class", "value": value, **m})
+    spec, fig = _draw("figure6", tmp_path, tables={"slices": pd.DataFrame(rows)})
+    assert "per true class" in spec.caption and '"n/a": the AUC of a slice without ' \
+        'members' in spec.caption and 'marked "<10"' in spec.caption
+    assert [ax.get_ylabel() for ax in fig.axes] == ["attack accuracy", "attack auc"]
+    for ax, few, na in zip(fig.axes, (4, 2), (0, 2)):  # 2 models x (class 1, class 2)
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["class 0", "class 1",
+                                                                "class 2"]
+        texts = [t.get_text() for t in ax.texts]
+        assert texts.count("<10") == few and texts.count("n/a") == na
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert legend == ["resnet18 dense", "resnet18 oneshot s=0.8"]  # Table 1's two
+
+
+def _caption_figure7(tmp_path):
+    from lottery_mia.reporting.summaries import gap_correlation
+    from matplotlib.collections import PathCollection
+
+    training, attacks = _training(), _attacks()
+    _, stats = gap_correlation(training, attacks, 400, "mlp")
+    spec, fig = _draw("figure7", tmp_path, tables={"training": training, "attacks": attacks,
+                                                   "gap_correlation": stats},
+                      params={"figure2_sample_size": 400, "attack": "mlp"})
+    assert "one large marker per model" in spec.caption and \
+        "each seed as a small dot" in spec.caption
+    ax = fig.axes[0]
+    models = len(training.groupby(["dataset", "arch", "method", "sparsity"]))
+    assert len(ax.containers) == models == stats["models"] == 14  # one marker per model
+    dots = sum(len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection))
+    assert dots == len(training) == stats["points"] == 28  # each seed a dot
+    assert f"over {models} models" in ax.get_title() and "the 28 seeds" in ax.get_title()
+
+
+def _caption_figure8(tmp_path):
+    attacks = pd.DataFrame({"attack": ["mlp", "svm", "loss", "lira_online"],
+                            "kind": ["classifier", "classifier", "threshold", "reference"]})
+    scores = _roc_scores(attacks=("mlp", "svm", "loss"), reference=("lira_online",))
+    spec, fig = _draw("figure8", tmp_path, tables={"attacks": attacks}, scores=scores)
+    assert "a row of panels per kind of attack" in spec.caption and "at most six lines" \
+        in spec.caption and "outside the attack-train fold" in spec.caption
+    axes = np.asarray(fig.axes).reshape(3, len(scores))  # rows: kinds; columns: models
+    member, fold = scores[0]["member"], scores[0]["fold"]
+    for row, (kind, names) in enumerate((("classifier", 2), ("threshold", 1),
+                                         ("reference", 1))):
+        for col, s in enumerate(scores):
+            ax = axes[row, col]
+            assert ax.get_title().startswith({"reference": "reference-model"}.get(kind, kind))
+            assert len([ln for ln in ax.get_lines() if ln.get_label() != "chance"]) == names
+            if kind == "reference":  # judged rows outside the attack-train fold
+                rows = (fold != "attack_train") & np.isfinite(s["score_lira_online"])
+            else:  # the attack-test rows
+                rows = fold == "attack_test"
+            n0 = int((rows & ~member).sum())
+            assert f"({n0} non-members evaluated)" in ax.get_title()
+            assert ax.get_xlim()[0] == pytest.approx(0.5 / n0)
+
+
+def _caption_figure9(tmp_path):
+    attacks = _attacks()
+    spec, fig = _draw("figure9", tmp_path, tables={"attacks": attacks},
+                      params={"arch": "resnet18", "figure2_sample_size": 400,
+                              "low_fpr_attacks": list(ATTACKS), "method": "imp"})
+    assert "for the dense network and Table 1's ticket method" in spec.caption
+    assert "mean over seeds" in spec.caption and "the dotted line is chance" in spec.caption
+    ax = fig.axes[0]
+    mean = attacks[(attacks["replicate"] == "mean") & (attacks["arch"] == "resnet18")
+                   & (attacks["sample_size"] == 400)]
+    assert len(ax.containers) == len(ATTACKS)  # a line per attack drawn
+    for c in ax.containers:
+        attack = c.get_label().split(" ")[0]
+        rows = mean[(mean["attack"] == attack) & mean["method"].isin(["dense", "imp"])] \
+            .sort_values("achieved_sparsity")
+        assert np.allclose(c.lines[0].get_ydata(), rows["tpr_at_fpr_0.1"])
+        assert f"({int(rows['n_eval_nonmembers'].min())} non-members)" in c.get_label()
+    chance = [ln for ln in ax.get_lines() if ln.get_label().startswith("chance")]
+    assert len(chance) == 1 and set(chance[0].get_ydata()) == {0.1}  # TPR = FPR
+
+
+def _caption_figure10(tmp_path):
+    rows = []
+    for i, (method, gap) in enumerate((("oneshot", 0.01), ("imp", float("nan")),
+                                       ("random_reinit", -0.02))):
+        rows.append({"primary": True, "dataset": "digits", "arch": "resnet18",
+                     "method": method, "ticket_sparsity": 0.8, "attack": "mlp",
+                     "metric": "auc", "sample_size": 200, "verdict": "inconclusive",
+                     "n_seeds": 3, "margin": 0.03, "diff": -0.02 * (i + 1),
+                     "diff_ci_low": -0.02 * (i + 1) - 0.03,
+                     "diff_ci_high": -0.02 * (i + 1) + 0.03, "diff_at_gap": gap,
+                     "diff_at_gap_ci_low": gap - 0.02, "diff_at_gap_ci_high": gap + 0.02})
+    rows.append({**rows[0], "primary": False, "metric": "balanced_accuracy"})
+    spec, fig = _draw("figure10", tmp_path, tables={"verdicts": pd.DataFrame(rows)})
+    assert "the raw difference (filled)" in spec.caption and "(open:" in spec.caption
+    assert "a point without an open twin" in spec.caption
+    ax = fig.axes[0]
+    raw, at_gap = ax.containers[:2]
+    assert len(raw.lines[0].get_xdata()) == 3  # every primary row, only those
+    assert len(at_gap.lines[0].get_xdata()) == 2  # the one without a slope has no twin
+    assert raw.lines[0].get_markerfacecolor() != "white"
+    assert at_gap.lines[0].get_markerfacecolor() == "white"
+    band = [p for p in ax.patches if "equivalence margin" in str(p.get_label())]
+    assert len(band) == 1
+    x0, x1 = band[0].get_bbox().x0, band[0].get_bbox().x1  # in data units along x
+    assert (x0, x1) == pytest.approx((-0.03, 0.03))
+    assert "over 3 training seed(s)" in ax.get_title()
+
+
+CAPTION_CHECKS = {f"figure{n}": globals()[f"_caption_figure{n}"] for n in range(1, 11)}
+
+
+def test_every_figure_has_a_caption_check():
+    from lottery_mia.figures.registry import figure_specs
+
+    assert {s.name for s in figure_specs()} == set(CAPTION_CHECKS)
+
+
+@pytest.mark.parametrize("name", sorted(CAPTION_CHECKS, key=lambda n: int(n[6:])))
+def test_each_figures_caption_matches_what_it_draws(name, tmp_path):
+    CAPTION_CHECKS[name](tmp_path)
+
+
+def test_figures_of_the_first_replicate_read_the_first_replicates_scores():
+    """Figures 4, 5 and 8 say 'first replicate': the plan hands them that seed's models."""
+    from conftest import tiny_config
+    from lottery_mia.config import load_config
+    from lottery_mia.figures.registry import figure_specs
+    from lottery_mia.plan import Plan
+
+    cfg = tiny_config()
+    cfg["replicates"] = [3, 5]
+    plan = Plan(load_config(cfg))
+    for spec in figure_specs():
+        if spec.scores is not None:
+            assert "first replicate" in spec.caption
+            paths = [m["path"] for m in plan.figure_models(spec)]
+            assert paths and all("/seed-3/" in str(p) for p in paths), spec.name
+    assert "first replicate" in FIGURES_CAPTION("figure4")
+    assert {m.run for m in plan.transfer_models()} == {"seed-3"}
+
+
+def FIGURES_CAPTION(name):
+    from lottery_mia.figures.registry import FIGURES
+
+    return FIGURES.get_entry(name).caption

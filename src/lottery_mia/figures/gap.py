@@ -20,11 +20,11 @@ CAPTION = (
 
 
 def figure_gap(training: pd.DataFrame, attacks: pd.DataFrame, sample_size: int, output,
-               attack: str) -> dict:
+               attack: str):
     """Generalisation gap (train - test accuracy) vs attack AUC: one marker per model, the
     mean over its training seeds with the seeds' 95% t interval (what the Spearman rank
     correlation of :func:`lottery_mia.reporting.summaries.gap_correlation` is taken over),
-    each seed a small dot beside it; returns the correlation, with the points drawn."""
+    each seed a small dot beside it. Returns the Figure."""
     from ..stats.metrics import mean_ci
     from ..vocabulary import MODEL_KEYS
 
@@ -34,7 +34,6 @@ def figure_gap(training: pd.DataFrame, attacks: pd.DataFrame, sample_size: int, 
     fig, ax = pyplot().subplots(figsize=(9.0, 5.4))
     order = method_order(merged["method"])
     archs = sorted(merged["arch"].unique())
-    drawn = 0
     for key, part in merged.groupby(MODEL_KEYS, sort=True):
         arch, method = key[MODEL_KEYS.index("arch")], key[MODEL_KEYS.index("method")]
         style = method_style(method, order)
@@ -47,7 +46,6 @@ def figure_gap(training: pd.DataFrame, attacks: pd.DataFrame, sample_size: int, 
                linestyle="none", label=None if label in seen else label, **style)
         ax.scatter(part["generalization_gap"], part["auc"], s=9, alpha=0.35,
                    color=style["color"], marker=style["marker"], linewidths=0)
-        drawn += 1
     finish(ax, "generalisation gap (train accuracy - test accuracy)",
            f"attack AUC ({attack})",
            f"n={sample_size}: Spearman rho = {rho:.2f} [{lo:.2f}, {hi:.2f}] "
@@ -56,7 +54,7 @@ def figure_gap(training: pd.DataFrame, attacks: pd.DataFrame, sample_size: int, 
            f"dots: the {stats['points']} seeds",
            chance=0.5)
     save(fig, output)
-    return {**stats, "models_drawn": drawn, "seed_points_drawn": int(len(merged))}
+    return fig
 
 
 def gap_note(tables: dict) -> str:

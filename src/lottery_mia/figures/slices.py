@@ -14,10 +14,10 @@ CAPTION = (
     "samples the model classifies correctly vs incorrectly, for Table 1's dense network "
     'and ticket (mean over seeds, 95% bootstrap intervals). Classes are balanced by '
     'construction; the correct/incorrect slices are not (most misclassified samples are '
-    'non-members), so read their AUC. "n/a": a slice without members or without '
-    'non-members, where the metric cannot be estimated; an outlined bar marked "<10": a '
-    'slice with fewer than 10 members or non-members, whose point value is shown without '
-    'an interval (too few rows to estimate one).'
+    'non-members), so read their AUC. "n/a": the AUC of a slice without members or '
+    'without non-members, where it is undefined; an outlined bar marked "<10": a slice '
+    'with fewer than 10 members or non-members (its accuracy too when it has none of one '
+    'side), whose point value is shown without an interval (too few rows to estimate one).'
 )
 
 
