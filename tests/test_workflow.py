@@ -69,14 +69,19 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
     assert (imp.loc[0.8, "achieved_sparsity"] - 0.84).abs().max() < 1e-4
     attacks = pd.read_csv(work / "results" / "summary" / "attacks.csv", dtype={"replicate": str})
     n_attacks = 9  # 5 attack models + 4 threshold baselines
-    # 14 models x 2 sample sizes x 9 attacks, plus the 4 reference attacks on resnet18 at
-    # sparsity 0 and the oneshot ticket at 0.8; per replicate (1) and their mean
-    assert len(attacks) == (14 * 2 * n_attacks + 2 * 2 * 4) * 2
+    # 14 models x 2 sample sizes x 9 attacks, pair_mlp on the 12 pruned ones, plus the 4
+    # reference attacks on resnet18 at sparsity 0 and the oneshot ticket at 0.8 and
+    # pair_lira on that ticket; per replicate (1) and their mean
+    assert len(attacks) == (14 * 2 * n_attacks + 12 * 2 + 2 * (4 + 5)) * 2
+    assert set(attacks.loc[attacks.attack == "pair_mlp", "method"]) == {
+        "oneshot", "imp", "random_reinit"}  # never on a dense network
+    assert set(zip(*[attacks.loc[attacks.attack == "pair_lira", k] for k in
+                     ("arch", "method", "sparsity")])) == {("resnet18", "oneshot", 0.8)}
     assert set(attacks.replicate) == {"0", "mean"}
     assert set(attacks.attack) == {"mlp", "svm", "random_forest", "logistic_regression",
                                    "gradient_boosting", "loss", "confidence", "entropy",
                                    "modified_entropy", "lira_online", "lira_offline", "rmia",
-                                   "shadow_mlp"}
+                                   "shadow_mlp", "pair_mlp", "pair_lira"}
     ref_rows = attacks[attacks.attack == "lira_online"]
     assert set(ref_rows.arch) == {"resnet18"} and set(ref_rows.sparsity) == {0.0, 0.8}
     assert set(ref_rows.method) == {"dense", "oneshot"}
@@ -125,7 +130,15 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
     assert set(mv.sparsity) == {0.5, 0.8} and set(mv.metric) == {"balanced_accuracy", "auc"}
     assert (mv.diff_ci_low <= mv["diff"]).all() and (mv["diff"] <= mv.diff_ci_high).all()
     models = pd.read_csv(work / "results" / "report" / "attack_models.csv")
-    assert len(models) == n_attacks + 4
+    assert len(models) == n_attacks + 4 + 2  # and the two pair attacks
+    pairs = pd.read_csv(work / "results" / "report" / "pair_verdicts.csv")
+    primary = pairs[pairs.primary]  # AUC at n = 200: pair_mlp on 6 tickets, pair_lira on 1
+    assert sorted(zip(primary.attack, primary.versus_attack)) == \
+        [("pair_lira", "lira_online")] + [("pair_mlp", "mlp")] * 6
+    assert set(primary.sample_size) == {200} and set(primary.stronger) <= {"dense", "ticket"}
+    assert (primary.diff_ci_low <= primary["diff"]).all()
+    assert np.allclose(primary["diff"], primary.pair - primary.single)
+    assert "Publishing the ticket beside its dense parent" in report
     fitted = models.set_index("attack")["fit_dense"]  # small samples: the exact SVC
     assert fitted["svm"] == "SVC" and fitted["mlp"].startswith("MLPClassifier")
     assert fitted["gradient_boosting"] == "HistGradientBoostingClassifier"

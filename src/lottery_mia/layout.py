@@ -279,6 +279,7 @@ REPORT_TABLES = {
     "verdicts": f"{REPORT_DIR}/verdicts.csv",
     "attack_models": f"{REPORT_DIR}/attack_models.csv",
     "method_verdicts": f"{REPORT_DIR}/method_verdicts.csv",
+    "pair_verdicts": f"{REPORT_DIR}/pair_verdicts.csv",
 }
 
 

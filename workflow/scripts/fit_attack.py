@@ -13,5 +13,6 @@ with logged(snakemake.log[0], snakemake.rule):
         out_metrics=list(out.metrics), out_scores=list(out.scores),
         reference_paths=list(inp.get("references") or []),
         inclusion_path=inp.get("inclusion"), expected=dict(t["expected"]),
-        reference_seeds=list(t["reference_seeds"]),
+        reference_seeds=list(t["reference_seeds"]), parent_path=inp.get("parent"),
+        reference_parent_paths=list(inp.get("reference_parents") or []),
     )

@@ -26,7 +26,7 @@ ATTACKS.load(__name__, skip=("base",))  # every other module registers its attac
 
 __all__ = ["ATTACKS", "FEATURES", "AttackData", "AttackKind", "AttackScores",
            "attack_features", "get_attack", "register_attack", "evaluate_attacks",
-           "attack_data", "add_references", "check_attack_config", "SCORE_PREFIX",
+           "attack_data", "add_references", "add_parent", "check_attack_config", "SCORE_PREFIX",
            "scores_table"]
 
 SCORE_PREFIX = "score_"
@@ -145,6 +145,48 @@ def add_references(data: AttackData, reference_paths: list, inclusion_path,
         if not np.array_equal(r.member, data.reference_in[k]):
             raise ValueError(f"{reference_paths[k]} disagrees with {inclusion_path} on which "
                              "samples the reference trained on; rerun the workflow")
+    return data
+
+
+def add_parent(data: AttackData, parent_path, reference_parent_paths=(),
+               reference_seeds: list | None = None) -> AttackData:
+    """Attach the target's dense parent's rows (``parent_path``: the dense network of the
+    target's dataset, arch and seed) to ``data``, aligned with its sample, and each
+    reference's own dense parent's rows (``reference_parent_paths``, in the order of
+    ``data.references``, reduced like them): what the pair attacks (:mod:`.pair`) read.
+    A table of another model, or one that disagrees on membership, is refused."""
+    from ..vocabulary import DENSE
+
+    ids = data.sample["sample_id"].to_numpy()
+    meta = data.target.metadata
+    same = {k: meta.get(k) for k in ("dataset", "arch", "replicate") if meta.get(k) is not None}
+    parent = read_confidences(parent_path)
+    check_table_identity(parent, same | {"method": DENSE, "sparsity": 0.0}, parent_path)
+    data.parent = rows_of(parent, ids, parent_path, "the attack sample")
+    if not np.array_equal(data.parent.member, data.is_member):
+        raise ValueError(f"{parent_path} disagrees with the target's table on membership: "
+                         "the dense network and its ticket must be scored on the same "
+                         "membership table; rerun the workflow")
+    del parent
+    paths = list(reference_parent_paths or [])
+    if paths:
+        if reference_seeds is not None and len(reference_seeds) != len(paths):
+            raise ValueError(f"{len(reference_seeds)} reference seeds for {len(paths)} "
+                             "reference parents")
+        data.parent_references = []
+        for k, path in enumerate(paths):
+            ref = read_confidences(path)
+            want = {key: same[key] for key in ("dataset", "arch") if key in same}
+            if reference_seeds:
+                want["replicate"] = reference_seeds[k]
+            check_table_identity(ref, want | {"method": DENSE, "sparsity": 0.0}, path)
+            rows = reduced_rows_of(ref, ids, path, "the attack sample")
+            if data.reference_in is not None and \
+                    not np.array_equal(rows.member, data.reference_in[k]):
+                raise ValueError(f"{path} disagrees with reference {k}'s ticket on which "
+                                 "samples it trained on; rerun the workflow")
+            data.parent_references.append(rows)
+            del ref
     return data
 
 

@@ -51,6 +51,13 @@ class AttackData:
     population: ConfidenceTable | None = None
     population_references: list[ConfidenceTable] | None = None
     population_in: np.ndarray | None = None  # (K, n_population) bool
+    # Pair attacks (needs_parent=True: the adversary queries a pruned network and its dense
+    # parent): ``parent`` holds the dense parent's confidence rows aligned with ``sample``,
+    # and ``parent_references[k]`` reference k's own dense parent's rows (aligned like
+    # ``references[k]``; the reference ticket was pruned from it and retrained on the same
+    # half, so ``reference_in`` holds for both).
+    parent: ConfidenceTable | None = None
+    parent_references: list | None = None
 
     @property
     def is_member(self) -> np.ndarray:
@@ -120,9 +127,20 @@ class AttackKind:
     # (settings, number of references) -> why the attack cannot run with them, or None: the
     # attack's own constraints, asked by the config check and the audit alike
     references_problem: Callable | None = None
+    # True: a pair attack, on a pruned network and its dense parent (AttackData.parent; and
+    # parent_references when it also needs references); never run on a dense network
+    needs_parent: bool = False
+    # a pair attack: the single-network attack it extends (the report compares the pair
+    # with the stronger of the dense network and the ticket under that attack)
+    extends: str | None = None
 
-    def cannot_run(self, settings: dict | None, n_references: int) -> str | None:
-        """Why this attack cannot run with ``settings`` and ``n_references`` references."""
+    def cannot_run(self, settings: dict | None, n_references: int,
+                   with_parent: bool = True) -> str | None:
+        """Why this attack cannot run with ``settings``, ``n_references`` references and
+        (``with_parent``) the target's dense parent."""
+        if self.needs_parent and not with_parent:
+            return ("needs the dense parent of the pruned target (a pair attack compares "
+                    "the two networks' confidences on each row)")
         if self.needs_references and not n_references:
             return "needs reference models (references)"
         return self.references_problem(settings, n_references) \
@@ -134,11 +152,12 @@ ATTACKS: Registry[AttackKind] = Registry("attack", "attack.models")
 
 def register_attack(name: str, *, kind: str, description: str, estimator: str | None = None,
                     defaults: dict | None = None, needs_references: bool = False,
-                    references_problem: Callable | None = None):
+                    references_problem: Callable | None = None, needs_parent: bool = False,
+                    extends: str | None = None):
     def deco(factory):
         ATTACKS.register(name, AttackKind(name, kind, factory, description, estimator,
                                           dict(defaults or {}), needs_references,
-                                          references_problem))
+                                          references_problem, needs_parent, extends))
         return factory
     return deco
 

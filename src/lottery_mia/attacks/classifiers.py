@@ -61,12 +61,19 @@ ESTIMATORS = {
     "logistic_regression": ("sklearn.linear_model:LogisticRegression", {"max_iter": 2000}),
     "gradient_boosting": ("sklearn.ensemble:HistGradientBoostingClassifier",
                           {"max_iter": 100, "max_depth": 3}),
+    # the pair attack's classifier (:mod:`.pair`): the paper's MLP on the pruned network's
+    # and its dense parent's features side by side
+    "pair_mlp": ("sklearn.neural_network:MLPClassifier",
+                 {"hidden_layer_sizes": [64], "max_iter": 600, "early_stopping": True}),
 }
+# Attacks whose estimator is an MLP with this module's early-stopping rules.
+MLPS = ("mlp", "pair_mlp")
 
 # Settings of an attack that are not its estimator's (name -> default), checked here.
 OWN_SETTINGS = {
     "svm": {"exact_max_rows": 5000, "approx_components": 1000},
     "mlp": {"early_stopping_min_rows": 5000, "early_stopping_patience": 30},
+    "pair_mlp": {"early_stopping_min_rows": 5000, "early_stopping_patience": 30},
 }
 NULLABLE = {"exact_max_rows": "always exact", "early_stopping_min_rows": "any size"}
 # Settings the estimators of earlier versions took under another name (for the error).
@@ -119,6 +126,7 @@ COMMON_SETTINGS = {
                           "min_samples_leaf", "monotonic_cst", "n_iter_no_change", "scoring",
                           "tol", "validation_fraction", "verbose", "warm_start"},
 }
+COMMON_SETTINGS["pair_mlp"] = COMMON_SETTINGS["mlp"]
 
 
 def estimator_settings(name: str) -> set[str]:
@@ -274,9 +282,9 @@ class ClassifierAttack:
         if self.name == "svm" and cap is not None and len(x) > cap:
             self._approximate(x)
         least = self.own.get("early_stopping_min_rows")
-        if self.name == "mlp" and least is not None and len(x) < least:
+        if self.name in MLPS and least is not None and len(x) < least:
             self.model.set_params(early_stopping=False)
-        if self.name == "mlp" and self.model.early_stopping:  # patience on validation
+        if self.name in MLPS and self.model.early_stopping:  # patience on validation
             self.model.set_params(n_iter_no_change=int(self.own["early_stopping_patience"]))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
@@ -287,7 +295,7 @@ class ClassifierAttack:
         last = self.model[-1] if hasattr(self.model, "steps") else self.model
         if hasattr(last, "n_iter_"):
             info["n_iter"] = int(np.max(last.n_iter_))
-        if self.name == "mlp":
+        if self.name in MLPS:
             info["early_stopping"] = bool(last.early_stopping)
             if last.early_stopping:
                 info["validation_score"] = float(last.best_validation_score_)
@@ -317,6 +325,8 @@ class ClassifierAttack:
 
 
 for _name, (_path, _defaults) in ESTIMATORS.items():
+    if _name == "pair_mlp":  # registered by .pair, on two networks' features
+        continue
     register_attack(_name, kind="classifier", estimator=_path,
                     defaults={**_defaults, **OWN_SETTINGS.get(_name, {})},
                     description=f"{_path.split(':')[1]} on the attack features")(

@@ -136,10 +136,15 @@ class LiRA:
                              "'auto', true or false")
         self.name, self.online, self.fixed = name, online, fixed
 
+    def statistics(self, data: AttackData) -> tuple[np.ndarray, np.ndarray]:
+        """The statistic of every reference (K, n, views) and of the target (n, views):
+        the scaled logit of the true class."""
+        views = np.stack([r.scaled_logit_views() for r in data.references])  # (K, n, V)
+        return views, data.target.scaled_logit_views()  # (n, V)
+
     def fit_score(self, data: AttackData) -> AttackScores:
         inc = check_references(data, self.name)
-        views = np.stack([r.scaled_logit_views() for r in data.references])  # (K, n, V)
-        views_t = data.target.scaled_logit_views()  # (n, V)
+        views, views_t = self.statistics(data)
         if views.shape[2] != views_t.shape[1]:
             raise ValueError(f"attack {self.name!r}: the target was scored on "
                              f"{views_t.shape[1]} view(s), the references on {views.shape[2]}; "

@@ -397,10 +397,14 @@ def plan_attacks(attacks, n_references: int, attack_settings: dict) -> tuple[lis
     inputs allow; else exactly these (an error for one the inputs do not allow)."""
     from ..attacks import ATTACKS
 
-    ordered = [n for kind in KIND_ORDER for n, a in ATTACKS.items() if a.kind == kind]
+    # the audit attacks one model: the pair attacks (a pruned network and its dense
+    # parent) are not among its attacks, and asking for one is an error saying why
+    ordered = [n for kind in KIND_ORDER for n, a in ATTACKS.items() if a.kind == kind
+               and not a.needs_parent]
 
     def why_not(name: str) -> str | None:  # each attack's own constraints
-        return ATTACKS[name].cannot_run(attack_settings.get(name), n_references)
+        return ATTACKS[name].cannot_run(attack_settings.get(name), n_references,
+                                        with_parent=False)
 
     if attacks is None:
         skipped = {n: r for n in ordered if (r := why_not(n))}

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..attacks import (add_references, attack_data, attack_features, evaluate_attacks,
-                       get_attack, model_method, rows_of, scores_table)
+from ..attacks import (add_parent, add_references, attack_data, attack_features,
+                       evaluate_attacks, get_attack, model_method, rows_of, scores_table)
 from ..confidences import check_table_identity, read_confidences
 from ..io import atomic_path, log, write_json
 from ..reporting.summaries import write_scores
@@ -28,12 +28,16 @@ def run_attacks(*, confidences_path, sample_path, attacks: list[str], settings: 
                 features: str, seed: int, n_bootstrap: int, out_metrics, out_scores,
                 replicate: int | None = None, reference_paths: list | None = None,
                 inclusion_path=None, expected: dict | None = None,
-                reference_seeds: list | None = None) -> dict:
+                reference_seeds: list | None = None, parent_path=None,
+                reference_parent_paths: list | None = None) -> dict:
     """Run every attack of ``attacks`` on one model and one attack sample (attacks that
-    need reference models get ``reference_paths`` and the ``inclusion_path`` table).
-    ``expected``: the identity of the model the job was asked for (its table's metadata
-    must match), ``reference_seeds`` the seeds of the references, in path order."""
+    need reference models get ``reference_paths`` and the ``inclusion_path`` table; pair
+    attacks the dense parent's table ``parent_path`` and, with references, the
+    references' parents ``reference_parent_paths``). ``expected``: the identity of the
+    model the job was asked for (its table's metadata must match), ``reference_seeds`` the
+    seeds of the references, in path order."""
     needs = [a for a in attacks if get_attack(a).needs_references]
+    pairs = [a for a in attacks if get_attack(a).needs_parent]
     data = attack_data(confidences_path, sample_path, features, expected, all_rows=bool(needs))
     if needs:
         if not reference_paths or inclusion_path is None:
@@ -41,6 +45,16 @@ def run_attacks(*, confidences_path, sample_path, attacks: list[str], settings: 
                              "references.count and the reference grid)")
         add_references(data, reference_paths, inclusion_path, confidences_path,
                        reference_seeds)
+    if pairs:
+        if parent_path is None:
+            raise ValueError(f"attacks {pairs} need the target's dense parent: they run on "
+                             "pruned networks only")
+        with_refs = [a for a in pairs if a in needs]
+        if with_refs and len(reference_parent_paths or []) != len(reference_paths or []):
+            raise ValueError(f"attacks {with_refs} need the dense parent of every reference "
+                             "ticket")
+        add_parent(data, parent_path, reference_parent_paths if with_refs else (),
+                   reference_seeds)
     meta = data.target.metadata
     rows, by_attack = evaluate_attacks(data, attacks, settings, seed=seed,
                                        n_bootstrap=n_bootstrap)

@@ -8,7 +8,7 @@ import pandas as pd
 from ..io import atomic_write_bytes, write_csv
 from ..reporting.summaries import read_attacks_csv, read_training_csv
 from ..reporting.tables import attack_model_table, slices, table1, table1_markdown
-from ..reporting.verdicts import method_verdicts, verdict_rows
+from ..reporting.verdicts import method_verdicts, pair_verdicts, verdict_rows
 
 __all__ = ["write_tables", "write_slices"]
 
@@ -17,11 +17,13 @@ def write_tables(*, attacks_csv, score_paths, arch: str, ticket_sparsity: float,
                  attack: str, method: str, margins: dict, primary: dict, n_bootstrap: int,
                  seed: int, out_table1_csv, out_table1_md, out_verdicts, out_attack_models,
                  verdict_attacks: list | None = None, training_csv=None, method_groups=None,
-                 method_kinds: dict | None = None, out_method_verdicts=None) -> None:
+                 method_kinds: dict | None = None, out_method_verdicts=None,
+                 out_pair_verdicts=None) -> None:
     """Table 1 (csv, markdown), the pruned-vs-dense verdicts of every model in
     ``score_paths`` (groups of every model and sample size; the primary comparisons of
     ``primary`` first), the attack-model table and, given ``out_method_verdicts``, the
-    ticket-vs-control verdicts of ``method_groups``."""
+    ticket-vs-control verdicts of ``method_groups``, given ``out_pair_verdicts`` the pair
+    attacks against the single networks (:func:`pair_verdicts`)."""
     attacks = read_attacks_csv(attacks_csv)
     training = read_training_csv(training_csv) if training_csv is not None else None
     t1 = table1(attacks, arch, ticket_sparsity, attack, method, training)
@@ -36,6 +38,9 @@ def write_tables(*, attacks_csv, score_paths, arch: str, ticket_sparsity: float,
         mv = method_verdicts(attacks, training, list(method_groups or []),
                              dict(method_kinds or {}), names, n_bootstrap, seed, margins)
         write_csv(mv, out_method_verdicts)
+    if out_pair_verdicts is not None:
+        write_csv(pair_verdicts(attacks, list(score_paths), margins, n_bootstrap, seed),
+                  out_pair_verdicts)
 
 
 def write_slices(*, attacks_csv, score_paths, slice_attacks: list[str],

@@ -146,8 +146,19 @@ class Plan(ReportPlan):
         return [model.with_run(r) for r in self.reference_runs]
 
     def attacks_of(self, model: ModelKey) -> list[str]:
-        return self.cfg.attack.names + (self.reference_attacks
-                                        if self.in_reference_grid(model) else [])
+        """The attacks run on ``model``: attack.models and attack.baselines, the reference
+        attacks in the reference grid; a pair attack (on a pruned network and its dense
+        parent) only on a pruned one."""
+        from ..attacks import ATTACKS
+
+        names = self.cfg.attack.names + (self.reference_attacks
+                                         if self.in_reference_grid(model) else [])
+        return [n for n in names if not (model.is_dense and ATTACKS[n].needs_parent)]
+
+    @staticmethod
+    def parent_of(model: ModelKey) -> ModelKey:
+        """The dense network a pruned ``model`` was pruned from (same data, arch, seed)."""
+        return ModelKey(model.dataset, model.arch, model.run, DENSE, 0.0)
 
     # ------------------------------------------------------------------ steps
     def serving_step(self, model: ModelKey) -> StepKey:
@@ -279,6 +290,13 @@ class Plan(ReportPlan):
         if refs:
             out["references"] = [r.confidences for r in refs]
             out["inclusion"] = L.inclusion(model.dataset)
+        from ..attacks import ATTACKS
+
+        pairs = [ATTACKS[n] for n in self.attacks_of(model) if ATTACKS[n].needs_parent]
+        if pairs:  # the pair attacks: the dense parent, and the references' parents
+            out["parent"] = self.parent_of(model).confidences
+            if refs and any(a.needs_references for a in pairs):
+                out["reference_parents"] = [self.parent_of(r).confidences for r in refs]
         return out
 
     # ------------------------------------------------------------------ job params

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from ..vocabulary import DENSE, MEAN, REFERENCE, fmt_ci
@@ -97,3 +98,31 @@ def scope_sentences(verdicts: pd.DataFrame, training: pd.DataFrame, values: dict
             out.append("With fewer than 3 training seeds a comparison describes those "
                        "networks only: it decides nothing about the method.")
     return out
+
+
+PAIR_WORDS = {"leaks_more": "the pair leaks more", "leaks_less": "the pair leaks less",
+              "equivalent": "the same within the margin", "inconclusive": "not decided"}
+
+
+def pair_summary(pair_verdicts: pd.DataFrame) -> str:
+    """The pair attacks' primary rows (AUC, the largest sample) in one sentence per pair
+    attack: against the attack it extends on the stronger single network, over the pruned
+    networks it ran on, how many verdicts say the pair leaks more, the same, less or
+    nothing, and the range of the differences ('' without pair rows)."""
+    if pair_verdicts is None or pair_verdicts.empty or not pair_verdicts["primary"].any():
+        return ""
+    rows = pair_verdicts[pair_verdicts["primary"].astype(bool)]
+    parts = []
+    for (attack, base), part in rows.groupby(["attack", "versus_attack"], sort=True):
+        counts = part["verdict"].value_counts().to_dict()
+        n = len(part)
+        lo, hi = float(part["diff"].min()), float(part["diff"].max())
+        said = ", ".join(f"{PAIR_WORDS[v]} for {counts[v]}" for v in PAIR_WORDS
+                         if counts.get(v))
+        spread = f"{lo:+.3f}" if np.isclose(lo, hi) else f"{lo:+.3f} to {hi:+.3f}"
+        parts.append(f"{attack} minus {base} on the stronger single network, over {n} "
+                     f"pruned network(s): {said} (AUC differences {spread})")
+    few = int((rows["scope"] == "these networks").sum())
+    tail = (f"; {few} of {len(rows)} comparisons with fewer than 3 training seeds, which "
+            "decide nothing" if few else "")
+    return "; ".join(parts) + tail + "."

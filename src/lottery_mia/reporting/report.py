@@ -331,3 +331,19 @@ def render_template(name: str, context: dict) -> str:
                       autoescape=select_autoescape(default=True, default_for_string=True),
                       keep_trailing_newline=True)
     return env.get_template(name).render(**context)
+
+
+def pair_verdicts_view(pv: pd.DataFrame) -> pd.DataFrame:
+    """The pair verdicts (pair_verdicts.csv), one row per comparison."""
+    return pd.DataFrame({
+        "dataset": pv["dataset"], "n": pv["sample_size"], "arch": pv["arch"],
+        "ticket": [f"{m} s={float(s):g}" for m, s in zip(pv["method"], pv["ticket_sparsity"])],
+        "pair attack": pv["attack"], "metric": pv["metric"],
+        "pair": [f"{v:.3f}" for v in pv["pair"]],
+        "single network": [f"{v:.3f} ({a}, {s})" for v, a, s in
+                           zip(pv["single"], pv["versus_attack"], pv["stronger"])],
+        "difference [95% CI]": [fmt_ci(v, lo, hi) for v, lo, hi in
+                                zip(pv["diff"], pv["diff_ci_low"], pv["diff_ci_high"])],
+        "Holm p": [f"{p:.2g}" if np.isfinite(p) else "n/a" for p in pv["p_holm"]],
+        "verdict": pv["verdict"], "family": pv["family"],
+    })

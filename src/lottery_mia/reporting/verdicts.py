@@ -333,3 +333,104 @@ def method_verdicts(attacks: pd.DataFrame, training: pd.DataFrame | None, groups
              else f"the {r['versus']} ticket")
         r["sentence"] = comparison_sentence(method_head(r), b, a, r)
     return pd.DataFrame(rows, columns=METHOD_VERDICT_COLUMNS)
+
+
+# --------------------------------------------------------------------------- pairs
+PAIR_THREAT = ("Threat model of the pair attacks: the adversary queries both the published "
+               "dense network and its published ticket (a model hub shipping a network "
+               "beside its pruned variants) and compares their confidences on each row.")
+PAIR_VERDICT_COLUMNS = [
+    "dataset", "sample_size", "arch", "method", "ticket_sparsity", "attack", "versus_attack",
+    "stronger", "metric", "primary", "family", "pair", "single", "dense", "ticket",
+    "verdict", "n_seeds", "scope", "diff", "diff_ci_low", "diff_ci_high", "diff_ci90_low",
+    "diff_ci90_high", "p_value", "p_holm", "p_equivalence", "p_equivalence_holm", "margin",
+    "seed_sd", "row_var", "row_ci_low", "row_ci_high", "seeds_needed", "power", "note",
+    "sentence",
+]
+
+
+def pair_verdicts(attacks: pd.DataFrame, groups: list, margins: dict, n_bootstrap: int,
+                  seed: int) -> pd.DataFrame:
+    """Does publishing a ticket beside its dense parent leak more than either alone? For
+    every pruned model, sample size and pair attack P that ran on it (an attack with
+    ``needs_parent``; :mod:`lottery_mia.attacks.pair`), P on the pair minus the attack it
+    extends (``extends``: LiRA online for pair_lira, the MLP for pair_mlp) on the stronger
+    of the two single networks, on the rows all three are evaluated on, per metric of
+    :data:`VERDICT_METRICS` (:func:`lottery_mia.stats.inference.compare`: over seeds and
+    rows with three or more seeds). The stronger side is the one with the higher mean AUC
+    over seeds under the single-network attack (chosen by its result, so the comparison is
+    conservative for "the pair leaks more"). The primary rows (AUC at the dataset's largest
+    sample size) are one family, Holm-adjusted, the rest another.
+
+    ``groups``: dicts with dataset, arch, method, sparsity, sample_size and ``paths`` (the
+    replicate score files in replicate order), as for :func:`verdict_rows`."""
+    from ..attacks import ATTACKS
+    from ..stats.inference import compare
+
+    per = attacks[attacks["replicate"] != MEAN]
+    ran = set(per["attack"])
+    pair_attacks = [a for a in ATTACKS if a in ran and ATTACKS[a].needs_parent
+                    and ATTACKS[a].extends in ran]
+    paths = {_group_key(g): list(g["paths"]) for g in groups}
+    rows = []
+    for (ds, arch, method, sparsity, n) in sorted(k for k in paths if k[2] != DENSE):
+        largest = max(k[4] for k in paths if k[0] == ds)
+        for attack in pair_attacks:
+            base = ATTACKS[attack].extends
+            sel = dict(dataset=ds, arch=arch, sample_size=n)
+            t_p = _thresholds(per, method=method, sparsity=sparsity, attack=attack, **sel)
+            t_d = _thresholds(_model(_sel(per, attack=base, **sel), DENSE, 0.0))
+            t_t = _thresholds(per, method=method, sparsity=sparsity, attack=base, **sel)
+            dense_key = (ds, arch, DENSE, 0.0, n)
+            if not (len(t_p) and len(t_d) and len(t_t)) or dense_key not in paths:
+                continue
+            key = (ds, arch, method, sparsity, n)
+            y, s_p, f_p = _stacked_scores(paths[key], attack, kind_of(per, attack), key)
+            _, s_t, f_t = _stacked_scores(paths[key], base, kind_of(per, base), key)
+            _, s_d, f_d = _stacked_scores(paths[dense_key], base, kind_of(per, base),
+                                          dense_key)
+            ids = [f[0]["sample_id"].to_numpy() for f in (f_p, f_t, f_d)]
+            common = np.isin(ids[0], ids[1]) & np.isin(ids[0], ids[2])
+            keep = [np.isin(i, ids[0][common]) for i in ids]
+            s_p, s_t, s_d = s_p[:, keep[0]], s_t[:, keep[1]], s_d[:, keep[2]]
+            y = y[keep[0]]
+            labels = f_p[0]["label"].to_numpy()[keep[0]]
+            means = {side: float(_sel(per, attack=base, **sel).pipe(
+                _model, m, sp)["auc"].mean()) for side, m, sp in
+                (("dense", DENSE, 0.0), ("ticket", method, sparsity))}
+            stronger = "dense" if means["dense"] > means["ticket"] else "ticket"
+            s_a, t_a = (s_d, t_d) if stronger == "dense" else (s_t, t_t)
+            d = compare(y, s_a, t_a, s_p, t_p, metrics=VERDICT_METRICS, strata=labels,
+                        margins={m: margin_of(margins, ds, m) for m in VERDICT_METRICS},
+                        n_boot=n_bootstrap, seed=seed)
+            for metric, v in d.items():
+                if v is None:
+                    continue
+                rows.append({
+                    "dataset": ds, "sample_size": n, "arch": arch, "method": method,
+                    "ticket_sparsity": sparsity, "attack": attack, "versus_attack": base,
+                    "stronger": stronger, "metric": metric,
+                    "primary": bool(n == largest and metric == "auc"),
+                    "pair": v["b"], "single": v["a"], "dense": means["dense"]
+                    if metric == "auc" else np.nan,
+                    "ticket": means["ticket"] if metric == "auc" else np.nan,
+                    **comparison_columns(v), "note": v["note"]})
+    if not rows:
+        return pd.DataFrame(columns=PAIR_VERDICT_COLUMNS)
+    for flag, family in ((True, "pair"), (False, "pair (exploratory)")):
+        part = [r for r in rows if r["primary"] is flag]
+        for r in part:
+            r["family"] = family
+        decide_family(part)
+    for r in rows:
+        head = (f"{r['dataset']}, n={r['sample_size']}: the {r['attack']} attack "
+                f"{r['metric']} on the {r['arch']} {r['method']} ticket at sparsity "
+                f"{r['ticket_sparsity']:g} with its dense parent is {r['pair']:.3f} vs "
+                f"{r['single']:.3f} for {r['versus_attack']} on the {r['stronger']} network "
+                "alone (the stronger of the two)")
+        r["sentence"] = comparison_sentence(head, "the pair", f"the {r['stronger']} network "
+                                            "alone", r)
+    frame = pd.DataFrame(rows).sort_values(
+        ["primary", "dataset", "arch", "method", "ticket_sparsity", "attack", "metric",
+         "sample_size"], ascending=[False] + [True] * 7, kind="stable")
+    return frame[PAIR_VERDICT_COLUMNS].reset_index(drop=True)
