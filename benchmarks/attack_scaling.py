@@ -66,10 +66,12 @@ TARGETS = {"imagenet_model_seconds": 1800, "peak_rss_gb": 4.0}
 
 
 # --------------------------------------------------------------------------- one measurement
-def synthetic(n: int, classes: int, k: int = 0, seed: int = 0):
+def synthetic(n: int, classes: int, k: int = 0, seed: int = 0, parent: bool = False):
     """An AttackData of an n-row attack sample: a target that is more confident on its
     members, and K reference models, each trained on a seeded half of the rows (every row IN
-    for half of them), on the sample's rows and on the population (its non-members)."""
+    for half of them), on the sample's rows and on the population (its non-members); with
+    ``parent``, the target's dense parent and each reference's, as the pair attacks read
+    them (written and read back by :func:`add_parent`)."""
     import numpy as np
     import pandas as pd
 
@@ -97,10 +99,12 @@ def synthetic(n: int, classes: int, k: int = 0, seed: int = 0):
     target = ConfidenceTable.from_logits(ids, label, member, logits(member),
                                          {"dataset": "synthetic", "arch": "resnet18"})
     data = AttackData(target=target, sample=sample)
-    if k:  # written as the pipeline writes them and read back as a fit-attack job does
+    dense = {"dataset": "synthetic", "arch": "resnet18", "method": "dense", "sparsity": 0.0}
+    parents = []
+    if k or parent:  # written as the pipeline writes them and read back as a job does
         import tempfile
 
-        from lottery_mia.attacks import add_references
+        from lottery_mia.attacks import add_parent, add_references
         from lottery_mia.confidences import write_confidences
 
         inc = np.zeros((k, n), bool)
@@ -113,16 +117,27 @@ def synthetic(n: int, classes: int, k: int = 0, seed: int = 0):
         folder = Path(tempfile.mkdtemp(prefix="attack-scaling-"))
         atexit.register(shutil.rmtree, folder, True)
         write_confidences(target, folder / "target.parquet")
+        if parent:
+            write_confidences(ConfidenceTable.from_logits(ids, label, member, logits(member),
+                                                          dense), folder / "parent.parquet")
         paths = []
         for j in range(k):  # one reference's logits in memory at a time
             paths.append(folder / f"ref-{j}.parquet")
             write_confidences(ConfidenceTable.from_logits(ids, label, inc[j], logits(inc[j])),
                               paths[-1])
+            if parent:
+                parents.append(folder / f"ref-{j}-dense.parquet")
+                write_confidences(ConfidenceTable.from_logits(ids, label, inc[j],
+                                                              logits(inc[j]), dense),
+                                  parents[-1])
         pd.DataFrame({"reference": np.repeat(np.arange(k), n), "sample_id": np.tile(ids, k),
                       "included": inc.ravel()}).to_parquet(folder / "inclusion.parquet",
                                                           index=False)
-        data = add_references(data, paths, folder / "inclusion.parquet",
-                              folder / "target.parquet")
+        if k:
+            data = add_references(data, paths, folder / "inclusion.parquet",
+                                  folder / "target.parquet")
+        if parent:
+            data = add_parent(data, folder / "parent.parquet", parents)
     return data
 
 
@@ -137,7 +152,8 @@ def measure(spec: dict) -> dict:
         measure({**spec, "n": 400, "n_boot": 50, "warm": True})
     step, n, c, k = spec["step"], spec["n"], spec["C"], spec.get("K", 0)
     n_boot = spec.get("n_boot", 1000)
-    data = synthetic(n, c, k)
+    name = step.split(":", 1)[1] if step.startswith("attack:") else None
+    data = synthetic(n, c, k, parent=bool(name and get_attack(name).needs_parent))
     y = data.is_member
     score = -data.target.loss + np.random.default_rng(1).normal(0, 0.5, n)  # ties-free
     t0, c0 = time.perf_counter(), time.process_time()
