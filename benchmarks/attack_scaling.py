@@ -141,6 +141,35 @@ def synthetic(n: int, classes: int, k: int = 0, seed: int = 0, parent: bool = Fa
     return data
 
 
+THUMBNAIL = 3 * 8 * 8  # the quantile attack's input features per row (an RGB thumbnail)
+
+
+def with_public(data, n_public: int, seed: int = 0):
+    """``data`` with ``n_public`` scored non-members outside the attack sample (fold
+    ``outside``) and a thumbnail of every row (``inputs``): what the quantile attack reads.
+    ImageNet's geometry: 50k scored non-members, at most half of them in the sample."""
+    import numpy as np
+    import pandas as pd
+
+    from lottery_mia.confidences import ConfidenceTable
+
+    rng = np.random.default_rng(seed + 1)
+    t, c = data.target, data.target.logits.shape[1]
+    ids = np.arange(n_public, dtype=np.int64) + int(t.sample_id.max()) + 1
+    label = rng.integers(0, c, n_public)
+    z = rng.standard_normal((n_public, c), dtype=np.float32)
+    z[np.arange(n_public), label] += rng.normal(4.5, 2.5, n_public).astype(np.float32)
+    target = ConfidenceTable.from_logits(np.r_[t.sample_id, ids], np.r_[t.label, label],
+                                         np.r_[t.member, np.zeros(n_public, bool)],
+                                         np.concatenate([t.logits, z]), t.metadata)
+    sample = pd.concat([data.sample, pd.DataFrame({
+        "sample_id": ids, "label": label, "member": False, "fold": "outside"})],
+        ignore_index=True)
+    data.target, data.sample = target, sample
+    data.inputs = rng.random((len(sample), THUMBNAIL), dtype=np.float32)
+    return data
+
+
 def measure(spec: dict) -> dict:
     """Run one step of ``spec`` in this process; its wall and CPU seconds."""
     import numpy as np
@@ -154,8 +183,13 @@ def measure(spec: dict) -> dict:
     n_boot = spec.get("n_boot", 1000)
     name = step.split(":", 1)[1] if step.startswith("attack:") else None
     data = synthetic(n, c, k, parent=bool(name and get_attack(name).needs_parent))
+    if name and get_attack(name).needs_inputs:  # public non-members: as many as the sample
+        data = with_public(data, n)
     y = data.is_member
-    score = -data.target.loss + np.random.default_rng(1).normal(0, 0.5, n)  # ties-free
+    # the bootstrap and slice steps' scores (ties-free); not made for an attack step, whose
+    # peak memory is the attack's (an n x C float64 loss would count against it)
+    score = None if name else \
+        -data.target.loss + np.random.default_rng(1).normal(0, 0.5, len(y))
     t0, c0 = time.perf_counter(), time.process_time()
     if step.startswith("attack:"):
         name = step.split(":", 1)[1]

@@ -6,7 +6,8 @@ and results/report, value by value.
 Use it to check that a change that should change no result changes none (a restructure, a
 faster implementation): run ``make report`` before and after, keep both ``results/``
 folders, compare. Columns that measure the run rather than its results (``train_seconds``,
-``seconds`` and the other benchmark columns, timestamps) are skipped, and so is
+``seconds``, every ``*_seconds`` column such as an attack's ``attack_seconds``, the other
+benchmark columns, timestamps) are skipped, and so is
 ``summary/benchmarks.csv`` as a whole. Numbers are compared with a relative tolerance
 (default 1e-9: the last bits of a float may differ when an interval is computed by another,
 equivalent formula), everything else exactly. Exits 1 and lists the differences when there
@@ -27,6 +28,11 @@ SKIP_FILES = {"summary/benchmarks.csv"}
 SKIP_COLUMNS = {"train_seconds", "seconds", "s", "h:m:s", "max_rss", "max_vms", "max_uss",
                 "max_pss", "io_in", "io_out", "mean_load", "cpu_time", "generated"}
 FOLDERS = ("summary", "report")
+
+
+def measures_the_run(column: str) -> bool:
+    """A column that times or sizes the run rather than giving a result."""
+    return column in SKIP_COLUMNS or str(column).endswith("_seconds")
 
 
 def tables(root: Path) -> dict[str, Path]:
@@ -58,7 +64,8 @@ def _same_values(a, b, rtol: float) -> bool:
 
 def compare_frames(a: pd.DataFrame, b: pd.DataFrame, rtol: float) -> list[str]:
     problems = []
-    cols_a, cols_b = set(a.columns) - SKIP_COLUMNS, set(b.columns) - SKIP_COLUMNS
+    cols_a = {c for c in a.columns if not measures_the_run(c)}
+    cols_b = {c for c in b.columns if not measures_the_run(c)}
     if cols_a != cols_b:
         problems.append(f"columns differ: only in A {sorted(cols_a - cols_b)}, only in B "
                         f"{sorted(cols_b - cols_a)}")
@@ -79,7 +86,7 @@ def compare_json(a, b, rtol: float, where: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for k in sorted(set(a) | set(b)):
-            if k in SKIP_COLUMNS:
+            if measures_the_run(k):
                 continue
             if k not in a or k not in b:
                 out.append(f"{where}{k}: only in one run")

@@ -70,3 +70,19 @@ rule check_data:
         sample_sizes=lambda w: list(PLAN.grids[w.dataset].sample_sizes),
     script:
         "../workflow/scripts/check_data.py"
+
+
+rule input_features:
+    input:
+        membership=L.membership("{dataset}"),
+    output:
+        L.input_features("{dataset}"),
+    log:
+        L.log_of("{dataset}", "input_features"),
+    conda:
+        "../envs/pytorch.yaml"
+    params:
+        data=lambda w: PLAN.data_params(w.dataset),
+        size=8,
+    script:
+        "../workflow/scripts/input_features.py"

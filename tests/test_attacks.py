@@ -36,7 +36,7 @@ def synthetic_table(separable: bool, n_mem=600, n_non=600, classes=10, seed=0, s
 
 
 ALL = sorted(k for k, v in ATTACKS.items()
-             if not v.needs_references and not v.needs_parent)  # one model alone
+             if not (v.needs_references or v.needs_parent or v.needs_inputs))  # a table
 FAST = {"mlp": {"hidden_layer_sizes": [32], "max_iter": 500},
         "random_forest": {"n_estimators": 50}, "gradient_boosting": {"max_iter": 30}}
 

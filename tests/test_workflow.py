@@ -68,8 +68,8 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
     assert (imp.loc[0.5, "achieved_sparsity"] - 0.6).abs().max() < 1e-4
     assert (imp.loc[0.8, "achieved_sparsity"] - 0.84).abs().max() < 1e-4
     attacks = pd.read_csv(work / "results" / "summary" / "attacks.csv", dtype={"replicate": str})
-    n_attacks = 9  # 5 attack models + 4 threshold baselines
-    # 14 models x 2 sample sizes x 9 attacks, pair_mlp on the 12 pruned ones, plus the 4
+    n_attacks = 10  # 5 attack models + 5 threshold baselines (quantile among them)
+    # 14 models x 2 sample sizes x 10 attacks, pair_mlp on the 12 pruned ones, plus the 4
     # reference attacks on resnet18 at sparsity 0 and the oneshot ticket at 0.8 and
     # pair_lira on that ticket; per replicate (1) and their mean
     assert len(attacks) == (14 * 2 * n_attacks + 12 * 2 + 2 * (4 + 5)) * 2
@@ -81,7 +81,11 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
     assert set(attacks.attack) == {"mlp", "svm", "random_forest", "logistic_regression",
                                    "gradient_boosting", "loss", "confidence", "entropy",
                                    "modified_entropy", "lira_online", "lira_offline", "rmia",
-                                   "shadow_mlp", "pair_mlp", "pair_lira"}
+                                   "shadow_mlp", "pair_mlp", "pair_lira", "quantile"}
+    q = attacks[(attacks.attack == "quantile") & (attacks.replicate == "0")]
+    # fit on the scored non-members outside each attack sample: 300 - n/2
+    assert (q.public_rows == 300 - q.sample_size // 2).all()
+    assert (attacks.loc[attacks.replicate == "0", "attack_seconds"] >= 0).all()
     ref_rows = attacks[attacks.attack == "lira_online"]
     assert set(ref_rows.arch) == {"resnet18"} and set(ref_rows.sparsity) == {0.0, 0.8}
     assert set(ref_rows.method) == {"dense", "oneshot"}
@@ -132,9 +136,9 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
     models = pd.read_csv(work / "results" / "report" / "attack_models.csv")
     assert len(models) == n_attacks + 4 + 2  # and the two pair attacks
     pairs = pd.read_csv(work / "results" / "report" / "pair_verdicts.csv")
-    primary = pairs[pairs.primary]  # AUC at n = 200: pair_mlp on 6 tickets, pair_lira on 1
+    primary = pairs[pairs.primary]  # AUC at n = 200: pair_mlp on the 12 pruned networks
     assert sorted(zip(primary.attack, primary.versus_attack)) == \
-        [("pair_lira", "lira_online")] + [("pair_mlp", "mlp")] * 6
+        [("pair_lira", "lira_online")] + [("pair_mlp", "mlp")] * 12  # pair_lira on one
     assert set(primary.sample_size) == {200} and set(primary.stronger) <= {"dense", "ticket"}
     assert (primary.diff_ci_low <= primary["diff"]).all()
     assert np.allclose(primary["diff"], primary.pair - primary.single)

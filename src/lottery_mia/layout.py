@@ -243,6 +243,11 @@ def inclusion(dataset: str) -> str:
     return f"{RESULTS}/{dataset}/references/inclusion.parquet"
 
 
+def input_features(dataset: str) -> str:
+    """Every scored sample's thumbnail (the quantile attack's model-free input features)."""
+    return f"{RESULTS}/{dataset}/input_features.parquet"
+
+
 def attack_sample(dataset: str, n) -> str:
     return f"{RESULTS}/{dataset}/attack_samples/n{n}.parquet"
 

@@ -15,4 +15,5 @@ with logged(snakemake.log[0], snakemake.rule):
         inclusion_path=inp.get("inclusion"), expected=dict(t["expected"]),
         reference_seeds=list(t["reference_seeds"]), parent_path=inp.get("parent"),
         reference_parent_paths=list(inp.get("reference_parents") or []),
+        input_features=inp.get("input_features"),
     )

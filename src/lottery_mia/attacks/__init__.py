@@ -201,9 +201,13 @@ def evaluate_attacks(data: AttackData, attacks: list[str], settings: dict, *, se
     score): the result rows (one per attack) and each attack's score of every row (by
     attack name)."""
     rows, scores = [], {}
+    import time
+
     for name in attacks:
         kind = get_attack(name)
+        t0 = time.perf_counter()
         out: AttackScores = kind.factory(settings.get(name), seed).fit_score(data)
+        seconds = time.perf_counter() - t0  # its cost: fit and score, references aside
         extra = {}
         if kind.kind == REFERENCE:  # only rows the references can judge are scored
             judged = data.judged()
@@ -229,7 +233,7 @@ def evaluate_attacks(data: AttackData, attacks: list[str], settings: dict, *, se
                       for x in ("", "_ci_low", "_ci_high")})
             m.update(extra)
         row = {"attack": name, "kind": kind.kind, "threshold": out.threshold, **m,
-               **{k: v for k, v in out.info.items()}}
+               **{k: v for k, v in out.info.items()}, "attack_seconds": round(seconds, 3)}
         acc = "balanced_accuracy" if kind.kind == REFERENCE else "accuracy"  # rows unequal
         row["verdict_accuracy"] = chance_verdict(m[f"{acc}_ci_low"], m[f"{acc}_ci_high"])
         row["verdict_auc"] = chance_verdict(m["auc_ci_low"], m["auc_ci_high"])

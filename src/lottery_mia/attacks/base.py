@@ -58,6 +58,9 @@ class AttackData:
     # half, so ``reference_in`` holds for both).
     parent: ConfidenceTable | None = None
     parent_references: list | None = None
+    # Attacks that read the inputs (needs_inputs=True: the quantile attack): a model-free
+    # description of each row's input, (n_rows, F) float32 aligned with ``sample``.
+    inputs: np.ndarray | None = None
 
     @property
     def is_member(self) -> np.ndarray:
@@ -133,14 +136,20 @@ class AttackKind:
     # a pair attack: the single-network attack it extends (the report compares the pair
     # with the stronger of the dense network and the ticket under that attack)
     extends: str | None = None
+    # True: reads AttackData.inputs and the target's rows outside the attack sample
+    needs_inputs: bool = False
 
     def cannot_run(self, settings: dict | None, n_references: int,
-                   with_parent: bool = True) -> str | None:
-        """Why this attack cannot run with ``settings``, ``n_references`` references and
-        (``with_parent``) the target's dense parent."""
+                   with_parent: bool = True, with_inputs: bool = True) -> str | None:
+        """Why this attack cannot run with ``settings``, ``n_references`` references,
+        (``with_parent``) the target's dense parent and (``with_inputs``) the rows' input
+        features."""
         if self.needs_parent and not with_parent:
             return ("needs the dense parent of the pruned target (a pair attack compares "
                     "the two networks' confidences on each row)")
+        if self.needs_inputs and not with_inputs:
+            return ("needs the inputs of the rows (the pipeline's input_features job) and "
+                    "public non-members outside the attack sample")
         if self.needs_references and not n_references:
             return "needs reference models (references)"
         return self.references_problem(settings, n_references) \
@@ -153,11 +162,12 @@ ATTACKS: Registry[AttackKind] = Registry("attack", "attack.models")
 def register_attack(name: str, *, kind: str, description: str, estimator: str | None = None,
                     defaults: dict | None = None, needs_references: bool = False,
                     references_problem: Callable | None = None, needs_parent: bool = False,
-                    extends: str | None = None):
+                    extends: str | None = None, needs_inputs: bool = False):
     def deco(factory):
         ATTACKS.register(name, AttackKind(name, kind, factory, description, estimator,
                                           dict(defaults or {}), needs_references,
-                                          references_problem, needs_parent, extends))
+                                          references_problem, needs_parent, extends,
+                                          needs_inputs))
         return factory
     return deco
 

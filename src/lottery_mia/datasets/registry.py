@@ -99,6 +99,33 @@ class DatasetSource:
         x = np.ascontiguousarray(x[indices])
         return [hashlib.blake2b(img.tobytes(), digest_size=16).hexdigest() for img in x]
 
+    def thumbnails(self, root: Path | None, pool: str, indices, size: int = 8,
+                   progress: int = 20_000):
+        """The images ``indices`` of ``pool`` as float32 thumbnails in [0, 1]: each channel
+        averaged over blocks to at most ``size`` x ``size`` pixels (an image no larger is
+        kept as it is), flattened (n, channels x h x w). A model-free description of each
+        input (the quantile attack's regressor reads them): decoded pixels for sources
+        held in memory, each file decoded and box-resized for folders."""
+        import numpy as np
+
+        indices = np.asarray(indices, dtype=np.int64)
+        if self.storage == "folder":
+            from PIL import Image
+
+            from ..io import log
+            from .imagenet import load_image
+
+            samples = self.folder(root, pool).samples
+            out = np.empty((len(indices), 3 * size * size), dtype=np.float32)
+            for k, i in enumerate(indices):
+                img = load_image(samples[int(i)][0]).resize((size, size), Image.BOX)
+                out[k] = np.asarray(img, dtype=np.float32).transpose(2, 0, 1).ravel() / 255.0
+                if (k + 1) % progress == 0:
+                    log(f"{self.name} {pool}: {k + 1:,} of {len(indices):,} thumbnails")
+            return out
+        x, _ = self.load_pool(root, pool)
+        return block_mean(np.asarray(x[indices], dtype=np.float32) / 255.0, size)
+
     @property
     def name(self) -> str:
         return self.info.name
@@ -155,6 +182,18 @@ class DatasetSource:
         """The ImageFolder-like listing of one pool (folder sources): ``samples`` (path,
         label), ``targets``, ``classes``."""
         raise NotImplementedError(f"dataset {self.name!r} is not an image folder")
+
+
+def block_mean(x, size: int):
+    """(n, c, h, w) images averaged over blocks to at most ``size`` x ``size`` (h and w
+    cut to multiples of the block), flattened to (n, c x h' x w'), C-contiguous float32."""
+    import numpy as np
+
+    n, c, h, w = x.shape
+    bh, bw = max(1, -(-h // size)), max(1, -(-w // size))
+    hh, ww = h // bh, w // bw
+    x = x[:, :, :hh * bh, :ww * bw].reshape(n, c, hh, bh, ww, bw).mean(axis=(3, 5))
+    return np.ascontiguousarray(x.reshape(n, -1), dtype=np.float32)
 
 
 DATASETS: Registry[DatasetSource] = Registry("dataset source", "datasets.<name>.source")

@@ -29,16 +29,26 @@ def run_attacks(*, confidences_path, sample_path, attacks: list[str], settings: 
                 replicate: int | None = None, reference_paths: list | None = None,
                 inclusion_path=None, expected: dict | None = None,
                 reference_seeds: list | None = None, parent_path=None,
-                reference_parent_paths: list | None = None) -> dict:
+                reference_parent_paths: list | None = None, input_features=None) -> dict:
     """Run every attack of ``attacks`` on one model and one attack sample (attacks that
     need reference models get ``reference_paths`` and the ``inclusion_path`` table; pair
     attacks the dense parent's table ``parent_path`` and, with references, the
-    references' parents ``reference_parent_paths``). ``expected``: the identity of the
-    model the job was asked for (its table's metadata must match), ``reference_seeds`` the
-    seeds of the references, in path order."""
+    references' parents ``reference_parent_paths``; attacks that read the inputs the
+    ``input_features`` table and every scored row of the target). ``expected``: the
+    identity of the model the job was asked for (its table's metadata must match),
+    ``reference_seeds`` the seeds of the references, in path order."""
     needs = [a for a in attacks if get_attack(a).needs_references]
     pairs = [a for a in attacks if get_attack(a).needs_parent]
-    data = attack_data(confidences_path, sample_path, features, expected, all_rows=bool(needs))
+    inputs = [a for a in attacks if get_attack(a).needs_inputs]
+    data = attack_data(confidences_path, sample_path, features, expected,
+                       all_rows=bool(needs or inputs))
+    if inputs:
+        if input_features is None:
+            raise ValueError(f"attacks {inputs} need the input features of the rows (the "
+                             "input_features rule)")
+        from .split import read_input_features
+
+        data.inputs = read_input_features(input_features, data.sample["sample_id"].to_numpy())
     if needs:
         if not reference_paths or inclusion_path is None:
             raise ValueError(f"attacks {needs} need reference models (config key "

@@ -15,7 +15,8 @@ from ..io import atomic_path, log
 from ..membership import make_membership_split, read_membership, write_membership
 from ..references import make_inclusion, reference_membership
 
-__all__ = ["build_membership_split", "build_references", "build_attack_sample"]
+__all__ = ["build_membership_split", "build_references", "build_attack_sample",
+           "build_input_features", "read_input_features"]
 
 
 def build_membership_split(source: str, root, *, key: str, download: bool, members,
@@ -148,3 +149,58 @@ def image_overlap(table, source: str, root, key: str, membership_path) -> dict:
         log(f"{len(ids)} non-member(s) are identical to a member (sample_id {ids[:10]}); "
             "recorded in the data checks")
     return record
+
+
+def build_input_features(*, membership_path, source: str, root, key: str, size: int,
+                         output) -> pd.DataFrame:
+    """Workflow entry point: a thumbnail of every scored sample of the split
+    (:meth:`lottery_mia.datasets.registry.DatasetSource.thumbnails`), written as Parquet
+    (``sample_id``, ``label``, ``features``: a fixed-size list of float32)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ..datasets import check_root, dataset_source
+
+    table = read_membership(membership_path)
+    table = table[table["scored"].to_numpy(dtype=bool)].reset_index(drop=True)
+    ds = dataset_source(source)
+    resolved = check_root(source, root, key)
+    parts = {}
+    for pool in table["pool"].unique().tolist():
+        sel = (table["pool"] == pool).to_numpy()
+        parts[pool] = (np.flatnonzero(sel), ds.thumbnails(
+            resolved, pool, table.loc[sel, "pool_index"].to_numpy(), size))
+    width = next(iter(parts.values()))[1].shape[1]
+    feats = np.empty((len(table), width), dtype=np.float32)
+    for rows, x in parts.values():
+        feats[rows] = x
+    flat = pa.array(np.ascontiguousarray(feats).ravel())
+    out = pa.table({"sample_id": pa.array(table["sample_id"].to_numpy(dtype=np.int64)),
+                    "label": pa.array(table["label"].to_numpy(dtype=np.int64)),
+                    "features": pa.FixedSizeListArray.from_arrays(flat, width)})
+    with atomic_path(output) as tmp:
+        pq.write_table(out, tmp)
+    log(f"{len(table)} scored samples of {source}: {width} thumbnail features each "
+        f"(at most {size} x {size} per channel) -> {output}")
+    return table
+
+
+def read_input_features(path, sample_ids) -> np.ndarray:
+    """The thumbnail features (n, F) float32 of ``sample_ids`` (in that order) from
+    ``path``; an id it lacks is a ValueError naming the file."""
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(path)
+    ids = t.column("sample_id").to_numpy()
+    col = t.column("features").combine_chunks()
+    x = col.values.to_numpy().reshape(len(ids), col.type.list_size)
+    order = np.argsort(ids, kind="stable")
+    want = np.asarray(sample_ids, dtype=np.int64)
+    pos = np.searchsorted(ids[order], want)
+    pos = np.minimum(pos, len(ids) - 1)
+    found = ids[order][pos] == want
+    if not found.all():
+        raise ValueError(f"{path} has no features of sample_id {int(want[~found][0])}: it was "
+                         "made from another membership table; delete it and rerun the "
+                         "input_features rule")
+    return np.ascontiguousarray(x[order[pos]], dtype=np.float32)

@@ -292,6 +292,8 @@ class Plan(ReportPlan):
             out["inclusion"] = L.inclusion(model.dataset)
         from ..attacks import ATTACKS
 
+        if any(ATTACKS[n].needs_inputs for n in self.attacks_of(model)):
+            out["input_features"] = L.input_features(model.dataset)
         pairs = [ATTACKS[n] for n in self.attacks_of(model) if ATTACKS[n].needs_parent]
         if pairs:  # the pair attacks: the dense parent, and the references' parents
             out["parent"] = self.parent_of(model).confidences

@@ -105,6 +105,8 @@ def attack_models_view(models: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for _, r in models.iterrows():
         for side in ("dense", "ticket"):
+            if all(pd.isna(r.get(f"{m}_{side}")) for m in ("auc", "n_eval_members")):
+                continue  # not run on this side (a pair attack has no dense row)
             row = {"dataset": r["dataset"], "n": r["sample_size"], "attack": r["attack"],
                    "kind": r["kind"], "model": side}
             n1, n0 = r.get(f"n_eval_members_{side}"), r.get(f"n_eval_nonmembers_{side}")
@@ -123,6 +125,9 @@ def attack_models_view(models: pd.DataFrame) -> pd.DataFrame:
                                   r[f"{m}_ci_high_{side}"])
             mf = r.get(f"min_fpr_{side}")
             row["min FPR"] = "n/a" if pd.isna(mf) else f"{mf:.2g}"
+            sec, k = r.get(f"attack_seconds_{side}"), r.get(f"n_references_{side}")
+            row["cost (s)"] = ("n/a" if pd.isna(sec) else f"{sec:.2f}") + (
+                f" + {int(k)} reference networks" if pd.notna(k) else "")
             fit = r.get(f"fit_{side}")
             row["fitted"] = fit if isinstance(fit, str) else ""
             across = r.get("fit_across_sizes")

@@ -171,6 +171,11 @@ def replicate_mean_rows(groups: dict, n_bootstrap: int, seed: int) -> list[dict]
                    "achieved_sparsity": float(np.mean([r["achieved_sparsity"] for r in reps])),
                    "replicate": MEAN, "sample_size": n, "attack": attack,
                    "kind": reps[0].get("kind"), "replicates": len(reps), **m}
+            if reps[0].get("n_references") is not None:
+                row["n_references"] = reps[0]["n_references"]
+            secs = [r["attack_seconds"] for r in reps if r.get("attack_seconds") is not None]
+            if secs:  # the cost of one attack on one network (its references aside)
+                row["attack_seconds"] = float(np.mean(secs))
             fits = sorted({fit_text(r) for r in reps} - {""})
             if fits:  # what the replicates' classifiers fitted (the SVM above its cap...)
                 row["fit"] = "; ".join(fits)

@@ -195,7 +195,7 @@ def attack_model_table(attacks: pd.DataFrame, arch: str, ticket_sparsity: float,
                     continue
                 r = r.iloc[0]
                 for col in ("n_eval_members", "n_eval_nonmembers", "min_fpr", "n_references",
-                            "fit"):
+                            "fit", "attack_seconds"):
                     if col in r and pd.notna(r[col]):
                         row[f"{col}_{side}"] = r[col]
                 for m in ("accuracy", "balanced_accuracy", "auc", "tpr_at_fpr_0.1",
