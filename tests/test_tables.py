@@ -257,3 +257,24 @@ def test_the_attack_model_table_says_what_each_classifier_fitted(run):
     assert fitted == {"mlp": approx, "loss": ""}
     plain = attack_models_view(attack_model_table(run["attacks"], ARCH, 0.8, "oneshot"))
     assert "fitted" not in plain
+
+
+def test_the_attack_model_view_gives_each_attacks_cost_and_only_the_sides_it_ran_on(run):
+    """Each attack's cost (seconds to fit and score; a reference attack's K reference
+    networks beside it), and no empty dense row for an attack that ran on the ticket only
+    (a pair attack)."""
+    from lottery_mia.reporting.report import attack_models_view
+    from lottery_mia.reporting.tables import attack_model_table
+
+    attacks = run["attacks"].copy()
+    attacks["attack_seconds"] = 0.25
+    pair = attacks[(attacks["attack"] == "mlp") & (attacks["method"] == "oneshot")].copy()
+    pair["attack"] = "pair_mlp"
+    attacks = pd.concat([attacks, pair], ignore_index=True)
+    view = attack_models_view(attack_model_table(attacks, ARCH, 0.8, "oneshot"))
+    rows = view[view["attack"] == "pair_mlp"]
+    assert list(rows["model"]) == ["ticket"]
+    assert set(view["cost (s)"]) == {"0.25"}
+    ref = attacks.assign(n_references=4.0)
+    view = attack_models_view(attack_model_table(ref, ARCH, 0.8, "oneshot"))
+    assert set(view["cost (s)"]) == {"0.25 + 4 reference networks"}
