@@ -172,3 +172,21 @@ def test_input_features_job_writes_every_scored_sample(tmp_path):
     assert np.allclose(x, dataset_source("digits").thumbnails(None, "all", [5, 0]))
     with pytest.raises(ValueError, match="no features of sample_id 4"):
         read_input_features(tmp_path / "f.parquet", [4])  # not scored: not written
+
+
+def test_folder_thumbnails_are_box_resized_files(tmp_path):
+    from PIL import Image
+
+    from conftest import write_tiny_imagefolder
+    from lottery_mia.datasets import dataset_source
+
+    root = write_tiny_imagefolder(tmp_path)
+    imagenet = dataset_source("imagenet")
+    t = imagenet.thumbnails(root, "val", [0, 7])
+    folder = imagenet.folder(root, "val")
+    want = np.asarray(Image.open(folder.samples[7][0]).convert("RGB").resize(
+        (8, 8), Image.BOX), dtype=np.float32).transpose(2, 0, 1).ravel() / 255
+    assert t.shape == (2, 192) and np.allclose(t[1], want)
+    (root / "val" / "n00000000" / "img0.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="img0.png cannot be read"):
+        imagenet.thumbnails(root, "val", [0])

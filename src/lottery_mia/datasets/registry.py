@@ -113,12 +113,11 @@ class DatasetSource:
             from PIL import Image
 
             from ..io import log
-            from .imagenet import load_image
 
-            samples = self.folder(root, pool).samples
+            folder = self.folder(root, pool)  # its loader names a file it cannot read
             out = np.empty((len(indices), 3 * size * size), dtype=np.float32)
             for k, i in enumerate(indices):
-                img = load_image(samples[int(i)][0]).resize((size, size), Image.BOX)
+                img = folder.loader(folder.samples[int(i)][0]).resize((size, size), Image.BOX)
                 out[k] = np.asarray(img, dtype=np.float32).transpose(2, 0, 1).ravel() / 255.0
                 if (k + 1) % progress == 0:
                     log(f"{self.name} {pool}: {k + 1:,} of {len(indices):,} thumbnails")
