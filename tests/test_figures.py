@@ -666,7 +666,42 @@ def _caption_figure10(tmp_path):
     assert "over 3 training seed(s)" in ax.get_title()
 
 
-CAPTION_CHECKS = {f"figure{n}": globals()[f"_caption_figure{n}"] for n in range(1, 11)}
+def _caption_figure11(tmp_path):
+    """Two datasets (no defence, PPB at 3) of the synthetic grid: a point per dataset and
+    model at its mean test accuracy and mean-row attack AUC, a line per model through its
+    defences, labelled, the sparsities of a method told apart by the fill."""
+    training, attacks = _training(("resnet18",)), _attacks(("resnet18",))
+    other_t = training.assign(dataset="digits_ppb3", test_acc=training["test_acc"] - 0.05)
+    other_a = attacks.assign(dataset="digits_ppb3", auc=attacks["auc"] - 0.03)
+    spec, fig = _draw("figure11", tmp_path,
+                      tables={"training": pd.concat([training, other_t]),
+                              "attacks": pd.concat([attacks, other_a])},
+                      params={"arch": "resnet18", "figure2_sample_size": 400,
+                              "primary": {"attack": "mlp"},
+                              "defences": {"digits": "none",
+                                           "digits_ppb3": "ppb (strength=3)"}})
+    assert "one point per dataset entry" in spec.caption and "a line joins each model's" \
+        in spec.caption and "labelled when there are several" in spec.caption
+    auc_ax, tpr_ax = fig.axes
+    models = training.groupby(["method", "sparsity"]).ngroups  # 7: dense + 3 x 2
+    assert len(auc_ax.containers) == len(tpr_ax.containers) == models
+    for c in auc_ax.containers:
+        xs, ys = c.lines[0].get_xdata(), c.lines[0].get_ydata()
+        assert len(xs) == 2  # none, then ppb
+        assert xs[0] > xs[1] and ys[0] > ys[1]  # the defence costs accuracy and leakage
+    dense = next(c for c in auc_ax.containers if c.get_label() == "dense")
+    want = training[training["method"] == "dense"]["test_acc"].mean()
+    assert dense.lines[0].get_xdata()[0] == pytest.approx(want)  # the seeds' mean
+    mean = attacks[(attacks["replicate"] == "mean") & (attacks["attack"] == "mlp")
+                   & (attacks["method"] == "dense") & (attacks["sample_size"] == 400)]
+    assert dense.lines[0].get_ydata()[0] == pytest.approx(mean["auc"].iat[0])
+    texts = [t.get_text() for t in auc_ax.texts]
+    assert texts.count("none") == texts.count("ppb (strength=3)") == models
+    fills = {c.get_label(): c.lines[0].get_fillstyle() for c in auc_ax.containers}
+    assert fills["oneshot s=0.5"] != fills["oneshot s=0.8"]
+
+
+CAPTION_CHECKS = {f"figure{n}": globals()[f"_caption_figure{n}"] for n in range(1, 12)}
 
 
 def test_every_figure_has_a_caption_check():

@@ -131,7 +131,7 @@ def test_report_groups_and_figure_inputs(tiny):
     assert fig1 == {"training": L.summary("training.csv"), "scores": []}
     assert tiny.figure_params("figure2_attack_vs_sparsity")["params"] == {
         "attack": "mlp", "figure2_sample_size": 200}
-    assert list(tiny.figure_files()) == [f"figure{i}" for i in range(1, 11)]
+    assert list(tiny.figure_files()) == [f"figure{i}" for i in range(1, 12)]
     # Figure 10 reads the verdict table (a report table, not a summary)
     assert tiny.figure_inputs("figure10_leakage_at_gap") == {
         "verdicts": L.REPORT_TABLES["verdicts"], "scores": []}

@@ -2,7 +2,7 @@
 
 Layers, from the bottom (a module imports only its own layer and those below it):
 
-    base     vocabulary, layout, registry, io, recipe (pure, no torch)
+    base     vocabulary, layout, registry, io, recipe, defences (pure, no torch)
     library  the domain: data, models, masks, pruning, training, scoring, confidences,
              attacks, metrics, summaries, tables, figures, report, ...
     jobs     lottery_mia.jobs: one entry point per rule (what the scripts call)
@@ -24,7 +24,7 @@ from conftest import ROOT
 
 PKG = ROOT / "src" / "lottery_mia"
 LAYERS = {
-    "base": {"vocabulary", "layout", "registry", "io", "recipe", "__init__"},
+    "base": {"vocabulary", "layout", "registry", "io", "recipe", "defences", "__init__"},
     "jobs": {"jobs"},
     "config": {"config"},
     "plan": {"plan"},

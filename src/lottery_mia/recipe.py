@@ -64,6 +64,17 @@ class Recipe(BaseModel):
                              "what: changing it reruns nothing")
     gpus: int = Field(1, ge=1, description="GPUs of one node a training job uses "
                       "(DistributedDataParallel); how, not what")
+    defence: dict | None = Field(None, description="a training-time defence against "
+                                 "membership inference, {name: {settings}}, e.g. {ppb: "
+                                 "{strength: 1.0}} (lottery_mia.defences); every network of "
+                                 "the recipe trains with it")
+
+    @field_validator("defence")
+    @classmethod
+    def _known_defence(cls, v):
+        from .defences import check_defence
+
+        return check_defence(v)
 
     @field_validator("milestones")
     @classmethod
@@ -100,7 +111,15 @@ class Recipe(BaseModel):
         return self.lr
 
     def as_dict(self) -> dict:
-        return self.model_dump(mode="json")
+        """The recipe's keys; ``defence`` only when set, so a recipe without one keeps the
+        identity (params, fingerprint) it had before defences existed."""
+        d = self.model_dump(mode="json")
+        if d.get("defence") is None:
+            d.pop("defence", None)
+        return d
+
+    def __hash__(self) -> int:  # frozen, with a mapping among its fields
+        return hash(self.fingerprint())
 
     def fingerprint(self) -> str:
         """What shapes the trained network (every field but how the job runs: the loader's

@@ -31,6 +31,7 @@ from .checkpoints import load_resume, resume_fingerprint, save_resume
 from .data import steps_per_epoch
 from .io import log
 from .masks import Mask
+from .defences import training_loss
 from .recipe import Recipe
 from .distributed import (Ranks, all_reduce_sum_, check_ranks_agree,
                           use_global_batchnorm)
@@ -87,16 +88,18 @@ class _EagerStep:
     gradients over the ranks); the mask works on the model itself.
     """
 
-    def __init__(self, model, opt, mask, rt: Runtime, totals: _Totals, forward=None):
+    def __init__(self, model, opt, mask, rt: Runtime, totals: _Totals, forward=None,
+                 loss_fn=None):
         self.model, self.opt, self.mask, self.rt, self.totals = model, opt, mask, rt, totals
         self.forward = forward if forward is not None else model
+        self.loss_fn = loss_fn if loss_fn is not None else training_loss(None)
 
     def __call__(self, xb, yb, lr: float) -> None:
         for group in self.opt.param_groups:
             group["lr"] = lr
         with self.rt.autocast():
             out = self.forward(xb)
-            loss = F.cross_entropy(out.float(), yb)
+            loss = self.loss_fn(out, yb)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.mask is not None:
@@ -134,9 +137,10 @@ class _GraphedStep:
     """
 
     def __init__(self, model, opt, mask, rt: Runtime, totals: _Totals, *, warmup: int = 3,
-                 capture: bool = True):
+                 capture: bool = True, loss_fn=None):
         self.model, self.opt, self.mask, self.rt, self.totals = model, opt, mask, rt, totals
-        self.eager = _EagerStep(model, opt, mask, rt, totals)
+        self.eager = _EagerStep(model, opt, mask, rt, totals, loss_fn=loss_fn)
+        self.loss_fn = self.eager.loss_fn
         if warmup < 1:
             raise ValueError("warmup must be at least one step (it creates SGD's state)")
         self.warmup, self.capture = warmup, capture
@@ -155,7 +159,7 @@ class _GraphedStep:
     def _body(self) -> None:
         with self.rt.autocast():
             out = self.model(self.static_x)
-            loss = F.cross_entropy(out.float(), self.static_y)
+            loss = self.loss_fn(out, self.static_y)
         loss.backward()
         if self.mask is not None:
             self.mask.mask_grads_(self.model)
@@ -223,12 +227,13 @@ class _GraphedStep:
         self.graph.replay()
 
 
-def make_step(model, opt, mask, rt: Runtime, totals: _Totals, forward=None):
+def make_step(model, opt, mask, rt: Runtime, totals: _Totals, forward=None, loss_fn=None):
     """The step function of a run: graphed when the runtime says so, else eager (always
-    eager through a DistributedDataParallel ``forward``)."""
+    eager through a DistributedDataParallel ``forward``); ``loss_fn`` the training loss
+    (:func:`lottery_mia.defences.training_loss`: the cross-entropy without a defence)."""
     if rt.cuda_graphs and forward is None:
-        return _GraphedStep(model, opt, mask, rt, totals)
-    return _EagerStep(model, opt, mask, rt, totals, forward=forward)
+        return _GraphedStep(model, opt, mask, rt, totals, loss_fn=loss_fn)
+    return _EagerStep(model, opt, mask, rt, totals, forward=forward, loss_fn=loss_fn)
 
 
 @contextlib.contextmanager
@@ -355,7 +360,8 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
             model, device_ids=[device.index] if device.type == "cuda" else None,
             broadcast_buffers=False)
     totals = _Totals(device)
-    train_step = make_step(model, opt, mask, rt, totals, forward=forward)
+    train_step = make_step(model, opt, mask, rt, totals, forward=forward,
+                           loss_fn=training_loss(recipe.defence))
     batch_kw = {"shard": ranks.shard} if ranks is not None else {}
     t_start = time.time()
     lr = recipe.lr_at(epoch0)

@@ -169,4 +169,17 @@ class ReportPlan:
                 "figure2_sample_size": r.figure2_sample_size,
                 "figure3_sparsity": float(r.figure3_sparsity),
                 "low_fpr_attacks": list(dict.fromkeys([r.attack, "loss"]
-                                                      + self.reference_attacks))}
+                                                      + self.reference_attacks)),
+                "defences": {ds: defence_label(self.cfg.recipe(ds, r.table1_arch).defence)
+                             for ds in self.cfg.datasets
+                             if r.table1_arch in self.cfg.training.get(ds, {})}}
+
+
+def defence_label(defence: dict | None) -> str:
+    """'none', or 'ppb (strength=3)': a recipe's defence as the figures label it."""
+    if not defence:
+        return "none"
+    (name, settings), = defence.items()
+    parts = [f"{k}={v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool)
+             else f"{k}={v}" for k, v in sorted((settings or {}).items())]
+    return f"{name} ({', '.join(parts)})"
