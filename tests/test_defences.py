@@ -135,5 +135,5 @@ def test_the_defences_config_puts_each_strength_in_the_grid():
     cfg = load_config(yaml.safe_load((ROOT / "config" / "defences.yaml").read_text()))
     strengths = sorted((r.defence or {}).get("ppb", {}).get("strength", 0.0)
                        for _, _, r in cfg.recipes())
-    assert strengths == [0.0, 0.3, 1.0, 3.0]
+    assert strengths == [0.0, 0.1, 0.3, 1.0]
     assert {d.source for d in cfg.datasets.values()} == {"digits"}

@@ -20,6 +20,8 @@ checks the settings without it).
 
 from __future__ import annotations
 
+from typing import Callable
+
 from .base import DEFENCES, KEY, DefenceKind, register_defence
 
 __all__ = ["DEFENCES", "DefenceKind", "register_defence", "check_defence", "training_loss"]

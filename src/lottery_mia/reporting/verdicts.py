@@ -80,6 +80,16 @@ def _per_seed(per: pd.DataFrame, training: pd.DataFrame | None, ds: str, arch: s
     return values, gaps
 
 
+def decide_families(rows: list[dict], primary: str, rest: str) -> None:
+    """Name each row's family (``primary`` for the primary rows, ``rest`` for the others)
+    and decide each family on its own (Holm within it)."""
+    for flag, family in ((True, primary), (False, rest)):
+        part = [r for r in rows if r["primary"] is flag]
+        for r in part:
+            r["family"] = family
+        decide_family(part)
+
+
 VERDICT_WORDS = {
     "leaks_more": "{b} leaks more than {a}",
     "leaks_less": "{b} leaks less than {a}",
@@ -179,11 +189,7 @@ def verdict_rows(attacks: pd.DataFrame, training: pd.DataFrame | None, groups: l
                         **gap_adjusted(values, gaps, base, tick)})
     if not rows:
         return pd.DataFrame(columns=VERDICT_COLUMNS)
-    for flag, family in ((True, "confirmatory"), (False, "exploratory")):
-        part = [r for r in rows if r["primary"] is flag]
-        for r in part:
-            r["family"] = family
-        decide_family(part)
+    decide_families(rows, "confirmatory", "exploratory")
     for r in rows:
         head = (f"{r['dataset']}, n={r['sample_size']}: {r['attack']} attack {r['metric']} "
                 f"on the {r['arch']} {r['method']} network at sparsity "
@@ -417,11 +423,7 @@ def pair_verdicts(attacks: pd.DataFrame, groups: list, margins: dict, n_bootstra
                     **comparison_columns(v), "note": v["note"]})
     if not rows:
         return pd.DataFrame(columns=PAIR_VERDICT_COLUMNS)
-    for flag, family in ((True, "pair"), (False, "pair (exploratory)")):
-        part = [r for r in rows if r["primary"] is flag]
-        for r in part:
-            r["family"] = family
-        decide_family(part)
+    decide_families(rows, "pair", "pair (exploratory)")
     for r in rows:
         head = (f"{r['dataset']}, n={r['sample_size']}: the {r['attack']} attack "
                 f"{r['metric']} on the {r['arch']} {r['method']} ticket at sparsity "
