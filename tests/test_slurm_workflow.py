@@ -20,7 +20,7 @@ _OK, _REASON = slurm_available()
 
 REMOTE_RULES = {"membership_split", "train_dense", "prune_mask", "train_ticket",
                 "extract_confidences", "attack_sample", "fit_attack", "transfer_attack",
-                "reference_split"}
+                "reference_split", "input_features"}
 
 
 def slurm_config() -> dict:
