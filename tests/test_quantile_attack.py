@@ -75,6 +75,7 @@ def run(tmp_path_factory, reps, attacks, **kw):
 def test_quantile_attack_is_at_chance_without_membership(tmp_path_factory):
     r = run(tmp_path_factory, REPETITIONS, ["quantile"])["quantile"]
     assert abs(r["auc"].mean() - 0.5) <= 0.01, r["auc"].mean()
+    assert abs(r["accuracy"].mean() - 0.5) <= 0.02, r["accuracy"].mean()
     tpr = r["tpr_at_fpr_0.1"].dropna()
     assert len(tpr) >= REPETITIONS // 2 and tpr.mean() <= 0.12, tpr.mean()
     assert (r["public_rows"] == 500).all()  # the 750 - 250 non-members outside the sample

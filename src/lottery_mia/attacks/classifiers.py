@@ -314,8 +314,12 @@ class ClassifierAttack:
             return self.model.decision_function(x).astype(np.float64)
         return self.model.predict_proba(x)[:, 1].astype(np.float64)
 
+    def features(self, data: AttackData) -> np.ndarray:
+        """The feature vector of every row (the target's attack features)."""
+        return data.feature_matrix()
+
     def fit_score(self, data: AttackData) -> AttackScores:
-        x = data.feature_matrix()
+        x = self.features(data)
         y = data.is_member.astype(int)
         info = self.fit(x[data.train], y[data.train])
         s = self.score(x)

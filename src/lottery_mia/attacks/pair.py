@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import AttackData, AttackScores, attack_features, register_attack
+from .base import AttackData, attack_features, register_attack
 from .classifiers import ESTIMATORS, OWN_SETTINGS, ClassifierAttack
 from .lira import DEFAULTS as LIRA_DEFAULTS, LiRA
 
@@ -74,15 +74,9 @@ class PairLiRA(LiRA):
 class PairClassifier(ClassifierAttack):
     """The paper's MLP on [features(ticket), features(dense parent)]."""
 
-    def fit_score(self, data: AttackData) -> AttackScores:
+    def features(self, data: AttackData) -> np.ndarray:
         check_parent(data, self.name)
-        x = np.hstack([data.feature_matrix(), attack_features(data.parent, data.features)])
-        y = data.is_member.astype(int)
-        info = self.fit(x[data.train], y[data.train])
-        s = self.score(x)
-        info["train_accuracy"] = float(((s[data.train] >= self.threshold) == y[data.train])
-                                       .mean())
-        return AttackScores(s, self.threshold, info)
+        return np.hstack([data.feature_matrix(), attack_features(data.parent, data.features)])
 
 
 @register_attack("pair_lira", kind="reference", needs_references=True, needs_parent=True,
