@@ -47,12 +47,22 @@ rule all:
 
 # device: cuda on a machine without a GPU stops a local run before its first job (the
 # jobs of a cluster executor run elsewhere: there it stays the warning of the DAG build).
+# A local run also starts the warm worker (lottery_mia.jobs.warm): the jobs fork from one
+# process that has imported torch, pandas and the package, instead of importing them each;
+# LOTTERY_MIA_WARM=0 turns it off. Cluster jobs run elsewhere and start as before.
 onstart:
-    if NO_GPU and getattr(workflow.executor_plugin, "name", None) == "local":
-        raise WorkflowError(NO_GPU)
+    if getattr(workflow.executor_plugin, "name", None) == "local":
+        if NO_GPU:
+            raise WorkflowError(NO_GPU)
+        WARM.append(warm.start(SRC, f"{L.LOGS}/warm_worker.log"))
 
 
 # Where to look once the run is done (not printed after a dry run or a failure).
 onsuccess:
+    stop_warm_worker()
     if Path(L.REPORT).exists():
         logger.info(f"The report of this run: {Path(L.REPORT).resolve()}")
+
+
+onerror:
+    stop_warm_worker()

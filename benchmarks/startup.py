@@ -18,8 +18,19 @@ job time that is start-up, and a last-line JSON: ``startup_share``,
 ``bare_torch_import_s`` (``python -c "import torch"`` on the same machine) and
 ``ratio_fixed_vs_bare_torch`` (machines differ: the ratio travels better than seconds).
 
-Snakemake's own per-job cost (its ``script:`` preamble, about the same for every job) is
-not included: it is measured by ``snakemake_script_s`` (a rule whose script does nothing).
+Both ways a job can start are measured:
+
+- ``own process``: a fresh interpreter imports what the job needs, as every job of a
+  cluster executor does (and a local run with ``LOTTERY_MIA_WARM=0``);
+- ``warm worker``: the job hands itself to the warm worker (:mod:`lottery_mia.jobs.warm`),
+  which a local run starts, and runs in a fork of a process that has imported torch,
+  pandas and the package; its fixed cost is the same hand-over with only the job's imports.
+
+The last line's figures are those of the default run, which is local (warm worker); the
+own-process figures are under ``own_process``.
+
+Snakemake's own per-job cost (its ``script:`` preamble, about the same for every job, about
+0.15 s) is not included in either.
 """
 
 from __future__ import annotations
@@ -33,6 +44,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from lottery_mia.jobs import warm  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -120,9 +134,21 @@ json.dump([m for m in sys.modules if not m.startswith("__")], open("{out}", "w")
 '''
 
 
-def timed(code: str, cwd: Path) -> float:
+# what every workflow script does first (workflow/scripts/_checkout.py)
+HAND_OVER = f"""
+from lottery_mia.jobs.warm import delegate
+delegate({str(ROOT / "src")!r})
+"""
+
+
+def timed(code: str, cwd: Path, socket_path: str | None = None) -> float:
+    """Wall time of a fresh interpreter running ``code``, in its own process or (with
+    ``socket_path``) handed to the warm worker there, as a workflow script is."""
+    env = {**ENV, warm.ENV: socket_path or "0"}
+    script = cwd / "job_script.py"
+    script.write_text(HAND_OVER + code)
     t0 = time.perf_counter()
-    proc = subprocess.run([PY, "-c", code], cwd=cwd, env=ENV, capture_output=True, text=True)
+    proc = subprocess.run([PY, script.name], cwd=cwd, env=env, capture_output=True, text=True)
     took = time.perf_counter() - t0
     if proc.returncode:
         raise SystemExit(f"failed:\n{code}\n{proc.stderr[-3000:]}")
@@ -165,24 +191,66 @@ def main() -> int:
     work = Path(args.keep or tempfile.mkdtemp(prefix="startup-"))
     work.mkdir(parents=True, exist_ok=True)
     timed(SETUP, work)
+    counts = job_counts()
+    bare = statistics.median(timed("import torch", work) for _ in range(args.repeat))
+    empty = statistics.median(timed("pass", work) for _ in range(args.repeat))
+    own = measure(work, args.repeat, None)
+    server = warm.start(str(ROOT / "src"), str(work / "warm_worker.log"))
+    try:
+        deadline = time.monotonic() + 120
+        while not os.path.exists(server.socket_path) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        hot = measure(work, args.repeat, server.socket_path)
+    finally:
+        server.stop()
+    figures = {}
+    for name, rows in (("own process", own), ("warm worker", hot)):
+        print(f"\n{name}:")
+        figures[name] = table(rows, counts)
+    print(f"\npython start alone: {empty:.2f} s; python -c 'import torch': {bare:.2f} s "
+          f"(both with the workflow scripts' hand-over check, which finds no worker)")
+    for name, f in figures.items():
+        print(f"default run, {name}: {sum(counts.values())} jobs; start-up {f['fixed']:.0f} s "
+              f"of {f['total']:.0f} s job time ({f['fixed'] / f['total']:.0%}; one job of "
+              "each kind, as the default recipe)")
+
+    def summary(f):
+        return {"startup_share": round(f["fixed"] / f["total"], 3),
+                "per_torch_job_fixed_s": round(f["torch_fixed"], 2),
+                "ratio_fixed_vs_bare_torch": round(f["torch_fixed"] / bare, 2)}
+
+    hot_f, own_f = figures["warm worker"], figures["own process"]
+    print(json.dumps({**summary(hot_f), "bare_torch_import_s": round(bare, 2),
+                      "python_start_s": round(empty, 2),
+                      "own_process": summary(own_f),
+                      "imports_torchvision_models": sorted(
+                          k for k, r in own.items() if r["torchvision_models"]),
+                      "imports_torch_dynamo": sorted(k for k, r in own.items()
+                                                     if r["torch_dynamo"])}))
+    return 0
+
+
+def measure(work: Path, repeat: int, socket_path: str | None) -> dict:
+    """Per kind of job: its wall time, its fixed cost (its import set alone) and the rest."""
     rows = {}
     for kind, code in JOBS.items():
         code = code.replace("recipe=RECIPE", f"recipe={RECIPE}")
         out = work / f"modules-{kind}.json"
         jobs, fixed = [], []
-        for _ in range(args.repeat):
-            jobs.append(timed(code + MODULES_OUT.format(out=out), work))
+        for _ in range(repeat):
+            jobs.append(timed(code + MODULES_OUT.format(out=out), work, socket_path))
         modules = json.loads(out.read_text())
-        for _ in range(args.repeat):
-            fixed.append(timed(imports_only(modules), work))
+        for _ in range(repeat):
+            fixed.append(timed(imports_only(modules), work, socket_path))
         j, f = statistics.median(jobs), statistics.median(fixed)
         rows[kind] = {"job_s": j, "fixed_s": min(f, j), "work_s": max(j - f, 0.0),
                       "torch": "torch" in modules,
                       "torchvision_models": "torchvision.models" in modules,
                       "torch_dynamo": "torch._dynamo" in modules}
-    bare = statistics.median(timed("import torch", work) for _ in range(args.repeat))
-    empty = statistics.median(timed("pass", work) for _ in range(args.repeat))
-    counts = job_counts()
+    return rows
+
+
+def table(rows: dict, counts: dict) -> dict:
     print(f"{'job':10} {'jobs':>5} {'job s':>7} {'fixed s':>8} {'work s':>7}  torch  "
           "tv.models  dynamo")
     total = fixed_total = 0.0
@@ -194,20 +262,7 @@ def main() -> int:
               f"{'yes' if r['torch'] else 'no':5}  {'yes' if r['torchvision_models'] else 'no':9}"
               f"  {'yes' if r['torch_dynamo'] else 'no'}")
     torch_fixed = statistics.median(r["fixed_s"] for r in rows.values() if r["torch"])
-    print(f"python start alone: {empty:.2f} s; python -c 'import torch': {bare:.2f} s")
-    print(f"default run: {sum(counts.values())} jobs; start-up {fixed_total:.0f} s of "
-          f"{total:.0f} s job time ({fixed_total / total:.0%}; one job of each kind, as "
-          "the default recipe)")
-    print(json.dumps({"startup_share": round(fixed_total / total, 3),
-                      "per_torch_job_fixed_s": round(torch_fixed, 2),
-                      "bare_torch_import_s": round(bare, 2),
-                      "ratio_fixed_vs_bare_torch": round(torch_fixed / bare, 2),
-                      "python_start_s": round(empty, 2),
-                      "imports_torchvision_models": sorted(
-                          k for k, r in rows.items() if r["torchvision_models"]),
-                      "imports_torch_dynamo": sorted(k for k, r in rows.items()
-                                                     if r["torch_dynamo"])}))
-    return 0
+    return {"total": total, "fixed": fixed_total, "torch_fixed": torch_fixed}
 
 
 if __name__ == "__main__":

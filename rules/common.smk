@@ -21,6 +21,7 @@ from lottery_mia.cluster import placeholder_resources
 from lottery_mia.config import ConfigError, load_config
 from lottery_mia.devices import device_without_gpu
 from lottery_mia.figures import FIGURES
+from lottery_mia.jobs import warm
 from lottery_mia.layout import ModelKey, StepKey
 from lottery_mia.networks import ARCHITECTURES
 from lottery_mia.plan import Plan
@@ -83,3 +84,14 @@ def train_gpus(w):
 def train_minutes(wc, attempt):
     """SLURM time limit of a training job: runtime.train_minutes, x2 and x3 on retries."""
     return CFG.runtime.train_minutes * attempt
+
+
+# The warm worker of a local run (started in the Snakefile's onstart, stopped at its end).
+WARM = []
+
+
+def stop_warm_worker():
+    while WARM:
+        server = WARM.pop()
+        if server is not None:
+            server.stop()

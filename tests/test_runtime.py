@@ -345,3 +345,41 @@ def test_cuda_step_loop_is_sync_free(graphs):
         torch.cuda.set_sync_debug_mode(0)
     torch.cuda.synchronize()
     assert torch.isfinite(totals.loss_sum)
+
+
+def test_foreach_sgd_is_torchs_foreach_sgd_and_their_state_dicts_load_in_each_other():
+    """runtime.ForeachSGD (the CPU jobs' SGD, which skips torch's lazy torch._dynamo import)
+    updates bit for bit as torch.optim.SGD(foreach=True), also across a state-dict round
+    trip between the two classes (a resume file written by either)."""
+    from lottery_mia.runtime import ForeachSGD
+
+    def steps(model, opt, n, seed):
+        gen = torch.Generator().manual_seed(seed)
+        for i in range(n):
+            x = torch.randn(16, 1, 8, 8, generator=gen)
+            y = torch.randint(0, 10, (16,), generator=gen)
+            for group in opt.param_groups:
+                group["lr"] = 0.05 * (1 - i / (2 * n))
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+
+    sgd = dict(lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    ours, theirs = _setup()[0], _setup()[0]
+    opt_ours, opt_theirs = ForeachSGD(ours.parameters(), **sgd), \
+        torch.optim.SGD(theirs.parameters(), foreach=True, **sgd)
+    steps(ours, opt_ours, 4, 0)
+    steps(theirs, opt_theirs, 4, 0)
+    # swap the optimizer states: each continues from the other's state dict
+    state_ours, state_theirs = opt_ours.state_dict(), opt_theirs.state_dict()
+    opt_ours, opt_theirs = ForeachSGD(ours.parameters(), **sgd), \
+        torch.optim.SGD(theirs.parameters(), foreach=True, **sgd)
+    opt_ours.load_state_dict(state_theirs)
+    opt_theirs.load_state_dict(state_ours)
+    steps(ours, opt_ours, 4, 1)
+    steps(theirs, opt_theirs, 4, 1)
+    for k, v in theirs.state_dict().items():
+        assert torch.equal(v, ours.state_dict()[k]), k
+    for p, q in zip(ours.parameters(), theirs.parameters()):
+        assert torch.equal(opt_ours.state[p]["momentum_buffer"],
+                           opt_theirs.state[q]["momentum_buffer"])

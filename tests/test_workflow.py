@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import copy
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 import pytest
 
 import browser
@@ -237,6 +239,19 @@ def test_the_report_opens_with_the_answer(finished_run, tmp_path):
     # table of the primary comparisons starting, on the first screen
     assert seen["claimBottom"] is not None and seen["claimBottom"] <= 900, seen
     assert seen["primaryTop"] is not None and seen["primaryTop"] < 900, seen
+
+
+def test_a_local_run_forks_its_jobs_from_the_warm_worker(finished_run):
+    """The jobs of a local run start as forks of the warm worker (lottery_mia.jobs.warm),
+    except those that start before it has imported; it is stopped at the end."""
+    work, _ = finished_run
+    log = (work / "logs" / "warm_worker.log").read_text()
+    socket_path = re.search(r"serving (\S+)", log).group(1)
+    assert not Path(socket_path).exists()  # stopped and cleaned up
+    headers = [p.read_text().split("\n", 1)[0] for p in (work / "logs").rglob("*.log")
+               if p.name != "warm_worker.log"]
+    forked = [h for h in headers if h.endswith("(forked by the warm worker)")]
+    assert len(forked) >= 0.75 * len(headers), (len(forked), len(headers))
 
 
 def test_a_finished_run_leaves_no_locks_and_files_a_group_can_read(finished_run):

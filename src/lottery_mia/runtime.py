@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Runtime", "make_runtime", "jpeg_decode_of", "CUDA_GRAPHS_CHOICES",
+__all__ = ["Runtime", "make_runtime", "ForeachSGD", "jpeg_decode_of", "CUDA_GRAPHS_CHOICES",
            "JPEG_DECODE_CHOICES"]
 
 CUDA_GRAPHS_CHOICES = ("auto", True, False)
@@ -64,7 +64,61 @@ class Runtime:
         Python loop and no host synchronisation."""
         if self.is_cuda:
             return torch.optim.SGD(params, fused=True, **sgd)
-        return torch.optim.SGD(params, foreach=True, **sgd)
+        return ForeachSGD(params, **sgd)
+
+
+def _undecorated(method):
+    """``method`` without torch's lazy ``torch._disable_dynamo`` wrapper (which imports
+    torch._dynamo, about a second, on its first call)."""
+    return getattr(method, "__wrapped__", method)
+
+
+class ForeachSGD(torch.optim.SGD):
+    """torch.optim.SGD with ``foreach=True``, the same update bit for bit, that never
+    imports torch._dynamo.
+
+    torch's optimizers import torch._dynamo on their first ``add_param_group``,
+    ``zero_grad`` and ``state_dict`` (a lazy ``torch._disable_dynamo`` wrapper) and on every
+    ``step`` (a graph break around it): about a second of every CPU training job's start-up,
+    for a compiler the jobs never use. Here the undecorated methods are called, and ``step``
+    runs torch's own multi-tensor SGD (``torch.optim.sgd._multi_tensor_sgd``) under no_grad,
+    as SGD.step does for a plain (not differentiable, not fused, dense-gradient) group; any
+    other group takes torch's own ``step``. State dicts are torch's: a resume file written
+    by either loads in the other.
+    """
+
+    def __init__(self, params, **sgd):
+        super().__init__(params, foreach=True, **sgd)
+
+    add_param_group = _undecorated(torch.optim.Optimizer.add_param_group)
+    zero_grad = _undecorated(torch.optim.Optimizer.zero_grad)
+    state_dict = _undecorated(torch.optim.Optimizer.state_dict)
+    load_state_dict = _undecorated(torch.optim.Optimizer.load_state_dict)
+
+    def step(self, closure=None):
+        from torch.optim.sgd import _multi_tensor_sgd
+
+        if any(g["differentiable"] or g["fused"] or not g["foreach"] or g["maximize"]
+               or any(p.grad is not None and p.grad.is_sparse for p in g["params"])
+               for g in self.param_groups):
+            return super().step(closure)
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        with torch.no_grad():
+            for group in self.param_groups:
+                params, grads, bufs = [], [], []
+                self._init_group(group, params, grads, bufs)
+                _multi_tensor_sgd(params, grads, bufs, None, None,
+                                  weight_decay=group["weight_decay"],
+                                  momentum=group["momentum"], lr=group["lr"],
+                                  dampening=group["dampening"], nesterov=group["nesterov"],
+                                  maximize=False, has_sparse_grad=False)
+                if group["momentum"] != 0:
+                    for p, buf in zip(params, bufs, strict=True):
+                        self.state[p]["momentum_buffer"] = buf
+        return loss
 
 
 def _parse_flag(value, key: str):

@@ -29,7 +29,9 @@ def logged(log_path, rule: str = ""):
             contextlib.redirect_stderr(fh):
         print(f"# rule {rule} on host {socket.gethostname()} pid {os.getpid()} "
               f"SLURM_JOB_ID={os.environ.get('SLURM_JOB_ID', '-')} "
-              f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '-')}", flush=True)
+              f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '-')}"
+              + (" (forked by the warm worker)" if os.environ.get("LOTTERY_MIA_WARM_CHILD")
+                 else ""), flush=True)
         try:
             yield
         except BaseException:
