@@ -53,23 +53,30 @@ def server(tmp_path_factory):
         os.environ[warm.ENV] = before
 
 
-def run_job(tmp_path, body, *args, env=None, name="job.py"):
+def run_job(tmp_path, body, *args, env=None, name="job.py", before=""):
     script = tmp_path / name
-    script.write_text(PROLOGUE + textwrap.dedent(body))
+    script.write_text(before + PROLOGUE + textwrap.dedent(body))
     return subprocess.run([sys.executable, name, *args], cwd=tmp_path, capture_output=True,
                           text=True, env={**os.environ, **(env or {})}, timeout=300)
 
 
 def test_a_job_runs_in_the_worker_with_its_own_streams_cwd_argv_and_environment(server,
                                                                                 tmp_path):
-    proc = run_job(tmp_path, """
+    log = tmp_path / "job.log"
+    # the script as Snakemake writes it: its preamble defines `snakemake` first
+    preamble = f"import types\nsnakemake = types.SimpleNamespace(log=[{str(log)!r}])\n"
+    proc = run_job(tmp_path, f"""
         print(WHERE, os.getcwd(), sys.argv[1:], os.environ["JOB_SETTING"], os.getpid())
         print("to stderr", file=sys.stderr)
         os.write(1, b"raw fd write\\n")
-    """, "a", "b", env={"JOB_SETTING": "x1"})
+        open({str(log)!r}, "w").write("the job's own line\\n")
+    """, "a", "b", env={"JOB_SETTING": "x1"}, before=preamble)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"worker {tmp_path} ['a', 'b'] x1 ")
     assert "raw fd write" in proc.stdout and "to stderr" in proc.stderr
+    # Snakemake's benchmark sees the waiting process: the fork's usage goes to the log
+    first, usage = log.read_text().splitlines()
+    assert first == "the job's own line" and usage.startswith("# warm worker: the job's peak")
 
 
 @pytest.mark.parametrize("body, code, message", [

@@ -106,11 +106,29 @@ def delegate(src: str) -> None:
         last = replies.readline().decode().split()
     except OSError:
         last = []
-    if len(last) == 2 and last[0] == "exit":
+    if len(last) >= 2 and last[0] == "exit":
         code = int(last[1])
+        if len(last) == 4:
+            _note_usage(float(last[2]), float(last[3]))
         os._exit(code if code >= 0 else 128 - code)
     os.write(2, b"lottery_mia: the warm worker lost this job (its server stopped?)\n")
     os._exit(1)
+
+
+def _note_usage(max_rss_mb: float, cpu_s: float) -> None:
+    """Append the forked job's peak memory and CPU time to its log: Snakemake's benchmark
+    record measures this (waiting) process, not the fork."""
+    job = getattr(sys.modules.get("__main__"), "snakemake", None)
+    logs = list(getattr(job, "log", None) or [])
+    if not logs:
+        return
+    try:
+        with open(logs[0], "a") as fh:
+            fh.write(f"# warm worker: the job's peak RSS {max_rss_mb:.0f} MB (its pages "
+                     f"shared with the worker included), CPU time {cpu_s:.1f} s; the "
+                     "benchmark record's max_rss and cpu_time are the waiting process's\n")
+    except OSError:
+        pass
 
 
 # --- the server's side ---------------------------------------------------------------------
@@ -231,14 +249,15 @@ def _keep(conn: socket.socket, request: dict, fds: list[int]) -> None:
         watch.append(pidfd)
     while True:
         ready, _, _ = select.select(watch, [], [], None if pidfd is not None else 0.05)
-        done, status = os.waitpid(pid, os.WNOHANG)
+        done, status, usage = os.wait4(pid, os.WNOHANG)
         if done:
             break
         if conn in ready and not conn.recv(1):  # the job's process is gone: cancel
             _kill_group(pid)
             os._exit(0)
     try:
-        conn.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())
+        conn.sendall(f"exit {os.waitstatus_to_exitcode(status)} {usage.ru_maxrss / 1024:.1f} "
+                     f"{usage.ru_utime + usage.ru_stime:.2f}\n".encode())
     finally:
         os._exit(0)
 
