@@ -199,3 +199,29 @@ def test_half_precision_logits_reach_the_scoring_job_only_when_asked_for():
         cfg = copy.deepcopy(tiny_config())
         cfg["confidences"]["logits_dtype"] = dtype
         assert Plan(load_config(cfg)).score_params(model)["logits_dtype"] == dtype
+
+
+def test_a_dataset_can_train_a_part_of_the_architectures():
+    """datasets.<name>.architectures: that dataset's grid has only those architectures and
+    needs only their recipes; an architecture outside 'architectures', or a transfer
+    architecture the transfer dataset does not train, is named."""
+    from lottery_mia.plan import Plan
+
+    cfg = tiny_config()
+    assert len(cfg["architectures"]) > 1
+    first = cfg["architectures"][0]
+    cfg["datasets"]["digits"]["architectures"] = [first]
+    for arch in cfg["architectures"][1:]:
+        cfg["training"]["digits"].pop(arch)
+    cfg["transfer"]["architectures"] = [first]
+    plan = Plan(load_config(copy.deepcopy(cfg)))
+    assert plan.grids["digits"].architectures == (first,)
+    assert {m.arch for m in plan.models()} == {first}
+    bad = copy.deepcopy(cfg)
+    bad["datasets"]["digits"]["architectures"] = ["vgg16_bn"]
+    with pytest.raises(ConfigError, match=r"datasets\.digits\.architectures"):
+        load_config(bad)
+    bad = copy.deepcopy(cfg)
+    bad["transfer"]["architectures"] = list(tiny_config()["architectures"])
+    with pytest.raises(ConfigError, match=r"transfer\.architectures"):
+        load_config(bad)

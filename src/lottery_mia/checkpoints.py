@@ -184,10 +184,15 @@ def check_trained_network(path, meta: dict, model: nn.Module, expected: dict,
                                    f"prunes are not zero in {name}: {fix}")
 
 
-def model_spec(arch: str, source: str, width: int) -> dict:
+def model_spec(arch: str, source: str, width: int, norm: str = "batch") -> dict:
+    """The architecture of a network as its checkpoint records it (``build_model(**spec)``
+    rebuilds it); ``norm`` is recorded only when it is not BatchNorm (specs as before)."""
     info = source_info(source)
-    return {"arch": arch, "num_classes": info.num_classes, "width": width,
+    spec = {"arch": arch, "num_classes": info.num_classes, "width": width,
             "in_channels": info.channels, "small_input": info.small_images}
+    if norm != "batch":
+        spec["norm"] = norm
+    return spec
 
 
 # --------------------------------------------------------------------------- fingerprints

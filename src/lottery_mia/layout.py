@@ -285,6 +285,7 @@ REPORT_TABLES = {
     "attack_models": f"{REPORT_DIR}/attack_models.csv",
     "method_verdicts": f"{REPORT_DIR}/method_verdicts.csv",
     "pair_verdicts": f"{REPORT_DIR}/pair_verdicts.csv",
+    "defence_verdicts": f"{REPORT_DIR}/defence_verdicts.csv",
 }
 
 

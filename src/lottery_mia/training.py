@@ -30,8 +30,9 @@ from torch import nn
 from .checkpoints import load_resume, resume_fingerprint, save_resume
 from .data import steps_per_epoch
 from .io import log
-from .masks import Mask
 from .defences import training_loss
+from .defences.dpsgd import dp_settings
+from .masks import Mask
 from .recipe import Recipe
 from .distributed import (Ranks, all_reduce_sum_, check_ranks_agree,
                           use_global_batchnorm)
@@ -104,6 +105,32 @@ class _EagerStep:
         loss.backward()
         if self.mask is not None:
             self.mask.mask_grads_(self.model)
+        self.opt.step()
+        if self.mask is not None:
+            self.mask.apply_(self.model)
+        self.totals.add(loss, out, yb)
+
+
+class _PrivateStep(_EagerStep):
+    """The DP-SGD step (:mod:`lottery_mia.defences.dpsgd`): ``forward`` is Opacus's
+    per-sample-gradient module and ``opt`` its DPOptimizer (clip each sample's gradient,
+    add noise to the sum, average, then SGD). A ticket's per-sample gradients are masked
+    before clipping; the noise lands on pruned weights too, and the mask re-applied after
+    the step zeroes them again."""
+
+    def __call__(self, xb, yb, lr: float) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        out = self.forward(xb)
+        loss = self.loss_fn(out, yb)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.mask is not None:
+            params = dict(self.model.named_parameters())
+            for name, keep in self.mask.tensors.items():
+                per_sample = getattr(params[name], "grad_sample", None)
+                if per_sample is not None:
+                    per_sample.mul_(keep)
         self.opt.step()
         if self.mask is not None:
             self.mask.apply_(self.model)
@@ -314,6 +341,15 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
             log("CUDA graphs are off in a distributed run (DistributedDataParallel steps run "
                 "eagerly)")
             rt = dataclasses.replace(rt, cuda_graphs=False)
+    dp = dp_settings(recipe.defence)
+    if dp is not None:
+        if dist_run:
+            raise ValueError("DP-SGD trains on one device: set the recipe's gpus to 1 "
+                             "(training.<dataset>.<arch>.gpus)")
+        if rt.cuda_graphs or rt.amp:
+            log("DP-SGD: CUDA graphs and AMP are off (per-sample gradients run eagerly, "
+                "in float32)")
+            rt = dataclasses.replace(rt, cuda_graphs=False, amp=False)
     rt.prepare(model)
     opt = rt.optimizer(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                        weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
@@ -326,6 +362,17 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
     total_steps = n_steps * recipe.epochs
     if start_step is None:
         start_step = start_epoch * n_steps
+    budget = dp_forward = dp_noise = None
+    if dp is not None:
+        from .defences.dpsgd import make_private, run_budget
+
+        budget = run_budget(dp, len(train_set), recipe.batch_size,
+                            total_steps - min(start_step, total_steps))
+        dp_forward, opt, dp_noise = make_private(model, opt, dp, budget, recipe.batch_size)
+        log(f"DP-SGD: noise multiplier {budget['noise_multiplier']:.4f}, clipping at "
+            f"{dp.max_grad_norm:g}, sampling rate {budget['sample_rate']:.4f}, "
+            f"{budget['steps']} steps: epsilon {budget['epsilon']:.3f} at delta {dp.delta:g} "
+            "for this run")
     if capture_step is None and capture_epoch is not None:
         capture_step = capture_epoch * n_steps
     if not 0 <= start_step < total_steps:
@@ -360,8 +407,12 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
             model, device_ids=[device.index] if device.type == "cuda" else None,
             broadcast_buffers=False)
     totals = _Totals(device)
-    train_step = make_step(model, opt, mask, rt, totals, forward=forward,
-                           loss_fn=training_loss(recipe.defence))
+    if dp is not None:
+        train_step = _PrivateStep(model, opt, mask, rt, totals, forward=dp_forward,
+                                  loss_fn=training_loss(recipe.defence))
+    else:
+        train_step = make_step(model, opt, mask, rt, totals, forward=forward,
+                               loss_fn=training_loss(recipe.defence))
     batch_kw = {"shard": ranks.shard} if ranks is not None else {}
     t_start = time.time()
     lr = recipe.lr_at(epoch0)
@@ -372,6 +423,8 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
             totals.reset()
             seen = 0
             order_seed = seed * 1_000_003 + epoch  # same order for the dense run and its tickets
+            if dp_noise is not None:  # the epoch's noise, the same after a resume
+                dp_noise.manual_seed(order_seed + 7_919)
             first = skip if epoch == first_epoch else 0  # steps the start state already took
             kw = dict(batch_kw, skip=first) if first else batch_kw
             batches = train_set.train_batches(recipe.batch_size, order_seed, recipe.augment,
@@ -419,6 +472,11 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
     result = {"history": history, "captured_state": captured, "train_acc": train_acc,
               "train_loss": train_loss, "test_acc": test_acc, "test_loss": test_loss,
               "train_seconds": time.time() - t_start, "steps_per_epoch": n_steps}
+    if budget is not None:
+        result["privacy"] = budget
+        dp_forward.remove_hooks()
+        for p in model.parameters():
+            p.grad_sample = None
     if ranks is not None:
         result["distributed"] = check_ranks_agree(model, mask)
         del forward

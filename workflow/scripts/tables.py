@@ -13,5 +13,6 @@ with logged(snakemake.log[0], snakemake.rule):
         out_attack_models=out.attack_models, verdict_attacks=list(p.verdict_attacks),
         training_csv=snakemake.input.training, method_groups=list(p.method_groups),
         method_kinds=dict(p.method_kinds), out_method_verdicts=out.method_verdicts,
-        out_pair_verdicts=out.pair_verdicts,
+        out_pair_verdicts=out.pair_verdicts, out_defence_verdicts=out.defence_verdicts,
+        defences=dict(v["defences"]), defence_bases=dict(v["defence_bases"]),
     )

@@ -68,13 +68,19 @@ class Config(Section):
         own = self.datasets[dataset].attack_sample_sizes
         return tuple(own if own is not None else self.attack.sample_sizes)
 
+    def architectures_of(self, dataset: str) -> tuple:
+        """The architectures ``dataset`` trains: its own list (a part of ``architectures``)
+        or, without one, every architecture."""
+        own = self.datasets[dataset].architectures
+        return tuple(own if own is not None else self.architectures)
+
     def recipe(self, dataset: str, arch: str) -> Recipe:
         return self.training[dataset][arch]
 
     def recipes(self):
         """(dataset, arch, recipe) of every configured dataset and architecture."""
         for ds in self.datasets:
-            for arch in self.architectures:
+            for arch in self.architectures_of(ds):
                 if arch in self.training.get(ds, {}):
                     yield ds, arch, self.training[ds][arch]
 
@@ -114,7 +120,10 @@ class Config(Section):
                     # a recipe that sets no augmentation gets its dataset's standard one
                     self.training[name][arch] = rec.model_copy(
                         update={"augment": Augment(**declared)})
-            for a in self.architectures:
+            for a in ds.architectures or []:
+                _require(a in self.architectures, f"config key 'datasets.{name}.architectures':"
+                         f" {a!r} is not in 'architectures' {list(self.architectures)}")
+            for a in self.architectures_of(name):
                 _require(a in self.training.get(name, {}), f"config key 'training.{name}.{a}' "
                          "is missing: every dataset x architecture needs a training recipe")
             _, n_scored, n_non = ds.sizes()
@@ -141,7 +150,7 @@ class Config(Section):
                 continue
             flips = [f"training.{name}.{a}.augment.hflip"
                      for a, rec in self.training.get(name, {}).items()
-                     if a in self.architectures and rec.augment.hflip]
+                     if a in self.architectures_of(name) and rec.augment.hflip]
             if self.confidences.augmentations == 2:
                 flips.append("confidences.augmentations: 2")
             if flips:

@@ -58,6 +58,9 @@ class Dataset(Section):
     split_seed: Seed = Field(0, description="seed of the membership split")
     attack_sample_sizes: list[SampleSize] | None = Field(
         None, description="this dataset's attack sample sizes (null: attack.sample_sizes)")
+    architectures: list[Arch] | None = Field(
+        None, min_length=1, description="this dataset's architectures, a part of "
+        "architectures (null: all of them); its recipes are needed for these only")
 
     def sizes(self) -> tuple[int, int, int]:
         """(members, scored members, non-members) the membership split will have, from the
@@ -113,6 +116,8 @@ class Dataset(Section):
                  f"the {n_mem} members")
         if self.attack_sample_sizes is not None:
             _no_duplicates(f"{key}.attack_sample_sizes", self.attack_sample_sizes)
+        if self.architectures is not None:
+            _no_duplicates(f"{key}.architectures", self.architectures)
 
 
 class Pruning(BaseModel):
@@ -305,6 +310,10 @@ class Transfer(Section):
         _require(self.dataset in cfg.datasets, f"config key 'transfer.dataset': "
                  f"{self.dataset!r} is not one of the configured datasets")
         _in_architectures("transfer.architectures", self.architectures, cfg)
+        for a in self.architectures:
+            _require(a in cfg.architectures_of(self.dataset), f"config key "
+                     f"'transfer.architectures': {a!r} is not one of "
+                     f"'datasets.{self.dataset}.architectures'")
         _in_sparsities("transfer.sparsities", self.sparsities, cfg)
         _require(self.sample_size in cfg.sample_sizes(self.dataset), f"config key "
                  f"'transfer.sample_size': {self.sample_size} is not in 'attack.sample_sizes'")

@@ -14,10 +14,11 @@ from ..figures import figure_specs
 from ..io import atomic_write_bytes, log, read_csv_table, read_json
 from ..reporting.report import (attack_models_view, attacks_view, benchmark_view, CSS, data_uri, html_table,
                       method_accuracy_view, method_verdicts_view, models_each_view,
-                      pair_verdicts_view,
+                      pair_verdicts_view, defence_verdicts_view,
                       models_mean_view, plain, render_template, slices_view, table1_view,
                       transfer_view, unmeasurable_note, verdicts_view)
-from ..reporting.answer import pair_summary, scope_sentences, strongest_attacks
+from ..reporting.answer import (defence_summary, pair_summary, scope_sentences,
+                                strongest_attacks)
 from ..reporting.verdicts import PAIR_THREAT
 from ..reporting.summaries import (read_attacks_csv, read_slices_csv, read_training_csv,
                          read_transfer_csv)
@@ -33,7 +34,7 @@ def write_report(*, summary: dict, report_tables: dict, figures: dict, config: d
                  values: dict, methods: list, output) -> None:
     """``summary``: the summary tables by name (training, attacks, transfer, slices,
     benchmarks, gap_correlation); ``report_tables``: table1_csv, verdicts, attack_models,
-    method_verdicts, pair_verdicts; ``figures``: figure name -> PNG; ``values``: the report settings
+    method_verdicts, pair_verdicts, defence_verdicts; ``figures``: figure name -> PNG; ``values``: the report settings
     (:meth:`lottery_mia.plan.Plan.report_values`); ``methods``: {name, kind, description}
     of the dense network and every configured method."""
     import yaml
@@ -48,6 +49,8 @@ def write_report(*, summary: dict, report_tables: dict, figures: dict, config: d
     mv = _csv(report_tables["method_verdicts"], "method verdict table")
     pv = _csv(report_tables["pair_verdicts"], "pair verdict table") \
         if report_tables.get("pair_verdicts") else pd.DataFrame()
+    dv = _csv(report_tables["defence_verdicts"], "defence verdict table") \
+        if report_tables.get("defence_verdicts") else pd.DataFrame()
     methods = [plain(m) for m in methods]
     kinds = {str(m.get("name")): str(m.get("kind")) for m in methods}
     bench = summary.get("benchmarks")
@@ -77,6 +80,9 @@ def write_report(*, summary: dict, report_tables: dict, figures: dict, config: d
         "pair_claim": pair_summary(pv), "pair_threat": PAIR_THREAT,
         "pair_verdicts": html_table(pair_verdicts_view(pv)) if len(pv) else "",
         "pair_sentences": list(pv["sentence"]) if len(pv) else [],
+        "defence_claim": defence_summary(dv),
+        "defence_verdicts": html_table(defence_verdicts_view(dv)) if len(dv) else "",
+        "defence_sentences": list(dv["sentence"]) if len(dv) else [],
         "figures": [{"title": f.title, "caption": f.caption, "file": Path(figures[f.name]).name,
                      "data_uri": data_uri(figures[f.name]),
                      "note": f.note(tables) if f.note else ""}

@@ -73,6 +73,11 @@ def summarize_training(metric_paths: list, membership_paths: dict, output,
         }
         for k, n in (("test_acc", n_test), ("train_acc", n_train)):
             row[f"{k}_ci_low"], row[f"{k}_ci_high"] = proportion_ci(round(m[k] * n), n)
+        if "privacy" in m:  # DP-SGD: this run's epsilon and the composed one (columns
+            # only in runs with a DP recipe: the tables of other runs keep their shape)
+            row["epsilon"] = m["privacy"]["epsilon"]
+            row["epsilon_total"] = m["privacy"]["epsilon_total"]
+            row["dp_delta"] = m["privacy"]["delta"]
         rows.append(row)
     frame = pd.DataFrame(rows).sort_values(MODEL_KEYS + ["replicate"]).reset_index(drop=True)
     write_csv(frame, output)

@@ -25,6 +25,7 @@ import torch
 from ..checkpoints import (CorruptFileError, data_identity, load_checkpoint, mask_digest,
                            members_digest, model_spec, save_checkpoint)
 from ..data import DataSpec, member_and_test_sets, steps_per_epoch
+from ..defences.dpsgd import dp_settings
 from ..io import log, write_json
 from ..locks import output_lock
 from ..masks import load_fitting_mask, model_sparsity
@@ -133,7 +134,10 @@ def _dense_body(ranks, dev, job: dict) -> dict:
     data, arch, rec, seed = job["data"], job["arch"], job["rec"], job["seed"]
     log(f"dense {arch} on {data.dataset}: device {job['device_label']}, recipe "
         f"{rec.as_dict()}")
-    spec = model_spec(arch, data.source, rec.width)
+    dp = dp_settings(rec.defence)
+    # DP-SGD needs per-sample gradients: its recipe's networks use GroupNorm (every job
+    # rebuilds a network from the architecture its checkpoint records)
+    spec = model_spec(arch, data.source, rec.width, norm="group" if dp else "batch")
     model = build_model(**spec)  # seeded: w0 is a function of the seed alone
     init_model = copy.deepcopy(model)  # w0, written with the other outputs (no RNG use)
     rt = make_runtime(dev, job["runtime"])
@@ -162,6 +166,11 @@ def _dense_body(ranks, dev, job: dict) -> dict:
                     step=rec.epochs * n_steps, sparsity=0.0, identity=identity)
     metrics = _metrics(arch, data, 0.0, rec, seed, capture, n_steps, res, job["device_label"])
     metrics["method"] = "dense"
+    if "privacy" in res:
+        from ..defences.dpsgd import SAMPLING_NOTE
+
+        metrics["privacy"] = dict(res["privacy"], epsilon_total=res["privacy"]["epsilon"],
+                                  composed_runs=1, guarantee=SAMPLING_NOTE)
     write_json(metrics, job["out_metrics"])
     return metrics
 
@@ -229,6 +238,13 @@ def _ticket_body(ranks, dev, job: dict) -> dict:
                        job["device_label"])
     metrics.update(method=method, start=start, start_step=start_step,
                    imp_round=job["imp_round"])
+    if "privacy" in res:
+        from ..defences.dpsgd import ticket_budget
+        from ..pruning import METHODS
+
+        metrics["privacy"] = ticket_budget(dp_settings(rec.defence), res["privacy"],
+                                           dense_steps=rec.epochs * n_steps,
+                                           method=METHODS[method], imp_round=job["imp_round"])
     metrics["mask"] = mask.report(model)
     metrics["measured_sparsity_prunable"] = measured["sparsity_prunable"]
     write_json(metrics, job["out_metrics"])

@@ -47,7 +47,7 @@ class BasicBlock(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         identity = x if self.downsample is None else self.downsample(x)  # torchvision's order
-        out += identity
+        out = out + identity  # not in place: DP-SGD hooks the norm layer before it
         return self.relu(out)
 
 
@@ -73,7 +73,7 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         identity = x if self.downsample is None else self.downsample(x)  # torchvision's order
-        out += identity
+        out = out + identity  # not in place: DP-SGD hooks the norm layer before it
         return self.relu(out)
 
 

@@ -50,12 +50,38 @@ def register_architecture(name: str, *, classifier: tuple[str, ...], default_wid
     return deco
 
 
+NORMS = ("batch", "group")
+
+
 def build_model(arch: str, num_classes: int, *, width: int | None = None,
-                in_channels: int = 3, small_input: bool = False):
+                in_channels: int = 3, small_input: bool = False, norm: str = "batch"):
     """The registered network ``arch`` (``width`` None: its published width), its classifier
-    recorded as ``classifier_layers``."""
+    recorded as ``classifier_layers``. ``norm="group"``: every BatchNorm2d replaced by a
+    GroupNorm of min(32, C) groups (weight 1, bias 0), as DP-SGD needs (a per-sample
+    gradient has no batch statistics; Opacus's ModuleValidator.fix does the same); the
+    other weights are drawn exactly as with BatchNorm."""
     spec = ARCHITECTURES.get_entry(arch)
+    if norm not in NORMS:
+        raise ValueError(f"unknown normalisation {norm!r}; expected one of {NORMS}")
     model = spec.build(num_classes, spec.default_width if width is None else int(width),
                        in_channels, small_input)
+    if norm == "group":
+        group_norm_(model)
     model.classifier_layers = spec.classifier
+    return model
+
+
+def group_norm_(model):
+    """Replace every BatchNorm2d of ``model`` by GroupNorm(min(32, C), C), in place, and make
+    its ReLUs out of place (the same values; a per-sample-gradient hook on a norm layer
+    forbids changing its output in place)."""
+    import torch.nn as nn
+
+    for name, module in list(model.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, nn.BatchNorm2d):
+                c = child.num_features
+                setattr(module, child_name, nn.GroupNorm(min(32, c), c, affine=True))
+            elif isinstance(child, nn.ReLU):
+                child.inplace = False
     return model

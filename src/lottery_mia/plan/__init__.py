@@ -54,7 +54,7 @@ class Plan(ReportPlan):
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
-        self.grids = {ds: Grid(ds, tuple(cfg.architectures),
+        self.grids = {ds: Grid(ds, cfg.architectures_of(ds),
                                tuple(float(s) for s in cfg.sparsities), cfg.sample_sizes(ds))
                       for ds in cfg.datasets}
         self.replicates = list(cfg.replicates)

@@ -172,7 +172,31 @@ class ReportPlan:
                                                       + self.reference_attacks)),
                 "defences": {ds: defence_label(self.cfg.recipe(ds, r.table1_arch).defence)
                              for ds in self.cfg.datasets
-                             if r.table1_arch in self.cfg.training.get(ds, {})}}
+                             if r.table1_arch in self.cfg.training.get(ds, {})},
+                "defence_bases": self.defence_bases()}
+
+    def defence_bases(self) -> dict:
+        """Each dataset entry whose recipes carry a defence -> the entry without one on the
+        same data and membership split (source, root, sizes and split seed equal), where
+        there is one:
+        the network the defence's protection is measured against."""
+        arch = self.cfg.report.table1_arch
+        plain_entries = [ds for ds in self.cfg.datasets
+                         if arch in self.cfg.training.get(ds, {})
+                         and not self.cfg.recipe(ds, arch).defence]
+        def split_of(name):  # what decides the data and the membership split
+            return self.cfg.datasets[name].model_dump(
+                exclude={"architectures", "attack_sample_sizes", "download"})
+
+        out = {}
+        for ds in self.cfg.datasets:
+            if arch not in self.cfg.training.get(ds, {}) or \
+                    not self.cfg.recipe(ds, arch).defence:
+                continue
+            same = [b for b in plain_entries if split_of(b) == split_of(ds)]
+            if same:
+                out[ds] = same[0]
+        return out
 
 
 def defence_label(defence: dict | None) -> str:

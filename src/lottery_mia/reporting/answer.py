@@ -126,3 +126,18 @@ def pair_summary(pair_verdicts: pd.DataFrame) -> str:
     tail = (f"; {few} of {len(rows)} comparisons with fewer than 3 training seeds, which "
             "decide nothing" if few else "")
     return "; ".join(parts) + tail + "."
+
+
+def defence_summary(defence_verdicts: pd.DataFrame) -> str:
+    """How many defended tickets keep, lose or leave undecided their defence's protection,
+    per defence ('' without defended entries)."""
+    if defence_verdicts is None or defence_verdicts.empty:
+        return ""
+    parts = []
+    for label, part in defence_verdicts.groupby("defence", sort=True):
+        counts = part["protection"].value_counts().to_dict()
+        said = ", ".join(f"{counts[w]} {w}" for w in ("keeps", "loses", "undecided")
+                         if counts.get(w))
+        parts.append(f"{label}: of {len(part)} ticket(s), {said}")
+    return ("; ".join(parts) + " (keeps: the defended ticket leaks no more than its "
+            "defended dense parent).")

@@ -352,3 +352,28 @@ def pair_verdicts_view(pv: pd.DataFrame) -> pd.DataFrame:
         "Holm p": [f"{p:.2g}" if np.isfinite(p) else "n/a" for p in pv["p_holm"]],
         "verdict": pv["verdict"], "family": pv["family"],
     })
+
+
+def defence_verdicts_view(dv: pd.DataFrame) -> pd.DataFrame:
+    """The defence verdicts (defence_verdicts.csv), one row per defended ticket."""
+    def pt(v):
+        return f"{v:+.3f}" if np.isfinite(v) else "n/a"
+
+    return pd.DataFrame({
+        "dataset": dv["dataset"], "defence": dv["defence"], "n": dv["sample_size"],
+        "arch": dv["arch"],
+        "ticket": [f"{m} s={float(s):g}" for m, s in zip(dv["method"], dv["ticket_sparsity"])],
+        "attack": dv["attack"], "metric": dv["metric"],
+        "dense / ticket, defended": [f"{d:.3f} / {t:.3f}" for d, t in
+                                     zip(dv["dense"], dv["ticket"])],
+        "ticket - dense [95% CI]": [fmt_ci(v, lo, hi) for v, lo, hi in
+                                    zip(dv["diff"], dv["diff_ci_low"], dv["diff_ci_high"])],
+        "protection": dv["protection"],
+        "lowered by (dense / ticket)": [f"{pt(d)} / {pt(t)}" for d, t in
+                                        zip(dv["protection_dense"], dv["protection_ticket"])],
+        "without the defence": dv["verdict_undefended"],
+        **({"epsilon (dense / ticket)": [f"{d:.2f} / {t:.2f}" if np.isfinite(t) else "n/a"
+                                         for d, t in zip(dv["epsilon_dense"],
+                                                         dv["epsilon_ticket"])]}
+           if pd.to_numeric(dv["epsilon_ticket"], errors="coerce").notna().any() else {}),
+    })
