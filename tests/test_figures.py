@@ -696,7 +696,9 @@ def _caption_figure11(tmp_path):
                    & (attacks["method"] == "dense") & (attacks["sample_size"] == 400)]
     assert dense.lines[0].get_ydata()[0] == pytest.approx(mean["auc"].iat[0])
     texts = [t.get_text() for t in auc_ax.texts]
-    assert texts.count("none") == texts.count("ppb (strength=3)") == models
+    assert texts.count("none") == texts.count("ppb λ=3") == models
+    lines = [ln for ln in auc_ax.lines if ln.get_linestyle() == "-"]  # one per model
+    assert len(lines) == models and all(len(ln.get_xdata()) == 2 for ln in lines)
     fills = {c.get_label(): c.lines[0].get_fillstyle() for c in auc_ax.containers}
     assert fills["oneshot s=0.5"] != fills["oneshot s=0.8"]
 

@@ -14,22 +14,55 @@ CAPTION = (
     "Figure 11. The privacy-utility frontier: the primary attack's AUC (left) and its TPR "
     "at 10% FPR (right) against the network's test accuracy, one point per dataset entry "
     "(each a training-time defence at one strength, or none; labelled when there are "
-    "several) and model (the dense network and every pruned model of Table 1's "
-    "architecture that the attack ran on; a method's sparsities differ in how its marker "
-    "is filled), the mean over seeds with the attack's 95% bootstrap interval; a line joins "
-    "each model's points from the weakest defence to the strongest. A defence that works moves points down; a ticket "
-    "that keeps its dense network's protection sits with it."
+    "several: PPB by its strength lambda, DP-SGD by its target epsilon per training run) "
+    "and model (the dense network and every pruned model of Table 1's architecture that "
+    "the attack ran on; a method's sparsities differ in how its marker is filled), the "
+    "mean over seeds with the attack's 95% bootstrap interval; a line joins each model's "
+    "points under one defence, from none to its strongest setting (a line style per "
+    "defence). A defence that works moves points down; a ticket that keeps its dense "
+    "network's protection sits with it."
 )
+# per defence: the setting that is its strength, its symbol, and whether larger is stronger
+STRENGTH = {"ppb": ("strength", "λ", True), "dpsgd": ("target_epsilon", "ε", False)}
+LINESTYLES = ("-", "--", ":", "-.")
+
+
+def parse_defence(label: str) -> tuple[str, dict]:
+    """('none', {}) or (name, settings) of a label 'name (k=v, ...)' (plan.defence_label)."""
+    if label == "none" or "(" not in label:
+        return label, {}
+    name, rest = label.split(" (", 1)
+    settings = {}
+    for part in rest.rstrip(")").split(", "):
+        k, _, v = part.partition("=")
+        try:
+            settings[k] = float(v)
+        except ValueError:
+            settings[k] = v
+    return name, settings
+
+
+def short_label(label: str) -> str:
+    """'ppb λ=0.3', 'dpsgd ε=8': a defence by its strength (the label itself otherwise)."""
+    name, settings = parse_defence(label)
+    key = STRENGTH.get(name)
+    if key and isinstance(settings.get(key[0]), float):
+        return f"{name} {key[1]}={settings[key[0]]:g}"
+    return label
 
 
 def defence_strength(label: str) -> float:
-    """The order of a defence label along a frontier: none first, then by strength."""
-    if label == "none":
-        return -1.0
-    try:
-        return float(label.rsplit("=", 1)[1].rstrip(")"))
-    except (IndexError, ValueError):
-        return 0.0
+    """The order of a defence label along its line: none first, then from the weakest
+    setting to the strongest (a larger PPB strength, a smaller DP-SGD epsilon)."""
+    name, settings = parse_defence(label)
+    if name == "none":
+        return -np.inf
+    key = STRENGTH.get(name)
+    value = settings.get(key[0]) if key else None
+    if not isinstance(value, float):
+        numbers = [v for v in settings.values() if isinstance(v, float)]
+        return numbers[-1] if numbers else 0.0
+    return value if key[2] else -value
 
 
 def frontier_points(training: pd.DataFrame, attacks: pd.DataFrame, arch: str,
@@ -59,7 +92,10 @@ def frontier_points(training: pd.DataFrame, attacks: pd.DataFrame, arch: str,
                          "tpr_at_fpr_0.1_ci_low", "tpr_at_fpr_0.1_ci_high")}})
     out = pd.DataFrame(rows)
     out["order"] = [defence_strength(d) for d in out["defence"]]
-    return out.sort_values(["method", "sparsity", "order", "dataset"]).reset_index(drop=True)
+    out["family_order"] = [parse_defence(d)[0] for d in out["defence"]]
+    out.loc[out["family_order"] == "none", "family_order"] = ""
+    return out.sort_values(["method", "sparsity", "family_order", "order", "dataset"]) \
+        .drop(columns="family_order").reset_index(drop=True)
 
 
 def primary_attack(attacks: pd.DataFrame, primary: dict) -> str:
@@ -81,6 +117,8 @@ def figure_frontier(training: pd.DataFrame, attacks: pd.DataFrame, arch: str,
     fig, axes = panels(2, width=5.6, height=4.4)
     order = method_order(pts["method"])
     labelled = pts["defence"].nunique() > 1  # one entry without a defence: no labels
+    pts["family"] = [parse_defence(d)[0] for d in pts["defence"]]
+    families = sorted(set(pts["family"]) - {"none"})
     fills = ("none", "full", "left", "right", "bottom", "top")  # a method's sparsities
     for ax, (metric, label, chance) in zip(axes, (
             ("auc", f"attack AUC ({attack})", 0.5),
@@ -91,14 +129,19 @@ def figure_frontier(training: pd.DataFrame, attacks: pd.DataFrame, arch: str,
                 .split(" ", 1)[1]
             sps = sorted(pts.loc[pts["method"] == method, "sparsity"].unique())
             errbar(ax, line["test_acc"], line[metric], line[f"{metric}_ci_low"],
-                   line[f"{metric}_ci_high"], label=name, linestyle="-", linewidth=1,
+                   line[f"{metric}_ci_high"], label=name, linestyle="none",
                    markersize=6, fillstyle=fills[sps.index(sparsity) % len(fills)]
                    if method != DENSE else "full", **style)
+            for i, family in enumerate(families):
+                part = line[line["family"].isin(["none", family])]
+                ax.plot(part["test_acc"], part[metric], linestyle=LINESTYLES[i % 4],
+                        linewidth=1, color=style["color"])
             for _, r in (line.iterrows() if labelled else ()):
                 x, y = float(r["test_acc"]), float(r[metric])
                 if np.isfinite(x) and np.isfinite(y):
-                    ax.annotate(r["defence"], (x, y), fontsize=6, xytext=(3, 3),
-                                textcoords="offset points", color=style["color"])
+                    ax.annotate(short_label(r["defence"]), (x, y), fontsize=6,
+                                xytext=(3, 3), textcoords="offset points",
+                                color=style["color"])
         n = sorted(pts["sample_size"].unique())
         finish(ax, "test accuracy (mean over seeds)", label,
                f"{arch}, n={', '.join(map(str, n))} ({INTERVAL_NOTE})", chance=chance,
