@@ -145,16 +145,16 @@ def test_dpsgd_hides_membership_from_the_loss():
     from sklearn.metrics import roc_auc_score
 
     from lottery_mia.defences import training_loss
-    from lottery_mia.defences.dpsgd import make_private
+    from lottery_mia.defences.dpsgd import PrivateStep, make_private
     from lottery_mia.networks import build_model
     from lottery_mia.runtime import make_runtime
-    from lottery_mia.training import _PrivateStep, _Totals
+    from lottery_mia.training import _Totals
 
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(120, 1, 8, 8, generator=g)
     y = torch.randint(0, 10, (120,), generator=g)  # random labels: only memorisation helps
-    members, non = slice(0, 60), slice(60, 120)
+    members = slice(0, 60)
 
     def loss_auc(dp_eps):
         torch.manual_seed(0)
@@ -168,8 +168,7 @@ def test_dpsgd_hides_membership_from_the_loss():
             dp = DPSGD({"target_epsilon": dp_eps, "delta": 1e-5, "max_grad_norm": 1.0})
             budget = run_budget(dp, 60, 20, 150)
             forward, opt, _ = make_private(model, opt, dp, budget, 20)
-            step = _PrivateStep(model, opt, None, rt, totals, forward=forward,
-                                loss_fn=training_loss(None))
+            step = PrivateStep(model, opt, None, totals, forward, training_loss(None))
         else:
             from lottery_mia.training import _EagerStep
             step = _EagerStep(model, opt, None, rt, totals, loss_fn=training_loss(None))

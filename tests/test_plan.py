@@ -37,13 +37,19 @@ def test_the_paper_grid_counts(paper):
     dense = [s for s in steps if s.is_dense]
     pruned = [s for s in steps if not s.is_dense]
     ref_tickets = n_ref * sum(1 for s in ref.sparsities if s > 0) * len(ref.methods)
-    assert len(dense) == 6 * reps + n_ref  # 3 datasets x 2 archs x seeds, plus references
-    assert len(pruned) == 6 * ((len(methods) - 1) * len(tickets) + rounds) * reps + ref_tickets
+    # 3 datasets x 2 architectures, and 6 defended CIFAR-10 entries (PPB x 3, DP-SGD x 3)
+    # with ResNet18 only (datasets.<name>.architectures)
+    grids = sum(len(g.architectures) for g in paper.grids.values())
+    assert grids == 3 * 2 + 6
+    assert len(dense) == grids * reps + n_ref  # every grid x seeds, plus references
+    assert len(pruned) == grids * ((len(methods) - 1) * len(tickets) + rounds) * reps \
+        + ref_tickets
     models = 1 + len(methods) * len(tickets)
-    assert len(paper.models()) == 6 * models * reps
+    assert len(paper.models()) == grids * models * reps
     assert len(paper.reference_models()) == n_ref + ref_tickets
-    # one fit-attack job per model: CIFAR-10/100 share a list of sample sizes, ImageNet not
-    assert [len(ds) for _, ds in paper.size_groups] == [2, 1]
+    # one fit-attack job per model: the CIFAR entries share a list of sample sizes,
+    # ImageNet not
+    assert [len(ds) for _, ds in paper.size_groups] == [8, 1]
     assert len(paper.transfer_rows()) == len(cfg.transfer.architectures) * \
         len(cfg.transfer.sparsities)
     assert len(paper.attack_results("metrics.json")) == sum(

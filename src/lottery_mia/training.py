@@ -111,32 +111,6 @@ class _EagerStep:
         self.totals.add(loss, out, yb)
 
 
-class _PrivateStep(_EagerStep):
-    """The DP-SGD step (:mod:`lottery_mia.defences.dpsgd`): ``forward`` is Opacus's
-    per-sample-gradient module and ``opt`` its DPOptimizer (clip each sample's gradient,
-    add noise to the sum, average, then SGD). A ticket's per-sample gradients are masked
-    before clipping; the noise lands on pruned weights too, and the mask re-applied after
-    the step zeroes them again."""
-
-    def __call__(self, xb, yb, lr: float) -> None:
-        for group in self.opt.param_groups:
-            group["lr"] = lr
-        out = self.forward(xb)
-        loss = self.loss_fn(out, yb)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.mask is not None:
-            params = dict(self.model.named_parameters())
-            for name, keep in self.mask.tensors.items():
-                per_sample = getattr(params[name], "grad_sample", None)
-                if per_sample is not None:
-                    per_sample.mul_(keep)
-        self.opt.step()
-        if self.mask is not None:
-            self.mask.apply_(self.model)
-        self.totals.add(loss, out, yb)
-
-
 @torch.no_grad()
 def _graph_sgd_(params, grads, bufs, lr, *, momentum, dampening, weight_decay, nesterov):
     """torch.optim.SGD's multi-tensor update with ``lr`` a device tensor (capturable: the
@@ -363,16 +337,12 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
     if start_step is None:
         start_step = start_epoch * n_steps
     budget = dp_forward = dp_noise = None
-    if dp is not None:
-        from .defences.dpsgd import make_private, run_budget
+    if dp is not None:  # this run's noise for its epsilon, Opacus's module and optimizer
+        from .defences.dpsgd import private_run
 
-        budget = run_budget(dp, len(train_set), recipe.batch_size,
-                            total_steps - min(start_step, total_steps))
-        dp_forward, opt, dp_noise = make_private(model, opt, dp, budget, recipe.batch_size)
-        log(f"DP-SGD: noise multiplier {budget['noise_multiplier']:.4f}, clipping at "
-            f"{dp.max_grad_norm:g}, sampling rate {budget['sample_rate']:.4f}, "
-            f"{budget['steps']} steps: epsilon {budget['epsilon']:.3f} at delta {dp.delta:g} "
-            "for this run")
+        dp_forward, opt, dp_noise, budget = private_run(
+            model, opt, dp, len(train_set), recipe.batch_size,
+            total_steps - min(start_step, total_steps))
     if capture_step is None and capture_epoch is not None:
         capture_step = capture_epoch * n_steps
     if not 0 <= start_step < total_steps:
@@ -408,8 +378,10 @@ def run_training(model: nn.Module, train_set, test_set, recipe: Recipe, *, seed:
             broadcast_buffers=False)
     totals = _Totals(device)
     if dp is not None:
-        train_step = _PrivateStep(model, opt, mask, rt, totals, forward=dp_forward,
-                                  loss_fn=training_loss(recipe.defence))
+        from .defences.dpsgd import PrivateStep
+
+        train_step = PrivateStep(model, opt, mask, totals, dp_forward,
+                                 training_loss(recipe.defence))
     else:
         train_step = make_step(model, opt, mask, rt, totals, forward=forward,
                                loss_fn=training_loss(recipe.defence))

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 
-from .base import register_defence
+from .base import DEFENCES, register_defence
 
 SAMPLING_NOTE = ("the RDP accountant assumes Poisson sampling; batches here are a shuffled "
                  "partition of fixed size, so epsilon is an estimate, not a proof")
@@ -78,9 +78,7 @@ def dp_settings(defence: dict | None) -> DPSGD | None:
     """The DP-SGD settings of a recipe's ``defence`` (None without DP-SGD)."""
     if not defence or "dpsgd" not in defence:
         return None
-    from . import check_defence
-
-    return DPSGD(check_defence(defence)["dpsgd"])
+    return DPSGD({**DEFENCES["dpsgd"].defaults, **(defence["dpsgd"] or {})})
 
 
 def noise_multiplier(target_epsilon: float, delta: float, sample_rate: float,
@@ -149,3 +147,47 @@ def make_private(model, optimizer, dp: DPSGD, budget: dict, batch_size: int):
                       max_grad_norm=dp.max_grad_norm, expected_batch_size=batch_size,
                       loss_reduction="mean", generator=generator)
     return forward, opt, generator
+
+
+def private_run(model, optimizer, dp: DPSGD, n_members: int, batch_size: int, steps: int):
+    """(Opacus's per-sample-gradient module, its DP optimizer, the noise generator, the
+    run's budget) for a run of ``steps`` steps, logged."""
+    from ..io import log
+
+    budget = run_budget(dp, n_members, batch_size, steps)
+    forward, opt, generator = make_private(model, optimizer, dp, budget, batch_size)
+    log(f"DP-SGD: noise multiplier {budget['noise_multiplier']:.4f}, clipping at "
+        f"{dp.max_grad_norm:g}, sampling rate {budget['sample_rate']:.4f}, "
+        f"{budget['steps']} steps: epsilon {budget['epsilon']:.3f} at delta {dp.delta:g} "
+        "for this run")
+    return forward, opt, generator, budget
+
+
+class PrivateStep:
+    """One DP-SGD step, as the training loop calls a step (``step(xb, yb, lr)``):
+    ``forward`` is Opacus's per-sample-gradient module and ``opt`` its DPOptimizer (clip
+    each sample's gradient, add noise to the sum, average, then SGD). A ticket's per-sample
+    gradients are masked before clipping; the noise lands on pruned weights too, and the
+    mask re-applied after the step zeroes them again. Eager and float32."""
+
+    def __init__(self, model, opt, mask, totals, forward, loss_fn):
+        self.model, self.opt, self.mask, self.totals = model, opt, mask, totals
+        self.forward, self.loss_fn = forward, loss_fn
+
+    def __call__(self, xb, yb, lr: float) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        out = self.forward(xb)
+        loss = self.loss_fn(out, yb)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.mask is not None:
+            params = dict(self.model.named_parameters())
+            for name, keep in self.mask.tensors.items():
+                per_sample = getattr(params[name], "grad_sample", None)
+                if per_sample is not None:
+                    per_sample.mul_(keep)
+        self.opt.step()
+        if self.mask is not None:
+            self.mask.apply_(self.model)
+        self.totals.add(loss, out, yb)

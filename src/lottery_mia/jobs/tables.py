@@ -8,8 +8,8 @@ import pandas as pd
 from ..io import atomic_write_bytes, write_csv
 from ..reporting.summaries import read_attacks_csv, read_training_csv
 from ..reporting.tables import attack_model_table, slices, table1, table1_markdown
-from ..reporting.verdicts import (defence_verdicts, method_verdicts, pair_verdicts,
-                                  verdict_rows)
+from ..reporting.protection import defence_verdicts
+from ..reporting.verdicts import method_verdicts, pair_verdicts, verdict_rows
 
 __all__ = ["write_tables", "write_slices"]
 
