@@ -78,6 +78,7 @@ rule summarize_benchmarks:
         "../envs/analysis.yaml"
     params:
         directory=L.BENCHMARKS,
+        logs=L.LOGS,
     script:
         "../workflow/scripts/summarize_benchmarks.py"
 

@@ -119,3 +119,24 @@ def test_attack_scaling_benchmark_runs_and_ends_with_its_json(tmp_path):
                                              "slices"}
     svm = [line for line in lines if line.startswith("attack:svm")]
     assert len(svm) == 2 and all("Nystroem" in line for line in svm)  # the at-scale regime
+
+
+def test_a_forked_jobs_memory_and_cpu_time_come_from_its_log(tmp_path):
+    """Under the warm worker, Snakemake's record measures the waiting process; the fork's
+    peak RSS and CPU time, which the worker appends to the job's log, replace them."""
+    b, logs = tmp_path / "results" / "benchmarks", tmp_path / "logs"
+    rel = "digits/resnet18/seed-0/dense/sparsity-0"
+    _write(b / rel / "train_dense.tsv", 12.5)
+    _write(b / rel / "extract_confidences.tsv", 1.5)
+    (logs / rel).mkdir(parents=True)
+    (logs / rel / "train_dense.log").write_text(
+        "# rule train_dense ... (forked by the warm worker)\ntraining...\n"
+        "# warm worker: the job's peak RSS 612 MB (its pages shared with the worker "
+        "included), CPU time 7.3 s; the benchmark record's max_rss and cpu_time are the "
+        "waiting process's\n")
+    (logs / rel / "extract_confidences.log").write_text("# rule extract_confidences\n")
+    t = benchmark_table(b, logs).set_index("rule")
+    assert t.loc["train_dense", "forked"] and not t.loc["extract_confidences", "forked"]
+    assert (t.loc["train_dense", "max_rss"], t.loc["train_dense", "cpu_time"]) == (612, 7.3)
+    assert t.loc["extract_confidences", "max_rss"] == 100.5  # its own record's
+    assert not benchmark_table(b)["forked"].any()  # without the logs folder

@@ -77,6 +77,10 @@ def test_a_job_runs_in_the_worker_with_its_own_streams_cwd_argv_and_environment(
     # Snakemake's benchmark sees the waiting process: the fork's usage goes to the log
     first, usage = log.read_text().splitlines()
     assert first == "the job's own line" and usage.startswith("# warm worker: the job's peak")
+    from lottery_mia.benchmarks import fork_usage
+
+    rss_mb, cpu_s = fork_usage(log)  # the line summary/benchmarks.csv reads
+    assert rss_mb > 50 and cpu_s >= 0
 
 
 @pytest.mark.parametrize("body, code, message", [

@@ -172,11 +172,12 @@ def write_gap_correlation(*, training_csv, attacks_csv, sample_size: int, attack
     return stats
 
 
-def summarize_benchmarks(directory, output) -> pd.DataFrame:
-    """Snakemake's benchmark records under ``directory`` as one table."""
+def summarize_benchmarks(directory, output, logs=None) -> pd.DataFrame:
+    """Snakemake's benchmark records under ``directory`` as one table (with ``logs``, the
+    jobs' logs folder: a forked job's memory and CPU time from its log)."""
     from ..benchmarks import benchmark_table
 
-    table = benchmark_table(directory)
+    table = benchmark_table(directory, logs)
     write_csv(table, output)
     if len(table):
         log(table.groupby("rule")["seconds"].agg(["count", "sum", "mean", "max"]).to_string())
