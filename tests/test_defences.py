@@ -158,16 +158,15 @@ def test_each_defended_entry_is_measured_against_the_entry_without_it_on_the_sam
 
 
 def test_the_frontier_orders_each_defence_from_weakest_to_strongest_and_labels_it_short():
-    from lottery_mia.figures.frontier import defence_strength, parse_defence, short_label
-    from lottery_mia.plan.report import defence_label
+    from lottery_mia.defences import defence_label, parse_label, short_label, strength_order
 
     dp = [defence_label({"dpsgd": {"target_epsilon": e, "delta": 1e-5, "max_grad_norm": 1.0}})
           for e in (8, 4, 1)]
     ppb = [defence_label({"ppb": {"strength": s}}) for s in (0.1, 0.3, 1.0)]
     for labels in (dp, ppb):  # each list from weakest to strongest
-        order = [defence_strength(lab) for lab in ["none"] + labels]
+        order = [strength_order(lab) for lab in ["none"] + labels]
         assert order == sorted(order) and len(set(order)) == 4
-    assert parse_defence(dp[0]) == ("dpsgd", {"delta": 1e-5, "max_grad_norm": 1.0,
+    assert parse_label(dp[0]) == ("dpsgd", {"delta": 1e-5, "max_grad_norm": 1.0,
                                               "target_epsilon": 8.0})
     assert [short_label(lab) for lab in dp + ppb + ["none"]] == [
         "dpsgd ε=8", "dpsgd ε=4", "dpsgd ε=1", "ppb λ=0.1", "ppb λ=0.3", "ppb λ=1", "none"]

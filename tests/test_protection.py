@@ -47,7 +47,9 @@ def test_a_defended_ticket_keeps_loses_or_leaves_undecided_the_protection():
     assert "loses the defence's protection" in dv.loc["d_b", "sentence"]
     assert "+0.060 (95% CI +0.040 to +0.080" in dv.loc["d_b", "sentence"]
     summary = defence_summary(dv.reset_index())
-    assert "ppb (strength=2): of 1 ticket(s), 1 loses" in summary
+    # one line per defence over its settings, by strength
+    assert summary.startswith("ppb (λ=1, λ=2, λ=3, λ=4, λ=5): of 5 ticket(s), 2 keeps, "
+                              "1 loses, 2 undecided")
     # no defended entry, or none with an undefended twin: an empty table with its columns
     assert defence_verdicts(verdicts, {"digits": "none"}, {}).empty
     assert defence_summary(defence_verdicts(verdicts, labels, {})) == ""

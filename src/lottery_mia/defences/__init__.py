@@ -24,7 +24,8 @@ from typing import Callable
 
 from .base import DEFENCES, KEY, DefenceKind, register_defence
 
-__all__ = ["DEFENCES", "DefenceKind", "register_defence", "check_defence", "training_loss"]
+__all__ = ["DEFENCES", "DefenceKind", "register_defence", "check_defence", "training_loss",
+           "defence_label", "parse_label", "short_label", "strength_order"]
 
 
 def check_defence(spec, key: str = KEY) -> dict | None:
@@ -61,6 +62,61 @@ def training_loss(spec) -> Callable:
     checked = check_defence(spec)
     (name, settings), = checked.items()
     return DEFENCES[name].factory(settings).loss
+
+
+def defence_label(defence: dict | None) -> str:
+    """'none', or 'ppb (strength=3)': a recipe's defence as the report and figures label it
+    (settings sorted by name)."""
+    if not defence:
+        return "none"
+    (name, settings), = defence.items()
+    parts = [f"{k}={v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool)
+             else f"{k}={v}" for k, v in sorted((settings or {}).items())]
+    return f"{name} ({', '.join(parts)})"
+
+
+def parse_label(label: str) -> tuple[str, dict]:
+    """('none', {}) or (name, settings) of a :func:`defence_label`."""
+    if label == "none" or " (" not in label:
+        return label, {}
+    name, rest = label.split(" (", 1)
+    settings = {}
+    for part in rest.rstrip(")").split(", "):
+        k, _, v = part.partition("=")
+        try:
+            settings[k] = float(v)
+        except ValueError:
+            settings[k] = v
+    return name, settings
+
+
+def _strength(name: str, settings: dict):
+    """((setting, symbol, larger is stronger), its value) of a defence's strength, or
+    (None, None) when its registry entry declares none or the label lacks it."""
+    spec = getattr(DEFENCES.get(name), "strength", None)
+    if spec and isinstance(settings.get(spec[0]), float):
+        return spec, settings[spec[0]]
+    return None, None
+
+
+def short_label(label: str) -> str:
+    """'ppb λ=0.3', 'dpsgd ε=8': a defence by its strength (the label itself otherwise)."""
+    name, settings = parse_label(label)
+    spec, value = _strength(name, settings)
+    return f"{name} {spec[1]}={value:g}" if spec else label
+
+
+def strength_order(label: str) -> float:
+    """A defence label's place along its frontier: none first, then from the weakest
+    setting to the strongest (a larger PPB strength, a smaller DP-SGD epsilon)."""
+    name, settings = parse_label(label)
+    if name == "none":
+        return float("-inf")
+    spec, value = _strength(name, settings)
+    if spec is None:
+        numbers = [v for v in settings.values() if isinstance(v, float)]
+        return numbers[-1] if numbers else 0.0
+    return value if spec[2] else -value
 
 
 DEFENCES.load(__name__, skip=("base",))  # every other module registers one

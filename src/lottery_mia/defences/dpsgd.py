@@ -48,6 +48,7 @@ SAMPLING_NOTE = ("the RDP accountant assumes Poisson sampling; batches here are 
 
 @register_defence("dpsgd", defaults={"target_epsilon": 8.0, "delta": 1e-5,
                                       "max_grad_norm": 1.0},
+                  strength=("target_epsilon", "ε", False),
                   description="DP-SGD (Opacus): per-sample clipping and Gaussian noise for a "
                               "target epsilon at delta, GroupNorm networks")
 class DPSGD:

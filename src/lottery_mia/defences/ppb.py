@@ -18,7 +18,7 @@ from __future__ import annotations
 from .base import register_defence
 
 
-@register_defence("ppb", defaults={"strength": 1.0},
+@register_defence("ppb", defaults={"strength": 1.0}, strength=("strength", "λ", True),
                   description="pair-based posterior balancing (Yuan & Zhang 2022): "
                               "cross-entropy + strength x KL between the sorted softmax "
                               "vectors of the two halves of a batch")

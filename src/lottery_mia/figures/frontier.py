@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..defences import parse_label, short_label, strength_order
 from ..vocabulary import DENSE, model_name
 from .registry import FigureData, register_figure
 from .style import (errbar, finish, legend_outside, method_order, method_style, panels,
@@ -22,47 +23,7 @@ CAPTION = (
     "defence). A defence that works moves points down; a ticket that keeps its dense "
     "network's protection sits with it."
 )
-# per defence: the setting that is its strength, its symbol, and whether larger is stronger
-STRENGTH = {"ppb": ("strength", "λ", True), "dpsgd": ("target_epsilon", "ε", False)}
-LINESTYLES = ("-", "--", ":", "-.")
-
-
-def parse_defence(label: str) -> tuple[str, dict]:
-    """('none', {}) or (name, settings) of a label 'name (k=v, ...)' (plan.defence_label)."""
-    if label == "none" or "(" not in label:
-        return label, {}
-    name, rest = label.split(" (", 1)
-    settings = {}
-    for part in rest.rstrip(")").split(", "):
-        k, _, v = part.partition("=")
-        try:
-            settings[k] = float(v)
-        except ValueError:
-            settings[k] = v
-    return name, settings
-
-
-def short_label(label: str) -> str:
-    """'ppb λ=0.3', 'dpsgd ε=8': a defence by its strength (the label itself otherwise)."""
-    name, settings = parse_defence(label)
-    key = STRENGTH.get(name)
-    if key and isinstance(settings.get(key[0]), float):
-        return f"{name} {key[1]}={settings[key[0]]:g}"
-    return label
-
-
-def defence_strength(label: str) -> float:
-    """The order of a defence label along its line: none first, then from the weakest
-    setting to the strongest (a larger PPB strength, a smaller DP-SGD epsilon)."""
-    name, settings = parse_defence(label)
-    if name == "none":
-        return -np.inf
-    key = STRENGTH.get(name)
-    value = settings.get(key[0]) if key else None
-    if not isinstance(value, float):
-        numbers = [v for v in settings.values() if isinstance(v, float)]
-        return numbers[-1] if numbers else 0.0
-    return value if key[2] else -value
+LINESTYLES = ("-", "--", ":", "-.")  # one per defence
 
 
 def frontier_points(training: pd.DataFrame, attacks: pd.DataFrame, arch: str,
@@ -91,8 +52,8 @@ def frontier_points(training: pd.DataFrame, attacks: pd.DataFrame, arch: str,
                          "auc", "auc_ci_low", "auc_ci_high", "tpr_at_fpr_0.1",
                          "tpr_at_fpr_0.1_ci_low", "tpr_at_fpr_0.1_ci_high")}})
     out = pd.DataFrame(rows)
-    out["order"] = [defence_strength(d) for d in out["defence"]]
-    out["family_order"] = [parse_defence(d)[0] for d in out["defence"]]
+    out["order"] = [strength_order(d) for d in out["defence"]]
+    out["family_order"] = [parse_label(d)[0] for d in out["defence"]]
     out.loc[out["family_order"] == "none", "family_order"] = ""
     return out.sort_values(["method", "sparsity", "family_order", "order", "dataset"]) \
         .drop(columns="family_order").reset_index(drop=True)
@@ -117,7 +78,7 @@ def figure_frontier(training: pd.DataFrame, attacks: pd.DataFrame, arch: str,
     fig, axes = panels(2, width=5.6, height=4.4)
     order = method_order(pts["method"])
     labelled = pts["defence"].nunique() > 1  # one entry without a defence: no labels
-    pts["family"] = [parse_defence(d)[0] for d in pts["defence"]]
+    pts["family"] = [parse_label(d)[0] for d in pts["defence"]]
     families = sorted(set(pts["family"]) - {"none"})
     fills = ("none", "full", "left", "right", "bottom", "top")  # a method's sparsities
     for ax, (metric, label, chance) in zip(axes, (

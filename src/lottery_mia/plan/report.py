@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 from .. import layout as L
 from ..config import canonical
+from ..defences import defence_label
 from ..layout import DENSE, ModelKey
 
 
@@ -199,11 +200,3 @@ class ReportPlan:
         return out
 
 
-def defence_label(defence: dict | None) -> str:
-    """'none', or 'ppb (strength=3)': a recipe's defence as the figures label it."""
-    if not defence:
-        return "none"
-    (name, settings), = defence.items()
-    parts = [f"{k}={v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool)
-             else f"{k}={v}" for k, v in sorted((settings or {}).items())]
-    return f"{name} ({', '.join(parts)})"

@@ -129,15 +129,21 @@ def pair_summary(pair_verdicts: pd.DataFrame) -> str:
 
 
 def defence_summary(defence_verdicts: pd.DataFrame) -> str:
-    """How many defended tickets keep, lose or leave undecided their defence's protection,
-    per defence ('' without defended entries)."""
+    """Per defence, how many defended tickets keep, lose or leave undecided its protection,
+    over its settings ('' without defended entries)."""
+    from ..defences import parse_label, short_label, strength_order
+
     if defence_verdicts is None or defence_verdicts.empty:
         return ""
+    dv = defence_verdicts.assign(family=[parse_label(d)[0] for d in
+                                         defence_verdicts["defence"]])
     parts = []
-    for label, part in defence_verdicts.groupby("defence", sort=True):
+    for family, part in dv.groupby("family", sort=True):
         counts = part["protection"].value_counts().to_dict()
         said = ", ".join(f"{counts[w]} {w}" for w in ("keeps", "loses", "undecided")
                          if counts.get(w))
-        parts.append(f"{label}: of {len(part)} ticket(s), {said}")
+        settings = ", ".join(short_label(d).split(" ", 1)[-1] for d in
+                             sorted(part["defence"].unique(), key=strength_order))
+        parts.append(f"{family} ({settings}): of {len(part)} ticket(s), {said}")
     return ("; ".join(parts) + " (keeps: the defended ticket leaks no more than its "
             "defended dense parent).")

@@ -356,11 +356,14 @@ def pair_verdicts_view(pv: pd.DataFrame) -> pd.DataFrame:
 
 def defence_verdicts_view(dv: pd.DataFrame) -> pd.DataFrame:
     """The defence verdicts (defence_verdicts.csv), one row per defended ticket."""
+    from ..defences import short_label
+
     def pt(v):
         return f"{v:+.3f}" if np.isfinite(v) else "n/a"
 
     return pd.DataFrame({
-        "dataset": dv["dataset"], "defence": dv["defence"], "n": dv["sample_size"],
+        "dataset": dv["dataset"], "defence": [short_label(d) for d in dv["defence"]],
+        "n": dv["sample_size"],
         "arch": dv["arch"],
         "ticket": [f"{m} s={float(s):g}" for m, s in zip(dv["method"], dv["ticket_sparsity"])],
         "attack": dv["attack"], "metric": dv["metric"],
