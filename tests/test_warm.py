@@ -166,6 +166,14 @@ def test_without_a_usable_worker_the_job_runs_in_its_own_process(server, tmp_pat
     proc = subprocess.run([sys.executable, "other.py"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)
     assert proc.stdout.strip() == "own process", proc.stderr
+    # a job in another Python environment (a conda env of --sdm conda) is refused too
+    (tmp_path / "conda.py").write_text(PROLOGUE.replace(
+        "from lottery_mia.jobs.warm import delegate",
+        "from lottery_mia.jobs import warm\nwarm._interpreter = lambda: '/conda/env/python|/x'"
+        "\nfrom lottery_mia.jobs.warm import delegate") + "print(WHERE)\n")
+    proc = subprocess.run([sys.executable, "conda.py"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.stdout.strip() == "own process", proc.stderr
 
 
 def test_cancelling_a_job_kills_its_child_and_the_childs_processes(server, tmp_path):

@@ -14,8 +14,9 @@ Snakemake still sees one process per job, with the same inputs, outputs, logs, e
 and reruns; only the imports are shared (copy-on-write).
 
 Without a server nothing changes: no variable, a server still importing, a server of
-another checkout (its ``src`` differs) or any failure to hand the job over runs the job in
-its own process as before. ``LOTTERY_MIA_WARM=0`` in the environment of ``snakemake``
+another checkout (its ``src`` differs) or of another Python environment (a job of
+``--sdm conda`` runs in its rule's environment), or any failure to hand the job over runs
+the job in its own process as before. ``LOTTERY_MIA_WARM=0`` in the environment of ``snakemake``
 turns the server off; cluster executors never start one (their jobs run elsewhere).
 
 What keeps a child the same as a fresh interpreter:
@@ -86,8 +87,8 @@ def delegate(src: str) -> None:
     path = os.environ.get(ENV)
     if not path or path == "0" or os.environ.get(CHILD):
         return
-    request = {"src": src, "argv": sys.argv, "cwd": os.getcwd(), "env": dict(os.environ),
-               "path": sys.path}
+    request = {"src": src, "python": _interpreter(), "argv": sys.argv, "cwd": os.getcwd(),
+               "env": dict(os.environ), "path": sys.path}
     try:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.settimeout(10.0)
@@ -129,6 +130,12 @@ def _note_usage(max_rss_mb: float, cpu_s: float) -> None:
                      "benchmark record's max_rss and cpu_time are the waiting process's\n")
     except OSError:
         pass
+
+
+def _interpreter() -> str:
+    """This interpreter and its environment (a job run in another one, a conda
+    environment of ``--sdm conda`` say, must not run in the worker's)."""
+    return f"{os.path.realpath(sys.executable)}|{os.path.realpath(sys.prefix)}"
 
 
 # --- the server's side ---------------------------------------------------------------------
@@ -317,8 +324,11 @@ def serve(socket_path: str, src: str, preload=PRELOAD, parent: int | None = None
             print(f"warm worker: bad request: {err}", flush=True)
             conn.close()
             continue
-        if request.get("src") != src:
-            conn.sendall(b"refused: the warm worker serves another checkout\n")
+        refused = ("another checkout" if request.get("src") != src else
+                   "another Python environment" if request.get("python") != _interpreter()
+                   else None)
+        if refused:
+            conn.sendall(f"refused: the warm worker serves {refused}\n".encode())
             conn.close()
             for fd in fds:
                 os.close(fd)
