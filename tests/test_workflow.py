@@ -554,15 +554,21 @@ def test_paper_grid_builds_without_data_and_gpu_rules_ask_for_a_gpu(tmp_path):
     rounds = get_method("imp", paper["pruning"]["imp"]).rounds_for(max(tickets))
     per_model_set = (len(methods) - 1) * len(tickets) + rounds  # per dataset x arch x seed
     models = 1 + len(methods) * len(tickets)  # scored models per dataset x arch x seed
-    assert jobs["train_dense"] == 6 * reps + n_ref
-    assert jobs["train_ticket"] == 6 * per_model_set * reps + ref_tickets
+    # dataset x architecture grids: 3 datasets x 2 architectures, and the defended CIFAR-10
+    # entries with ResNet18 only (datasets.<name>.architectures)
+    archs = {name: len(d.get("architectures") or paper["architectures"])
+             for name, d in paper["datasets"].items()}
+    grids = sum(archs.values())
+    assert grids == 3 * 2 + 6
+    assert jobs["train_dense"] == grids * reps + n_ref
+    assert jobs["train_ticket"] == grids * per_model_set * reps + ref_tickets
     assert jobs["prune_mask"] == jobs["train_ticket"]
-    assert jobs["extract_confidences"] == 6 * models * reps + n_ref + ref_tickets
+    assert jobs["extract_confidences"] == grids * models * reps + n_ref + ref_tickets
     assert jobs["transfer_attack"] == 8 and jobs["reference_split"] == len(ref["datasets"])
-    # one attack job per model, over all of its dataset's sample sizes; CIFAR-10/100 share a
-    # list of sizes (rule fit_attack), ImageNet has its own (fit_attack_1)
-    assert jobs["fit_attack"] == 2 * 2 * models * reps
-    assert jobs["fit_attack_1"] == 2 * models * reps
+    # one attack job per model, over all of its dataset's sample sizes; the CIFAR entries
+    # share a list of sizes (rule fit_attack), ImageNet has its own (fit_attack_1)
+    assert jobs["fit_attack"] == (grids - archs["imagenet"]) * models * reps
+    assert jobs["fit_attack_1"] == archs["imagenet"] * models * reps
     out = proc.stdout + proc.stderr
     blocks = re.split(r"(?m)^(?=rule \w+:)", out)
     train_blocks = [b for b in blocks if "rule train_dense:" in b or "rule train_ticket:" in b]
