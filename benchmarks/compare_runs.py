@@ -110,6 +110,7 @@ def main() -> int:
     for name in sorted(set(ta) | set(tb)):
         if name not in ta or name not in tb:
             problems[name] = ["only in " + ("A" if name in ta else "B")]
+            print(f"{name:40s} ONLY IN {'A' if name in ta else 'B'} (a table one run lacks)")
             continue
         a, b = read(ta[name]), read(tb[name])
         p = compare_json(a, b, args.rtol) if isinstance(a, dict) else \
