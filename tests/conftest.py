@@ -153,18 +153,25 @@ def write_tiny_imagefolder(root: Path, classes: int = 3, per_class: int = 4, siz
     return root
 
 
+def digits_data(folder: Path, members: int, nonmembers: int):
+    """A seeded digits membership split written to ``folder``, as a training job's
+    DataSpec."""
+    from lottery_mia.data import DataSpec
+    from lottery_mia.jobs.split import build_membership_split
+
+    build_membership_split("digits", None, key="datasets.digits.root", download=False,
+                           members=members, nonmembers=nonmembers, scored_members=None,
+                           seed=0, output=folder / "membership.parquet")
+    return DataSpec("digits", "digits", None, str(folder / "membership.parquet"))
+
+
 @pytest.fixture(scope="session")
 def trained_digits(tmp_path_factory):
     """A dense resnet18 (width 4) trained 3 epochs on digits, with its init and rewind states."""
-    from lottery_mia.jobs.split import build_membership_split
-    from lottery_mia.data import DataSpec
     from lottery_mia.jobs.train import train_dense
 
     d = tmp_path_factory.mktemp("dense")
-    build_membership_split("digits", None, key="datasets.digits.root", download=False,
-                           members=300, nonmembers=300, scored_members=None, seed=0,
-                           output=d / "membership.parquet")
-    data = DataSpec("digits", "digits", None, str(d / "membership.parquet"))
+    data = digits_data(d, 300, 300)
     recipe = dict(width=4, epochs=3, batch_size=64, lr=0.05, eval_every=1, num_workers=0)
     train_dense(data=data, arch="resnet18", recipe=recipe, seed=0, rewind_epoch=1,
                 device="cpu", out_model=d / "model.pt", out_init=d / "init.pt",

@@ -72,16 +72,12 @@ def test_the_recorded_epsilon_is_the_one_opacus_reports(tmp_path):
 @pytest.fixture(scope="module")
 def dp_networks(tmp_path_factory):
     """A dense network and its one-shot ticket trained with DP-SGD through the jobs."""
-    from lottery_mia.data import DataSpec
+    from conftest import digits_data
     from lottery_mia.jobs.prune import prune_mask
-    from lottery_mia.jobs.split import build_membership_split
     from lottery_mia.jobs.train import train_dense, train_ticket
 
     tmp = tmp_path_factory.mktemp("dp")
-    build_membership_split("digits", None, key="datasets.digits.root", download=False,
-                           members=200, nonmembers=200, scored_members=None, seed=0,
-                           output=tmp / "membership.parquet")
-    data = DataSpec("digits", "digits", None, str(tmp / "membership.parquet"))
+    data = digits_data(tmp, 200, 200)
     recipe = dict(width=4, epochs=2, batch_size=50, lr=0.05, eval_every=1, num_workers=0,
                   defence={"dpsgd": {"target_epsilon": 4.0, "delta": 1e-5,
                                      "max_grad_norm": 1.0}})
