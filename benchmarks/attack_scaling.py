@@ -66,12 +66,14 @@ TARGETS = {"imagenet_model_seconds": 1800, "peak_rss_gb": 4.0}
 
 
 # --------------------------------------------------------------------------- one measurement
-def synthetic(n: int, classes: int, k: int = 0, seed: int = 0, parent: bool = False):
+def synthetic(n: int, classes: int, k: int = 0, seed: int = 0, parent: bool = False,
+              sensitivity: bool = False):
     """An AttackData of an n-row attack sample: a target that is more confident on its
     members, and K reference models, each trained on a seeded half of the rows (every row IN
     for half of them), on the sample's rows and on the population (its non-members); with
     ``parent``, the target's dense parent and each reference's, as the pair attacks read
-    them (written and read back by :func:`add_parent`)."""
+    them (written and read back by :func:`add_parent`); with ``sensitivity``, every table
+    has SAMIA's sensitivity column (n x C float32, as the scoring job writes it)."""
     import numpy as np
     import pandas as pd
 
@@ -95,9 +97,16 @@ def synthetic(n: int, classes: int, k: int = 0, seed: int = 0, parent: bool = Fa
         z[np.arange(n), label] += margin.astype(np.float32)
         return z
 
+    def sens(trained: np.ndarray):
+        if not sensitivity:
+            return None
+        base = rng.lognormal(0.0, 0.5, (n, classes)).astype(np.float32)
+        return base * np.where(trained, 0.8, 1.0).astype(np.float32)[:, None]
+
     member = sample["member"].to_numpy()
     target = ConfidenceTable.from_logits(ids, label, member, logits(member),
-                                         {"dataset": "synthetic", "arch": "resnet18"})
+                                         {"dataset": "synthetic", "arch": "resnet18"},
+                                         sensitivity=sens(member))
     data = AttackData(target=target, sample=sample)
     dense = {"dataset": "synthetic", "arch": "resnet18", "method": "dense", "sparsity": 0.0}
     parents = []
@@ -123,7 +132,8 @@ def synthetic(n: int, classes: int, k: int = 0, seed: int = 0, parent: bool = Fa
         paths = []
         for j in range(k):  # one reference's logits in memory at a time
             paths.append(folder / f"ref-{j}.parquet")
-            write_confidences(ConfidenceTable.from_logits(ids, label, inc[j], logits(inc[j])),
+            write_confidences(ConfidenceTable.from_logits(ids, label, inc[j], logits(inc[j]),
+                                                          sensitivity=sens(inc[j])),
                               paths[-1])
             if parent:
                 parents.append(folder / f"ref-{j}-dense.parquet")
@@ -182,7 +192,8 @@ def measure(spec: dict) -> dict:
     step, n, c, k = spec["step"], spec["n"], spec["C"], spec.get("K", 0)
     n_boot = spec.get("n_boot", 1000)
     name = step.split(":", 1)[1] if step.startswith("attack:") else None
-    data = synthetic(n, c, k, parent=bool(name and get_attack(name).needs_parent))
+    data = synthetic(n, c, k, parent=bool(name and get_attack(name).needs_parent),
+                     sensitivity=bool(name and get_attack(name).needs_sensitivity))
     if name and get_attack(name).needs_inputs:  # public non-members: as many as the sample
         data = with_public(data, n)
     y = data.is_member
@@ -285,19 +296,30 @@ def is_reference(name: str, src: str) -> bool:
     return get_attack(name).needs_references
 
 
-def at_scale(name: str, settings: dict, src: str) -> dict:
+QUICK_EPOCHS = 2  # a trained-for-epochs attack (SAMIA) measured at this many epochs
+
+
+def at_scale(name: str, settings: dict, src: str) -> tuple[dict, float]:
     """``settings`` with the estimator in the regime it uses at the ImageNet size (where the
-    code measured has such settings: an earlier checkout's has not)."""
+    code measured has such settings: an earlier checkout's has not), and the factor its
+    measured training time is scaled by: an attack that trains for a fixed number of epochs
+    on a bounded set of rows (SAMIA: ``epochs``, ``max_rows``) is measured at
+    ``QUICK_EPOCHS`` and its training time (``fit_seconds``, linear in the epochs by
+    construction) multiplied by epochs / QUICK_EPOCHS."""
     sys.path.insert(0, src)
-    from lottery_mia.attacks import classifiers
+    from lottery_mia.attacks import ATTACKS, classifiers
 
     own = getattr(classifiers, "OWN_SETTINGS", {}).get(name, {})
     s = dict(settings or {})
+    epochs = {**ATTACKS[name].defaults, **s}.get("epochs")
+    if isinstance(epochs, int) and epochs > QUICK_EPOCHS:
+        s["epochs"] = QUICK_EPOCHS
+        return s, epochs / QUICK_EPOCHS
     if "exact_max_rows" in own and s.get("exact_max_rows", 1) is not None:
         s["exact_max_rows"] = 1
     if "early_stopping_min_rows" in own and s.get("early_stopping", True):
         s["early_stopping_min_rows"] = 1
-    return s
+    return s, 1.0
 
 
 def grid(args, cfg: dict) -> list[dict]:
@@ -321,9 +343,9 @@ def grid(args, cfg: dict) -> list[dict]:
     classes = [int(x) for x in args.classes.split(",")]
     refs_k = [int(x) for x in args.refs.split(",")]
     for name in all_attacks:
-        settings = cfg["attack"].get(name) or {}
+        settings, epochs_scale = cfg["attack"].get(name) or {}, 1.0
         if args.quick:
-            settings = at_scale(name, settings, src)
+            settings, epochs_scale = at_scale(name, settings, src)
         ref = is_reference(name, src)
         for n in sizes:
             for c in ([classes[-1]] if args.quick and ref else classes):
@@ -331,7 +353,8 @@ def grid(args, cfg: dict) -> list[dict]:
                     gb = 2 * k * n * c * 4 / 1e9  # the references' logits, sample + pop.
                     if ref and gb > args.max_reference_gb:
                         continue
-                    add(f"attack:{name}", n, c, k, settings=settings)
+                    add(f"attack:{name}", n, c, k, settings=settings,
+                        epochs_scale=epochs_scale)
     for step in ("bootstrap", "slices", "slice_one"):
         if wanted is not None and step not in wanted:
             continue
@@ -371,10 +394,22 @@ def estimate(results: list[dict], cfg: dict, src: str, idle_gb: float) -> dict:
     def extrapolate(step, **kw):
         small, big = point(step, n_small, **kw), point(step, n_big, **kw)
         c_scale = IMAGENET["C"] / kw["C"]  # linear in the classes (features, logits)
-        t, b = power_law(small["wall_s"], big["wall_s"], ratio, to)
         mem_small = max(small["peak_rss_gb"] - idle_gb, 1e-3)
         mem_big = max(big["peak_rss_gb"] - idle_gb, 1e-3)
         bm = min(max(math.log(mem_big / mem_small) / math.log(ratio), 0.5), 1.5)
+        fit_s, fit_b = small["info"].get("fit_seconds"), big["info"].get("fit_seconds")
+        if fit_s is not None and fit_b is not None:
+            # a classifier trained for a fixed number of epochs (measured at QUICK_EPOCHS,
+            # scaled to the config's): its training costs the same at every n once its
+            # rows are capped (the same shadow_rows at both sizes), the rest by power law
+            scale = big.get("epochs_scale", 1.0)
+            t, b = power_law(small["wall_s"] - fit_s, big["wall_s"] - fit_b, ratio, to)
+            if small["info"].get("shadow_rows") == big["info"].get("shadow_rows"):
+                t += fit_b * scale
+            else:
+                t += power_law(fit_s, fit_b, ratio, to)[0] * scale
+        else:
+            t, b = power_law(small["wall_s"], big["wall_s"], ratio, to)
         return t * c_scale, idle_gb + mem_big * to ** bm * c_scale, b
 
     c_own = max(r["C"] for r in results if not r.get("K"))

@@ -78,6 +78,7 @@ def tiny_config() -> dict:
     cfg["references"].update(count=2, architectures=["resnet18"], sparsities=[0.0, 0.8])
     cfg["attack"]["shadow_mlp"] = {"hidden_layer_sizes": [16], "max_iter": 100}
     cfg["attack"]["rmia"] = {"a": 0.3}  # two references: too few to tune a
+    cfg["attack"]["samia"] = {"epochs": 2, "layers": 1, "hidden": 16}
     # the ticket methods and a control; IMP at 0.6 per round serves 0.5 with round 1 (0.6)
     # and 0.8 with round 2 (0.84)
     cfg["pruning"]["methods"] = ["oneshot", "imp", "random_reinit"]

@@ -40,7 +40,8 @@ FAST = {"mlp": {"hidden_layer_sizes": [32], "max_iter": 300},
 # every attack, in the order a pipeline config lists them: attack.models, attack.baselines,
 # references.attacks
 ALL = [n for kind in KIND_ORDER for n, a in ATTACKS.items() if a.kind == kind
-       and not a.needs_parent and not a.needs_inputs]  # the audit attacks one table
+       and not a.needs_parent and not a.needs_inputs
+       and not a.needs_sensitivity]  # the audit attacks one table
 TARGET_ONLY = [n for n in ALL if not ATTACKS[n].needs_references]
 OUTPUTS = ("attacks.csv", "scores.parquet", "metrics.json", "roc.png", "report.html",
            "audit.json")

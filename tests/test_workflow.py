@@ -71,10 +71,10 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
     assert (imp.loc[0.8, "achieved_sparsity"] - 0.84).abs().max() < 1e-4
     attacks = pd.read_csv(work / "results" / "summary" / "attacks.csv", dtype={"replicate": str})
     n_attacks = 10  # 5 attack models + 5 threshold baselines (quantile among them)
-    # 14 models x 2 sample sizes x 10 attacks, pair_mlp on the 12 pruned ones, plus the 4
-    # reference attacks on resnet18 at sparsity 0 and the oneshot ticket at 0.8 and
-    # pair_lira on that ticket; per replicate (1) and their mean
-    assert len(attacks) == (14 * 2 * n_attacks + 12 * 2 + 2 * (4 + 5)) * 2
+    # 14 models x 2 sample sizes x 10 attacks, pair_mlp on the 12 pruned ones, plus the 5
+    # reference attacks (SAMIA among them) on resnet18 at sparsity 0 and the oneshot ticket
+    # at 0.8 and pair_lira on that ticket; per replicate (1) and their mean
+    assert len(attacks) == (14 * 2 * n_attacks + 12 * 2 + 2 * (5 + 6)) * 2
     assert set(attacks.loc[attacks.attack == "pair_mlp", "method"]) == {
         "oneshot", "imp", "random_reinit"}  # never on a dense network
     assert set(zip(*[attacks.loc[attacks.attack == "pair_lira", k] for k in
@@ -83,13 +83,26 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
     assert set(attacks.attack) == {"mlp", "svm", "random_forest", "logistic_regression",
                                    "gradient_boosting", "loss", "confidence", "entropy",
                                    "modified_entropy", "lira_online", "lira_offline", "rmia",
-                                   "shadow_mlp", "pair_mlp", "pair_lira", "quantile"}
+                                   "shadow_mlp", "pair_mlp", "pair_lira", "quantile",
+                                   "samia"}
     q = attacks[(attacks.attack == "quantile") & (attacks.replicate == "0")]
     # fit on the scored non-members outside each attack sample: 300 - n/2
     assert (q.public_rows == 300 - q.sample_size // 2).all()
     assert (attacks.loc[attacks.replicate == "0", "attack_seconds"] >= 0).all()
     ref_rows = attacks[attacks.attack == "lira_online"]
     assert set(ref_rows.arch) == {"resnet18"} and set(ref_rows.sparsity) == {0.0, 0.8}
+    # SAMIA's sensitivity is scored on the reference grid's models and references only
+    from lottery_mia.confidences import read_confidences
+
+    models = work / "results" / "digits"
+    for path, has in (("resnet18/seed-0/dense/sparsity-0", True),
+                      ("resnet18/ref-1/oneshot/sparsity-0.8", True),
+                      ("resnet18/seed-0/oneshot/sparsity-0.5", False),
+                      ("resnet50/seed-0/dense/sparsity-0", False)):
+        t = read_confidences(models / path / "confidences.parquet")
+        assert (t.sensitivity is not None) == has, path
+        assert not has or (t.sensitivity.shape == t.logits.shape
+                           and t.metadata["sensitivity"]["draws"] == 10)
     assert set(ref_rows.method) == {"dense", "oneshot"}
     imp_rows = attacks[(attacks.method == "imp") & (attacks.sparsity == 0.8)]
     assert (imp_rows.achieved_sparsity - 0.84).abs().max() < 1e-4
@@ -136,7 +149,7 @@ def test_full_run_writes_the_report_with_table1_and_all_figures(finished_run):
     assert set(mv.sparsity) == {0.5, 0.8} and set(mv.metric) == {"balanced_accuracy", "auc"}
     assert (mv.diff_ci_low <= mv["diff"]).all() and (mv["diff"] <= mv.diff_ci_high).all()
     models = pd.read_csv(work / "results" / "report" / "attack_models.csv")
-    assert len(models) == n_attacks + 4 + 2  # and the two pair attacks
+    assert len(models) == n_attacks + 5 + 2  # the 5 reference attacks, the two pair attacks
     pairs = pd.read_csv(work / "results" / "report" / "pair_verdicts.csv")
     primary = pairs[pairs.primary]  # AUC at n = 200: pair_mlp on the 12 pruned networks
     assert sorted(zip(primary.attack, primary.versus_attack)) == \

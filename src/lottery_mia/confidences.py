@@ -20,6 +20,10 @@ views                                           ``confidences.augmentations: 2``
 scaled_     float64                             the scaled logit averaged over the views,
 logit                                           only when a table was given one without its
                                                 views (see :func:`write_confidences`)
+sensitivity fixed_size_list<float32>[classes]   SAMIA's sensitivity of each class's
+                                                probability to input noise (only when
+                                                scored with ``confidences.sensitivity``:
+                                                :func:`lottery_mia.scoring.predict_views`)
 ==========  ==================================  ===========================================
 
 File metadata (``lottery_mia`` key, JSON): dataset, arch, sparsity, replicate, num_classes.
@@ -91,19 +95,26 @@ class ConfidenceTable:
     phi: np.ndarray | None = None
     # the scaled logit of each scored view (N x views), when there are several
     phi_views: np.ndarray | None = None
+    # SAMIA's sensitivity (N x classes, float32): the mean absolute change of each class's
+    # probability under Gaussian input noise, per unit of noise scale (only when scored
+    # with ``confidences.sensitivity``)
+    sensitivity: np.ndarray | None = None
 
     @classmethod
     def from_logits(cls, sample_id, label, member, logits, metadata=None,
-                    phi=None, phi_views=None) -> "ConfidenceTable":
+                    phi=None, phi_views=None, sensitivity=None) -> "ConfidenceTable":
         """A table from the model's logits; ``phi_views`` (N x views): the scaled logit of
-        each scored view (the mean over views becomes ``phi``)."""
+        each scored view (the mean over views becomes ``phi``); ``sensitivity`` (N x
+        classes): SAMIA's per-class sensitivity of each row."""
         views = None if phi_views is None else np.asarray(phi_views, dtype=np.float64)
         if views is not None and phi is None:
             phi = views.mean(1)
         return cls(np.asarray(sample_id, dtype=np.int64), np.asarray(label, dtype=np.int64),
                    np.asarray(member, dtype=bool), np.asarray(logits, dtype=np.float32),
                    dict(metadata or {}),
-                   None if phi is None else np.asarray(phi, dtype=np.float64), views)
+                   None if phi is None else np.asarray(phi, dtype=np.float64), views,
+                   None if sensitivity is None
+                   else np.ascontiguousarray(sensitivity, dtype=np.float32))
 
     def __len__(self) -> int:
         return len(self.sample_id)
@@ -149,7 +160,8 @@ class ConfidenceTable:
         return ConfidenceTable(self.sample_id[idx], self.label[idx], self.member[idx],
                                self.logits[idx], self.metadata,
                                None if self.phi is None else self.phi[idx],
-                               None if self.phi_views is None else self.phi_views[idx])
+                               None if self.phi_views is None else self.phi_views[idx],
+                               None if self.sensitivity is None else self.sensitivity[idx])
 
     def positions(self, sample_ids) -> np.ndarray:
         """The positions of ``sample_ids`` in this table, in that order (a KeyError names
@@ -187,6 +199,10 @@ def validate_confidences(t: ConfidenceTable, source: str = "confidence table") -
     if not np.isfinite(t.logits).all():
         raise ValueError(f"{source}: logits hold NaN or infinite values (the model "
                          "diverged?); retrain it")
+    if t.sensitivity is not None and (t.sensitivity.shape != t.logits.shape
+                                      or not np.isfinite(t.sensitivity).all()):
+        raise ValueError(f"{source}: the sensitivity must be finite, one value per row and "
+                         "class")
     if n and (t.label.min() < 0 or t.label.max() >= t.logits.shape[1]):
         raise ValueError(f"{source}: a label is outside the {t.logits.shape[1]} classes")
     if len(np.unique(t.sample_id)) != n:
@@ -256,7 +272,8 @@ def write_confidences(t: ConfidenceTable, path: str | Path,
     """Write ``t``: its ids, labels, membership and logits, and what the logits cannot give
     back: the per-view scaled logits of a table scored on several views (``phi_views``),
     and an average scaled logit given without its views (``phi`` alone; a ``phi`` equal to
-    the mean of the stored views is not written again). ``logits_dtype`` float16 or
+    the mean of the stored views is not written again), and SAMIA's sensitivity when the
+    table has one (float32, whatever ``logits_dtype``). ``logits_dtype`` float16 or
     bfloat16 halves the logits' size (off by default; the scaled logits stay float64)."""
     if logits_dtype not in LOGITS_DTYPES:
         raise ValueError(f"logits_dtype {logits_dtype!r} is not one of {LOGITS_DTYPES}")
@@ -274,6 +291,9 @@ def write_confidences(t: ConfidenceTable, path: str | Path,
     if t.phi is not None and (views is None or not np.array_equal(t.phi, views.mean(1))):
         table = table.append_column(pa.field("scaled_logit", pa.float64(), nullable=False),
                                     pa.array(np.asarray(t.phi, dtype=np.float64)))
+    if t.sensitivity is not None:
+        table = table.append_column(pa.field("sensitivity", pa.list_(pa.float32(), c),
+                                             nullable=False), _fixed_list(t.sensitivity))
     from .io import atomic_path
 
     # float columns: no dictionary (random floats only grow it: +300 bytes a row at 1000
@@ -316,8 +336,8 @@ def read_confidences(path: str | Path) -> ConfidenceTable:
     predicted class and scaled logit: those columns are not read, the logits give them)."""
     try:
         names = pq.read_schema(path).names
-        wanted = [f for f in SCHEMA_FIELDS + ["scaled_logit", "scaled_logit_views"]
-                  if f in names]
+        wanted = [f for f in SCHEMA_FIELDS + ["scaled_logit", "scaled_logit_views",
+                                              "sensitivity"] if f in names]
         table = pq.read_table(path, columns=wanted)
     except Exception as err:
         raise ValueError(f"{path} is not a readable confidence table ({err}); delete it and "
@@ -343,6 +363,7 @@ def read_confidences(path: str | Path) -> ConfidenceTable:
         logits=_matrix(table, "logits", path, bfloat16_bits=(
             (table.schema.metadata or {}).get(_FORMAT_KEY) == b"bfloat16")),
         metadata=meta, phi=phi, phi_views=views,
+        sensitivity=(_matrix(table, "sensitivity", path) if "sensitivity" in names else None),
     )
     validate_confidences(t, str(path))
     return t

@@ -57,10 +57,18 @@ def tf32_enabled() -> bool:
         return matmul.fp32_precision == "tf32" or cudnn.conv.fp32_precision == "tf32"
 
 
-def predict_views(model, dataset, batch_size: int, device, views: int = 1
-                  ) -> tuple[list[np.ndarray], np.ndarray]:
+def predict_views(model, dataset, batch_size: int, device, views: int = 1,
+                  sensitivity: dict | None = None):
     """Float32 logits (one N x classes array per view: the image, then with ``views`` 2 its
-    horizontal flip) and labels of ``dataset``, in its order, in one pass over the data."""
+    horizontal flip) and labels of ``dataset``, in its order, in one pass over the data.
+
+    With ``sensitivity`` (``{"draws": m, "epsilon": e, "seed": s}``, config key
+    ``confidences.sensitivity``) also SAMIA's sensitivity of the image (Yuan & Zhang,
+    USENIX Security 2022): for each class c, the mean over m draws u ~ N(0, I) (the model's
+    input space) of |softmax(f(x + e u))_c - softmax(f(x))_c| / e, as N x classes float32,
+    returned third. The draws come from one generator seeded with s, drawn batch by batch
+    in the dataset's order (one draw of a batch's noise at a time: no m x batch copy of the
+    images), so the same seed gives every model the same noise."""
     import torch
 
     from .data import as_model_input
@@ -69,16 +77,35 @@ def predict_views(model, dataset, batch_size: int, device, views: int = 1
         raise ValueError(f"views must be 1 (the image) or 2 (and its flip), got {views}")
     model.eval().to(device)
     logits: list[list] = [[] for _ in range(views)]
-    labels = []
+    labels, sens = [], []
+    gen = None
+    if sensitivity:
+        draws, eps = int(sensitivity["draws"]), float(sensitivity["epsilon"])
+        gen = torch.Generator(device=torch.device(device))
+        gen.manual_seed(int(sensitivity.get("seed", 0)))
     with torch.no_grad(), float32_math():
         for xb, yb in dataset.eval_batches(batch_size):
-            xb = xb.float()
-            logits[0].append(model(as_model_input(xb)).float().cpu())
+            xb = as_model_input(xb.float())
+            out = model(xb).float()
+            logits[0].append(out.cpu())
             if views == 2:
                 logits[1].append(model(as_model_input(xb.flip(-1))).float().cpu())
             labels.append(yb.cpu())
-    return ([torch.cat(v).numpy().astype(np.float32) for v in logits],
-            torch.cat(labels).numpy())
+            if gen is not None:
+                p = torch.softmax(out, dim=1)
+                total = torch.zeros_like(p)
+                for _ in range(draws):
+                    u = torch.randn(xb.shape, generator=gen, device=xb.device,
+                                    dtype=xb.dtype)
+                    total += (torch.softmax(model(as_model_input(xb + eps * u)).float(), 1)
+                              - p).abs()
+                sens.append((total / (draws * eps)).cpu())
+    out_views = [torch.cat(v).numpy().astype(np.float32) for v in logits]
+    out_labels = torch.cat(labels).numpy()
+    if gen is None:
+        return out_views, out_labels
+    return out_views, out_labels, np.ascontiguousarray(torch.cat(sens).numpy(),
+                                                       dtype=np.float32)
 
 
 def predict_logits(model, dataset, batch_size: int, device,

@@ -13,5 +13,5 @@ with logged(snakemake.log[0], snakemake.rule):
         threads=snakemake.threads, augmentations=m["augmentations"], method=m["method"],
         metrics_path=inp.metrics, gpu_slots=how.runtime["gpu_slots"],
         expected=m["expected"], mask_path=inp.get("mask"), runtime=how.runtime,
-        logits_dtype=m.get("logits_dtype", "float32"),
+        logits_dtype=m.get("logits_dtype", "float32"), sensitivity=m.get("sensitivity"),
     )

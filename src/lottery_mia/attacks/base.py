@@ -138,18 +138,25 @@ class AttackKind:
     extends: str | None = None
     # True: reads AttackData.inputs and the target's rows outside the attack sample
     needs_inputs: bool = False
+    # True: reads the confidence tables' sensitivity column (confidences.sensitivity), on
+    # the target and its references
+    needs_sensitivity: bool = False
 
     def cannot_run(self, settings: dict | None, n_references: int,
-                   with_parent: bool = True, with_inputs: bool = True) -> str | None:
+                   with_parent: bool = True, with_inputs: bool = True,
+                   with_sensitivity: bool = True) -> str | None:
         """Why this attack cannot run with ``settings``, ``n_references`` references,
-        (``with_parent``) the target's dense parent and (``with_inputs``) the rows' input
-        features."""
+        (``with_parent``) the target's dense parent, (``with_inputs``) the rows' input
+        features and (``with_sensitivity``) the tables' sensitivity column."""
         if self.needs_parent and not with_parent:
             return ("needs the dense parent of the pruned target (a pair attack compares "
                     "the two networks' confidences on each row)")
         if self.needs_inputs and not with_inputs:
             return ("needs the inputs of the rows (the pipeline's input_features job) and "
                     "public non-members outside the attack sample")
+        if self.needs_sensitivity and not with_sensitivity:
+            return ("needs each row's sensitivity to input noise in the target's and the "
+                    "references' tables (the pipeline's scoring job: confidences.sensitivity)")
         if self.needs_references and not n_references:
             return "needs reference models (references)"
         return self.references_problem(settings, n_references) \
@@ -162,12 +169,13 @@ ATTACKS: Registry[AttackKind] = Registry("attack", "attack.models")
 def register_attack(name: str, *, kind: str, description: str, estimator: str | None = None,
                     defaults: dict | None = None, needs_references: bool = False,
                     references_problem: Callable | None = None, needs_parent: bool = False,
-                    extends: str | None = None, needs_inputs: bool = False):
+                    extends: str | None = None, needs_inputs: bool = False,
+                    needs_sensitivity: bool = False):
     def deco(factory):
         ATTACKS.register(name, AttackKind(name, kind, factory, description, estimator,
                                           dict(defaults or {}), needs_references,
                                           references_problem, needs_parent, extends,
-                                          needs_inputs))
+                                          needs_inputs, needs_sensitivity))
         return factory
     return deco
 

@@ -1,8 +1,8 @@
 """A reference model's rows as the reference attacks read them, without its n x C logits.
 
 LiRA reads one scaled logit per row and view, RMIA one log-probability of the true class per
-row, and the shadow attack the confidence vectors of at most ``max_rows`` rows it samples by
-inclusion alone. Holding every reference's full table instead costs K x n x C floats: at
+row, and the shadow attacks (the shadow MLP, SAMIA) the confidence vectors (and SAMIA the
+sensitivities) of at most ``max_rows`` rows they sample by inclusion alone. Holding every reference's full table instead costs K x n x C floats: at
 ImageNet's scale (K = 16 references, 50k attack rows and as many population rows, 1000
 classes) 6.4 GB of float32 logits, before any attack runs. A :class:`ReferenceRows` keeps the
 per-row statistics (computed exactly as from the table) and reads the logits of the rows an
@@ -47,16 +47,21 @@ class ReferenceRows:
     def scaled_logit_views(self) -> np.ndarray:
         return self.phi_views
 
+    def _source_table(self) -> ConfidenceTable:
+        return self.source if isinstance(self.source, ConfidenceTable) \
+            else read_confidences(self.source)
+
     def logits_at(self, rows) -> np.ndarray:
         """The logits (float32, len(rows) x C) of these rows, read back from the source."""
         rows = np.asarray(rows, dtype=np.int64)
-        table = self.source if isinstance(self.source, ConfidenceTable) \
-            else read_confidences(self.source)
-        return np.ascontiguousarray(table.logits[self.positions[rows]])
+        return np.ascontiguousarray(self._source_table().logits[self.positions[rows]])
 
     def take(self, rows) -> ConfidenceTable:
-        """These rows (positions in this object) as a confidence table: what the shadow
-        attack computes its features from."""
+        """These rows (positions in this object) as a confidence table, with the source's
+        sensitivity when it has one: what the shadow attacks compute their features from."""
         rows = np.asarray(rows, dtype=np.int64)
-        return ConfidenceTable.from_logits(self.sample_id[rows], self.label[rows],
-                                           self.member[rows], self.logits_at(rows))
+        table, at = self._source_table(), self.positions[rows]
+        return ConfidenceTable.from_logits(
+            self.sample_id[rows], self.label[rows], self.member[rows],
+            np.ascontiguousarray(table.logits[at]), table.metadata,
+            sensitivity=None if table.sensitivity is None else table.sensitivity[at])

@@ -72,42 +72,8 @@ class ShadowMLP:
             raise ValueError(first) from None
 
     def training_set(self, data: AttackData) -> tuple[np.ndarray, np.ndarray]:
-        inc = check_references(data, NAME)
-        # blocks of rows: each reference on the sample's rows, then on the population rows
-        # not already among them; (reference, its row positions, IN flags)
-        blocks = [(r, np.arange(len(r)), inc[k]) for k, r in enumerate(data.references)]
-        if data.population is not None and data.population_references:
-            pop_in = np.asarray(data.population_in, dtype=bool)
-            if pop_in.shape != (len(data.population_references), len(data.population)):
-                raise ValueError(f"attack {NAME!r}: population_in does not match the "
-                                 "population references and rows")
-            new = ~np.isin(data.population.sample_id, data.target.sample_id)  # not twice
-            if new.any():
-                blocks += [(r, np.flatnonzero(new), pop_in[k, new])
-                           for k, r in enumerate(data.population_references)]
-        y = np.concatenate([b[2] for b in blocks]).astype(int)
-        rng = np.random.default_rng(self.seed)
-        pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-        if len(pos) == 0 or len(neg) == 0:
-            raise ValueError(f"attack {NAME!r}: the references need both IN and OUT rows")
-        per_class = min(len(pos), len(neg))
-        if self.max_rows is not None:
-            per_class = min(per_class, self.max_rows // 2)
-        keep = np.concatenate([rng.choice(pos, per_class, replace=False),
-                               rng.choice(neg, per_class, replace=False)])
-        keep = rng.permutation(keep)
-        # the features of the kept rows only, a reference at a time (never K x n x C)
-        starts = np.cumsum([0] + [len(b[1]) for b in blocks])
-        which = np.searchsorted(starts, keep, side="right") - 1
-        x = None
-        for b in np.unique(which):
-            at = np.flatnonzero(which == b)
-            ref, rows, _ = blocks[b]
-            feats = attack_features(ref.take(rows[keep[at] - starts[b]]), self.features)
-            if x is None:
-                x = np.empty((len(keep), feats.shape[1]), dtype=feats.dtype)
-            x[at] = feats
-        return x, y[keep]
+        return shadow_training_set(data, NAME, self.seed, self.max_rows,
+                                   lambda t: attack_features(t, self.features))
 
     def fit_score(self, data: AttackData) -> AttackScores:
         from sklearn.exceptions import ConvergenceWarning
@@ -126,6 +92,50 @@ class ShadowMLP:
                 "n_references": len(data.references), "shadow_rows": int(len(y)),
                 "shadow_train_accuracy": shadow_acc}
         return AttackScores(score.astype(np.float64), self.threshold, info)
+
+
+def shadow_training_set(data: AttackData, name: str, seed: int, max_rows: int | None,
+                        featurize) -> tuple[np.ndarray, np.ndarray]:
+    """The shadow attacks' training rows: every reference's rows of the attack sample, then
+    of the population rows not among them, each labelled with the reference's inclusion
+    (IN = 1), balanced by down-sampling the larger class (seeded) to at most ``max_rows``;
+    ``featurize(table) -> (rows, F)`` turns the kept rows' confidence table (read back one
+    reference at a time: never K x n x C) into features. Returns (features, labels)."""
+    inc = check_references(data, name)
+    # blocks of rows: each reference on the sample's rows, then on the population rows
+    # not already among them; (reference, its row positions, IN flags)
+    blocks = [(r, np.arange(len(r)), inc[k]) for k, r in enumerate(data.references)]
+    if data.population is not None and data.population_references:
+        pop_in = np.asarray(data.population_in, dtype=bool)
+        if pop_in.shape != (len(data.population_references), len(data.population)):
+            raise ValueError(f"attack {name!r}: population_in does not match the "
+                             "population references and rows")
+        new = ~np.isin(data.population.sample_id, data.target.sample_id)  # not twice
+        if new.any():
+            blocks += [(r, np.flatnonzero(new), pop_in[k, new])
+                       for k, r in enumerate(data.population_references)]
+    y = np.concatenate([b[2] for b in blocks]).astype(int)
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    if len(pos) == 0 or len(neg) == 0:
+        raise ValueError(f"attack {name!r}: the references need both IN and OUT rows")
+    per_class = min(len(pos), len(neg))
+    if max_rows is not None:
+        per_class = min(per_class, max_rows // 2)
+    keep = np.concatenate([rng.choice(pos, per_class, replace=False),
+                           rng.choice(neg, per_class, replace=False)])
+    keep = rng.permutation(keep)
+    starts = np.cumsum([0] + [len(b[1]) for b in blocks])
+    which = np.searchsorted(starts, keep, side="right") - 1
+    x = None
+    for b in np.unique(which):
+        at = np.flatnonzero(which == b)
+        ref, rows, _ = blocks[b]
+        feats = featurize(ref.take(rows[keep[at] - starts[b]]))
+        if x is None:
+            x = np.empty((len(keep), feats.shape[1]), dtype=feats.dtype)
+        x[at] = feats
+    return x, y[keep]
 
 
 @register_attack(NAME, kind="reference", needs_references=True,

@@ -398,14 +398,15 @@ def plan_attacks(attacks, n_references: int, attack_settings: dict) -> tuple[lis
     from ..attacks import ATTACKS
 
     # the audit attacks one model's table: the pair attacks (a pruned network and its
-    # dense parent) and the quantile attack (the rows' inputs) are not among its attacks,
-    # and asking for one is an error saying why
+    # dense parent), the quantile attack (the rows' inputs) and SAMIA (the rows' sensitivity
+    # to input noise) are not among its attacks, and asking for one is an error saying why
     ordered = [n for kind in KIND_ORDER for n, a in ATTACKS.items() if a.kind == kind
-               and not a.needs_parent and not a.needs_inputs]
+               and not a.needs_parent and not a.needs_inputs and not a.needs_sensitivity]
 
     def why_not(name: str) -> str | None:  # each attack's own constraints
         return ATTACKS[name].cannot_run(attack_settings.get(name), n_references,
-                                        with_parent=False, with_inputs=False)
+                                        with_parent=False, with_inputs=False,
+                                        with_sensitivity=False)
 
     if attacks is None:
         skipped = {n: r for n in ordered if (r := why_not(n))}

@@ -176,6 +176,16 @@ class Pruning(BaseModel):
                 raise ConfigError(str(err)) from None
 
 
+class Sensitivity(Section):
+    """SAMIA's sensitivity features (Yuan & Zhang 2022), scored only on the models an attack
+    that reads them runs on (``samia`` in references.attacks) and on their references."""
+
+    draws: int = Field(10, ge=1, description="noisy forward passes per image (the paper: 10)")
+    epsilon: float = Field(1e-3, gt=0, allow_inf_nan=False, description="scale of the "
+                           "Gaussian input noise (the paper: 1e-3)")
+    seed: Seed = Field(0, description="seed of the noise (the same for every model)")
+
+
 class Confidences(Section):
     """How models are scored."""
 
@@ -185,6 +195,8 @@ class Confidences(Section):
     logits_dtype: Literal["float32", "float16", "bfloat16"] = Field(
         "float32", description="how confidence tables store the logits: float32, or half "
         "the size as float16 / bfloat16 (scores are derived in float64 either way)")
+    sensitivity: Sensitivity = Field(default_factory=Sensitivity, description="SAMIA's "
+                                     "per-class sensitivity to input noise, where samia runs")
 
 
 class Attack(BaseModel):

@@ -370,7 +370,17 @@ class Plan(ReportPlan):
             # only when not the default, so the tables already scored keep their params
             **({"logits_dtype": self.cfg.confidences.logits_dtype}
                if self.cfg.confidences.logits_dtype != "float32" else {}),
+            **({"sensitivity": self.cfg.confidences.sensitivity.model_dump()}
+               if self.needs_sensitivity(model) else {}),
         })
+
+    def needs_sensitivity(self, model: ModelKey) -> bool:
+        """Whether ``model``'s table must hold SAMIA's sensitivity: an attack that reads it
+        runs on the model, or on the targets it is a reference of (the same grid)."""
+        from ..attacks import ATTACKS
+
+        return self.in_reference_grid(model) and any(
+            ATTACKS[n].needs_sensitivity for n in self.reference_attacks)
 
     def attack_params(self, model: ModelKey) -> dict:
         """A fit-attack job: the attacks it runs on this model, their settings, its seed,
