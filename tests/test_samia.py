@@ -217,3 +217,16 @@ def test_the_audit_does_not_run_samia_and_says_why_when_asked():
     assert "samia" not in names and "lira_online" in names
     with pytest.raises(AuditInputError, match="sensitivity"):
         plan_attacks(["samia"], 4, {})
+
+
+def test_tokens_built_in_chunks_equal_tokens_built_at_once(monkeypatch):
+    import lottery_mia.attacks.samia as samia
+
+    rng = np.random.default_rng(4)
+    t = ConfidenceTable.from_logits(np.arange(50), rng.integers(0, 30, 50), [True] * 50,
+                                    rng.normal(size=(50, 30)),
+                                    sensitivity=rng.random((50, 30)))
+    whole = samia_tokens(t, tokens=6)
+    monkeypatch.setattr(samia, "TOKEN_CHUNK", 7)
+    np.testing.assert_array_equal(samia_tokens(t, tokens=6), whole)
+    assert whole.shape == (50, 18)

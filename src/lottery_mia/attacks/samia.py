@@ -81,28 +81,42 @@ def _settings(settings: dict | None) -> dict:
     return s
 
 
+TOKEN_CHUNK = 4096  # rows whose tokens are built at once (bounds the n x C temporaries)
+
+
 def samia_tokens(table, tokens: int | None) -> np.ndarray:
     """(rows, 3L) float32: the rows' tokens as the paper flattens them, [p_1..p_L, s_1..s_L,
     onehot_1..onehot_L]: every class in class order when the table has at most ``tokens``
     classes (or ``tokens`` is None), else the true class and the ``tokens`` - 1 most
-    probable others, in decreasing probability."""
+    probable others, in decreasing probability. Built ``TOKEN_CHUNK`` rows at a time: the
+    softmax and the ranking of a chunk are its only n x C temporaries (at ImageNet's 100k
+    scored rows and 1000 classes, all at once they would be gigabytes)."""
     if table.sensitivity is None:
         raise ValueError(f"a confidence table of {table.metadata.get('dataset', '?')} "
                          f"{NO_SENSITIVITY}")
+    n, c = table.logits.shape
+    length = c if tokens is None or c <= tokens else tokens
+    out = np.empty((n, 3 * length), dtype=np.float32)
+    for start in range(0, n, TOKEN_CHUNK):
+        part = table.take(np.arange(start, min(start + TOKEN_CHUNK, n)))
+        out[start:start + len(part)] = _tokens(part, length)
+    return out
+
+
+def _tokens(table, length: int) -> np.ndarray:
     p = table.softmax
     n, c = p.shape
     rows = np.arange(n)[:, None]
-    if tokens is None or c <= tokens:
+    if length == c:
         cls = np.broadcast_to(np.arange(c), (n, c))
     else:
         others = p.copy()
         others[np.arange(n), table.label] = -1.0  # the true class goes first
-        top = np.argpartition(-others, tokens - 1, axis=1)[:, :tokens - 1]
+        top = np.argpartition(-others, length - 1, axis=1)[:, :length - 1]
         top = np.take_along_axis(top, np.argsort(-others[rows, top], axis=1), axis=1)
         cls = np.concatenate([table.label[:, None], top], axis=1)
     onehot = (cls == table.label[:, None]).astype(np.float32)
-    return np.ascontiguousarray(np.concatenate(
-        [p[rows, cls], table.sensitivity[rows, cls], onehot], axis=1), dtype=np.float32)
+    return np.concatenate([p[rows, cls], table.sensitivity[rows, cls], onehot], axis=1)
 
 
 def _network(length: int, s: dict):
