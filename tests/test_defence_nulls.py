@@ -85,6 +85,8 @@ def test_a_defended_network_gives_chance_on_rows_it_never_trained_on(defended_ta
         measured = np.isfinite(tprs[attack])
         mean_auc, mean_tpr = float(np.mean(aucs[attack])), float(np.mean(
             np.asarray(tprs[attack])[measured]))
+        print(f"null of {name}, {attack}: mean AUC {mean_auc:.4f}, mean TPR at 10% FPR "
+              f"{mean_tpr:.4f} ({int(measured.sum())} of {REPETITIONS} measured)")
         assert abs(mean_auc - 0.5) <= 0.01, (name, attack, mean_auc)
         assert measured.sum() >= 10, (name, attack, int(measured.sum()))
         assert mean_tpr <= 0.12, (name, attack, mean_tpr)
