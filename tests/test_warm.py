@@ -210,12 +210,13 @@ def test_the_worker_stops_when_the_run_that_started_it_is_gone(tmp_path):
         sys.path.insert(0, {SRC!r})
         from lottery_mia.jobs import warm
         srv = warm.start({SRC!r}, {str(tmp_path / 'log')!r}, preload=("json",))
-        print(srv.process.pid)
+        print(srv.process.pid, srv.socket_path)
     """))  # exits at once, as a killed snakemake would, without stopping the server
     out = subprocess.run([sys.executable, str(starter)], capture_output=True, text=True,
                          timeout=60, env={k: v for k, v in os.environ.items()
                                           if k != warm.ENV})
-    pid = int(out.stdout)
+    pid, socket_path = out.stdout.split()
+    pid = int(pid)
 
     def exited():
         try:
@@ -225,3 +226,5 @@ def test_the_worker_stops_when_the_run_that_started_it_is_gone(tmp_path):
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
 
     assert wait_for(exited, timeout=30)
+    # and leaves no socket folder behind in the temporary directory
+    assert wait_for(lambda: not os.path.exists(os.path.dirname(socket_path)), timeout=10)

@@ -343,6 +343,20 @@ def serve(socket_path: str, src: str, preload=PRELOAD, parent: int | None = None
             os.close(fd)
         served += 1
     print(f"warm worker: stopping after {served} jobs", flush=True)
+    remove_socket(socket_path)
+
+
+def remove_socket(socket_path: str) -> None:
+    """Remove the socket and its folder (made by :func:`start`): by :meth:`Server.stop`, or
+    by the server itself when the run that started it is gone without stopping it."""
+    for path in (socket_path, socket_path + ".binding"):
+        Path(path).unlink(missing_ok=True)
+    folder = os.path.dirname(socket_path)
+    if os.path.basename(folder).startswith("lmia-warm-"):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass
 
 
 @dataclass
@@ -360,12 +374,7 @@ class Server:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-        for path in (self.socket_path, self.socket_path + ".binding"):
-            Path(path).unlink(missing_ok=True)
-        try:
-            os.rmdir(os.path.dirname(self.socket_path))
-        except OSError:
-            pass
+        remove_socket(self.socket_path)
         if os.environ.get(ENV) == self.socket_path:
             del os.environ[ENV]
 
