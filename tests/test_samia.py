@@ -230,3 +230,38 @@ def test_tokens_built_in_chunks_equal_tokens_built_at_once(monkeypatch):
     monkeypatch.setattr(samia, "TOKEN_CHUNK", 7)
     np.testing.assert_array_equal(samia_tokens(t, tokens=6), whole)
     assert whole.shape == (50, 18)
+
+
+def test_references_are_reduced_without_their_sensitivity_and_read_it_back(tmp_path):
+    """add_references keeps per-row statistics, not the n x C sensitivity; SAMIA's shadow
+    rows read it back from each reference's file."""
+    from lottery_mia.attacks import add_references
+    from lottery_mia.attacks.reference_rows import ReferenceRows
+
+    data = family(0.0, 0.5, seed=5, n_pool=400, n_sample=200, k=2)
+    full = ConfidenceTable.from_logits(
+        np.r_[data.target.sample_id, data.population.sample_id],
+        np.r_[data.target.label, data.population.label],
+        np.r_[data.target.member, data.population.member],
+        np.r_[data.target.logits, data.population.logits],
+        sensitivity=np.r_[data.target.sensitivity, data.population.sensitivity])
+    write_confidences(full, tmp_path / "target.parquet")
+    paths, rows = [], []
+    for k, (ref, pop) in enumerate(zip(data.references, data.population_references)):
+        table = ConfidenceTable.from_logits(
+            np.r_[ref.sample_id, pop.sample_id], np.r_[ref.label, pop.label],
+            np.r_[ref.member, pop.member], np.r_[ref.logits, pop.logits],
+            sensitivity=np.r_[ref.sensitivity, pop.sensitivity])
+        paths.append(tmp_path / f"ref-{k}.parquet")
+        write_confidences(table, paths[-1])
+        rows.append(pd.DataFrame({"reference": k, "sample_id": table.sample_id,
+                                  "included": table.member}))
+    pd.concat(rows).to_parquet(tmp_path / "inclusion.parquet", index=False)
+    expected = data.references[1].sensitivity[:3]
+    fresh = AttackData(target=data.target, sample=data.sample)
+    add_references(fresh, paths, tmp_path / "inclusion.parquet", tmp_path / "target.parquet")
+    assert isinstance(fresh.references[1], ReferenceRows)
+    assert not hasattr(fresh.references[1], "sensitivity")
+    np.testing.assert_array_equal(fresh.references[1].take([0, 1, 2]).sensitivity, expected)
+    out = get_attack("samia").factory({**LIGHT, "epochs": 2}, 0).fit_score(fresh)
+    assert out.info["shadow_rows"] > 0

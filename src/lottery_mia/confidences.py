@@ -331,11 +331,14 @@ def _matrix(table: pa.Table, name: str, path, dtype=np.float32,
     return values.astype(dtype, copy=False).reshape(-1, c)
 
 
-def read_confidences(path: str | Path) -> ConfidenceTable:
+def read_confidences(path: str | Path, sensitivity: bool = True) -> ConfidenceTable:
     """A confidence table (this layout, or the earlier one with stored softmax, loss,
-    predicted class and scaled logit: those columns are not read, the logits give them)."""
+    predicted class and scaled logit: those columns are not read, the logits give them);
+    ``sensitivity`` False leaves SAMIA's n x C sensitivity column unread."""
     try:
         names = pq.read_schema(path).names
+        if not sensitivity:
+            names = [f for f in names if f != "sensitivity"]
         wanted = [f for f in SCHEMA_FIELDS + ["scaled_logit", "scaled_logit_views",
                                               "sensitivity"] if f in names]
         table = pq.read_table(path, columns=wanted)

@@ -122,14 +122,17 @@ def add_references(data: AttackData, reference_paths: list, inclusion_path,
     if reference_seeds is not None and len(reference_seeds) != len(reference_paths):
         raise ValueError(f"{len(reference_seeds)} reference seeds for "
                          f"{len(reference_paths)} reference tables")
-    conf = read_confidences(target_confidences)
+    # the population's rows without the sensitivity column: SAMIA reads the references'
+    # sensitivity back from their files when it samples its shadow rows, and never the
+    # target's on population rows
+    conf = read_confidences(target_confidences, sensitivity=False)
     pop_ids = conf.sample_id[~conf.member]
     # one reference table in memory at a time, reduced to what the attacks read
     # (:mod:`.reference_rows`): K x n statistics, not K x n x C logits
     data.references, data.population_references = [], []
     meta = data.target.metadata
     for k, path in enumerate(reference_paths):
-        ref = read_confidences(path)
+        ref = read_confidences(path, sensitivity=False)  # read back where an attack needs it
         if reference_seeds:
             check_table_identity(ref, {key: meta.get(key) for key in
                                        ("dataset", "arch", "method", "sparsity")}
