@@ -16,6 +16,13 @@ Measured on the code before this rule (every scored row evaluated, IN statistics
 outside the pool; K = 4, 40 repetitions): see the closing note of the issue; at the
 default geometry LiRA online's TPR at 10% FPR was about 0.29.
 
+SAMIA (``samia``) runs at the default geometry only (the audit does not run it): its tables
+also carry a sensitivity column, drawn like the logits from one distribution, and its
+classifier is the default run's (3 layers of width 64, learning rate 0.01) trained 5 epochs
+instead of 20. Its null runs 160 repetitions: its AUC spreads 0.03 from one repetition to
+the next, so over 40 the tolerance of 0.01 is only two standard errors (its first 40 seeds
+gave 0.512, seeds 40-99 0.504 and 100-159 0.498).
+
 Geometries:
 - ``default``: config/config.yaml's digits run: 250 members, 750 non-members, all scored,
   K = 4 (pool 500), attack sample n = 500;
@@ -35,8 +42,10 @@ from lottery_mia.confidences import ConfidenceTable, write_confidences
 from lottery_mia.references import inclusion_matrix, make_inclusion
 
 REFERENCE_ATTACKS = ["lira_online", "lira_offline", "rmia", "shadow_mlp"]
-SETTINGS = {"shadow_mlp": {"hidden_layer_sizes": [16], "max_iter": 100, "max_rows": 4000}}
+SETTINGS = {"shadow_mlp": {"hidden_layer_sizes": [16], "max_iter": 100, "max_rows": 4000},
+            "samia": {"epochs": 5, "lr": 0.01}}
 GEOMETRIES = {"default": (250, 750, 500), "audit": (300, 1497, None)}
+SAMIA_REPETITIONS = 160
 REPETITIONS = 40
 K = 4
 
@@ -59,11 +68,15 @@ def world(members: int, nonmembers: int, sample_size: int | None, seed: int, tmp
     base = rng.normal(2.0, 2.0, n)  # each row's difficulty, shared by every model
     other = rng.normal(0.0, 1.0, (n, classes))
 
+    sens = rng.lognormal(0.0, 0.5, (n, classes))  # each row's sensitivity (SAMIA's input)
+
     def model(trained_on: np.ndarray, name: str) -> str:
         logits = other + rng.normal(0.0, 0.3, (n, classes))
         logits[ids, labels] = base + effect * trained_on + rng.normal(0.0, 1.0, n)
         path = tmp / f"{name}.parquet"
-        write_confidences(ConfidenceTable.from_logits(ids, labels, trained_on, logits), path)
+        write_confidences(ConfidenceTable.from_logits(
+            ids, labels, trained_on, logits,
+            sensitivity=sens * rng.lognormal(0.0, 0.1, (n, classes))), path)
         return path
 
     target = model(member, "target")
@@ -77,14 +90,14 @@ def world(members: int, nonmembers: int, sample_size: int | None, seed: int, tmp
     return add_references(data, refs, tmp / "inclusion.parquet", target)
 
 
-def run_geometry(name: str, tmp_path_factory, effect: float = 0.0, reps: int = REPETITIONS):
+def run_geometry(name: str, tmp_path_factory, effect: float = 0.0, reps: int = REPETITIONS,
+                 attacks: list = REFERENCE_ATTACKS):
     members, nonmembers, n = GEOMETRIES[name]
-    out = {a: [] for a in REFERENCE_ATTACKS}
+    out = {a: [] for a in attacks}
     for rep in range(reps):
         data = world(members, nonmembers, n, rep, tmp_path_factory.mktemp(f"{name}{rep}"),
                      effect=effect)
-        rows, _ = evaluate_attacks(data, REFERENCE_ATTACKS, SETTINGS, seed=rep,
-                                   n_bootstrap=50)
+        rows, _ = evaluate_attacks(data, attacks, SETTINGS, seed=rep, n_bootstrap=50)
         for r in rows:
             out[r["attack"]].append(r)
     return {a: pd.DataFrame(v) for a, v in out.items()}
@@ -95,12 +108,30 @@ def null_geometry(request, tmp_path_factory):
     return request.param, run_geometry(request.param, tmp_path_factory)
 
 
+@pytest.fixture(scope="module")
+def samia_null(tmp_path_factory):
+    return run_geometry("default", tmp_path_factory, reps=SAMIA_REPETITIONS,
+                        attacks=["samia"])["samia"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("attack", REFERENCE_ATTACKS)
 def test_reference_attacks_are_at_chance_without_membership(null_geometry, attack):
     geometry, runs = null_geometry
-    r = runs[attack]
-    what = f"{attack} at the {geometry} geometry"
+    assert_chance(runs[attack], f"{attack} at the {geometry} geometry")
+
+
+@pytest.mark.slow
+def test_samia_is_at_chance_without_membership_at_the_default_geometry(samia_null):
+    r = samia_null
+    print(f"samia null, default geometry, {len(r)} repetitions: mean AUC {r['auc'].mean():.4f}, "
+          f"balanced accuracy {r['balanced_accuracy'].mean():.4f}, TPR at 10% FPR "
+          f"{r['tpr_at_fpr_0.1'].mean():.4f}, at 1% {r['tpr_at_fpr_0.01'].mean():.4f}")
+    assert_chance(r, "samia at the default geometry")
+    assert (samia_null["n_unjudged"] == 1000 - 500).all()  # judged: the pool rows only
+
+
+def assert_chance(r: pd.DataFrame, what: str) -> None:
     assert abs(r["auc"].mean() - 0.5) <= 0.01, (what, r["auc"].mean())
     assert abs(r["balanced_accuracy"].mean() - 0.5) <= 0.02, \
         (what, r["balanced_accuracy"].mean())
@@ -126,6 +157,7 @@ def test_only_rows_the_references_can_judge_are_evaluated(null_geometry):
 
 @pytest.mark.slow
 def test_reference_attacks_find_a_real_effect_on_the_rows_they_judge(tmp_path_factory):
-    runs = run_geometry("default", tmp_path_factory, effect=1.5, reps=3)
-    for attack in ("lira_online", "lira_offline", "rmia"):
+    runs = run_geometry("default", tmp_path_factory, effect=1.5, reps=3,
+                        attacks=REFERENCE_ATTACKS + ["samia"])
+    for attack in ("lira_online", "lira_offline", "rmia", "samia"):
         assert runs[attack]["auc"].mean() > 0.6, (attack, runs[attack]["auc"].mean())
