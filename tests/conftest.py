@@ -180,6 +180,34 @@ def trained_digits(tmp_path_factory):
     return {"dir": d, "data": data, "recipe": recipe}
 
 
+def family_attack_data(labels, half, model, k: int, n_sample: int, seed: int):
+    """The AttackData of a synthetic family of models on one pool of rows (ids 0..n-1 with
+    ``labels``), as a fit-attack job sees it: the target trains on ``half()``, an attack
+    sample of ``n_sample`` rows is drawn by the pipeline's sampler, ``k`` references train on
+    their own ``half()``; ``model(inclusion)`` is a model's confidence table on every row.
+    The population is the target's non-members outside the sample."""
+    import pandas as pd
+
+    from lottery_mia.attack_samples import make_attack_sample
+    from lottery_mia.attacks import AttackData
+
+    rows = np.arange(len(labels))
+    member = half()
+    membership = pd.DataFrame({"sample_id": rows, "pool": "all", "pool_index": rows,
+                               "label": labels, "member": member, "scored": True})
+    sample = make_attack_sample(membership, n_sample, seed)
+    ids = sample["sample_id"].to_numpy()
+    pop_ids = np.setdiff1d(rows[~member], ids)
+    target = model(member)
+    ref_in = np.stack([half() for _ in range(k)])
+    refs = [model(inc) for inc in ref_in]
+    return AttackData(target=target.rows(ids), sample=sample,
+                      references=[r.rows(ids) for r in refs], reference_in=ref_in[:, ids],
+                      population=target.rows(pop_ids),
+                      population_references=[r.rows(pop_ids) for r in refs],
+                      population_in=ref_in[:, pop_ids])
+
+
 def have(cmd: str) -> bool:
     return shutil.which(cmd) is not None
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import family_attack_data
 from lottery_mia.attack_samples import make_attack_sample
 from lottery_mia.attacks import ATTACKS, AttackData, get_attack
 from lottery_mia.confidences import ConfidenceTable
@@ -46,20 +47,7 @@ def family(delta: float, seed: int, *, n_pool: int = 2000, k: int = 16, classes:
         logits[rows, labels] = base + delta * inc + rng.normal(0.0, noise_sd, n_pool)
         return ConfidenceTable.from_logits(rows, labels, inc, logits)
 
-    member = half()
-    membership = pd.DataFrame({"sample_id": rows, "pool": "all", "pool_index": rows,
-                               "label": labels, "member": member, "scored": True})
-    sample = make_attack_sample(membership, n_sample, seed)
-    ids = sample["sample_id"].to_numpy()
-    pop_ids = np.setdiff1d(rows[~member], ids)
-    target = model(member)
-    ref_in = np.stack([half() for _ in range(k)])
-    refs = [model(inc) for inc in ref_in]
-    return AttackData(target=target.rows(ids), sample=sample,
-                      references=[r.rows(ids) for r in refs], reference_in=ref_in[:, ids],
-                      population=target.rows(pop_ids),
-                      population_references=[r.rows(pop_ids) for r in refs],
-                      population_in=ref_in[:, pop_ids])
+    return family_attack_data(labels, half, model, k, n_sample, seed)
 
 
 def run(data: AttackData, name: str, seed: int = 0, settings: dict | None = None):
