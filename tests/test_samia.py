@@ -219,11 +219,22 @@ def test_tokens_built_in_chunks_equal_tokens_built_at_once(monkeypatch):
     assert whole.shape == (50, 18)
 
 
-def test_references_are_reduced_without_their_sensitivity_and_read_it_back(tmp_path):
-    """add_references keeps per-row statistics, not the n x C sensitivity; SAMIA's shadow
-    rows read it back from each reference's file."""
+def test_references_are_reduced_without_their_sensitivity_and_read_it_back(tmp_path,
+                                                                          monkeypatch):
+    """add_references keeps per-row statistics, not the n x C sensitivity (it never decodes
+    the column); SAMIA's shadow rows read it back from each reference's file."""
+    import lottery_mia.attacks as attacks
     from lottery_mia.attacks import add_references
     from lottery_mia.attacks.reference_rows import ReferenceRows
+
+    reads = []
+    original = attacks.read_confidences
+
+    def recorded(path, sensitivity=True):
+        reads.append(sensitivity)
+        return original(path, sensitivity=sensitivity)
+
+    monkeypatch.setattr(attacks, "read_confidences", recorded)
 
     data = family(0.0, 0.5, seed=5, n_pool=400, n_sample=200, k=2)
     full = ConfidenceTable.from_logits(
@@ -248,7 +259,7 @@ def test_references_are_reduced_without_their_sensitivity_and_read_it_back(tmp_p
     fresh = AttackData(target=data.target, sample=data.sample)
     add_references(fresh, paths, tmp_path / "inclusion.parquet", tmp_path / "target.parquet")
     assert isinstance(fresh.references[1], ReferenceRows)
-    assert not hasattr(fresh.references[1], "sensitivity")
+    assert reads == [False] * 3  # the target's population rows and the 2 references
     np.testing.assert_array_equal(fresh.references[1].take([0, 1, 2]).sensitivity, expected)
     out = get_attack("samia").factory({**LIGHT, "epochs": 2}, 0).fit_score(fresh)
     assert out.info["shadow_rows"] > 0
